@@ -1,0 +1,684 @@
+//! Ethernet ports: configuration, control and the RX/TX bursts.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+use std::hint::spin_loop;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::eal;
+use crate::error::{libc_errno, Error, Result};
+use crate::mbuf::{Mbuf, Mempool, PoolInner, HEADROOM};
+use crate::sys;
+
+const MAX_PORTS: usize = sys::RTE_MAX_ETHPORTS as usize;
+
+/// One queue's "somebody is bursting" flag, alone on its cache line so lcores
+/// polling different queues never share a line.
+#[repr(align(64))]
+struct QueueLock(AtomicBool);
+
+impl QueueLock {
+    fn try_lock(&self) -> bool {
+        !self.0.swap(true, Ordering::Acquire)
+    }
+
+    fn lock(&self) {
+        while !self.try_lock() {
+            spin_loop();
+        }
+    }
+
+    fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// The queues of a configured port. A burst takes its queue's lock for the
+/// duration of the driver call, so two threads can never run the driver's
+/// (single-threaded) burst on one queue at once, and an out-of-range queue id
+/// never reaches the driver. Tables are never freed: a reconfigured or closed
+/// port's table is retired (all locks taken forever) and leaked.
+struct QueueTable {
+    rx: Box<[QueueLock]>,
+    tx: Box<[QueueLock]>,
+}
+
+impl QueueTable {
+    fn new(rx: u16, tx: u16) -> QueueTable {
+        let mk = |n: u16| (0..n).map(|_| QueueLock(AtomicBool::new(false))).collect();
+        QueueTable {
+            rx: mk(rx),
+            tx: mk(tx),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &QueueLock> {
+        self.rx.iter().chain(self.tx.iter())
+    }
+}
+
+static QUEUES: [AtomicPtr<QueueTable>; MAX_PORTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_PORTS];
+
+/// Serialises the (not thread-safe) ethdev control path across threads.
+static CONTROL: Mutex<()> = Mutex::new(());
+
+/// Pools ports receive into, kept alive until the port is closed.
+static PORT_POOLS: Mutex<BTreeMap<u16, Arc<PoolInner>>> = Mutex::new(BTreeMap::new());
+
+fn queue_table(port: u16) -> Option<&'static QueueTable> {
+    let p = QUEUES.get(usize::from(port))?.load(Ordering::Acquire);
+    // SAFETY: non-null table pointers come from Box::into_raw and are never
+    // freed, so they are valid for 'static.
+    unsafe { p.as_ref() }
+}
+
+/// Detaches the port's table (bursts on it return 0 from now on) and waits
+/// for every in-flight burst to finish.
+fn retire_queues(port: u16) {
+    let Some(slot) = QUEUES.get(usize::from(port)) else {
+        return;
+    };
+    let old = slot.swap(ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: as in queue_table: never freed.
+    if let Some(t) = unsafe { old.as_ref() } {
+        t.all().for_each(QueueLock::lock);
+    }
+}
+
+/// Runs `f` with every queue of the port locked (no burst in flight).
+fn with_queues_quiesced<T>(port: u16, f: impl FnOnce() -> T) -> T {
+    match queue_table(port) {
+        Some(t) => {
+            t.all().for_each(QueueLock::lock);
+            let r = f();
+            t.all().for_each(QueueLock::unlock);
+            r
+        }
+        None => f(),
+    }
+}
+
+/// Static capabilities of a port (`rte_eth_dev_info_get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevInfo {
+    /// PMD name, e.g. `net_null`.
+    pub driver: String,
+    /// Maximum number of RX queues.
+    pub max_rx_queues: u16,
+    /// Maximum number of TX queues.
+    pub max_tx_queues: u16,
+    /// Supported RSS hash functions (`RTE_ETH_RSS_*` bits).
+    pub rss_offloads: u64,
+    /// IPv4 header checksum offload on transmit.
+    pub tx_ipv4_cksum: bool,
+    /// TCP checksum offload on transmit.
+    pub tx_tcp_cksum: bool,
+    /// UDP checksum offload on transmit.
+    pub tx_udp_cksum: bool,
+    /// Largest MTU the port accepts.
+    pub max_mtu: u16,
+}
+
+/// What to configure on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Number of RX queues (at least 1).
+    pub rx_queues: u16,
+    /// Number of TX queues (at least 1).
+    pub tx_queues: u16,
+    /// RX ring size per queue (adjusted to the driver's limits).
+    pub rx_desc: u16,
+    /// TX ring size per queue (adjusted to the driver's limits).
+    pub tx_desc: u16,
+    /// MTU; 0 keeps the driver default (1500). Frames must fit in one mbuf.
+    pub mtu: u16,
+    /// Ask for RSS over IP/TCP/UDP (used only with more than one RX queue).
+    pub rss: bool,
+    /// Ask for IPv4/TCP/UDP transmit checksum offload.
+    pub tx_cksum_offload: bool,
+    /// NUMA socket for the queues ([`crate::SOCKET_ID_ANY`] for any).
+    pub socket: i32,
+}
+
+impl Default for PortConfig {
+    fn default() -> PortConfig {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: 0,
+            rss: false,
+            tx_cksum_offload: false,
+            socket: crate::SOCKET_ID_ANY,
+        }
+    }
+}
+
+/// What `Port::configure` actually enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSetup {
+    /// RSS is on (more than one RX queue and the port supports it).
+    pub rss: bool,
+    /// IPv4 + TCP + UDP transmit checksum offload is on (all three supported).
+    pub tx_cksum_offload: bool,
+}
+
+/// Link state (`rte_eth_link_get_nowait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Link {
+    /// Link is up.
+    pub up: bool,
+    /// Speed in Mbit/s (0 if unknown).
+    pub speed_mbps: u32,
+}
+
+/// Basic port counters (`rte_eth_stats_get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// RX packets dropped by the hardware (RX queues full).
+    pub imissed: u64,
+    /// Erroneous received packets.
+    pub ierrors: u64,
+    /// Failed transmits.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// An Ethernet port id. Cheap to copy and share between lcores.
+///
+/// Each RX / TX queue must be polled by one lcore at a time; a burst that
+/// finds its queue busy on another thread, or a queue id that was not
+/// configured, returns 0 instead of racing in the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Port {
+    id: u16,
+}
+
+impl Port {
+    /// Looks a port up by device name: a vdev's name is its `--vdev` argument
+    /// up to the first `,` (anything from a `,` on is ignored here), a PCI
+    /// device's is its address, e.g. `0000:3b:00.0`.
+    pub fn by_name(name: &str) -> Result<Port> {
+        const OP: &str = "rte_eth_dev_get_port_by_name";
+        if !eal::running() {
+            return Err(Error::no_eal(OP));
+        }
+        let name = name.split(',').next().unwrap_or(name).trim();
+        let cname = CString::new(name).map_err(|_| Error::invalid(OP, "name contains NUL"))?;
+        let mut id = 0u16;
+        // SAFETY: EAL running; valid C string and out pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if ret < 0 {
+            return Err(Error::new(
+                OP,
+                libc_errno::ENODEV,
+                format!(
+                    "no ethdev port named {name:?} ({})",
+                    crate::error::strerror(-ret)
+                ),
+            ));
+        }
+        Ok(Port { id })
+    }
+
+    /// The port for `id`, if such a port exists.
+    pub fn from_id(id: u16) -> Result<Port> {
+        let p = Port { id };
+        p.valid("rte_eth_dev_is_valid_port")?;
+        Ok(p)
+    }
+
+    /// The DPDK port id.
+    #[inline]
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Number of usable ports (`rte_eth_dev_count_avail`); 0 without EAL.
+    pub fn count() -> u16 {
+        if !eal::running() {
+            return 0;
+        }
+        // SAFETY: EAL is running; plain query.
+        unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// Checks the port and takes the control-path lock.
+    fn control(&self, op: &'static str) -> Result<MutexGuard<'static, ()>> {
+        let guard = CONTROL.lock().unwrap_or_else(PoisonError::into_inner);
+        self.valid(op)?;
+        Ok(guard)
+    }
+
+    fn valid(&self, op: &'static str) -> Result<()> {
+        if !eal::running() {
+            return Err(Error::no_eal(op));
+        }
+        // SAFETY: EAL running; validates any id.
+        if unsafe { sys::rte_eth_dev_is_valid_port(self.id) } == 0 {
+            return Err(Error::new(
+                op,
+                libc_errno::ENODEV,
+                format!("invalid port {}", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Needs the control lock held by the caller.
+    fn raw_info(&self) -> Result<sys::rte_eth_dev_info> {
+        const OP: &str = "rte_eth_dev_info_get";
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port; `info` is a properly sized out struct.
+        Error::check(OP, unsafe { sys::rte_eth_dev_info_get(self.id, &mut info) })?;
+        Ok(info)
+    }
+
+    /// Driver name and capabilities.
+    pub fn info(&self) -> Result<DevInfo> {
+        let _guard = self.control("rte_eth_dev_info_get")?;
+        let info = self.raw_info()?;
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-null driver_name points to the driver's static
+            // NUL-terminated name.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let capa = info.tx_offload_capa;
+        let off = tx_offloads();
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            rss_offloads: info.flow_type_rss_offloads,
+            tx_ipv4_cksum: capa & off.ipv4 != 0,
+            tx_tcp_cksum: capa & off.tcp != 0,
+            tx_udp_cksum: capa & off.udp != 0,
+            max_mtu: info.max_mtu,
+        })
+    }
+
+    /// Configures the (stopped) port and sets up its queues, receiving into
+    /// `pool`. The pool is kept alive by the port until [`Port::close`].
+    ///
+    /// RSS over IP/TCP/UDP (masked by what the port supports) is enabled only
+    /// if requested, `rx_queues > 1` and the port supports some of it; TX
+    /// checksum offload only if requested and IPv4, TCP and UDP checksums are
+    /// all supported. Descriptor counts are adjusted to the driver's limits.
+    /// Scatter RX is never enabled, so the MTU (plus Ethernet header and CRC)
+    /// must fit in one mbuf of `pool`.
+    pub fn configure(&self, cfg: &PortConfig, pool: &Mempool) -> Result<PortSetup> {
+        const OP: &str = "rte_eth_dev_configure";
+        let _guard = self.control(OP)?;
+        let info = self.raw_info()?;
+        if cfg.rx_queues == 0 || cfg.rx_queues > info.max_rx_queues {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "rx_queues {} not in 1..={}",
+                    cfg.rx_queues, info.max_rx_queues
+                ),
+            ));
+        }
+        if cfg.tx_queues == 0 || cfg.tx_queues > info.max_tx_queues {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "tx_queues {} not in 1..={}",
+                    cfg.tx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        let mtu = if cfg.mtu == 0 { 1500 } else { cfg.mtu };
+        let frame = u32::from(mtu) + sys::RTE_ETHER_HDR_LEN + sys::RTE_ETHER_CRC_LEN;
+        let room = u32::from(pool.data_room()).saturating_sub(u32::from(HEADROOM));
+        if frame > room {
+            return Err(Error::invalid(
+                OP,
+                format!("MTU {mtu} needs {frame}-byte buffers but the pool has {room}; scatter is not supported"),
+            ));
+        }
+
+        let mut conf = sys::rte_eth_conf::default();
+        conf.rxmode.mtu = u32::from(mtu);
+        let rss_hf = rss_ip_tcp_udp() & info.flow_type_rss_offloads;
+        let rss = cfg.rss && cfg.rx_queues > 1 && rss_hf != 0;
+        if rss {
+            conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = ptr::null_mut();
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        } else {
+            conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_NONE;
+        }
+        conf.txmode.mq_mode = sys::RTE_ETH_MQ_TX_NONE;
+        let off = tx_offloads();
+        let want = off.ipv4 | off.tcp | off.udp;
+        let cksum = cfg.tx_cksum_offload && info.tx_offload_capa & want == want;
+        if cksum {
+            conf.txmode.offloads |= want;
+        }
+
+        // No burst may run while the queues are torn down and rebuilt.
+        retire_queues(self.id);
+        // SAFETY: valid port; `conf` is a fully initialised rte_eth_conf that
+        // DPDK copies; the port's bursts are quiesced (retire_queues).
+        let ret =
+            unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        Error::check(OP, ret)?;
+
+        let (mut nb_rx, mut nb_tx) = (cfg.rx_desc, cfg.tx_desc);
+        // SAFETY: valid, configured port; in/out u16 pointers.
+        let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut nb_rx, &mut nb_tx) };
+        Error::check("rte_eth_dev_adjust_nb_rx_tx_desc", ret)?;
+
+        // DPDK's socket_id parameter is unsigned; SOCKET_ID_ANY (-1) is passed
+        // as its two's complement, exactly as C callers do.
+        let socket = cfg.socket as u32;
+        for q in 0..cfg.rx_queues {
+            // SAFETY: configured port, q < rx_queues, NULL rxconf selects the
+            // driver defaults (no scatter), and `pool` is a valid pktmbuf pool
+            // kept alive in PORT_POOLS below for as long as the port uses it.
+            let ret = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    self.id,
+                    q,
+                    nb_rx,
+                    socket,
+                    ptr::null(),
+                    pool.inner().as_ptr(),
+                )
+            };
+            Error::check("rte_eth_rx_queue_setup", ret)?;
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: configured port, q < tx_queues, NULL txconf selects the
+            // driver defaults (port-level offloads apply).
+            let ret =
+                unsafe { sys::rte_eth_tx_queue_setup(self.id, q, nb_tx, socket, ptr::null()) };
+            Error::check("rte_eth_tx_queue_setup", ret)?;
+        }
+
+        PORT_POOLS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.id, Arc::clone(pool.inner()));
+        let table = Box::into_raw(Box::new(QueueTable::new(cfg.rx_queues, cfg.tx_queues)));
+        QUEUES[usize::from(self.id)].store(table, Ordering::Release);
+        Ok(PortSetup {
+            rss,
+            tx_cksum_offload: cksum,
+        })
+    }
+
+    /// Starts the port (`rte_eth_dev_start`).
+    pub fn start(&self) -> Result<()> {
+        const OP: &str = "rte_eth_dev_start";
+        let _guard = self.control(OP)?;
+        // SAFETY: valid port; bursts are quiesced while the fast-path ops are
+        // switched.
+        let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_start(self.id) });
+        Error::check(OP, ret).map(drop)
+    }
+
+    /// Stops the port (`rte_eth_dev_stop`), waiting for in-flight bursts.
+    pub fn stop(&self) -> Result<()> {
+        const OP: &str = "rte_eth_dev_stop";
+        let _guard = self.control(OP)?;
+        // SAFETY: valid port; no burst runs concurrently (quiesced).
+        let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_stop(self.id) });
+        Error::check(OP, ret).map(drop)
+    }
+
+    /// Stops (if needed) and closes the port, releasing its queues and the
+    /// pool it held. The port id is invalid afterwards; errors are ignored.
+    pub fn close(&self) {
+        let Ok(_guard) = self.control("rte_eth_dev_close") else {
+            return;
+        };
+        retire_queues(self.id);
+        // SAFETY: valid port, no burst can run on it any more (retired).
+        let ret = unsafe {
+            sys::rte_eth_dev_stop(self.id);
+            sys::rte_eth_dev_close(self.id)
+        };
+        if ret == 0 {
+            PORT_POOLS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.id);
+        }
+    }
+
+    /// Enables or disables promiscuous mode.
+    pub fn promiscuous(&self, on: bool) -> Result<()> {
+        const OP: &str = "rte_eth_promiscuous_enable";
+        let _guard = self.control(OP)?;
+        // SAFETY: valid port.
+        let ret = unsafe {
+            if on {
+                sys::rte_eth_promiscuous_enable(self.id)
+            } else {
+                sys::rte_eth_promiscuous_disable(self.id)
+            }
+        };
+        Error::check(
+            if on {
+                OP
+            } else {
+                "rte_eth_promiscuous_disable"
+            },
+            ret,
+        )
+        .map(drop)
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        const OP: &str = "rte_eth_macaddr_get";
+        let _guard = self.control(OP)?;
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: valid port; valid out pointer.
+        Error::check(OP, unsafe { sys::rte_eth_macaddr_get(self.id, &mut addr) })?;
+        Ok(addr.addr_bytes)
+    }
+
+    /// Current link state without waiting; down/0 if it cannot be read.
+    pub fn link(&self) -> Link {
+        let Ok(_guard) = self.control("rte_eth_link_get_nowait") else {
+            return Link::default();
+        };
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: valid port; valid out pointer.
+        if unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) } != 0 {
+            return Link::default();
+        }
+        let speed = link.link_speed;
+        Link {
+            up: link.link_status() != 0,
+            speed_mbps: if speed == sys::RTE_ETH_SPEED_NUM_UNKNOWN {
+                0
+            } else {
+                speed
+            },
+        }
+    }
+
+    /// Basic counters.
+    pub fn stats(&self) -> Result<PortStats> {
+        const OP: &str = "rte_eth_stats_get";
+        let _guard = self.control(OP)?;
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port; valid out pointer.
+        Error::check(OP, unsafe { sys::rte_eth_stats_get(self.id, &mut s) })?;
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Receives up to `min(max, out.capacity() - out.len())` packets from RX
+    /// `queue`, appending them to `out`; never allocates or grows `out`.
+    /// Returns how many were received (0 if the queue is not configured or is
+    /// being polled by another thread right now).
+    #[inline]
+    pub fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        let len = out.len();
+        let n = max.min(out.capacity() - len).min(usize::from(u16::MAX));
+        if n == 0 {
+            return 0;
+        }
+        let Some(lock) = queue_table(self.id).and_then(|t| t.rx.get(usize::from(queue))) else {
+            return 0;
+        };
+        if !lock.try_lock() {
+            return 0;
+        }
+        // SAFETY: the queue exists and we hold its lock, so no other thread is
+        // in the driver's RX routine for it. `out` has room for `n` more
+        // elements and Mbuf is a transparent NonNull<rte_mbuf>, so the spare
+        // capacity is a `struct rte_mbuf *` array of length n. The driver
+        // writes `got <= n` owned, non-null mbuf pointers, which become
+        // initialised elements with set_len.
+        unsafe {
+            let dst = out.as_mut_ptr().add(len).cast::<*mut sys::rte_mbuf>();
+            let got = usize::from(sys::sluice_eth_rx_burst(self.id, queue, dst, n as u16));
+            lock.unlock();
+            out.set_len(len + got);
+            got
+        }
+    }
+
+    /// Hands the packets at the front of `pkts` to TX `queue`. The accepted
+    /// ones are removed from the front of the vector (ownership passed to the
+    /// NIC), the rest stay in order. Returns the accepted count; 0 if the
+    /// queue is not configured or busy on another thread. Never allocates.
+    #[inline]
+    pub fn tx_burst(&self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
+        let len = pkts.len();
+        let n = len.min(usize::from(u16::MAX));
+        if n == 0 {
+            return 0;
+        }
+        let Some(lock) = queue_table(self.id).and_then(|t| t.tx.get(usize::from(queue))) else {
+            return 0;
+        };
+        if !lock.try_lock() {
+            return 0;
+        }
+        // SAFETY: queue exists and is locked by us; the first n elements are
+        // owned, valid mbufs laid out as a `struct rte_mbuf *` array (Mbuf is
+        // transparent). The driver takes ownership of the first `sent` and
+        // leaves the rest untouched, so those `sent` elements are forgotten by
+        // shifting the remainder to the front and shortening the vector.
+        unsafe {
+            let base = pkts.as_mut_ptr();
+            let sent = usize::from(sys::sluice_eth_tx_burst(
+                self.id,
+                queue,
+                base.cast::<*mut sys::rte_mbuf>(),
+                n as u16,
+            ));
+            lock.unlock();
+            pkts.set_len(0);
+            ptr::copy(base.add(sent), base, len - sent);
+            pkts.set_len(len - sent);
+            sent
+        }
+    }
+}
+
+/// RTE_ETH_TX_OFFLOAD_{IPV4,TCP,UDP}_CKSUM.
+struct TxOffloads {
+    ipv4: u64,
+    tcp: u64,
+    udp: u64,
+}
+
+fn tx_offloads() -> TxOffloads {
+    // SAFETY: immutable constants defined in the shim.
+    unsafe {
+        TxOffloads {
+            ipv4: sys::sluice_tx_offload_ipv4_cksum,
+            tcp: sys::sluice_tx_offload_tcp_cksum,
+            udp: sys::sluice_tx_offload_udp_cksum,
+        }
+    }
+}
+
+/// RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP.
+fn rss_ip_tcp_udp() -> u64 {
+    // SAFETY: immutable constants defined in the shim.
+    unsafe { sys::sluice_rss_ip | sys::sluice_rss_tcp | sys::sluice_rss_udp }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_constants() {
+        let o = tx_offloads();
+        assert_eq!((o.ipv4, o.udp, o.tcp), (1 << 1, 1 << 2, 1 << 3));
+        let rss = rss_ip_tcp_udp();
+        assert_ne!(rss & (1 << 2), 0, "RTE_ETH_RSS_IPV4");
+        assert_ne!(rss & (1 << 4), 0, "RTE_ETH_RSS_NONFRAG_IPV4_TCP");
+    }
+
+    #[test]
+    fn no_port_without_eal() {
+        assert_eq!(Port::count(), 0);
+        assert_eq!(
+            Port::by_name("net_null0").unwrap_err().code,
+            libc_errno::ENODEV
+        );
+        let p = Port { id: 0 };
+        assert!(p.info().is_err());
+        assert!(p.stats().is_err());
+        assert_eq!(p.link(), Link::default());
+        p.close();
+        let mut v: Vec<Mbuf> = Vec::with_capacity(4);
+        assert_eq!(p.rx_burst(0, &mut v, 4), 0);
+        assert_eq!(p.tx_burst(0, &mut v), 0);
+        let far = Port { id: u16::MAX };
+        assert_eq!(far.rx_burst(0, &mut v, 4), 0);
+    }
+
+    #[test]
+    fn queue_lock() {
+        let l = QueueLock(AtomicBool::new(false));
+        assert!(l.try_lock());
+        assert!(!l.try_lock());
+        l.unlock();
+        assert!(l.try_lock());
+        assert_eq!(std::mem::align_of::<QueueLock>(), 64);
+    }
+
+    fn check_send_sync<T: Send + Sync + Copy>() {}
+
+    #[test]
+    fn port_traits() {
+        check_send_sync::<Port>();
+    }
+}
