@@ -68,6 +68,7 @@ impl Error {
 
 /// errno values used by the wrappers themselves (Linux numbering).
 pub(crate) mod libc_errno {
+    pub const EBUSY: i32 = 16;
     pub const ENODEV: i32 = 19;
     pub const EINVAL: i32 = 22;
     pub const EALREADY: i32 = 114;

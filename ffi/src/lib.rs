@@ -25,6 +25,17 @@
 //! `std::thread`) may still be using a [`Port`] while the [`Eal`] is being
 //! dropped.
 //!
+//! # Drivers
+//!
+//! DPDK is linked as shared libraries (pkg-config `libdpdk`). Poll-mode
+//! drivers are not linked in: `rte_eal_init` `dlopen`s every plugin in the
+//! compiled-in directory `RTE_EAL_PMD_PATH` (Debian 12:
+//! `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0`, which holds net_null,
+//! net_ring, net_af_packet, net_pcap, net_af_xdp, mempool_ring, bus_vdev,
+//! ...). This works because the EAL is loaded as `librte_eal.so.23`. Should
+//! that directory be missing, [`Eal::init`] adds `-d $SLUICE_DPDK_PMD_DIR`
+//! when that variable names a directory; explicit `-d` arguments always work.
+//!
 //! # Packets
 //!
 //! Only single-segment mbufs are used: scatter RX is never enabled, the MTU is

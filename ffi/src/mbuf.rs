@@ -53,9 +53,11 @@ impl Drop for PoolInner {
 
 /// A pool of packet mbufs (`rte_pktmbuf_pool_create`).
 ///
-/// Dropping it frees the pool with `rte_mempool_free`, unless mbufs from it
+/// `Clone` hands out another handle to the same pool (a reference count).
+/// Dropping the last handle frees the pool with `rte_mempool_free`, unless mbufs from it
 /// are still in use or a port configured with it has not been closed; then
 /// the pool is deliberately leaked (freed memory must never be reached).
+#[derive(Clone)]
 pub struct Mempool {
     inner: Arc<PoolInner>,
 }

@@ -62,6 +62,13 @@ impl QueueTable {
 static QUEUES: [AtomicPtr<QueueTable>; MAX_PORTS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; MAX_PORTS];
 
+/// Ports started through `Port::start` and not stopped / closed since.
+static STARTED: [AtomicBool; MAX_PORTS] = [const { AtomicBool::new(false) }; MAX_PORTS];
+
+fn started(port: u16) -> &'static AtomicBool {
+    &STARTED[usize::from(port) % MAX_PORTS]
+}
+
 /// Serialises the (not thread-safe) ethdev control path across threads.
 static CONTROL: Mutex<()> = Mutex::new(());
 
@@ -314,7 +321,7 @@ impl Port {
         })
     }
 
-    /// Configures the (stopped) port and sets up its queues, receiving into
+    /// Configures the port and sets up its queues, receiving into
     /// `pool`. The pool is kept alive by the port until [`Port::close`].
     ///
     /// RSS over IP/TCP/UDP (masked by what the port supports) is enabled only
@@ -323,9 +330,20 @@ impl Port {
     /// all supported. Descriptor counts are adjusted to the driver's limits.
     /// Scatter RX is never enabled, so the MTU (plus Ethernet header and CRC)
     /// must fit in one mbuf of `pool`.
+    ///
+    /// A started port is refused with `EBUSY` (stop it first). While it runs,
+    /// bursts on the port return 0; if configuration fails midway the port
+    /// has no usable queues until a later `configure` succeeds.
     pub fn configure(&self, cfg: &PortConfig, pool: &Mempool) -> Result<PortSetup> {
         const OP: &str = "rte_eth_dev_configure";
         let _guard = self.control(OP)?;
+        if started(self.id).load(Ordering::Acquire) {
+            return Err(Error::new(
+                OP,
+                libc_errno::EBUSY,
+                "port is started; stop it first",
+            ));
+        }
         let info = self.raw_info()?;
         if cfg.rx_queues == 0 || cfg.rx_queues > info.max_rx_queues {
             return Err(Error::invalid(
@@ -433,7 +451,9 @@ impl Port {
         // SAFETY: valid port; bursts are quiesced while the fast-path ops are
         // switched.
         let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_start(self.id) });
-        Error::check(OP, ret).map(drop)
+        Error::check(OP, ret)?;
+        started(self.id).store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Stops the port (`rte_eth_dev_stop`), waiting for in-flight bursts.
@@ -442,7 +462,9 @@ impl Port {
         let _guard = self.control(OP)?;
         // SAFETY: valid port; no burst runs concurrently (quiesced).
         let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_stop(self.id) });
-        Error::check(OP, ret).map(drop)
+        Error::check(OP, ret)?;
+        started(self.id).store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Stops (if needed) and closes the port, releasing its queues and the
@@ -457,6 +479,7 @@ impl Port {
             sys::rte_eth_dev_stop(self.id);
             sys::rte_eth_dev_close(self.id)
         };
+        started(self.id).store(false, Ordering::Release);
         if ret == 0 {
             PORT_POOLS
                 .lock()

@@ -173,6 +173,8 @@ fn smoke() {
         info.tx_ipv4_cksum && info.tx_tcp_cksum && info.tx_udp_cksum
     );
     null0.start().expect("start");
+    let busy = null0.configure(&cfg, &pool).unwrap_err();
+    assert_eq!(busy.code, 16, "configure on a started port: {busy}");
     let mac = null0.mac().expect("mac");
     println!("net_null0 mac {mac:02x?} link {:?}", null0.link());
     assert!(null0.link().up);
