@@ -79,6 +79,9 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .use_core()
         .generate_cstr(true)
+        // DPDK's doc comments contain indented text rustdoc would run as
+        // doctests.
+        .generate_comments(false)
         .layout_tests(true)
         .derive_default(true)
         .prepend_enum_name(false)

@@ -352,6 +352,7 @@ fn smoke() {
     gate.store(true, Ordering::Release);
     assert_eq!(eal.wait_all(), vec![(worker, 7)]);
     // A panicking job is reported, not fatal.
+    println!("(the next panic message is expected)");
     eal.launch(worker, || panic!("expected test panic"))
         .unwrap();
     assert_eq!(eal.wait_all(), vec![(worker, i32::MIN)]);
