@@ -1,3 +1,23 @@
-//! dataplane
+//! Sluice's packet processing, on plain byte buffers.
+//!
+//! Nothing here knows about DPDK: the daemon hands each received frame to a
+//! [`worker::Worker`] through the [`packet::PacketBuf`] trait and acts on the
+//! returned [`worker::Verdict`]. The same code runs in golden-packet tests and
+//! benchmarks on `Vec`-backed buffers.
 
+pub mod fixedmap;
+pub mod neighbor;
+pub mod packet;
+pub mod route;
+pub mod service;
 pub mod session;
+pub mod stats;
+pub mod wire;
+pub mod shared;
+pub mod worker;
+
+mod arp;
+mod icmp;
+mod ipv4;
+pub mod conntrack;
+pub mod nat;

@@ -1,0 +1,238 @@
+//! The run-to-completion loop of one worker lcore: receive a burst on each
+//! port, process it, hand misdirected packets to their owner, transmit,
+//! expire a few sessions, repeat. No locks, no allocation, no system calls
+//! (an idle adaptive worker sleeps, outside the packet path).
+
+use sluice_dataplane::packet::PacketBuf;
+use sluice_dataplane::stats::{self, DropReason, WorkerStats, MAX_PORTS};
+use sluice_dataplane::worker::{Verdict, Worker};
+use sluice_ffi::{Mbuf, Mempool, Port, RingConsumer, RingProducer};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest burst the loop handles (the configured burst is capped to it).
+pub const MAX_BURST: usize = 512;
+/// How far ahead of the packet being processed its successors are prefetched.
+const PREFETCH_AHEAD: usize = 3;
+/// Idle turns before an adaptive worker starts sleeping, and its longest nap.
+const IDLE_SPIN_TURNS: u32 = 200;
+const MAX_NAP_US: u64 = 200;
+
+/// The pipeline's view of an mbuf.
+pub struct MbufPkt<'a>(pub &'a mut Mbuf);
+
+impl PacketBuf for MbufPkt<'_> {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n)
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        self.0.adj(n)
+    }
+    fn append(&mut self, n: usize) -> bool {
+        self.0.append(n)
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        self.0.trim(n)
+    }
+}
+
+/// Everything one worker lcore owns.
+pub struct Lcore {
+    pub worker: Worker,
+    pub ports: Vec<Port>,
+    pub queue: u16,
+    pub burst: usize,
+    pub adaptive: bool,
+    pub pool: Arc<Mempool>,
+    /// `to[w]`: ring to worker w (None for ourselves).
+    pub to: Vec<Option<RingProducer>>,
+    /// Rings from the other workers.
+    pub from: Vec<RingConsumer>,
+    pub stop: Arc<AtomicBool>,
+    /// Addresses to announce by gratuitous ARP at start: (port, ip).
+    pub announce: Vec<(u16, Ipv4Addr)>,
+}
+
+struct Buffers {
+    rx: Vec<Mbuf>,
+    verdicts: Vec<Verdict>,
+    tx: Vec<Vec<Mbuf>>,
+    redirect: Vec<Vec<Mbuf>>,
+}
+
+impl Lcore {
+    pub fn run(mut self) -> i32 {
+        let burst = self.burst.clamp(1, MAX_BURST);
+        let mut b = Buffers {
+            rx: Vec::with_capacity(burst),
+            verdicts: Vec::with_capacity(burst),
+            tx: (0..self.ports.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
+            redirect: (0..self.to.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
+        };
+        let hz = sluice_ffi::tsc_hz().max(1);
+        let cycles_per_ms = (hz / 1000).max(1);
+        let start = sluice_ffi::tsc();
+        let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
+        let mut last_ms = u32::MAX;
+        let mut idle: u32 = 0;
+        self.announce(&mut b);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now_ms = ((sluice_ffi::tsc() - start) / cycles_per_ms) as u32;
+            self.worker.set_time(now_ms);
+            let mut got = 0;
+            for p in 0..self.ports.len() {
+                b.rx.clear();
+                let n = self.ports[p].rx_burst(self.queue, &mut b.rx, burst);
+                if n > 0 {
+                    got += n;
+                    self.process(&mut b, Some(p as u16));
+                }
+            }
+            for r in 0..self.from.len() {
+                b.rx.clear();
+                let n = self.from[r].dequeue_burst(&mut b.rx, burst);
+                if n > 0 {
+                    got += n;
+                    self.process(&mut b, None);
+                }
+            }
+            self.send_arp_requests(&mut b);
+            self.flush(&mut b);
+            if now_ms != last_ms {
+                last_ms = now_ms;
+                self.worker.maintain(sweep_budget);
+            }
+            let st = self.worker.stats();
+            stats::inc(&st.loops);
+            if got == 0 {
+                stats::inc(&st.idle_loops);
+                idle = idle.saturating_add(1);
+                if self.adaptive && idle > IDLE_SPIN_TURNS {
+                    let nap = u64::from(idle - IDLE_SPIN_TURNS).min(MAX_NAP_US);
+                    std::thread::sleep(Duration::from_micros(nap));
+                }
+            } else {
+                idle = 0;
+            }
+        }
+        0
+    }
+
+    /// Runs the burst in `b.rx` through the pipeline, then moves each packet
+    /// where its verdict says. `port` is None for packets from another worker.
+    #[inline]
+    fn process(&mut self, b: &mut Buffers, port: Option<u16>) {
+        let n = b.rx.len();
+        for m in b.rx.iter().take(PREFETCH_AHEAD) {
+            m.prefetch();
+        }
+        b.verdicts.clear();
+        for i in 0..n {
+            if let Some(ahead) = b.rx.get(i + PREFETCH_AHEAD) {
+                ahead.prefetch();
+            }
+            let m = &mut b.rx[i];
+            let (in_port, redirected) = match port {
+                Some(p) => (p, false),
+                None => (m.port(), true),
+            };
+            let v = self.worker.process(in_port, &mut MbufPkt(m), redirected);
+            b.verdicts.push(v);
+        }
+        for (m, v) in b.rx.drain(..).zip(b.verdicts.iter()) {
+            match *v {
+                Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
+                Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
+                Verdict::Consumed | Verdict::Drop(_) => drop(m),
+            }
+        }
+    }
+
+    fn send_arp_requests(&mut self, b: &mut Buffers) {
+        while let Some((port, ip)) = self.worker.pop_arp_request() {
+            self.send_generated(b, port, |w, pkt| w.write_arp_request(port, ip, pkt));
+        }
+    }
+
+    fn announce(&mut self, b: &mut Buffers) {
+        for (port, ip) in std::mem::take(&mut self.announce) {
+            self.send_generated(b, port, |w, pkt| w.write_gratuitous_arp(port, ip, pkt));
+        }
+        self.flush(b);
+    }
+
+    fn send_generated(
+        &mut self,
+        b: &mut Buffers,
+        port: u16,
+        write: impl FnOnce(&Worker, &mut MbufPkt) -> bool,
+    ) {
+        let Some(mut m) = self.pool.alloc() else {
+            self.worker.stats().dropped(DropReason::NoMbuf);
+            return;
+        };
+        if write(&self.worker, &mut MbufPkt(&mut m)) {
+            if let Some(q) = b.tx.get_mut(usize::from(port)) {
+                q.push(m);
+            }
+        }
+    }
+
+    /// Transmits what is queued per port and hands redirected packets over;
+    /// what the NIC or a ring refuses is freed and counted.
+    fn flush(&mut self, b: &mut Buffers) {
+        let st: &WorkerStats = self.worker.stats();
+        for (p, q) in b.tx.iter_mut().enumerate() {
+            if q.is_empty() {
+                continue;
+            }
+            let bytes: usize = q.iter().map(Mbuf::len).sum();
+            let total = q.len();
+            let sent = self.ports[p].tx_burst(self.queue, q);
+            let unsent_bytes: usize = q.iter().map(Mbuf::len).sum();
+            let c = &st.ports[p % MAX_PORTS];
+            stats::add(&c.tx_packets, sent as u64);
+            stats::add(&c.tx_bytes, (bytes - unsent_bytes) as u64);
+            if sent < total {
+                stats::add(&st.drops[DropReason::TxFull as usize], (total - sent) as u64);
+                q.clear();
+            }
+        }
+        for (w, q) in b.redirect.iter_mut().enumerate() {
+            if q.is_empty() {
+                continue;
+            }
+            let total = q.len();
+            let sent = match self.to[w].as_mut() {
+                Some(ring) => ring.enqueue_burst(q),
+                None => 0,
+            };
+            if sent < total {
+                stats::add(&st.drops[DropReason::RedirectFull as usize], (total - sent) as u64);
+                q.clear();
+            }
+        }
+    }
+}
+
+impl Drop for Lcore {
+    fn drop(&mut self) {
+        // Packets still in the rings from other workers are freed with them.
+        let mut rest = Vec::with_capacity(MAX_BURST);
+        for r in &mut self.from {
+            while r.dequeue_burst(&mut rest, MAX_BURST) > 0 {
+                rest.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Session state as the packets show it, and how long an idle session lives.
+//! The state is one byte of the session entry.
+
+use crate::session::Dir;
+use crate::shared::Timeouts;
+use crate::wire::{ipv4::proto, tcp::flags};
+
+/// TCP states (low three bits of the state byte).
+pub mod tcp {
+    pub const SYN_SENT: u8 = 0;
+    pub const SYN_RECV: u8 = 1;
+    pub const ESTABLISHED: u8 = 2;
+    pub const FIN_WAIT: u8 = 3;
+    pub const CLOSED: u8 = 4;
+    pub const MASK: u8 = 0x07;
+    /// A FIN was seen from the client / from the member.
+    pub const FIN_CLIENT: u8 = 0x08;
+    pub const FIN_MEMBER: u8 = 0x10;
+}
+
+/// Whether a TCP segment may open a session: SYN without ACK or RST.
+#[inline]
+pub fn opens_tcp(f: u8) -> bool {
+    f & (flags::SYN | flags::ACK | flags::RST) == flags::SYN
+}
+
+/// The state byte of a new session.
+#[inline]
+pub fn initial(_proto: u8) -> u8 {
+    tcp::SYN_SENT
+}
+
+/// The state after a packet with TCP `f` flags travelling in `dir`.
+#[inline]
+pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
+    if f & flags::RST != 0 {
+        return (state & !tcp::MASK) | tcp::CLOSED;
+    }
+    let mut st = state & tcp::MASK;
+    let mut fins = state & (tcp::FIN_CLIENT | tcp::FIN_MEMBER);
+    match (st, dir) {
+        (tcp::SYN_SENT, Dir::Reverse) if f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK => {
+            st = tcp::SYN_RECV
+        }
+        (tcp::SYN_RECV, Dir::Forward) if f & (flags::SYN | flags::ACK) == flags::ACK => {
+            st = tcp::ESTABLISHED
+        }
+        _ => {}
+    }
+    if f & flags::FIN != 0 {
+        fins |= match dir {
+            Dir::Forward => tcp::FIN_CLIENT,
+            Dir::Reverse => tcp::FIN_MEMBER,
+        };
+        st = if fins == tcp::FIN_CLIENT | tcp::FIN_MEMBER {
+            tcp::CLOSED
+        } else if st != tcp::CLOSED {
+            tcp::FIN_WAIT
+        } else {
+            st
+        };
+    }
+    st | fins
+}
+
+/// Whether a new SYN from the client may replace this session (the client
+/// reuses its port after the old connection closed).
+#[inline]
+pub fn reusable(state: u8) -> bool {
+    state & tcp::MASK >= tcp::FIN_WAIT
+}
+
+/// Idle timeout of a session in milliseconds. `idle` overrides the
+/// established-TCP and UDP values (per virtual server).
+#[inline]
+pub fn timeout_ms(state: u8, protocol: u8, t: &Timeouts, idle: Option<u32>) -> u32 {
+    match protocol {
+        proto::TCP => match state & tcp::MASK {
+            tcp::SYN_SENT | tcp::SYN_RECV => t.tcp_syn,
+            tcp::ESTABLISHED => idle.unwrap_or(t.tcp_established),
+            tcp::FIN_WAIT => t.tcp_fin,
+            _ => t.tcp_close,
+        },
+        proto::UDP => idle.unwrap_or(t.udp),
+        _ => t.icmp,
+    }
+}
+
+/// A name for `sluicectl sessions`.
+pub fn state_name(state: u8, protocol: u8) -> &'static str {
+    match protocol {
+        proto::TCP => match state & tcp::MASK {
+            tcp::SYN_SENT => "syn_sent",
+            tcp::SYN_RECV => "syn_recv",
+            tcp::ESTABLISHED => "established",
+            tcp::FIN_WAIT => "fin_wait",
+            _ => "closed",
+        },
+        proto::UDP => "udp",
+        _ => "icmp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flags::*;
+
+    #[test]
+    fn handshake_to_close() {
+        let mut s = initial(proto::TCP);
+        assert!(opens_tcp(SYN));
+        assert!(!opens_tcp(SYN | ACK));
+        assert!(!opens_tcp(ACK));
+        s = update_tcp(s, Dir::Forward, SYN);
+        assert_eq!(s, tcp::SYN_SENT);
+        s = update_tcp(s, Dir::Reverse, SYN | ACK);
+        assert_eq!(s, tcp::SYN_RECV);
+        s = update_tcp(s, Dir::Forward, ACK);
+        assert_eq!(s, tcp::ESTABLISHED);
+        s = update_tcp(s, Dir::Forward, ACK | PSH);
+        assert_eq!(s, tcp::ESTABLISHED);
+        assert!(!reusable(s));
+        s = update_tcp(s, Dir::Reverse, FIN | ACK);
+        assert_eq!(s, tcp::FIN_WAIT | tcp::FIN_MEMBER);
+        assert!(reusable(s));
+        s = update_tcp(s, Dir::Forward, FIN | ACK);
+        assert_eq!(s & tcp::MASK, tcp::CLOSED);
+        assert_eq!(update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST) & tcp::MASK, tcp::CLOSED);
+    }
+
+    #[test]
+    fn timeouts_by_state() {
+        let t = Timeouts {
+            tcp_syn: 1,
+            tcp_established: 2,
+            tcp_fin: 3,
+            tcp_close: 4,
+            udp: 5,
+            icmp: 6,
+        };
+        assert_eq!(timeout_ms(tcp::SYN_RECV, proto::TCP, &t, None), 1);
+        assert_eq!(timeout_ms(tcp::ESTABLISHED, proto::TCP, &t, None), 2);
+        assert_eq!(timeout_ms(tcp::ESTABLISHED, proto::TCP, &t, Some(9)), 9);
+        assert_eq!(timeout_ms(tcp::FIN_WAIT | tcp::FIN_CLIENT, proto::TCP, &t, Some(9)), 3);
+        assert_eq!(timeout_ms(tcp::CLOSED, proto::TCP, &t, None), 4);
+        assert_eq!(timeout_ms(0, proto::UDP, &t, None), 5);
+        assert_eq!(timeout_ms(0, proto::UDP, &t, Some(7)), 7);
+        assert_eq!(timeout_ms(0, proto::ICMP, &t, None), 6);
+    }
+}

@@ -1,0 +1,263 @@
+//! The IPv4 path: parse, ICMP, virtual-server lookup, session lookup, member
+//! choice, rewrite, egress, in the order a packet meets them.
+
+use crate::conntrack;
+use crate::nat;
+use crate::packet::PacketBuf;
+use crate::service::{client_owner, find_vs, snat_port_owner};
+use crate::session::{Dir, InsertError, Session4, Tuple4};
+use crate::stats::{self, DropReason};
+use crate::wire::ipv4::{self, proto};
+use crate::wire::{tcp, udp};
+use crate::worker::{Verdict, Worker};
+use std::net::Ipv4Addr;
+
+/// The parsed addressing of a TCP or UDP packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flow {
+    pub l3: usize,
+    pub ihl: usize,
+    pub tuple: Tuple4,
+    pub tcp_flags: u8,
+}
+
+impl Worker {
+    pub(crate) fn ipv4<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        l3: usize,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let ip = ipv4::Packet::new_checked(&pkt.data()[l3..])?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::IpChecksum);
+        }
+        let (dst, protocol) = (ip.dst_addr(), ip.protocol());
+        let local = self.shared.local(dst);
+        if protocol == proto::ICMP {
+            return self.icmp(port, pkt, l3, local, redirected);
+        }
+        match local {
+            Some(l) if l.vip => {
+                let flow = parse_flow(pkt.data(), l3)?;
+                self.forward(pkt, flow, redirected)
+            }
+            Some(l) if l.snat.is_some() => {
+                let flow = parse_flow(pkt.data(), l3)?;
+                self.reverse(pkt, flow, redirected)
+            }
+            Some(_) => Err(DropReason::LocalUnhandled),
+            None if protocol == proto::TCP || protocol == proto::UDP => {
+                let flow = parse_flow(pkt.data(), l3)?;
+                self.reverse(pkt, flow, redirected)
+            }
+            None => Err(DropReason::NotForUs),
+        }
+    }
+
+    /// Client → VIP.
+    fn forward<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: Flow,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        let vs = find_vs(&self.shared.vs_map, t.dst.into(), t.dport, t.proto)
+            .ok_or(DropReason::NoVirtualServer)?;
+        if !redirected && self.shared.workers > 1 {
+            let owner = client_owner(t.src.into(), t.sport, self.shared.workers);
+            if owner != self.id {
+                return Ok(Verdict::Redirect(owner));
+            }
+        }
+        let idx = match self.sessions.lookup(&t, t.hash()) {
+            Some((idx, Dir::Forward)) => {
+                let s = *self.sessions.get(idx);
+                let reopen = t.proto == proto::TCP
+                    && conntrack::opens_tcp(flow.tcp_flags)
+                    && conntrack::reusable(s.state);
+                if reopen || self.expired(&s) {
+                    self.remove_session(idx);
+                    self.new_session(vs, &flow)?
+                } else {
+                    idx
+                }
+            }
+            Some((_, Dir::Reverse)) => return Err(DropReason::NoSession),
+            None => self.new_session(vs, &flow)?,
+        };
+        let s = self.touch(idx, Dir::Forward, &flow);
+        nat::rewrite(
+            &mut pkt.data_mut()[flow.l3..],
+            flow.ihl,
+            (s.snat.into(), s.sport),
+            (s.member.into(), s.mport),
+        );
+        self.egress(pkt, s.member.into())
+    }
+
+    /// Member → client (Dest-NAT) or member → SNAT address (Both-NAT).
+    fn reverse<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: Flow,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        if !redirected && self.shared.workers > 1 {
+            let owner = self.reverse_owner(t.dst.into(), t.dport);
+            if owner != self.id {
+                return Ok(Verdict::Redirect(owner));
+            }
+        }
+        let unknown = if self.shared.local(t.dst.into()).is_some() {
+            DropReason::NoSession
+        } else {
+            DropReason::NotForUs
+        };
+        let idx = match self.sessions.lookup(&t, t.hash()) {
+            Some((idx, Dir::Reverse)) => idx,
+            _ => return Err(unknown),
+        };
+        if self.expired(self.sessions.get(idx)) {
+            self.remove_session(idx);
+            return Err(unknown);
+        }
+        let s = self.touch(idx, Dir::Reverse, &flow);
+        nat::rewrite(
+            &mut pkt.data_mut()[flow.l3..],
+            flow.ihl,
+            (s.vip.into(), s.vport),
+            (s.client.into(), s.cport),
+        );
+        self.egress(pkt, s.client.into())
+    }
+
+    /// The worker owning the session a member's packet to `dst:dport` belongs to.
+    #[inline]
+    pub(crate) fn reverse_owner(&self, dst: Ipv4Addr, dport: u16) -> u16 {
+        let n = self.shared.workers;
+        match self.shared.local(dst).and_then(|l| l.snat) {
+            Some(_) => snat_port_owner(dport, n),
+            None => client_owner(dst, dport, n),
+        }
+    }
+
+    /// Updates state and idle time; returns a copy of the session.
+    #[inline]
+    fn touch(&mut self, idx: u32, dir: Dir, flow: &Flow) -> Session4 {
+        let now = self.now_ms;
+        let s = self.sessions.get_mut(idx);
+        s.last_seen = now;
+        if s.proto == proto::TCP {
+            s.state = conntrack::update_tcp(s.state, dir, flow.tcp_flags);
+        }
+        *s
+    }
+
+    /// Chooses a member, allocates a SNAT port if the mode needs one, and
+    /// inserts the session. Refusals leave nothing behind.
+    #[cold]
+    fn new_session(&mut self, vs_idx: u16, flow: &Flow) -> Result<u32, DropReason> {
+        let t = flow.tuple;
+        if t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags) {
+            return Err(DropReason::NoSession);
+        }
+        if self.sessions.len() >= self.sessions.capacity() {
+            return Err(DropReason::SessionTableFull);
+        }
+        let shared = self.shared.clone();
+        let vs = &shared.services[usize::from(vs_idx)];
+        let m = vs
+            .pick_round_robin(&mut self.rr[usize::from(vs_idx)])
+            .ok_or(DropReason::NoMember)?;
+        let member = &vs.members[usize::from(m)];
+        let mport = if vs.port == 0 { t.dport } else { member.port };
+        let (snat, sport, ring) = if vs.source_nat() {
+            self.alloc_snat(&vs.snat).ok_or(DropReason::SnatExhausted)?
+        } else {
+            (t.src, t.sport, None)
+        };
+        let s = Session4 {
+            client: t.src,
+            vip: t.dst,
+            member: u32::from(member.ip),
+            snat,
+            cport: t.sport,
+            vport: t.dport,
+            mport,
+            sport,
+            last_seen: self.now_ms,
+            vs: vs_idx,
+            proto: t.proto,
+            state: conntrack::initial(t.proto),
+        };
+        match self.sessions.insert(s) {
+            Ok(idx) => {
+                stats::inc(&self.stats.sessions_created);
+                stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
+                Ok(idx)
+            }
+            Err(e) => {
+                if let Some(r) = ring {
+                    self.snat[r].free(sport);
+                }
+                Err(match e {
+                    InsertError::Full => DropReason::SessionTableFull,
+                    InsertError::Exists => DropReason::NoSession,
+                })
+            }
+        }
+    }
+
+    /// A SNAT address and port from this worker's rings, rotating over the
+    /// virtual server's addresses. Returns (address, port, ring index).
+    fn alloc_snat(&mut self, addrs: &[u16]) -> Option<(u32, u16, Option<usize>)> {
+        let n = addrs.len();
+        for step in 0..n {
+            let i = usize::from(addrs[(self.snat_rr as usize + step) % n]);
+            if let Some(p) = self.snat[i].alloc() {
+                self.snat_rr = self.snat_rr.wrapping_add(1);
+                return Some((u32::from(self.shared.snat_addrs[i]), p, Some(i)));
+            }
+        }
+        None
+    }
+}
+
+/// Parses the IPv4 + TCP/UDP headers of a packet headed for session lookup.
+pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
+    let ip = ipv4::Packet::new_unchecked(&data[l3..]);
+    let protocol = ip.protocol();
+    if protocol != proto::TCP && protocol != proto::UDP {
+        return Err(DropReason::NoVirtualServer);
+    }
+    if ip.is_fragment() {
+        return Err(DropReason::Fragment);
+    }
+    if ip.ttl() <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let ihl = ip.header_len();
+    let (sport, dport, tcp_flags) = if protocol == proto::TCP {
+        let t = tcp::Packet::new_checked(ip.payload())?;
+        (t.src_port(), t.dst_port(), t.flags())
+    } else {
+        let u = udp::Packet::new_checked(ip.payload())?;
+        (u.src_port(), u.dst_port(), 0)
+    };
+    Ok(Flow {
+        l3,
+        ihl,
+        tuple: Tuple4 {
+            src: u32::from(ip.src_addr()),
+            dst: u32::from(ip.dst_addr()),
+            sport,
+            dport,
+            proto: protocol,
+        },
+        tcp_flags,
+    })
+}

@@ -1,0 +1,103 @@
+//! Address and port rewriting with incremental checksum updates (RFC 1624).
+//! Functions take the bytes from the IPv4 header on, already length-checked.
+
+use crate::wire::checksum::{adjust16, adjust32};
+use crate::wire::ipv4::{self, proto};
+use std::net::Ipv4Addr;
+
+/// Offset of the checksum in the transport header, when it has one we update.
+#[inline]
+fn l4_checksum_offset(protocol: u8) -> Option<usize> {
+    match protocol {
+        proto::TCP => Some(16),
+        proto::UDP => Some(6),
+        _ => None,
+    }
+}
+
+#[inline]
+fn get16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// An endpoint: address and transport port.
+pub type Endpoint = (Ipv4Addr, u16);
+
+/// Rewrites source and destination endpoints of a TCP or UDP packet and
+/// decrements the TTL. `ip` starts at the IPv4 header, whose length is `ihl`;
+/// the transport header must be complete (the caller checked it).
+pub fn rewrite(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
+    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+    let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());
+    let mut csum = p.checksum();
+    csum = adjust32(csum, u32::from(old_src), u32::from(src.0));
+    csum = adjust32(csum, u32::from(old_dst), u32::from(dst.0));
+    let new_ttl = ttl.saturating_sub(1);
+    csum = adjust16(
+        csum,
+        u16::from_be_bytes([ttl, protocol]),
+        u16::from_be_bytes([new_ttl, protocol]),
+    );
+    p.set_src_addr(src.0);
+    p.set_dst_addr(dst.0);
+    p.set_ttl(new_ttl);
+    p.set_checksum(csum);
+
+    let l4 = &mut ip[ihl..];
+    let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
+    put16(l4, 0, src.1);
+    put16(l4, 2, dst.1);
+    let Some(at) = l4_checksum_offset(protocol) else {
+        return;
+    };
+    let mut c = get16(l4, at);
+    if protocol == proto::UDP && c == 0 {
+        return; // no checksum: keep none
+    }
+    c = adjust32(c, u32::from(old_src), u32::from(src.0));
+    c = adjust32(c, u32::from(old_dst), u32::from(dst.0));
+    c = adjust16(c, old_sport, src.1);
+    c = adjust16(c, old_dport, dst.1);
+    if protocol == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    put16(l4, at, c);
+}
+
+/// Rewrites the header of a packet quoted inside an ICMP error: addresses,
+/// ports, the quoted IP checksum and, when quoted far enough, the quoted
+/// transport checksum. TTL is left as quoted. `q` starts at the quoted IPv4
+/// header; it needs at least `ihl + 4` bytes (checked by the caller).
+pub fn rewrite_quoted(q: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
+    let mut p = ipv4::Packet::new_unchecked(&mut *q);
+    let (old_src, old_dst, protocol) = (p.src_addr(), p.dst_addr(), p.protocol());
+    let mut csum = p.checksum();
+    csum = adjust32(csum, u32::from(old_src), u32::from(src.0));
+    csum = adjust32(csum, u32::from(old_dst), u32::from(dst.0));
+    p.set_src_addr(src.0);
+    p.set_dst_addr(dst.0);
+    p.set_checksum(csum);
+    let l4 = &mut q[ihl..];
+    let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
+    put16(l4, 0, src.1);
+    put16(l4, 2, dst.1);
+    if let Some(at) = l4_checksum_offset(protocol).filter(|at| l4.len() >= at + 2) {
+        let mut c = get16(l4, at);
+        if protocol == proto::UDP && c == 0 {
+            return;
+        }
+        c = adjust32(c, u32::from(old_src), u32::from(src.0));
+        c = adjust32(c, u32::from(old_dst), u32::from(dst.0));
+        c = adjust16(c, old_sport, src.1);
+        c = adjust16(c, old_dport, dst.1);
+        if protocol == proto::UDP && c == 0 {
+            c = 0xffff;
+        }
+        put16(l4, at, c);
+    }
+}

@@ -1,0 +1,236 @@
+//! Virtual servers as the packet path sees them, member choice, and the
+//! per-worker SNAT port allocator.
+
+use crate::fixedmap::{mix64, FixedMap};
+use sluice_config::Forwarding;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A pool member as the packet path sees it.
+#[derive(Debug)]
+pub struct Member {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+    pub backup: bool,
+    pub enabled: bool,
+    /// Health state, written by the control thread, read on new sessions.
+    pub up: AtomicBool,
+}
+
+impl Member {
+    #[inline]
+    fn eligible(&self) -> bool {
+        self.enabled && self.weight > 0 && self.up.load(Ordering::Relaxed)
+    }
+}
+
+/// One virtual server with its own copy of its pool's members.
+#[derive(Debug)]
+pub struct VirtualServer {
+    pub name: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+    pub forwarding: Forwarding,
+    pub members: Vec<Member>,
+    /// Indexes into `Shared::snat_addrs`.
+    pub snat: Vec<u16>,
+    /// Established-TCP / UDP idle timeout override.
+    pub idle_timeout_ms: Option<u32>,
+}
+
+impl VirtualServer {
+    /// Whether the switch rewrites the client's address towards members.
+    #[inline]
+    pub fn source_nat(&self) -> bool {
+        matches!(self.forwarding, Forwarding::BothNat)
+    }
+
+    /// Round robin over eligible primaries; backups only when no primary is
+    /// eligible. `cursor` is the worker's own position for this server.
+    pub fn pick_round_robin(&self, cursor: &mut u32) -> Option<u16> {
+        let n = self.members.len() as u32;
+        for backups in [false, true] {
+            for step in 0..n {
+                let i = (cursor.wrapping_add(step) % n) as usize;
+                let m = &self.members[i];
+                if m.backup == backups && m.eligible() {
+                    *cursor = (i as u32 + 1) % n;
+                    return Some(i as u16);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Key of the virtual-server map.
+#[inline]
+pub fn vs_key(vip: Ipv4Addr, port: u16, proto: u8) -> u64 {
+    u64::from(u32::from(vip)) | (u64::from(port) << 32) | (u64::from(proto) << 48)
+}
+
+/// Finds the virtual server for a destination; a port-0 server catches every port.
+#[inline]
+pub fn find_vs(map: &FixedMap<u16>, vip: Ipv4Addr, port: u16, proto: u8) -> Option<u16> {
+    map.get(vs_key(vip, port, proto))
+        .or_else(|| map.get(vs_key(vip, 0, proto)))
+}
+
+/// First port handed out for source NAT; below are the well-known and registered low ports.
+pub const SNAT_FIRST_PORT: u16 = 1024;
+
+/// Which worker owns SNAT `port`: ports are dealt round-robin to workers, so
+/// a reply to a SNAT address finds its worker from its destination port.
+#[inline]
+pub fn snat_port_owner(port: u16, workers: u16) -> u16 {
+    port % workers
+}
+
+/// Which worker owns the sessions of a client ip:port (Dest-NAT return traffic
+/// is steered to it by hashing the same pair from the other direction).
+#[inline]
+pub fn client_owner(ip: Ipv4Addr, port: u16, workers: u16) -> u16 {
+    let h = mix64(u64::from(u32::from(ip)) << 16 | u64::from(port)) as u32;
+    ((u64::from(h) * u64::from(workers)) >> 32) as u16
+}
+
+/// Free SNAT ports of one address, owned by one worker: a FIFO ring so a
+/// port is reused as late as possible (the member may hold it in TIME_WAIT).
+#[derive(Debug, Clone)]
+pub struct PortRing {
+    ports: Vec<u16>,
+    head: usize,
+    len: usize,
+}
+
+impl PortRing {
+    /// The ports of `SNAT_FIRST_PORT..=65535` that `worker` of `workers` owns.
+    pub fn new(worker: u16, workers: u16) -> PortRing {
+        let ports: Vec<u16> = (SNAT_FIRST_PORT..=u16::MAX)
+            .filter(|p| snat_port_owner(*p, workers) == worker)
+            .collect();
+        let len = ports.len();
+        PortRing {
+            ports,
+            head: 0,
+            len,
+        }
+    }
+
+    pub fn available(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u16> {
+        if self.len == 0 {
+            return None;
+        }
+        let p = self.ports[self.head];
+        self.head = (self.head + 1) % self.ports.len();
+        self.len -= 1;
+        Some(p)
+    }
+
+    /// Returns a port. Ports are only ever returned once per allocation.
+    #[inline]
+    pub fn free(&mut self, port: u16) {
+        debug_assert!(self.len < self.ports.len());
+        let tail = (self.head + self.len) % self.ports.len();
+        self.ports[tail] = port;
+        self.len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(last: u8, backup: bool) -> Member {
+        Member {
+            ip: Ipv4Addr::new(10, 0, 0, last),
+            port: 80,
+            weight: 1,
+            backup,
+            enabled: true,
+            up: AtomicBool::new(true),
+        }
+    }
+
+    fn vs(members: Vec<Member>) -> VirtualServer {
+        VirtualServer {
+            name: "t".into(),
+            vip: Ipv4Addr::new(192, 0, 2, 1),
+            port: 80,
+            proto: 6,
+            forwarding: Forwarding::DestNat,
+            members,
+            snat: vec![],
+            idle_timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn round_robin_skips_down_drained_and_uses_backups_last() {
+        let v = vs(vec![member(1, false), member(2, false), member(3, true)]);
+        let mut c = 0;
+        let picks: Vec<_> = (0..4).map(|_| v.pick_round_robin(&mut c).unwrap()).collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
+        v.members[0].up.store(false, Ordering::Relaxed);
+        assert_eq!(v.pick_round_robin(&mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&mut c), Some(1));
+        v.members[1].up.store(false, Ordering::Relaxed);
+        assert_eq!(v.pick_round_robin(&mut c), Some(2));
+        v.members[2].up.store(false, Ordering::Relaxed);
+        assert_eq!(v.pick_round_robin(&mut c), None);
+        let mut drained = vs(vec![member(1, false), member(2, false)]);
+        drained.members[0].weight = 0;
+        assert_eq!(drained.pick_round_robin(&mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&mut c), Some(1));
+    }
+
+    #[test]
+    fn vs_lookup_falls_back_to_port_zero() {
+        let mut m = FixedMap::with_capacity(4);
+        let vip = Ipv4Addr::new(192, 0, 2, 1);
+        m.insert(vs_key(vip, 80, 6), 0);
+        m.insert(vs_key(vip, 0, 17), 1);
+        assert_eq!(find_vs(&m, vip, 80, 6), Some(0));
+        assert_eq!(find_vs(&m, vip, 81, 6), None);
+        assert_eq!(find_vs(&m, vip, 53, 17), Some(1));
+    }
+
+    #[test]
+    fn snat_ports_partition_and_fifo() {
+        let mut total = 0;
+        for w in 0..3 {
+            let mut r = PortRing::new(w, 3);
+            total += r.available();
+            let a = r.alloc().unwrap();
+            assert_eq!(snat_port_owner(a, 3), w);
+            let b = r.alloc().unwrap();
+            r.free(a);
+            let n = r.available();
+            for _ in 0..n - 1 {
+                r.alloc().unwrap();
+            }
+            assert_eq!(r.alloc(), Some(a), "freed port comes back last");
+            assert_eq!(r.alloc(), None);
+            r.free(b);
+            assert_eq!(r.alloc(), Some(b));
+        }
+        assert_eq!(total, usize::from(u16::MAX - SNAT_FIRST_PORT) + 1);
+    }
+
+    #[test]
+    fn client_owner_spreads() {
+        let mut seen = [0u32; 4];
+        for p in 0..4000u16 {
+            seen[client_owner(Ipv4Addr::new(10, 0, 0, 1), p, 4) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+        assert_eq!(client_owner(Ipv4Addr::new(10, 0, 0, 1), 1, 1), 0);
+    }
+}

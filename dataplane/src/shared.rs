@@ -1,0 +1,211 @@
+//! What every worker reads and nobody changes on the packet path: ports,
+//! owned addresses, routes, virtual servers. Built once from the
+//! configuration. The neighbour table and member health inside are atomics.
+
+use crate::fixedmap::FixedMap;
+use crate::neighbor::NeighborTable;
+use crate::route::RouteTable;
+use crate::service::{vs_key, Member, VirtualServer};
+use crate::wire::{ipv4::proto, Mac};
+use sluice_config::{Config, Forwarding, Protocol};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::AtomicBool;
+
+/// One DPDK port as the pipeline sees it; index = position in `[[interface]]`.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub name: String,
+    pub mac: Mac,
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+    pub mtu: u16,
+}
+
+/// What an owned address is. An address may be several things at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Local {
+    /// An interface address, on this port.
+    pub interface: Option<u16>,
+    /// A VIP of at least one virtual server.
+    pub vip: bool,
+    /// A source-NAT address (index into `Shared::snat_addrs`).
+    pub snat: Option<u16>,
+}
+
+/// Idle timeouts in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_syn: u32,
+    pub tcp_established: u32,
+    pub tcp_fin: u32,
+    pub tcp_close: u32,
+    pub udp: u32,
+    pub icmp: u32,
+}
+
+fn ms(d: std::time::Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX / 2)) as u32
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub workers: u16,
+    pub ports: Vec<Port>,
+    pub local: FixedMap<Local>,
+    pub routes: RouteTable,
+    pub neighbors: NeighborTable,
+    pub services: Vec<VirtualServer>,
+    pub vs_map: FixedMap<u16>,
+    pub snat_addrs: Vec<Ipv4Addr>,
+    pub timeouts: Timeouts,
+}
+
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+impl Shared {
+    /// Builds the tables. `macs[i]` is the MAC of the port of `cfg.interfaces[i]`.
+    /// IPv6 entries are skipped here (the daemon refuses them until supported).
+    pub fn new(cfg: &Config, macs: &[Mac], workers: u16) -> Shared {
+        let mut local: FixedMap<Local> = FixedMap::with_capacity(256 + cfg.virtual_servers.len() * 4);
+        let mut routes = RouteTable::default();
+        let mut ports = Vec::new();
+        for (i, itf) in cfg.interfaces.iter().enumerate() {
+            let port = i as u16;
+            let mut addresses = Vec::new();
+            for a in &itf.addresses {
+                let Some(ip) = v4(a.addr) else { continue };
+                addresses.push((ip, a.prefix_len));
+                routes.add(ip, a.prefix_len, None, port);
+                let key = u64::from(u32::from(ip));
+                let mut l = local.get(key).unwrap_or_default();
+                l.interface = Some(port);
+                local.insert(key, l);
+            }
+            ports.push(Port {
+                name: itf.name.clone(),
+                mac: macs.get(i).copied().unwrap_or_default(),
+                addresses,
+                mtu: itf.mtu,
+            });
+        }
+        for r in &cfg.routes {
+            if let (Some(dst), Some(gw)) = (v4(r.destination.addr), v4(r.gateway)) {
+                routes.add(dst, r.destination.len, Some(gw), r.interface as u16);
+            }
+        }
+        let neighbors = NeighborTable::with_capacity(4096);
+        for n in &cfg.neighbors {
+            if let Some(ip) = v4(n.address) {
+                neighbors.set_static(ip, n.interface as u16, n.mac);
+            }
+        }
+        let mut snat_addrs: Vec<Ipv4Addr> = Vec::new();
+        let mut services = Vec::new();
+        let mut vs_map = FixedMap::with_capacity(cfg.virtual_servers.len() + 1);
+        for (i, vs) in cfg.virtual_servers.iter().enumerate() {
+            let Some(vip) = v4(vs.address.ip()) else { continue };
+            let proto = match vs.protocol {
+                Protocol::Tcp => proto::TCP,
+                Protocol::Udp => proto::UDP,
+            };
+            let members = cfg.pools[vs.pool]
+                .members
+                .iter()
+                .filter_map(|m| {
+                    Some(Member {
+                        ip: v4(m.address.ip())?,
+                        port: m.address.port(),
+                        weight: m.weight,
+                        backup: m.backup,
+                        enabled: m.enabled,
+                        up: AtomicBool::new(true),
+                    })
+                })
+                .collect();
+            let mut snat = Vec::new();
+            if matches!(vs.forwarding, Forwarding::BothNat | Forwarding::LanToLan) {
+                for a in vs.snat_addresses.iter().filter_map(|a| v4(*a)) {
+                    let idx = match snat_addrs.iter().position(|s| *s == a) {
+                        Some(p) => p,
+                        None => {
+                            snat_addrs.push(a);
+                            snat_addrs.len() - 1
+                        }
+                    } as u16;
+                    snat.push(idx);
+                    let key = u64::from(u32::from(a));
+                    let mut l = local.get(key).unwrap_or_default();
+                    l.snat = Some(idx);
+                    local.insert(key, l);
+                }
+            }
+            let key = u64::from(u32::from(vip));
+            let mut l = local.get(key).unwrap_or_default();
+            l.vip = true;
+            local.insert(key, l);
+            vs_map.insert(vs_key(vip, vs.address.port(), proto), i as u16);
+            services.push(VirtualServer {
+                name: vs.name.clone(),
+                vip,
+                port: vs.address.port(),
+                proto,
+                forwarding: vs.forwarding,
+                members,
+                snat,
+                idle_timeout_ms: vs.idle_timeout.map(ms),
+            });
+        }
+        let t = &cfg.timeouts;
+        Shared {
+            workers: workers.max(1),
+            ports,
+            local,
+            routes,
+            neighbors,
+            services,
+            vs_map,
+            snat_addrs,
+            timeouts: Timeouts {
+                tcp_syn: ms(t.tcp_syn),
+                tcp_established: ms(t.tcp_established),
+                tcp_fin: ms(t.tcp_fin),
+                tcp_close: ms(t.tcp_close),
+                udp: ms(t.udp),
+                icmp: ms(t.icmp),
+            },
+        }
+    }
+
+    #[inline]
+    pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
+        self.local.get(u64::from(u32::from(ip)))
+    }
+
+    /// Whether the switch answers ARP for `ip` on `port`: its own interface
+    /// addresses on their port, VIPs and SNAT addresses on every port.
+    #[inline]
+    pub fn answers_arp(&self, ip: Ipv4Addr, port: u16) -> bool {
+        match self.local(ip) {
+            Some(l) => l.vip || l.snat.is_some() || l.interface == Some(port),
+            None => false,
+        }
+    }
+
+    /// The first address of a port, used as the source of its ARP requests.
+    pub fn port_address(&self, port: u16, towards: Ipv4Addr) -> Ipv4Addr {
+        let addrs = &self.ports[usize::from(port)].addresses;
+        addrs
+            .iter()
+            .find(|(a, len)| {
+                let m = crate::route::mask(*len);
+                u32::from(*a) & m == u32::from(towards) & m
+            })
+            .or(addrs.first())
+            .map(|(a, _)| *a)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+}

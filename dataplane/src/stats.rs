@@ -1,0 +1,179 @@
+//! Counters. Each worker is the only writer of its own counters, so an
+//! increment is a relaxed load and store (plain `mov`/`add`, no locked
+//! instruction); the control thread reads them at any time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Most ports a switch drives; per-port counters are fixed arrays.
+pub const MAX_PORTS: usize = 16;
+
+macro_rules! reasons {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// Why a packet was dropped. Every drop has one, and one counter.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $($variant),* }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant),*];
+            pub const COUNT: usize = DropReason::ALL.len();
+            /// The counter name, as shown by sluicectl and in metrics.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name),* }
+            }
+            /// One line saying what the drop means.
+            pub fn help(self) -> &'static str {
+                match self { $(DropReason::$variant => $help),* }
+            }
+        }
+    };
+}
+
+reasons! {
+    Truncated => "truncated", "frame shorter than its headers claim";
+    Malformed => "malformed", "header fields that cannot be valid (version, lengths, options)";
+    IpChecksum => "ip_checksum", "IPv4 header checksum wrong";
+    OwnFrame => "own_frame", "frame sent by this switch seen again (looped)";
+    VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
+    UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
+    Ipv6 => "ipv6_unsupported", "IPv6 frame (no IPv6 virtual server or address configured)";
+    ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
+    NotForUs => "not_for_us", "IPv4 packet to an address the switch does not own and no session";
+    LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
+    Fragment => "fragment", "IPv4 fragment to a virtual server";
+    NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
+    NoSession => "no_session", "TCP packet other than SYN with no session";
+    SessionTableFull => "session_table_full", "new session refused: session table full";
+    NoMember => "no_member", "new session refused: no member available";
+    SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
+    NoRoute => "no_route", "no route to the destination";
+    NeighborUnresolved => "neighbor_unresolved", "next hop MAC unknown (ARP request sent)";
+    TtlExceeded => "ttl_exceeded", "TTL would reach zero";
+    IcmpNoSession => "icmp_no_session", "ICMP error quoting a packet of no known session";
+    IcmpUnsupported => "icmp_unsupported", "ICMP message the switch does not forward";
+    RedirectFull => "redirect_full", "ring to the owning worker full";
+    TxFull => "tx_full", "NIC transmit queue full";
+    NoMbuf => "no_mbuf", "no packet buffer for a generated packet";
+}
+
+/// Counters of one port as seen by one worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+}
+
+/// Every counter of one worker, cache-line aligned so workers never share a line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct WorkerStats {
+    pub ports: [PortCounters; MAX_PORTS],
+    pub drops: [AtomicU64; DropReason::COUNT],
+    pub arp_replies: AtomicU64,
+    pub arp_requests: AtomicU64,
+    pub arp_learned: AtomicU64,
+    pub icmp_echo_replies: AtomicU64,
+    pub icmp_errors_translated: AtomicU64,
+    pub sessions_created: AtomicU64,
+    pub sessions_expired: AtomicU64,
+    pub sessions_active: AtomicU64,
+    pub redirected: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub loops: AtomicU64,
+    pub idle_loops: AtomicU64,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            ports: Default::default(),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            arp_replies: AtomicU64::new(0),
+            arp_requests: AtomicU64::new(0),
+            arp_learned: AtomicU64::new(0),
+            icmp_echo_replies: AtomicU64::new(0),
+            icmp_errors_translated: AtomicU64::new(0),
+            sessions_created: AtomicU64::new(0),
+            sessions_expired: AtomicU64::new(0),
+            sessions_active: AtomicU64::new(0),
+            redirected: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            loops: AtomicU64::new(0),
+            idle_loops: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Adds `n` to a counter this thread alone writes.
+#[inline(always)]
+pub fn add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// Adds one to a counter this thread alone writes.
+#[inline(always)]
+pub fn inc(c: &AtomicU64) {
+    add(c, 1);
+}
+
+/// Sets a gauge this thread alone writes.
+#[inline(always)]
+pub fn set(c: &AtomicU64, v: u64) {
+    c.store(v, Relaxed);
+}
+
+impl WorkerStats {
+    #[inline(always)]
+    pub fn dropped(&self, reason: DropReason) {
+        inc(&self.drops[reason as usize]);
+    }
+
+    pub fn drops_of(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Relaxed)
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Name/value pairs of the scalar counters, for display and metrics.
+    pub fn scalars(&self) -> [(&'static str, u64); 14] {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        [
+            ("forwarded", g(&self.forwarded)),
+            ("redirected", g(&self.redirected)),
+            ("sessions_created", g(&self.sessions_created)),
+            ("sessions_expired", g(&self.sessions_expired)),
+            ("sessions_active", g(&self.sessions_active)),
+            ("arp_replies", g(&self.arp_replies)),
+            ("arp_requests", g(&self.arp_requests)),
+            ("arp_learned", g(&self.arp_learned)),
+            ("icmp_echo_replies", g(&self.icmp_echo_replies)),
+            ("icmp_errors_translated", g(&self.icmp_errors_translated)),
+            ("drops", self.total_drops()),
+            ("loops", g(&self.loops)),
+            ("idle_loops", g(&self.idle_loops)),
+            ("rx_packets", self.ports.iter().map(|p| g(&p.rx_packets)).sum()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_counted() {
+        let s = WorkerStats::default();
+        s.dropped(DropReason::NoSession);
+        s.dropped(DropReason::NoSession);
+        assert_eq!(s.drops_of(DropReason::NoSession), 2);
+        assert_eq!(s.total_drops(), 2);
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,312 @@
+//! A worker: the per-core state and the entry of every received frame.
+//!
+//! The path of a packet reads top to bottom across a few files, one per stage:
+//! here the L2 dispatch, egress (route, neighbour, MACs) and maintenance;
+//! `arp.rs` the ARP responder; `ipv4.rs` the virtual-server and session path;
+//! `icmp.rs` echo replies and ICMP error translation.
+
+use crate::fixedmap::mix64;
+use crate::packet::PacketBuf;
+use crate::service::PortRing;
+use crate::session::{Session4, SessionTable};
+use crate::shared::Shared;
+use crate::stats::{self, DropReason, WorkerStats};
+use crate::wire::{self, ethernet, Mac};
+use crate::{conntrack, neighbor};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// What to do with a frame after processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this port (the frame was rewritten in place).
+    Tx(u16),
+    /// Handled, nothing to send (e.g. an ARP reply that taught us a MAC).
+    Consumed,
+    /// Dropped; the reason's counter was incremented.
+    Drop(DropReason),
+    /// Belongs to the sessions of another worker: hand it over.
+    Redirect(u16),
+}
+
+impl From<wire::Error> for DropReason {
+    fn from(e: wire::Error) -> DropReason {
+        match e {
+            wire::Error::Truncated => DropReason::Truncated,
+            wire::Error::Malformed => DropReason::Malformed,
+        }
+    }
+}
+
+const ARP_QUEUE: usize = 16;
+const ARP_RATE_SLOTS: usize = 256;
+/// At most one ARP request per address per this many milliseconds.
+const ARP_INTERVAL_MS: u32 = 1000;
+
+/// ARP requests the worker wants sent; the daemon drains them after each burst.
+#[derive(Debug)]
+pub(crate) struct ArpOut {
+    queue: [(u16, Ipv4Addr); ARP_QUEUE],
+    len: usize,
+    sent: Box<[(u32, u32)]>,
+}
+
+/// All state of one worker; owned by its lcore alone.
+#[derive(Debug)]
+pub struct Worker {
+    pub id: u16,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) sessions: SessionTable<Session4>,
+    /// Free SNAT ports of this worker, one ring per `Shared::snat_addrs`.
+    pub(crate) snat: Vec<PortRing>,
+    /// Round-robin cursor per virtual server.
+    pub(crate) rr: Vec<u32>,
+    pub(crate) snat_rr: u32,
+    pub(crate) now_ms: u32,
+    pub(crate) arp: ArpOut,
+    last_refresh_ms: u32,
+}
+
+impl Worker {
+    /// Allocates everything the worker will ever need (the session table, SNAT rings).
+    pub fn new(id: u16, shared: Arc<Shared>, stats: Arc<WorkerStats>, sessions: u32) -> Worker {
+        let snat = shared
+            .snat_addrs
+            .iter()
+            .map(|_| PortRing::new(id, shared.workers))
+            .collect();
+        let rr = vec![0; shared.services.len()];
+        Worker {
+            id,
+            sessions: SessionTable::with_capacity(sessions),
+            snat,
+            rr,
+            snat_rr: 0,
+            now_ms: 0,
+            arp: ArpOut {
+                queue: [(0, Ipv4Addr::UNSPECIFIED); ARP_QUEUE],
+                len: 0,
+                sent: vec![(0, 0); ARP_RATE_SLOTS].into_boxed_slice(),
+            },
+            last_refresh_ms: 0,
+            shared,
+            stats,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    pub fn sessions(&self) -> &SessionTable<Session4> {
+        &self.sessions
+    }
+
+    /// Sets the clock (milliseconds, wrapping); called once per loop turn.
+    #[inline]
+    pub fn set_time(&mut self, now_ms: u32) {
+        self.now_ms = now_ms;
+    }
+
+    /// Processes one frame received on `port`. `redirected` frames came from
+    /// another worker, which counted their reception already.
+    #[inline]
+    pub fn process<P: PacketBuf>(&mut self, port: u16, pkt: &mut P, redirected: bool) -> Verdict {
+        if !redirected {
+            let c = &self.stats.ports[usize::from(port) % stats::MAX_PORTS];
+            stats::inc(&c.rx_packets);
+            stats::add(&c.rx_bytes, pkt.data().len() as u64);
+        }
+        let verdict = match self.dispatch(port, pkt, redirected) {
+            Ok(v) => v,
+            Err(r) => Verdict::Drop(r),
+        };
+        match verdict {
+            Verdict::Drop(r) => self.stats.dropped(r),
+            Verdict::Redirect(_) => stats::inc(&self.stats.redirected),
+            _ => {}
+        }
+        verdict
+    }
+
+    fn dispatch<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let data = pkt.data();
+        let l2 = ethernet::l3_offset(data)?;
+        let frame = ethernet::Frame::new_unchecked(data);
+        let our_mac = self.port_mac(port);
+        if frame.src_addr() == our_mac {
+            return Err(DropReason::OwnFrame);
+        }
+        let dst = frame.dst_addr();
+        if dst != our_mac && !ethernet::is_multicast(&dst) {
+            return Err(DropReason::NotForUs);
+        }
+        if l2.vlan.is_some() {
+            return Err(DropReason::VlanTagged);
+        }
+        match l2.ethertype {
+            ethernet::ethertype::IPV4 => self.ipv4(port, pkt, l2.l3_offset, redirected),
+            ethernet::ethertype::ARP => self.arp(port, pkt, l2.l3_offset),
+            ethernet::ethertype::IPV6 => Err(DropReason::Ipv6),
+            _ => Err(DropReason::UnsupportedEthertype),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn port_mac(&self, port: u16) -> Mac {
+        self.shared
+            .ports
+            .get(usize::from(port))
+            .map(|p| p.mac)
+            .unwrap_or_default()
+    }
+
+    /// Routes a rewritten IPv4 frame towards `dst` and sets its MACs.
+    #[inline]
+    pub(crate) fn egress<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        dst: Ipv4Addr,
+    ) -> Result<Verdict, DropReason> {
+        let hop = self.shared.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+        let mac = match self.shared.neighbors.lookup(hop.next_hop, hop.port) {
+            Some(e) => {
+                let (usable, stale) = e.usable(self.now_ms);
+                if stale {
+                    self.request_arp(hop.port, hop.next_hop);
+                }
+                if !usable {
+                    return Err(DropReason::NeighborUnresolved);
+                }
+                e.mac
+            }
+            None => {
+                self.request_arp(hop.port, hop.next_hop);
+                return Err(DropReason::NeighborUnresolved);
+            }
+        };
+        let src = self.port_mac(hop.port);
+        let mut frame = ethernet::Frame::new_unchecked(pkt.data_mut());
+        frame.set_dst_addr(mac);
+        frame.set_src_addr(src);
+        stats::inc(&self.stats.forwarded);
+        Ok(Verdict::Tx(hop.port))
+    }
+
+    /// Queues an ARP request for `ip` on `port`, at most one per second per address.
+    pub(crate) fn request_arp(&mut self, port: u16, ip: Ipv4Addr) {
+        let key = u32::from(ip);
+        let slot = mix64(u64::from(key)) as usize % ARP_RATE_SLOTS;
+        let (last_ip, last_ms) = self.arp.sent[slot];
+        if last_ip == key && self.now_ms.wrapping_sub(last_ms) < ARP_INTERVAL_MS {
+            return;
+        }
+        if self.arp.len == ARP_QUEUE {
+            return;
+        }
+        self.arp.queue[self.arp.len] = (port, ip);
+        self.arp.len += 1;
+        self.arp.sent[slot] = (key, self.now_ms);
+    }
+
+    /// The next ARP request to send, if any: (port, target address).
+    pub fn pop_arp_request(&mut self) -> Option<(u16, Ipv4Addr)> {
+        if self.arp.len == 0 {
+            return None;
+        }
+        self.arp.len -= 1;
+        Some(self.arp.queue[self.arp.len])
+    }
+
+    /// Expires idle sessions, examining at most `budget` entries, and (on
+    /// worker 0, once a second) keeps the MACs of members and gateways fresh.
+    pub fn maintain(&mut self, budget: u32) {
+        let now = self.now_ms;
+        let shared = &*self.shared;
+        let snat = &mut self.snat;
+        let removed = self.sessions.sweep(
+            budget,
+            |s| {
+                let idle = shared
+                    .services
+                    .get(usize::from(s.vs))
+                    .and_then(|v| v.idle_timeout_ms);
+                let limit = conntrack::timeout_ms(s.state, s.proto, &shared.timeouts, idle);
+                now.wrapping_sub(s.last_seen) >= limit
+            },
+            |_, s| release_snat(shared, snat, s),
+        );
+        if removed > 0 {
+            stats::add(&self.stats.sessions_expired, u64::from(removed));
+            stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
+        }
+        if self.id == 0 && now.wrapping_sub(self.last_refresh_ms) >= 1000 {
+            self.last_refresh_ms = now;
+            self.refresh_neighbors();
+        }
+    }
+
+    /// Asks for the MACs of members and gateways not known or going stale, so
+    /// the first packet of a session rarely waits for ARP.
+    fn refresh_neighbors(&mut self) {
+        let shared = self.shared.clone();
+        let hops = shared
+            .services
+            .iter()
+            .flat_map(|vs| vs.members.iter().map(|m| m.ip))
+            .chain(shared.routes.routes().iter().filter_map(|r| r.gateway));
+        for ip in hops {
+            let Some(hop) = shared.routes.lookup(ip) else { continue };
+            let fresh = shared
+                .neighbors
+                .lookup(hop.next_hop, hop.port)
+                .is_some_and(|e| !e.usable(self.now_ms).1);
+            if !fresh {
+                self.request_arp(hop.port, hop.next_hop);
+            }
+        }
+    }
+
+    /// Removes a session now (it expired on lookup or is being replaced).
+    pub(crate) fn remove_session(&mut self, idx: u32) {
+        let s = *self.sessions.get(idx);
+        release_snat(&self.shared, &mut self.snat, &s);
+        self.sessions.remove(idx);
+        stats::inc(&self.stats.sessions_expired);
+        stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
+    }
+
+    /// Whether a session has idled out at the current time.
+    #[inline]
+    pub(crate) fn expired(&self, s: &Session4) -> bool {
+        let idle = self
+            .shared
+            .services
+            .get(usize::from(s.vs))
+            .and_then(|v| v.idle_timeout_ms);
+        let limit = conntrack::timeout_ms(s.state, s.proto, &self.shared.timeouts, idle);
+        self.now_ms.wrapping_sub(s.last_seen) >= limit
+    }
+}
+
+/// Returns a session's SNAT port to its ring, if its client side was translated.
+fn release_snat(shared: &Shared, snat: &mut [PortRing], s: &Session4) {
+    if let Some(i) = shared.local(Ipv4Addr::from(s.snat)).and_then(|l| l.snat) {
+        if let Some(ring) = snat.get_mut(usize::from(i)) {
+            ring.free(s.sport);
+        }
+    }
+}
+
+/// Neighbour-table ages re-exported for the control thread's display.
+pub use neighbor::{EXPIRE_MS as NEIGHBOR_EXPIRE_MS, STALE_MS as NEIGHBOR_STALE_MS};

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The Sluice lab: network namespaces standing in for a client, a router on the
+# client side and a LAN of real servers, wired to the two veth ends that
+# sluice drives through DPDK (net_af_packet).
+#
+#   [ns ${LAB}-client] c0 198.51.100.2/24 --- veth --- ${LAB}-ext   (sluice port "ext", 198.51.100.1)
+#   [ns ${LAB}-lan]   bridge br0: ${LAB}-int's peer, m1 m2 m3 ports
+#   [ns ${LAB}-m1..3] eth0 10.20.0.11-13/24, HTTP server on :8080
+#                      ${LAB}-int   (sluice port "int", 10.20.0.1)
+#
+# usage: scripts/lab.sh up [--members-gw switch|none]   (default: switch)
+#        scripts/lab.sh down
+#        scripts/lab.sh exec NS CMD...    run CMD in ${LAB}-NS
+#        scripts/lab.sh config MODE WORKERS [SOCKET]   print a sluice config for the lab
+# Environment: LAB (name prefix, default "sl"), LAB_DIR (state, default /tmp/${LAB}-lab).
+set -euo pipefail
+LAB=${LAB:-sl}
+LAB_DIR=${LAB_DIR:-/tmp/${LAB}-lab}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+MEMBERS=(1 2 3)
+
+ns() { echo "${LAB}-$1"; }
+in_ns() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
+
+quiet_offloads() {
+    # Full checksums on every frame (no CHECKSUM_PARTIAL), no GRO/TSO
+    # super-frames: af_packet hands DPDK exactly what is on the wire.
+    local netns=$1 dev=$2
+    if [ -n "$netns" ]; then
+        ip netns exec "$netns" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    else
+        ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    fi
+}
+
+down() {
+    if [ -d "$LAB_DIR" ]; then
+        for pidfile in "$LAB_DIR"/*.pid; do
+            [ -e "$pidfile" ] || continue
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+            rm -f "$pidfile"
+        done
+    fi
+    for n in client lan "${MEMBERS[@]/#/m}" router; do
+        ip netns pids "$(ns "$n")" 2>/dev/null | xargs -r kill 2>/dev/null || true
+        ip netns del "$(ns "$n")" 2>/dev/null || true
+    done
+    ip link del "${LAB}-ext" 2>/dev/null || true
+    ip link del "${LAB}-int" 2>/dev/null || true
+    rm -rf "$LAB_DIR"
+}
+
+up() {
+    local gw=switch
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --members-gw) gw=$2; shift 2 ;;
+            *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+    down
+    mkdir -p "$LAB_DIR"
+    for n in client lan "${MEMBERS[@]/#/m}"; do ip netns add "$(ns "$n")"; done
+    for n in client lan "${MEMBERS[@]/#/m}"; do in_ns "$n" ip link set lo up; done
+
+    # Client side: sluice's "ext" port.
+    ip link add "${LAB}-ext" type veth peer name c0 netns "$(ns client)"
+    in_ns client ip addr add 198.51.100.2/24 dev c0
+    in_ns client ip link set c0 up
+    in_ns client ip route add default via 198.51.100.1
+    quiet_offloads "$(ns client)" c0
+
+    # Members' LAN: a bridge, sluice's "int" port and three servers.
+    in_ns lan ip link add br0 type bridge
+    in_ns lan ip link set br0 up
+    ip link add "${LAB}-int" type veth peer name int0 netns "$(ns lan)"
+    in_ns lan ip link set int0 master br0 up
+    quiet_offloads "$(ns lan)" int0
+    for i in "${MEMBERS[@]}"; do
+        local m; m=$(ns "m$i")
+        in_ns lan ip link add "m$i" type veth peer name eth0 netns "$m"
+        in_ns lan ip link set "m$i" master br0 up
+        quiet_offloads "$(ns lan)" "m$i"
+        in_ns "m$i" ip addr add "10.20.0.1$i/24" dev eth0
+        in_ns "m$i" ip link set eth0 up
+        quiet_offloads "$m" eth0
+        if [ "$gw" = switch ]; then
+            in_ns "m$i" ip route add default via 10.20.0.1
+        fi
+        ip netns exec "$m" python3 "$HERE/tests/lab/httpd.py" --name "m$i" --port 8080 \
+            --log "$LAB_DIR/m$i.log" --big "$LAB_DIR/big.bin" >"$LAB_DIR/m$i.out" 2>&1 &
+        echo $! >"$LAB_DIR/m$i.pid"
+    done
+
+    for dev in "${LAB}-ext" "${LAB}-int"; do
+        ip link set "$dev" up
+        quiet_offloads "" "$dev"
+        # The switch's ports belong to DPDK: keep the kernel quiet on them.
+        sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
+    done
+    # Wait for the servers to listen.
+    for i in "${MEMBERS[@]}"; do
+        for _ in $(seq 50); do
+            in_ns "m$i" bash -c "exec 3<>/dev/tcp/10.20.0.1$i/8080" 2>/dev/null && break
+            sleep 0.1
+        done
+    done
+    echo "lab $LAB up: client $(ns client) 198.51.100.2, members 10.20.0.11-13:8080 (gateway: $gw)"
+}
+
+# Prints a sluice configuration for the lab.
+#   config MODE WORKERS [SOCKET]   MODE: dest_nat | both_nat
+config() {
+    local mode=$1 workers=$2 socket=${3:-$LAB_DIR/sluice.sock}
+    local snat=""
+    [ "$mode" = both_nat ] && snat='snat_addresses = ["10.20.0.100"]'
+    cat <<TOML
+# Sluice lab configuration ($mode, $workers worker(s)), made by scripts/lab.sh
+[dataplane]
+workers = $workers
+eal_args = ["--no-huge", "-m", "512", "--log-level=lib.eal:warning"]
+sessions_per_worker = 65536
+poll = "adaptive"
+
+[control]
+socket = "$socket"
+
+[[interface]]
+name = "ext"
+device = "net_af_packet0,iface=${LAB}-ext"
+addresses = ["198.51.100.1/24"]
+
+[[interface]]
+name = "int"
+device = "net_af_packet1,iface=${LAB}-int"
+addresses = ["10.20.0.1/24"]
+
+[pool.web]
+members = [
+  { address = "10.20.0.11:8080" },
+  { address = "10.20.0.12:8080" },
+  { address = "10.20.0.13:8080" },
+]
+
+[[virtual_server]]
+name = "web"
+address = "198.51.100.10:80"
+protocol = "tcp"
+pool = "web"
+forwarding = "$mode"
+$snat
+
+[[virtual_server]]
+name = "web-udp"
+address = "198.51.100.10:8080"
+protocol = "udp"
+pool = "web"
+forwarding = "$mode"
+$snat
+TOML
+}
+
+case ${1:-} in
+    up) shift; up "$@" ;;
+    config) shift; config "$@" ;;
+    down) down ;;
+    exec) shift; n=$1; shift; in_ns "$n" "$@" ;;
+    *) echo "usage: $0 up [--members-gw switch|none] | down | exec NS CMD..." >&2; exit 2 ;;
+esac

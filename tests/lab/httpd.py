@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""A lab member: answers GET / with its name and the client address it saw,
+serves GET /big (a deterministic file, made on first use), and logs every
+request's peer address, one per line."""
+import argparse
+import http.server
+import os
+import socketserver
+
+
+def make_big(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    block = bytes((i * 7 + 3) % 251 for i in range(1 << 16))
+    with open(tmp, "wb") as f:
+        written = 0
+        n = 0
+        while written < size:
+            chunk = bytes([n % 256]) + block[1:]
+            chunk = chunk[: size - written]
+            f.write(chunk)
+            written += len(chunk)
+            n += 1
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--big", required=True)
+    ap.add_argument("--big-size", type=int, default=50 * 1024 * 1024)
+    a = ap.parse_args()
+    log = open(a.log, "a", buffering=1)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            peer = self.client_address[0]
+            log.write(f"{peer} {self.path}\n")
+            if self.path == "/big":
+                make_big(a.big, a.big_size)
+                size = os.path.getsize(a.big)
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                with open(a.big, "rb") as f:
+                    while True:
+                        b = f.read(1 << 16)
+                        if not b:
+                            break
+                        self.wfile.write(b)
+                return
+            body = f"server={a.name} client={peer}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 256
+
+    Server(("0.0.0.0", a.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
