@@ -5,7 +5,9 @@ request's peer address, one per line."""
 import argparse
 import http.server
 import os
+import socket
 import socketserver
+import threading
 
 
 def make_big(path, size):
@@ -70,6 +72,16 @@ def main():
         allow_reuse_address = True
         request_queue_size = 256
 
+    def udp_echo():
+        # UDP on the same port: answers each datagram with who it is and whom it saw.
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", a.port))
+        while True:
+            _, peer = s.recvfrom(2048)
+            log.write(f"{peer[0]} udp\n")
+            s.sendto(f"server={a.name} client={peer[0]}\n".encode(), peer)
+
+    threading.Thread(target=udp_echo, daemon=True).start()
     Server(("0.0.0.0", a.port), Handler).serve_forever()
 
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole Sluice test suite: formatting, lints, unit and golden-packet
+# tests, the DPDK smoke test, and the end-to-end tests in network
+# namespaces (root). Installs what it needs first (scripts/setup.sh).
+# Every step runs even if an earlier one failed; the exit status says
+# whether all passed. The last line totals the tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the suite needs root (DPDK, network namespaces); run it with sudo" >&2
+    exit 1
+fi
+scripts/setup.sh
+
+LOG=$(mktemp -d /tmp/sluice-test.XXXXXX)
+trap 'rm -rf "$LOG"' EXIT
+passed=0
+failed=0
+failed_steps=()
+
+# step NAME CMD...: runs a step, shows its output, adds its test counts.
+step() {
+    local name=$1; shift
+    echo
+    echo "=== $name: $*"
+    local out="$LOG/$name.log" rc=0
+    "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    # cargo test: "test result: ok. N passed; M failed"; e2e: "N passed, M failed".
+    local p f
+    p=$(grep -E '^test result:|^[0-9]+ passed, [0-9]+ failed' "$out" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+    f=$(grep -E '^test result:|^[0-9]+ passed, [0-9]+ failed' "$out" | grep -oE '[0-9]+ failed' | awk '{s += $1} END {print s + 0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" -ne 0 ]; then failed_steps+=("$name"); fi
+    echo "=== $name: exit $rc"
+}
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step build cargo build --workspace --release --locked
+step unit cargo test --workspace --locked
+step e2e-boot bash tests/e2e/boot.sh
+step e2e-nat bash tests/e2e/nat.sh
+if [ -x scripts/bench.sh ]; then
+    step bench-smoke scripts/bench.sh --smoke
+fi
+
+echo
+if [ ${#failed_steps[@]} -gt 0 ]; then
+    echo "failed steps: ${failed_steps[*]}"
+fi
+echo "total: $passed passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ] && [ "$failed" -eq 0 ]

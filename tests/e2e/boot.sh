@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The switch boots on real DPDK ports (net_af_packet on veths), answers ARP
+# and ping for its interface address and a VIP with 1 and 2 workers, stops
+# cleanly on SIGTERM, and refuses bad configurations before touching a port.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+section "configuration errors are refused with file, line and key"
+printf '[dataplane]\nworkers = 0\n' >"$WORK/bad.toml"
+out=$("$SLUICE" --config "$WORK/bad.toml" 2>&1); rc=$?
+check "workers = 0 exits 2" test "$rc" -eq 2
+check "message names file:line: key" grep -q "bad.toml:2: dataplane.workers" <<<"$out"
+"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's/forwarding = "dest_nat"/forwarding = "l2_dsr"/' \
+    | sed 's/protocol = "udp"/protocol = "udp"\nport_typo = 1/' >"$WORK/typo.toml"
+out=$("$SLUICE" --config "$WORK/typo.toml" 2>&1); rc=$?
+check "unknown key exits 2" test "$rc" -eq 2
+check "unknown key is named" grep -q 'unknown key "port_typo"' <<<"$out"
+"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's/members = \[/method = "maglev"\nmembers = [/' >"$WORK/maglev.toml"
+out=$("$SLUICE" --config "$WORK/maglev.toml" 2>&1); rc=$?
+check "not-yet-supported key exits 2" test "$rc" -eq 2
+check "says not supported yet with the key" grep -q 'pool.web.method: not supported yet' <<<"$out"
+"$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/good.toml"
+check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --check
+
+"$HERE/scripts/lab.sh" up >/dev/null
+for workers in 1 2; do
+    section "boot with $workers worker(s)"
+    "$HERE/scripts/lab.sh" config dest_nat "$workers" >"$WORK/lab.toml"
+    if ! start_sluice "$WORK/lab.toml"; then bad "sluice starts"; continue; fi
+    ok "sluice starts"
+    client ip neigh flush dev c0 >/dev/null 2>&1
+    check "ping interface address 198.51.100.1" client ping -c 3 -i 0.2 -W 2 198.51.100.1
+    check "ping VIP 198.51.100.10" client ping -c 3 -i 0.2 -W 2 198.51.100.10
+    mac=$(client ip -br neigh show 198.51.100.1 | awk '{print $3}')
+    check "client resolved the switch by ARP ($mac)" test -n "$mac"
+    check "ARP answers counted" test "$(counter arp_replies)" -ge 1
+    check "echo replies counted" test "$(counter icmp_echo_replies)" -ge 6
+    check "switch learned the client's MAC" grep -q "198.51.100.2" <(ctl neighbors)
+    check "sluicectl status lists both ports" test "$(ctl status | grep -c '^port')" -eq 2
+    client ping -c 2 -i 0.2 -W 1 198.51.100.77 >/dev/null 2>&1
+    check "unowned address gets no answer" test "$(client ip neigh show 198.51.100.77 | grep -c lladdr)" -eq 0
+    pid=$SLUICE_PID
+    stop_sluice; rc=$?
+    check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
+    check "final counters printed" grep -q "^worker 0:" "$WORK/sluice.out"
+    check "no sluice process left" bash -c "! kill -0 $pid"
+    check "control socket removed" test ! -e "$LAB_DIR/sluice.sock"
+done
+"$HERE/scripts/lab.sh" down >/dev/null
+check "lab down leaves no namespace" bash -c "! ip netns list | grep -q '^${LAB}-'"
+check "lab down leaves no veth" bash -c "! ip link show ${LAB}-ext 2>/dev/null"
+finish

@@ -1,0 +1,79 @@
+# Shared helpers of the end-to-end tests: assertions with a pass/fail tally,
+# starting and stopping sluice in the lab, and cleanup on any exit.
+# Tests source this file; they run as root.
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export LAB=${LAB:-st}
+export LAB_DIR=${LAB_DIR:-/tmp/${LAB}-lab}
+SLUICE=${SLUICE:-$HERE/target/release/sluice}
+SLUICECTL=${SLUICECTL:-$HERE/target/release/sluicectl}
+PASS=0
+FAIL=0
+SLUICE_PID=""
+WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
+
+ok() { PASS=$((PASS + 1)); echo "  ok   $*"; }
+bad() { FAIL=$((FAIL + 1)); echo "  FAIL $*"; }
+check() { # check DESCRIPTION COMMAND...
+    local d=$1; shift
+    if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi
+}
+section() { echo "== $*"; }
+
+cleanup() {
+    stop_sluice >/dev/null 2>&1 || true
+    "$HERE/scripts/lab.sh" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+client() { ip netns exec "${LAB}-client" "$@"; }
+ctl() { "$SLUICECTL" --socket "$LAB_DIR/sluice.sock" "$@"; }
+
+# start_sluice CONFIG: starts sluice in the background, waits for its socket.
+start_sluice() {
+    local cfg=$1
+    "$SLUICE" --config "$cfg" >"$WORK/sluice.out" 2>&1 &
+    SLUICE_PID=$!
+    for _ in $(seq 100); do
+        if ctl status >/dev/null 2>&1; then return 0; fi
+        if ! kill -0 "$SLUICE_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "sluice did not come up:"; cat "$WORK/sluice.out"
+    return 1
+}
+
+# stop_sluice: SIGTERM, wait (bounded), return sluice's exit status.
+stop_sluice() {
+    [ -n "$SLUICE_PID" ] || return 0
+    local pid=$SLUICE_PID rc=0
+    SLUICE_PID=""
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 124
+    fi
+    wait "$pid" || rc=$?
+    return $rc
+}
+
+# counter NAME: sum of a worker counter over all workers (from sluicectl stats).
+counter() {
+    ctl stats | awk -v n="$1" '/^worker/ { for (i = 2; i < NF; i++) if ($i == n) s += $(i + 1) } END { print s + 0 }'
+}
+# drops NAME: sum of a drop reason over all workers.
+drops() {
+    ctl stats | awk -v n="$1" '$1 == "drop" && $2 == n { s += $3 } END { print s + 0 }'
+}
+
+finish() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
