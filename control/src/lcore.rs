@@ -6,7 +6,7 @@
 use sluice_dataplane::packet::PacketBuf;
 use sluice_dataplane::stats::{self, DropReason, WorkerStats, MAX_PORTS};
 use sluice_dataplane::worker::{Verdict, Worker};
-use sluice_ffi::{Mbuf, Mempool, Port, RingConsumer, RingProducer};
+use sluice_ffi::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,8 +49,10 @@ impl PacketBuf for MbufPkt<'_> {
 /// Everything one worker lcore owns.
 pub struct Lcore {
     pub worker: Worker,
-    pub ports: Vec<Port>,
-    pub queue: u16,
+    /// `rx[p]` / `tx[p]`: this worker's own queue on port p. Dropped with the
+    /// Lcore at the end of `run`, on the worker lcore, before main stops ports.
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
     pub burst: usize,
     pub adaptive: bool,
     pub pool: Arc<Mempool>,
@@ -76,7 +78,7 @@ impl Lcore {
         let mut b = Buffers {
             rx: Vec::with_capacity(burst),
             verdicts: Vec::with_capacity(burst),
-            tx: (0..self.ports.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
+            tx: (0..self.tx.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
             redirect: (0..self.to.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
         };
         let hz = sluice_ffi::tsc_hz().max(1);
@@ -90,9 +92,9 @@ impl Lcore {
             let now_ms = ((sluice_ffi::tsc() - start) / cycles_per_ms) as u32;
             self.worker.set_time(now_ms);
             let mut got = 0;
-            for p in 0..self.ports.len() {
+            for p in 0..self.rx.len() {
                 b.rx.clear();
-                let n = self.ports[p].rx_burst(self.queue, &mut b.rx, burst);
+                let n = self.rx[p].burst(&mut b.rx, burst);
                 if n > 0 {
                     got += n;
                     self.process(&mut b, Some(p as u16));
@@ -198,7 +200,7 @@ impl Lcore {
             }
             let bytes: usize = q.iter().map(Mbuf::len).sum();
             let total = q.len();
-            let sent = self.ports[p].tx_burst(self.queue, q);
+            let sent = self.tx[p].burst(q);
             let unsent_bytes: usize = q.iter().map(Mbuf::len).sum();
             let c = &st.ports[p % MAX_PORTS];
             stats::add(&c.tx_packets, sent as u64);

@@ -199,13 +199,28 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     for port in &ports {
         port.start().map_err(|e| format!("cannot start port {}: {e}", port.id()))?;
     }
+    // Each worker's own RX/TX queue on every port, taken after the ports are
+    // started (start refuses while queue handles are alive) and all before
+    // any worker is launched. The handles go down with their Lcore at the
+    // end of its run, so they are gone once eal.wait_all() returns and the
+    // ports can be stopped.
+    let mut queues = Vec::with_capacity(n);
+    for w in 0..workers {
+        let (mut rx, mut tx) = (Vec::new(), Vec::new());
+        for port in &ports {
+            let err = |e: sluice_ffi::Error| format!("worker {w}: port {}: {e}", port.id());
+            rx.push(port.rx_queue(w).map_err(err)?);
+            tx.push(port.tx_queue(w).map_err(err)?);
+        }
+        queues.push((rx, tx));
+    }
     let announce = announcements(&shared);
-    for (w, lcore_id) in lcores.iter().take(n).enumerate() {
+    for ((w, lcore_id), (rx, tx)) in lcores.iter().take(n).enumerate().zip(queues) {
         let worker = Worker::new(w as u16, shared.clone(), stats[w].clone(), cfg.dataplane.sessions_per_worker);
         let lc = lcore::Lcore {
             worker,
-            ports: ports.clone(),
-            queue: w as u16,
+            rx,
+            tx,
             burst: usize::from(cfg.dataplane.burst),
             adaptive: matches!(cfg.dataplane.poll, sluice_config::Poll::Adaptive),
             pool: pool.clone(),

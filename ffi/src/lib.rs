@@ -14,6 +14,10 @@
 //!
 //! * Every [`Port`] method and constructor checks that the EAL is running and
 //!   fails (or returns 0 / an empty value) otherwise.
+//! * Packets move through [`RxQueue`] / [`TxQueue`] handles, each queue
+//!   handed out once; while one is alive its port cannot be started, stopped,
+//!   reconfigured or closed, so it keeps the port's receive pool alive, and
+//!   with it the DPDK memory (`rte_eal_cleanup` is skipped).
 //! * A [`Mempool`] dropped while mbufs from it are still in use (in an
 //!   [`Mbuf`], a ring, or a NIC queue) is leaked instead of freed, and a port
 //!   keeps the pool it was configured with alive until [`Port::close`].
@@ -22,8 +26,8 @@
 //!   otherwise the DPDK memory is left mapped until process exit.
 //!
 //! The one remaining contract is that no non-EAL thread (a plain
-//! `std::thread`) may still be using a [`Port`] while the [`Eal`] is being
-//! dropped.
+//! `std::thread`) may still be using a [`Port`] or a queue handle while the
+//! [`Eal`] is being dropped.
 //!
 //! # Drivers
 //!
@@ -52,7 +56,7 @@ mod sys;
 pub use eal::{lcore_id, tsc, tsc_hz, version, Eal, LCORE_ID_ANY};
 pub use error::{Error, Result};
 pub use mbuf::{L4Csum, Mbuf, Mempool, DEFAULT_DATA_ROOM, HEADROOM};
-pub use port::{DevInfo, Link, Port, PortConfig, PortSetup, PortStats};
+pub use port::{DevInfo, Link, Port, PortConfig, PortSetup, PortStats, RxQueue, TxQueue};
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
 /// NUMA socket wildcard accepted wherever a `socket: i32` is taken.

@@ -1,10 +1,11 @@
 //! Ethernet ports: configuration, control and the RX/TX bursts.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
-use std::hint::spin_loop;
+use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::eal;
@@ -14,53 +15,64 @@ use crate::sys;
 
 const MAX_PORTS: usize = sys::RTE_MAX_ETHPORTS as usize;
 
-/// One queue's "somebody is bursting" flag, alone on its cache line so lcores
-/// polling different queues never share a line.
-#[repr(align(64))]
-struct QueueLock(AtomicBool);
-
-impl QueueLock {
-    fn try_lock(&self) -> bool {
-        !self.0.swap(true, Ordering::Acquire)
-    }
-
-    fn lock(&self) {
-        while !self.try_lock() {
-            spin_loop();
-        }
-    }
-
-    fn unlock(&self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-/// The queues of a configured port. A burst takes its queue's lock for the
-/// duration of the driver call, so two threads can never run the driver's
-/// (single-threaded) burst on one queue at once, and an out-of-range queue id
-/// never reaches the driver. Tables are never freed: a reconfigured or closed
-/// port's table is retired (all locks taken forever) and leaked.
+/// Which queues of a configured port are currently handed out as
+/// [`RxQueue`] / [`TxQueue`]. A flag is set (under the control lock) when its
+/// queue is claimed and cleared by the handle's `Drop`; the bursts themselves
+/// never look at it. Each handle keeps the table alive through an `Arc`, so a
+/// table replaced by `configure` or dropped by `close` outlives its handles.
 struct QueueTable {
-    rx: Box<[QueueLock]>,
-    tx: Box<[QueueLock]>,
+    rx: Box<[AtomicBool]>,
+    tx: Box<[AtomicBool]>,
 }
 
 impl QueueTable {
     fn new(rx: u16, tx: u16) -> QueueTable {
-        let mk = |n: u16| (0..n).map(|_| QueueLock(AtomicBool::new(false))).collect();
+        let mk = |n: u16| (0..n).map(|_| AtomicBool::new(false)).collect();
         QueueTable {
             rx: mk(rx),
             tx: mk(tx),
         }
     }
 
-    fn all(&self) -> impl Iterator<Item = &QueueLock> {
-        self.rx.iter().chain(self.tx.iter())
+    /// Whether some queue handle of the port is alive. The Acquire loads pair
+    /// with the Release stores in the handles' `Drop`: once a flag reads
+    /// false, everything its handle did (its last burst) happened before.
+    fn in_use(&self) -> bool {
+        self.rx
+            .iter()
+            .chain(self.tx.iter())
+            .any(|f| f.load(Ordering::Acquire))
     }
 }
 
-static QUEUES: [AtomicPtr<QueueTable>; MAX_PORTS] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_PORTS];
+/// Control-path state, only touched with the [`CONTROL`] lock held.
+struct ControlState {
+    /// Queue table of every configured (and not closed) port, by port id.
+    queues: [Option<Arc<QueueTable>>; MAX_PORTS],
+}
+
+impl ControlState {
+    fn table(&self, port: u16) -> Option<&Arc<QueueTable>> {
+        self.queues.get(usize::from(port))?.as_ref()
+    }
+
+    /// Whether a queue handle of `port` is alive.
+    fn busy(&self, port: u16) -> bool {
+        self.table(port).is_some_and(|t| t.in_use())
+    }
+
+    fn set_table(&mut self, port: u16, table: Option<Arc<QueueTable>>) {
+        if let Some(slot) = self.queues.get_mut(usize::from(port)) {
+            *slot = table;
+        }
+    }
+}
+
+/// Serialises the (not thread-safe) ethdev control path across threads and
+/// guards the queue tables.
+static CONTROL: Mutex<ControlState> = Mutex::new(ControlState {
+    queues: [const { None }; MAX_PORTS],
+});
 
 /// Ports started through `Port::start` and not stopped / closed since.
 static STARTED: [AtomicBool; MAX_PORTS] = [const { AtomicBool::new(false) }; MAX_PORTS];
@@ -69,43 +81,15 @@ fn started(port: u16) -> &'static AtomicBool {
     &STARTED[usize::from(port) % MAX_PORTS]
 }
 
-/// Serialises the (not thread-safe) ethdev control path across threads.
-static CONTROL: Mutex<()> = Mutex::new(());
-
 /// Pools ports receive into, kept alive until the port is closed.
 static PORT_POOLS: Mutex<BTreeMap<u16, Arc<PoolInner>>> = Mutex::new(BTreeMap::new());
 
-fn queue_table(port: u16) -> Option<&'static QueueTable> {
-    let p = QUEUES.get(usize::from(port))?.load(Ordering::Acquire);
-    // SAFETY: non-null table pointers come from Box::into_raw and are never
-    // freed, so they are valid for 'static.
-    unsafe { p.as_ref() }
-}
-
-/// Detaches the port's table (bursts on it return 0 from now on) and waits
-/// for every in-flight burst to finish.
-fn retire_queues(port: u16) {
-    let Some(slot) = QUEUES.get(usize::from(port)) else {
-        return;
-    };
-    let old = slot.swap(ptr::null_mut(), Ordering::AcqRel);
-    // SAFETY: as in queue_table: never freed.
-    if let Some(t) = unsafe { old.as_ref() } {
-        t.all().for_each(QueueLock::lock);
-    }
-}
-
-/// Runs `f` with every queue of the port locked (no burst in flight).
-fn with_queues_quiesced<T>(port: u16, f: impl FnOnce() -> T) -> T {
-    match queue_table(port) {
-        Some(t) => {
-            t.all().for_each(QueueLock::lock);
-            let r = f();
-            t.all().for_each(QueueLock::unlock);
-            r
-        }
-        None => f(),
-    }
+fn queues_busy(op: &'static str, port: u16) -> Error {
+    Error::new(
+        op,
+        libc_errno::EBUSY,
+        format!("port {port} has RX/TX queue handles alive; drop them first"),
+    )
 }
 
 /// Static capabilities of a port (`rte_eth_dev_info_get`).
@@ -206,9 +190,16 @@ pub struct PortStats {
 
 /// An Ethernet port id. Cheap to copy and share between lcores.
 ///
-/// Each RX / TX queue must be polled by one lcore at a time; a burst that
-/// finds its queue busy on another thread, or a queue id that was not
-/// configured, returns 0 instead of racing in the driver.
+/// `Port` is the control path (configure, start, stop, stats, ...). Packets
+/// move through queue handles: [`Port::rx_queue`] / [`Port::tx_queue`] hand
+/// out each configured queue at most once as an [`RxQueue`] / [`TxQueue`],
+/// which is `Send` but neither `Clone` nor `Sync` and bursts through `&mut
+/// self`, so the type system guarantees that one thread at a time runs the
+/// driver's (single-threaded) burst routine on a queue, without any lock or
+/// atomic operation on the packet path. While any handle of a port is alive,
+/// [`Port::start`], [`Port::stop`] and [`Port::configure`] fail with `EBUSY`
+/// and [`Port::close`] does nothing, so the driver is never reconfigured
+/// under a burst. Take the queues after `start` and drop them before `stop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Port {
     id: u16,
@@ -264,7 +255,7 @@ impl Port {
     }
 
     /// Checks the port and takes the control-path lock.
-    fn control(&self, op: &'static str) -> Result<MutexGuard<'static, ()>> {
+    fn control(&self, op: &'static str) -> Result<MutexGuard<'static, ControlState>> {
         let guard = CONTROL.lock().unwrap_or_else(PoisonError::into_inner);
         self.valid(op)?;
         Ok(guard)
@@ -331,12 +322,17 @@ impl Port {
     /// Scatter RX is never enabled, so the MTU (plus Ethernet header and CRC)
     /// must fit in one mbuf of `pool`.
     ///
-    /// A started port is refused with `EBUSY` (stop it first). While it runs,
-    /// bursts on the port return 0; if configuration fails midway the port
-    /// has no usable queues until a later `configure` succeeds.
+    /// A started port, or one with queue handles alive, is refused with
+    /// `EBUSY` (drop the handles and stop it first). Queues of the new
+    /// configuration are taken with [`Port::rx_queue`] / [`Port::tx_queue`];
+    /// if configuration fails midway the port has no queues to take until a
+    /// later `configure` succeeds.
     pub fn configure(&self, cfg: &PortConfig, pool: &Mempool) -> Result<PortSetup> {
         const OP: &str = "rte_eth_dev_configure";
-        let _guard = self.control(OP)?;
+        let mut state = self.control(OP)?;
+        if state.busy(self.id) {
+            return Err(queues_busy(OP, self.id));
+        }
         if started(self.id).load(Ordering::Acquire) {
             return Err(Error::new(
                 OP,
@@ -392,10 +388,12 @@ impl Port {
             conf.txmode.offloads |= want;
         }
 
-        // No burst may run while the queues are torn down and rebuilt.
-        retire_queues(self.id);
+        // The old queues are gone from here on, whatever happens below.
+        state.set_table(self.id, None);
         // SAFETY: valid port; `conf` is a fully initialised rte_eth_conf that
-        // DPDK copies; the port's bursts are quiesced (retire_queues).
+        // DPDK copies; no queue handle of the port exists (checked above under
+        // the control lock, which also keeps new ones from being taken), so
+        // no burst can run on it.
         let ret =
             unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
         Error::check(OP, ret)?;
@@ -436,32 +434,46 @@ impl Port {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(self.id, Arc::clone(pool.inner()));
-        let table = Box::into_raw(Box::new(QueueTable::new(cfg.rx_queues, cfg.tx_queues)));
-        QUEUES[usize::from(self.id)].store(table, Ordering::Release);
+        state.set_table(
+            self.id,
+            Some(Arc::new(QueueTable::new(cfg.rx_queues, cfg.tx_queues))),
+        );
         Ok(PortSetup {
             rss,
             tx_cksum_offload: cksum,
         })
     }
 
-    /// Starts the port (`rte_eth_dev_start`).
+    /// Starts the port (`rte_eth_dev_start`). Fails with `EBUSY` while queue
+    /// handles of the port are alive: starting switches the port's fast-path
+    /// functions, which a concurrent burst would be reading. Take the queues
+    /// after starting the port.
     pub fn start(&self) -> Result<()> {
         const OP: &str = "rte_eth_dev_start";
-        let _guard = self.control(OP)?;
-        // SAFETY: valid port; bursts are quiesced while the fast-path ops are
-        // switched.
-        let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_start(self.id) });
+        let state = self.control(OP)?;
+        if state.busy(self.id) {
+            return Err(queues_busy(OP, self.id));
+        }
+        // SAFETY: valid port; no queue handle exists (checked under the
+        // control lock), so no burst runs while the fast-path ops are switched.
+        let ret = unsafe { sys::rte_eth_dev_start(self.id) };
         Error::check(OP, ret)?;
         started(self.id).store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Stops the port (`rte_eth_dev_stop`), waiting for in-flight bursts.
+    /// Stops the port (`rte_eth_dev_stop`). Fails with `EBUSY` while queue
+    /// handles of the port are alive (drop them first), so the driver is
+    /// never stopped under a burst.
     pub fn stop(&self) -> Result<()> {
         const OP: &str = "rte_eth_dev_stop";
-        let _guard = self.control(OP)?;
-        // SAFETY: valid port; no burst runs concurrently (quiesced).
-        let ret = with_queues_quiesced(self.id, || unsafe { sys::rte_eth_dev_stop(self.id) });
+        let state = self.control(OP)?;
+        if state.busy(self.id) {
+            return Err(queues_busy(OP, self.id));
+        }
+        // SAFETY: valid port; no queue handle exists (checked under the
+        // control lock), so no burst runs concurrently.
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
         Error::check(OP, ret)?;
         started(self.id).store(false, Ordering::Release);
         Ok(())
@@ -469,14 +481,21 @@ impl Port {
 
     /// Stops (if needed) and closes the port, releasing its queues and the
     /// pool it held. The port id is invalid afterwards; errors are ignored.
+    /// Does nothing while queue handles of the port are alive.
     pub fn close(&self) {
-        let Ok(_guard) = self.control("rte_eth_dev_close") else {
+        let Ok(mut state) = self.control("rte_eth_dev_close") else {
             return;
         };
-        retire_queues(self.id);
-        // SAFETY: valid port, no burst can run on it any more (retired).
+        if state.busy(self.id) {
+            return;
+        }
+        state.set_table(self.id, None);
+        // SAFETY: valid port; no queue handle exists and none can be taken
+        // any more (no table), so no burst runs on it.
         let ret = unsafe {
-            sys::rte_eth_dev_stop(self.id);
+            if started(self.id).load(Ordering::Acquire) {
+                sys::rte_eth_dev_stop(self.id);
+            }
             sys::rte_eth_dev_close(self.id)
         };
         started(self.id).store(false, Ordering::Release);
@@ -561,74 +580,233 @@ impl Port {
         })
     }
 
-    /// Receives up to `min(max, out.capacity() - out.len())` packets from RX
-    /// `queue`, appending them to `out`; never allocates or grows `out`.
-    /// Returns how many were received (0 if the queue is not configured or is
-    /// being polled by another thread right now).
+    /// Takes RX queue `queue` of the port for exclusive use. Fails with
+    /// `EINVAL` if the port is not configured or has no such queue and with
+    /// `EBUSY` if the queue is already taken; dropping the handle returns it.
+    pub fn rx_queue(&self, queue: u16) -> Result<RxQueue> {
+        let table = self.claim("rx_queue", queue, |t| &t.rx)?;
+        Ok(RxQueue {
+            table,
+            port: self.id,
+            queue,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Takes TX queue `queue` of the port for exclusive use; as
+    /// [`Port::rx_queue`].
+    pub fn tx_queue(&self, queue: u16) -> Result<TxQueue> {
+        let table = self.claim("tx_queue", queue, |t| &t.tx)?;
+        Ok(TxQueue {
+            table,
+            port: self.id,
+            queue,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Marks queue `queue` of the direction `dir` selects as taken.
+    fn claim(
+        &self,
+        op: &'static str,
+        queue: u16,
+        dir: impl Fn(&QueueTable) -> &[AtomicBool],
+    ) -> Result<Arc<QueueTable>> {
+        let state = self.control(op)?;
+        let Some(table) = state.table(self.id) else {
+            return Err(Error::invalid(
+                op,
+                format!("port {} is not configured", self.id),
+            ));
+        };
+        let flags = dir(table);
+        let Some(flag) = flags.get(usize::from(queue)) else {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "port {} has {} queue(s), no queue {queue}",
+                    self.id,
+                    flags.len()
+                ),
+            ));
+        };
+        if flag.swap(true, Ordering::Acquire) {
+            return Err(Error::new(
+                op,
+                libc_errno::EBUSY,
+                format!("queue {queue} of port {} is already taken", self.id),
+            ));
+        }
+        Ok(Arc::clone(table))
+    }
+}
+
+/// Exclusive use of one RX queue of a port, from [`Port::rx_queue`].
+///
+/// `Send`, not `Sync`, not `Clone`: whoever holds it (mutably) is the only
+/// one polling the queue, so bursts need no synchronisation. Dropping it
+/// returns the queue to the port.
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<sluice_ffi::RxQueue>();
+/// ```
+///
+/// ```compile_fail
+/// fn copied<T: Clone>() {}
+/// copied::<sluice_ffi::RxQueue>();
+/// ```
+pub struct RxQueue {
+    table: Arc<QueueTable>,
+    port: u16,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Exclusive use of one TX queue of a port, from [`Port::tx_queue`]; see
+/// [`RxQueue`].
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<sluice_ffi::TxQueue>();
+/// ```
+///
+/// ```compile_fail
+/// fn copied<T: Clone>() {}
+/// copied::<sluice_ffi::TxQueue>();
+/// ```
+pub struct TxQueue {
+    table: Arc<QueueTable>,
+    port: u16,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl RxQueue {
+    /// The port's id.
     #[inline]
-    pub fn rx_burst(&self, queue: u16, out: &mut Vec<Mbuf>, max: usize) -> usize {
+    pub fn port_id(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue's index on its port.
+    #[inline]
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives up to `min(max, out.capacity() - out.len())` packets,
+    /// appending them to `out`; never allocates or grows `out`. Returns how
+    /// many were received (0 while the port is stopped).
+    #[inline]
+    pub fn burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
         let len = out.len();
         let n = max.min(out.capacity() - len).min(usize::from(u16::MAX));
         if n == 0 {
             return 0;
         }
-        let Some(lock) = queue_table(self.id).and_then(|t| t.rx.get(usize::from(queue))) else {
-            return 0;
-        };
-        if !lock.try_lock() {
-            return 0;
-        }
-        // SAFETY: the queue exists and we hold its lock, so no other thread is
-        // in the driver's RX routine for it. `out` has room for `n` more
-        // elements and Mbuf is a transparent NonNull<rte_mbuf>, so the spare
-        // capacity is a `struct rte_mbuf *` array of length n. The driver
-        // writes `got <= n` owned, non-null mbuf pointers, which become
-        // initialised elements with set_len.
+        // SAFETY: this handle is the only owner of a configured RX queue
+        // (claimed once, not Clone, not Sync, `&mut self`), so no other thread
+        // is in the driver's RX routine for it, and the port cannot be
+        // stopped, reconfigured or closed while the handle lives (those refuse
+        // while a handle exists). The pool the port receives into is held by
+        // the port until close. `out` has room for `n` more elements and Mbuf
+        // is a transparent NonNull<rte_mbuf>, so the spare capacity is a
+        // `struct rte_mbuf *` array of length n. The driver writes `got <= n`
+        // owned, non-null mbuf pointers, which become initialised elements
+        // with set_len.
         unsafe {
             let dst = out.as_mut_ptr().add(len).cast::<*mut sys::rte_mbuf>();
-            let got = usize::from(sys::sluice_eth_rx_burst(self.id, queue, dst, n as u16));
-            lock.unlock();
+            let got = usize::from(sys::sluice_eth_rx_burst(
+                self.port, self.queue, dst, n as u16,
+            ));
             out.set_len(len + got);
             got
         }
     }
+}
 
-    /// Hands the packets at the front of `pkts` to TX `queue`. The accepted
-    /// ones are removed from the front of the vector (ownership passed to the
-    /// NIC), the rest stay in order. Returns the accepted count; 0 if the
-    /// queue is not configured or busy on another thread. Never allocates.
+impl TxQueue {
+    /// The port's id.
     #[inline]
-    pub fn tx_burst(&self, queue: u16, pkts: &mut Vec<Mbuf>) -> usize {
+    pub fn port_id(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue's index on its port.
+    #[inline]
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Hands the packets at the front of `pkts` to the queue. The accepted
+    /// ones are removed from the front of the vector (ownership passed to the
+    /// NIC), the rest stay in order. Returns the accepted count (0 while the
+    /// port is stopped). Never allocates.
+    #[inline]
+    pub fn burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
         let len = pkts.len();
         let n = len.min(usize::from(u16::MAX));
         if n == 0 {
             return 0;
         }
-        let Some(lock) = queue_table(self.id).and_then(|t| t.tx.get(usize::from(queue))) else {
-            return 0;
-        };
-        if !lock.try_lock() {
-            return 0;
-        }
-        // SAFETY: queue exists and is locked by us; the first n elements are
-        // owned, valid mbufs laid out as a `struct rte_mbuf *` array (Mbuf is
-        // transparent). The driver takes ownership of the first `sent` and
-        // leaves the rest untouched, so those `sent` elements are forgotten by
-        // shifting the remainder to the front and shortening the vector.
+        // SAFETY: exclusive owner of a configured TX queue whose port cannot
+        // be stopped, reconfigured or closed meanwhile (as in RxQueue::burst).
+        // The first n elements are owned, valid mbufs laid out as a `struct
+        // rte_mbuf *` array (Mbuf is transparent). The driver takes ownership
+        // of the first `sent` and leaves the rest untouched, so those `sent`
+        // elements are forgotten by shifting the remainder to the front and
+        // shortening the vector.
         unsafe {
             let base = pkts.as_mut_ptr();
             let sent = usize::from(sys::sluice_eth_tx_burst(
-                self.id,
-                queue,
+                self.port,
+                self.queue,
                 base.cast::<*mut sys::rte_mbuf>(),
                 n as u16,
             ));
-            lock.unlock();
             pkts.set_len(0);
             ptr::copy(base.add(sent), base, len - sent);
             pkts.set_len(len - sent);
             sent
         }
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        // Release: this handle's bursts happen before a control operation
+        // that sees the queue free (QueueTable::in_use).
+        if let Some(f) = self.table.rx.get(usize::from(self.queue)) {
+            f.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        // As for RxQueue.
+        if let Some(f) = self.table.tx.get(usize::from(self.queue)) {
+            f.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl std::fmt::Debug for RxQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxQueue")
+            .field("port", &self.port)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TxQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxQueue")
+            .field("port", &self.port)
+            .field("queue", &self.queue)
+            .finish()
     }
 }
 
@@ -681,27 +859,43 @@ mod tests {
         assert!(p.stats().is_err());
         assert_eq!(p.link(), Link::default());
         p.close();
-        let mut v: Vec<Mbuf> = Vec::with_capacity(4);
-        assert_eq!(p.rx_burst(0, &mut v, 4), 0);
-        assert_eq!(p.tx_burst(0, &mut v), 0);
+        assert_eq!(p.rx_queue(0).unwrap_err().code, libc_errno::ENODEV);
+        assert_eq!(p.tx_queue(0).unwrap_err().code, libc_errno::ENODEV);
         let far = Port { id: u16::MAX };
-        assert_eq!(far.rx_burst(0, &mut v, 4), 0);
+        assert!(far.rx_queue(0).is_err());
     }
 
     #[test]
-    fn queue_lock() {
-        let l = QueueLock(AtomicBool::new(false));
-        assert!(l.try_lock());
-        assert!(!l.try_lock());
-        l.unlock();
-        assert!(l.try_lock());
-        assert_eq!(std::mem::align_of::<QueueLock>(), 64);
+    fn queue_table_flags() {
+        let t = Arc::new(QueueTable::new(2, 1));
+        assert!(!t.in_use());
+        let mut state = ControlState {
+            queues: [const { None }; MAX_PORTS],
+        };
+        state.set_table(3, Some(Arc::clone(&t)));
+        state.set_table(u16::MAX, Some(Arc::clone(&t))); // out of range: ignored
+        assert!(!state.busy(3));
+        let q = RxQueue {
+            table: Arc::clone(&t),
+            port: 3,
+            queue: 1,
+            _not_sync: PhantomData,
+        };
+        t.rx[1].store(true, Ordering::Relaxed);
+        assert!(state.busy(3));
+        assert!(!state.busy(2));
+        assert_eq!((q.port_id(), q.queue_id()), (3, 1));
+        drop(q);
+        assert!(!state.busy(3), "dropping the handle frees the queue");
     }
 
     fn check_send_sync<T: Send + Sync + Copy>() {}
+    fn check_send<T: Send>() {}
 
     #[test]
     fn port_traits() {
         check_send_sync::<Port>();
+        check_send::<RxQueue>();
+        check_send::<TxQueue>();
     }
 }

@@ -165,6 +165,8 @@ fn smoke() {
     };
     let e = null0.configure(&too_big, &pool).unwrap_err();
     println!("jumbo refused: {e}");
+    // No queue to take before the port is configured.
+    assert_eq!(null0.rx_queue(0).unwrap_err().code, 22, "unconfigured port");
     let setup = null0.configure(&cfg, &pool).expect("configure net_null0");
     println!("net_null0 setup: {setup:?}");
     assert!(!setup.rss, "RSS needs more than one RX queue");
@@ -172,6 +174,16 @@ fn smoke() {
         setup.tx_cksum_offload,
         info.tx_ipv4_cksum && info.tx_tcp_cksum && info.tx_udp_cksum
     );
+    // Queues are taken after start: start refuses while handles are alive.
+    {
+        let early = null0.tx_queue(0).expect("tx_queue before start");
+        assert_eq!(
+            null0.start().unwrap_err().code,
+            16,
+            "start with a live handle"
+        );
+        drop(early);
+    }
     null0.start().expect("start");
     let busy = null0.configure(&cfg, &pool).unwrap_err();
     assert_eq!(busy.code, 16, "configure on a started port: {busy}");
@@ -183,37 +195,73 @@ fn smoke() {
         Err(e) => assert_eq!(e.code, 95, "{e}"), // ENOTSUP is acceptable
     }
 
+    // Queue handles: each configured queue once, unconfigured ones never.
+    let mut rxq = null0.rx_queue(0).expect("rx_queue");
+    let txq = null0.tx_queue(0).expect("tx_queue");
+    assert_eq!((rxq.port_id(), rxq.queue_id()), (null0.id(), 0));
+    assert_eq!((txq.port_id(), txq.queue_id()), (null0.id(), 0));
+    let twice = null0.rx_queue(0).unwrap_err();
+    println!("rx queue taken twice: {twice}");
+    assert_eq!(twice.code, 16);
+    assert_eq!(null0.tx_queue(0).unwrap_err().code, 16, "tx taken twice");
+    assert_eq!(null0.rx_queue(5).unwrap_err().code, 22, "unconfigured rx");
+    assert_eq!(null0.tx_queue(1).unwrap_err().code, 22, "unconfigured tx");
+    assert_eq!(null1.rx_queue(0).unwrap_err().code, 22, "unconfigured port");
+    // Handles move to other threads (Send).
+    let txq_back = std::thread::spawn(move || txq).join().unwrap();
+    let mut txq = txq_back;
+
     let mut tx: Vec<Mbuf> = Vec::with_capacity(8);
     for i in 0..8 {
         tx.push(mbuf_with(&pool, &packet(i, 64)));
     }
-    assert_eq!(null0.tx_burst(0, &mut tx), 8);
+    assert_eq!(txq.burst(&mut tx), 8);
     assert!(tx.is_empty());
-    assert_eq!(null0.tx_burst(7, &mut tx), 0, "empty vec");
+    assert_eq!(txq.burst(&mut tx), 0, "empty vec");
 
     let mut rx: Vec<Mbuf> = Vec::with_capacity(32);
-    let got = null0.rx_burst(0, &mut rx, 32);
+    let got = rxq.burst(&mut rx, 32);
     assert!(got > 0, "net_null produces packets");
     assert_eq!(rx.len(), got);
     assert_eq!(rx.capacity(), 32);
     assert!(rx.iter().all(|m| m.len() == 64));
     // Bounded by max and by spare capacity, never grows.
-    let got2 = null0.rx_burst(0, &mut rx, 1);
+    let got2 = rxq.burst(&mut rx, 1);
     assert!(got2 <= 1);
     let mut small: Vec<Mbuf> = Vec::with_capacity(4);
-    assert!(null0.rx_burst(0, &mut small, 100) <= 4);
+    assert!(rxq.burst(&mut small, 100) <= 4);
     assert_eq!(small.capacity(), 4);
-    // Unconfigured queue: nothing, no crash.
-    assert_eq!(null0.rx_burst(5, &mut small, 1), 0);
-    let mut one = vec![pool.alloc().unwrap()];
-    assert_eq!(null0.tx_burst(5, &mut one), 0);
-    assert_eq!(one.len(), 1);
+    assert_eq!(rxq.burst(&mut small, 0), 0, "max 0");
     let received = (got + got2 + small.len()) as u64;
     let st = null0.stats().expect("stats");
     println!("net_null0 stats {st:?}");
     assert_eq!(st.opackets, 8);
     assert_eq!(st.ipackets, received);
-    drop((rx, small, one));
+    drop((rx, small));
+
+    // The port cannot be stopped, reconfigured or closed under a live handle.
+    let e = null0.stop().unwrap_err();
+    println!("stop with live handles: {e}");
+    assert_eq!(e.code, 16);
+    drop(rxq);
+    assert_eq!(null0.stop().unwrap_err().code, 16, "tx handle still alive");
+    null0.close(); // refused silently: the port is still there
+    assert!(Port::by_name("net_null0").is_ok(), "close refused");
+    assert!(null0.link().up, "still running");
+    drop(txq);
+    // Dropped handles return their queues.
+    let rxq = null0.rx_queue(0).expect("rx queue again after drop");
+    drop(rxq);
+    null0.stop().expect("stop once the handles are gone");
+    // A stopped port is not reconfigured under a live handle either.
+    let idle = null0
+        .tx_queue(0)
+        .expect("queue of a stopped, configured port");
+    let e = null0.configure(&cfg, &pool).unwrap_err();
+    println!("configure with a live handle: {e}");
+    assert_eq!(e.code, 16);
+    drop(idle);
+    null0.start().expect("restart");
 
     // --- net_ring0 without devargs is a loopback: TX queue i feeds RX queue i.
     let ring_port = Port::by_name("net_ring0").expect("net_ring0");
@@ -226,14 +274,16 @@ fn smoke() {
         .configure(&cfg, &pool)
         .expect("configure net_ring0");
     ring_port.start().expect("start net_ring0");
+    let mut ring_rx = ring_port.rx_queue(0).expect("net_ring0 rx queue");
+    let mut ring_tx = ring_port.tx_queue(0).expect("net_ring0 tx queue");
     let sent_bytes: Vec<Vec<u8>> = (0..16).map(|i| packet(i, 60 + i)).collect();
     let mut tx: Vec<Mbuf> = Vec::with_capacity(16);
     for b in &sent_bytes {
         tx.push(mbuf_with(&pool, b));
     }
-    assert_eq!(ring_port.tx_burst(0, &mut tx), 16);
+    assert_eq!(ring_tx.burst(&mut tx), 16);
     let mut rx: Vec<Mbuf> = Vec::with_capacity(32);
-    assert_eq!(ring_port.rx_burst(0, &mut rx, 32), 16);
+    assert_eq!(ring_rx.burst(&mut rx, 32), 16);
     for (m, b) in rx.iter().zip(&sent_bytes) {
         assert_eq!(m.data(), &b[..], "byte-identical loopback");
     }
@@ -251,7 +301,7 @@ fn smoke() {
         }
     }
     let before = many.len();
-    let accepted = ring_port.tx_burst(0, &mut many);
+    let accepted = ring_tx.burst(&mut many);
     println!("net_ring0 accepted {accepted} of {before}");
     assert!(
         accepted > 0 && accepted < before,
@@ -268,7 +318,7 @@ fn smoke() {
     let mut drained = 0;
     loop {
         rx.clear();
-        let n = ring_port.rx_burst(0, &mut rx, 256);
+        let n = ring_rx.burst(&mut rx, 256);
         if n == 0 {
             break;
         }
@@ -283,6 +333,25 @@ fn smoke() {
     println!("net_ring0 stats {rst:?}");
     assert_eq!(rst.opackets, 16 + accepted as u64);
     assert_eq!(rst.ipackets, 16 + accepted as u64);
+    // An RX handle bursts on an EAL worker lcore and comes back with it.
+    let mut ring_tx2 = ring_tx;
+    let mut pkts = vec![
+        mbuf_with(&pool, &packet(1, 64)),
+        mbuf_with(&pool, &packet(2, 64)),
+    ];
+    assert_eq!(ring_tx2.burst(&mut pkts), 2);
+    let (back_tx, back_rx) = std::sync::mpsc::channel();
+    eal.launch(eal.worker_lcores()[0], move || {
+        let mut rx: Vec<Mbuf> = Vec::with_capacity(8);
+        let n = ring_rx.burst(&mut rx, 8);
+        let ok = n == 2 && rx[1].data() == &packet(2, 64)[..];
+        back_tx.send(ring_rx).unwrap();
+        i32::from(ok)
+    })
+    .expect("launch rx on worker");
+    assert_eq!(eal.wait_all(), vec![(eal.worker_lcores()[0], 1)]);
+    let ring_rx = back_rx.recv().unwrap();
+    drop((ring_rx, ring_tx2));
 
     // --- mbuf_ring to a worker lcore.
     const N: usize = 1000;
@@ -376,11 +445,7 @@ fn smoke() {
         Port::by_name("net_null0").is_err(),
         "closed vdev port is released"
     );
-    assert_eq!(
-        null0.rx_burst(0, &mut Vec::with_capacity(4), 4),
-        0,
-        "closed port"
-    );
+    assert!(null0.rx_queue(0).is_err(), "closed port has no queues");
     assert_eq!(pool.in_use(), 0, "every mbuf is back in the pool");
     drop(pool);
     drop(eal);
