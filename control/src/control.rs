@@ -20,7 +20,10 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn bind(socket_path: &Path, metrics: Option<std::net::SocketAddr>) -> Result<Control, String> {
+    pub fn bind(
+        socket_path: &Path,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> Result<Control, String> {
         if let Some(dir) = socket_path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -6,7 +6,10 @@ use sluice_config::Config;
 pub fn is_pci(device: &str) -> bool {
     let name = device.split(',').next().unwrap_or("");
     let parts: Vec<&str> = name.split([':', '.']).collect();
-    (parts.len() == 4 || parts.len() == 3) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+    (parts.len() == 4 || parts.len() == 3)
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The ethdev name DPDK gives the device: the spec up to its first comma.
@@ -95,7 +98,14 @@ pub fn build(cfg: &Config, extra: &[String], cpus: &[u32]) -> (Vec<String>, Opti
     let has = |opt: &str| user.iter().any(|a| a.starts_with(opt));
     if !has("--file-prefix") && !has("--proc-type") && !has("--in-memory") && !has("--no-shconf") {
         // --in-memory implies hugepages; with --no-huge, --no-shconf does the same job.
-        args.push(if has("--no-huge") { "--no-shconf" } else { "--in-memory" }.to_string());
+        args.push(
+            if has("--no-huge") {
+                "--no-shconf"
+            } else {
+                "--in-memory"
+            }
+            .to_string(),
+        );
     }
     args.extend(user.into_iter().cloned());
     (args, warning)
@@ -111,14 +121,23 @@ mod tests {
         assert!(is_pci("3b:00.1"));
         assert!(!is_pci("net_af_packet0,iface=lb-ext"));
         assert_eq!(port_name("net_af_packet0,iface=lb-ext"), "net_af_packet0");
-        assert_eq!(vdev_spec("net_af_packet0,iface=x", 2), "net_af_packet0,iface=x,qpairs=2");
-        assert_eq!(vdev_spec("net_af_packet0,iface=x,qpairs=4", 2), "net_af_packet0,iface=x,qpairs=4");
+        assert_eq!(
+            vdev_spec("net_af_packet0,iface=x", 2),
+            "net_af_packet0,iface=x,qpairs=2"
+        );
+        assert_eq!(
+            vdev_spec("net_af_packet0,iface=x,qpairs=4", 2),
+            "net_af_packet0,iface=x,qpairs=4"
+        );
         assert_eq!(vdev_spec("net_null0", 2), "net_null0");
     }
 
     #[test]
     fn lcores_wrap_when_cpus_are_few() {
-        assert_eq!(lcore_map(2, &[0, 1, 2, 3]), ("0@0,1@1,2@2".to_string(), false));
+        assert_eq!(
+            lcore_map(2, &[0, 1, 2, 3]),
+            ("0@0,1@1,2@2".to_string(), false)
+        );
         assert_eq!(lcore_map(2, &[0, 1]), ("0@0,1@1,2@0".to_string(), true));
         assert_eq!(lcore_map(1, &[5]), ("0@5,1@5".to_string(), true));
     }
@@ -151,9 +170,17 @@ forwarding = "dest_nat"
         assert_eq!(
             args,
             [
-                "sluice", "--lcores", "0@0,1@1,2@0", "--vdev",
-                "net_af_packet0,iface=lb-ext,qpairs=2", "--no-pci", "--no-shconf", "--no-huge",
-                "-m", "512", "--log-level=7"
+                "sluice",
+                "--lcores",
+                "0@0,1@1,2@0",
+                "--vdev",
+                "net_af_packet0,iface=lb-ext,qpairs=2",
+                "--no-pci",
+                "--no-shconf",
+                "--no-huge",
+                "-m",
+                "512",
+                "--log-level=7"
             ]
         );
     }

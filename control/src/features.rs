@@ -11,7 +11,10 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
     for (i, itf) in cfg.interfaces.iter().enumerate() {
         for a in &itf.addresses {
             if a.addr.is_ipv6() {
-                return no(format!("interface[{i}].addresses"), "IPv6 interface addresses");
+                return no(
+                    format!("interface[{i}].addresses"),
+                    "IPv6 interface addresses",
+                );
             }
         }
     }
@@ -30,7 +33,10 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
         if pool.method != Method::RoundRobin {
             return no(
                 format!("pool.{p}.method"),
-                &format!("method \"{}\" (this build balances round_robin)", pool.method.as_str()),
+                &format!(
+                    "method \"{}\" (this build balances round_robin)",
+                    pool.method.as_str()
+                ),
             );
         }
         if pool.health_check.is_some() {
@@ -54,7 +60,10 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
         match vs.forwarding {
             Forwarding::DestNat | Forwarding::BothNat => {}
             other => {
-                return no(key("forwarding"), &format!("forwarding \"{}\"", other.as_str()));
+                return no(
+                    key("forwarding"),
+                    &format!("forwarding \"{}\"", other.as_str()),
+                );
             }
         }
         if vs.persistence.is_some() {

@@ -78,8 +78,12 @@ impl Lcore {
         let mut b = Buffers {
             rx: Vec::with_capacity(burst),
             verdicts: Vec::with_capacity(burst),
-            tx: (0..self.tx.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
-            redirect: (0..self.to.len()).map(|_| Vec::with_capacity(burst * 4)).collect(),
+            tx: (0..self.tx.len())
+                .map(|_| Vec::with_capacity(burst * 4))
+                .collect(),
+            redirect: (0..self.to.len())
+                .map(|_| Vec::with_capacity(burst * 4))
+                .collect(),
         };
         let hz = sluice_ffi::tsc_hz().max(1);
         let cycles_per_ms = (hz / 1000).max(1);
@@ -137,6 +141,9 @@ impl Lcore {
         let n = b.rx.len();
         for m in b.rx.iter().take(PREFETCH_AHEAD) {
             m.prefetch();
+        }
+        for m in b.rx.iter() {
+            self.worker.prefetch_session(m.data());
         }
         b.verdicts.clear();
         for i in 0..n {
@@ -206,7 +213,10 @@ impl Lcore {
             stats::add(&c.tx_packets, sent as u64);
             stats::add(&c.tx_bytes, (bytes - unsent_bytes) as u64);
             if sent < total {
-                stats::add(&st.drops[DropReason::TxFull as usize], (total - sent) as u64);
+                stats::add(
+                    &st.drops[DropReason::TxFull as usize],
+                    (total - sent) as u64,
+                );
                 q.clear();
             }
         }
@@ -220,7 +230,10 @@ impl Lcore {
                 None => 0,
             };
             if sent < total {
-                stats::add(&st.drops[DropReason::RedirectFull as usize], (total - sent) as u64);
+                stats::add(
+                    &st.drops[DropReason::RedirectFull as usize],
+                    (total - sent) as u64,
+                );
                 q.clear();
             }
         }

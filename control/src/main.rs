@@ -160,16 +160,27 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
                 &pool,
             )
             .map_err(|e| format!("interface {}: cannot configure port: {e}", itf.name))?;
-        let mac = port.mac().map_err(|e| format!("interface {}: {e}", itf.name))?;
-        let info = port.info().map_err(|e| format!("interface {}: {e}", itf.name))?;
+        let mac = port
+            .mac()
+            .map_err(|e| format!("interface {}: {e}", itf.name))?;
+        let info = port
+            .info()
+            .map_err(|e| format!("interface {}: {e}", itf.name))?;
         log(format!(
             "interface {} = port {} ({}), mac {}, {} queue(s), rss {}",
             itf.name,
             port.id(),
             info.driver,
-            mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+            mac.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
             workers,
-            if setup.rss { "on" } else { "off (packets are handed to their owning worker in software)" }
+            if setup.rss {
+                "on"
+            } else {
+                "off (packets are handed to their owning worker in software)"
+            }
         ));
         port.promiscuous(true).ok();
         ports.push(port);
@@ -177,27 +188,31 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     }
 
     let shared = Arc::new(Shared::new(cfg, &macs, workers));
-    let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::new(WorkerStats::default())).collect();
+    let stats: Vec<Arc<WorkerStats>> = (0..workers)
+        .map(|_| Arc::new(WorkerStats::default()))
+        .collect();
     let stop = control::stop_on_signals()?;
     let control = control::Control::bind(&cfg.control.socket, cfg.control.metrics)?;
 
     // Rings between every ordered pair of workers.
     let n = usize::from(workers);
-    let mut to: Vec<Vec<Option<sluice_ffi::RingProducer>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut to: Vec<Vec<Option<sluice_ffi::RingProducer>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
     let mut from: Vec<Vec<sluice_ffi::RingConsumer>> = (0..n).map(|_| Vec::new()).collect();
-    for a in 0..n {
-        for b in 0..n {
+    for (a, to_a) in to.iter_mut().enumerate() {
+        for (b, from_b) in from.iter_mut().enumerate() {
             if a != b {
                 let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_rd_{a}_{b}"), RING_SIZE, socket)
                     .map_err(|e| format!("cannot create ring {a}->{b}: {e}"))?;
-                to[a][b] = Some(p);
-                from[b].push(c);
+                to_a[b] = Some(p);
+                from_b.push(c);
             }
         }
     }
 
     for port in &ports {
-        port.start().map_err(|e| format!("cannot start port {}: {e}", port.id()))?;
+        port.start()
+            .map_err(|e| format!("cannot start port {}: {e}", port.id()))?;
     }
     // Each worker's own RX/TX queue on every port, taken after the ports are
     // started (start refuses while queue handles are alive) and all before
@@ -216,7 +231,12 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     }
     let announce = announcements(&shared);
     for ((w, lcore_id), (rx, tx)) in lcores.iter().take(n).enumerate().zip(queues) {
-        let worker = Worker::new(w as u16, shared.clone(), stats[w].clone(), cfg.dataplane.sessions_per_worker);
+        let worker = Worker::new(
+            w as u16,
+            shared.clone(),
+            stats[w].clone(),
+            cfg.dataplane.sessions_per_worker,
+        );
         let lc = lcore::Lcore {
             worker,
             rx,
@@ -229,8 +249,12 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
             stop: stop.clone(),
             announce: if w == 0 { announce.clone() } else { Vec::new() },
         };
-        eal.launch(*lcore_id, move || lc.run())
-            .map_err(|e| format!("cannot launch worker {w} on lcore {lcore_id}: {e}"))?;
+        if let Err(e) = eal.launch(*lcore_id, move || lc.run()) {
+            // Workers already running must stop before the EAL can go.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            eal.wait_all();
+            return Err(format!("cannot launch worker {w} on lcore {lcore_id}: {e}"));
+        }
     }
     log(format!(
         "running: {} workers, {} virtual servers, control socket {}",
@@ -280,7 +304,11 @@ fn announcements(shared: &Shared) -> Vec<(u16, std::net::Ipv4Addr)> {
     }
     for vs in &shared.services {
         for (i, _) in shared.ports.iter().enumerate() {
-            if shared.routes.connected(vs.vip).is_none_or(|r| usize::from(r.port) == i) {
+            if shared
+                .routes
+                .connected(vs.vip)
+                .is_none_or(|r| usize::from(r.port) == i)
+            {
                 out.push((i as u16, vs.vip));
             }
         }

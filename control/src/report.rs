@@ -18,18 +18,35 @@ pub struct View {
 }
 
 fn mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl View {
     pub fn status(&self) -> String {
         let mut o = String::new();
-        let sessions: u64 = self.stats.iter().map(|s| s.sessions_active.load(Relaxed)).sum();
-        let _ = writeln!(o, "sluice {} up {}s, dpdk {}", env!("CARGO_PKG_VERSION"), self.started.elapsed().as_secs(), sluice_ffi::version());
+        let sessions: u64 = self
+            .stats
+            .iter()
+            .map(|s| s.sessions_active.load(Relaxed))
+            .sum();
+        let _ = writeln!(
+            o,
+            "sluice {} up {}s, dpdk {}",
+            env!("CARGO_PKG_VERSION"),
+            self.started.elapsed().as_secs(),
+            sluice_ffi::version()
+        );
         let _ = writeln!(o, "workers {}  sessions {}", self.stats.len(), sessions);
         for (i, p) in self.shared.ports.iter().enumerate() {
             let link = self.ports[i].link();
-            let addrs: Vec<String> = p.addresses.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+            let addrs: Vec<String> = p
+                .addresses
+                .iter()
+                .map(|(a, l)| format!("{a}/{l}"))
+                .collect();
             let _ = writeln!(
                 o,
                 "port {i} {} mac {} link {} mtu {} addresses {}",
@@ -47,7 +64,15 @@ impl View {
         let mut o = String::new();
         for vs in &self.shared.services {
             let proto = if vs.proto == 6 { "tcp" } else { "udp" };
-            let _ = writeln!(o, "{} {}:{} {} {}", vs.name, vs.vip, vs.port, proto, vs.forwarding.as_str());
+            let _ = writeln!(
+                o,
+                "{} {}:{} {} {}",
+                vs.name,
+                vs.vip,
+                vs.port,
+                proto,
+                vs.forwarding.as_str()
+            );
             for m in &vs.members {
                 let state = if !m.enabled {
                     "disabled"
@@ -74,13 +99,23 @@ impl View {
         let now = (self.now_ms)();
         let mut o = String::new();
         for (ip, port, e) in self.shared.neighbors.entries() {
-            let name = self.shared.ports.get(usize::from(port)).map_or("?", |p| p.name.as_str());
+            let name = self
+                .shared
+                .ports
+                .get(usize::from(port))
+                .map_or("?", |p| p.name.as_str());
             let state = match e.state {
                 sluice_dataplane::neighbor::State::Static => "static".to_string(),
                 sluice_dataplane::neighbor::State::Dynamic => {
                     let (usable, stale) = e.usable(now);
                     let age = now.wrapping_sub(e.updated_ms) / 1000;
-                    let s = if !usable { "expired" } else if stale { "stale" } else { "reachable" };
+                    let s = if !usable {
+                        "expired"
+                    } else if stale {
+                        "stale"
+                    } else {
+                        "reachable"
+                    };
                     format!("{s} {age}s")
                 }
             };
@@ -92,7 +127,11 @@ impl View {
     pub fn routes(&self) -> String {
         let mut o = String::new();
         for r in self.shared.routes.routes() {
-            let name = self.shared.ports.get(usize::from(r.port)).map_or("?", |p| p.name.as_str());
+            let name = self
+                .shared
+                .ports
+                .get(usize::from(r.port))
+                .map_or("?", |p| p.name.as_str());
             let prefix = std::net::Ipv4Addr::from(r.prefix);
             match r.gateway {
                 Some(g) => writeln!(o, "{prefix}/{} via {g} dev {name}", r.len),
@@ -108,11 +147,18 @@ impl View {
         let mut o = String::new();
         for (i, p) in self.shared.ports.iter().enumerate() {
             let (rx, tx): (u64, u64) = self.stats.iter().fold((0, 0), |(r, t), s| {
-                (r + s.ports[i].rx_packets.load(Relaxed), t + s.ports[i].tx_packets.load(Relaxed))
+                (
+                    r + s.ports[i].rx_packets.load(Relaxed),
+                    t + s.ports[i].tx_packets.load(Relaxed),
+                )
             });
             let _ = write!(o, "port {i} {}: rx {rx} tx {tx}", p.name);
             if let Ok(hw) = self.ports[i].stats() {
-                let _ = write!(o, "  (nic: rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {})", hw.ipackets, hw.opackets, hw.imissed, hw.ierrors, hw.oerrors, hw.rx_nombuf);
+                let _ = write!(
+                    o,
+                    "  (nic: rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {})",
+                    hw.ipackets, hw.opackets, hw.imissed, hw.ierrors, hw.oerrors, hw.rx_nombuf
+                );
             }
             o.push('\n');
         }
@@ -139,19 +185,38 @@ impl View {
         for (i, p) in self.shared.ports.iter().enumerate() {
             for (w, s) in self.stats.iter().enumerate() {
                 let c = &s.ports[i];
-                let _ = writeln!(o, "sluice_port_packets_total{{port=\"{}\",direction=\"rx\",worker=\"{w}\"}} {}", p.name, c.rx_packets.load(Relaxed));
-                let _ = writeln!(o, "sluice_port_packets_total{{port=\"{}\",direction=\"tx\",worker=\"{w}\"}} {}", p.name, c.tx_packets.load(Relaxed));
+                let _ = writeln!(
+                    o,
+                    "sluice_port_packets_total{{port=\"{}\",direction=\"rx\",worker=\"{w}\"}} {}",
+                    p.name,
+                    c.rx_packets.load(Relaxed)
+                );
+                let _ = writeln!(
+                    o,
+                    "sluice_port_packets_total{{port=\"{}\",direction=\"tx\",worker=\"{w}\"}} {}",
+                    p.name,
+                    c.tx_packets.load(Relaxed)
+                );
             }
         }
         let _ = writeln!(o, "# HELP sluice_drops_total Dropped packets by reason and worker.\n# TYPE sluice_drops_total counter");
         for (w, s) in self.stats.iter().enumerate() {
             for r in DropReason::ALL {
-                let _ = writeln!(o, "sluice_drops_total{{reason=\"{}\",worker=\"{w}\"}} {}", r.name(), s.drops_of(*r));
+                let _ = writeln!(
+                    o,
+                    "sluice_drops_total{{reason=\"{}\",worker=\"{w}\"}} {}",
+                    r.name(),
+                    s.drops_of(*r)
+                );
             }
         }
         for (w, s) in self.stats.iter().enumerate() {
             for (name, v) in s.scalars() {
-                let kind = if name == "sessions_active" { "" } else { "_total" };
+                let kind = if name == "sessions_active" {
+                    ""
+                } else {
+                    "_total"
+                };
                 let _ = writeln!(o, "sluice_{name}{kind}{{worker=\"{w}\"}} {v}");
             }
         }

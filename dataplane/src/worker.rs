@@ -113,6 +113,33 @@ impl Worker {
         self.now_ms = now_ms;
     }
 
+    /// Starts loading the session-table buckets a frame will look up, so a
+    /// burst's cache misses overlap instead of queueing one after another.
+    /// A light look at untagged IPv4 TCP/UDP headers; anything else is left
+    /// for `process` to judge.
+    #[inline]
+    pub fn prefetch_session(&self, data: &[u8]) {
+        const L3: usize = ethernet::HEADER_LEN;
+        if data.len() < L3 + 20 || data[12..14] != [0x08, 0x00] {
+            return;
+        }
+        let ihl = usize::from(data[L3] & 0x0f) * 4;
+        let protocol = data[L3 + 9];
+        if (protocol != 6 && protocol != 17) || data.len() < L3 + ihl + 4 {
+            return;
+        }
+        let word = |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        let ports = word(L3 + ihl);
+        let t = crate::session::Tuple4 {
+            src: word(L3 + 12),
+            dst: word(L3 + 16),
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
+            proto: protocol,
+        };
+        self.sessions.prefetch(t.hash());
+    }
+
     /// Processes one frame received on `port`. `redirected` frames came from
     /// another worker, which counted their reception already.
     #[inline]
@@ -266,7 +293,9 @@ impl Worker {
             .flat_map(|vs| vs.members.iter().map(|m| m.ip))
             .chain(shared.routes.routes().iter().filter_map(|r| r.gateway));
         for ip in hops {
-            let Some(hop) = shared.routes.lookup(ip) else { continue };
+            let Some(hop) = shared.routes.lookup(ip) else {
+                continue;
+            };
             let fresh = shared
                 .neighbors
                 .lookup(hop.next_hop, hop.port)
@@ -301,6 +330,16 @@ impl Worker {
 
 /// Returns a session's SNAT port to its ring, if its client side was translated.
 fn release_snat(shared: &Shared, snat: &mut [PortRing], s: &Session4) {
+    // Only source-NAT sessions own a port: a Dest-NAT session whose client
+    // address happens to be a SNAT address (spoofed) must not free its
+    // client port into the ring.
+    let translated = shared
+        .services
+        .get(usize::from(s.vs))
+        .is_some_and(|v| v.source_nat());
+    if !translated {
+        return;
+    }
     if let Some(i) = shared.local(Ipv4Addr::from(s.snat)).and_then(|l| l.snat) {
         if let Some(ring) = snat.get_mut(usize::from(i)) {
             ring.free(s.sport);

@@ -56,7 +56,10 @@ fn main() -> ExitCode {
                 command = Some(c.to_string())
             }
             other => {
-                eprintln!("sluicectl: unknown command or option {other:?}\n\n{}", usage());
+                eprintln!(
+                    "sluicectl: unknown command or option {other:?}\n\n{}",
+                    usage()
+                );
                 return ExitCode::from(2);
             }
         }
