@@ -1,0 +1,358 @@
+//! The test lab: a two-port switch with Dest-NAT, Both-NAT, UDP and port-0
+//! virtual servers, and a harness that runs frames through workers and
+//! checks verdicts, output bytes and counter deltas.
+
+use super::frame::{diff, Mac};
+use sluice_dataplane::packet::{PacketBuf, VecBuf};
+use sluice_dataplane::session::Session4;
+use sluice_dataplane::shared::Shared;
+use sluice_dataplane::stats::{DropReason, WorkerStats};
+use sluice_dataplane::worker::{Verdict, Worker};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub const EXT: u16 = 0;
+pub const INT: u16 = 1;
+pub const EXT_MAC: Mac = [0x02, 0, 0, 0, 0x01, 0x01];
+pub const INT_MAC: Mac = [0x02, 0, 0, 0, 0x02, 0x01];
+pub const BCAST: Mac = [0xff; 6];
+
+pub const EXT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub const INT_IP: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 254);
+pub const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+/// A client on the ext link, with a static neighbour entry.
+pub const LOCAL_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 50);
+pub const LOCAL_CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0, 0x50];
+/// A client behind the router (its frames come from the router's MAC).
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+
+pub const VIP_WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+pub const VIP_BOTH: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+pub const VIP_DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
+pub const VIP_ANY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 13);
+pub const SNAT_IP: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 100);
+
+pub const WEB: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 20, 0, 11),
+    Ipv4Addr::new(10, 20, 0, 12),
+    Ipv4Addr::new(10, 20, 0, 13),
+];
+pub const WEB_MAC: [Mac; 3] = [
+    [0x02, 0, 0, 0, 0, 0x11],
+    [0x02, 0, 0, 0, 0, 0x12],
+    [0x02, 0, 0, 0, 0, 0x13],
+];
+pub const APP: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 21);
+pub const APP_MAC: Mac = [0x02, 0, 0, 0, 0, 0x21];
+pub const DNS: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 31);
+pub const DNS_MAC: Mac = [0x02, 0, 0, 0, 0, 0x31];
+/// Member of the port-0 server: no static neighbour entry (learned by ARP).
+pub const ANY: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 41);
+pub const ANY_MAC: Mac = [0x02, 0, 0, 0, 0, 0x41];
+
+/// Timeouts of the lab config, in milliseconds.
+pub const TCP_SYN_MS: u32 = 5_000;
+pub const TCP_EST_MS: u32 = 60_000;
+pub const TCP_FIN_MS: u32 = 20_000;
+pub const TCP_CLOSE_MS: u32 = 3_000;
+pub const UDP_MS: u32 = 30_000;
+
+/// Virtual-server indexes (order in the config).
+pub const VS_WEB: u16 = 0;
+pub const VS_BOTH: u16 = 1;
+pub const VS_DNS: u16 = 2;
+pub const VS_ANY: u16 = 3;
+
+pub const CONFIG: &str = r#"
+[timeouts]
+tcp_syn = "5s"
+tcp_established = "60s"
+tcp_fin = "20s"
+tcp_close = "3s"
+udp = "30s"
+icmp = "10s"
+
+[[interface]]
+name = "ext"
+device = "net_null0"
+addresses = ["198.51.100.1/24"]
+
+[[interface]]
+name = "int"
+device = "net_null1"
+addresses = ["10.20.0.1/24"]
+
+[[route]]
+destination = "0.0.0.0/0"
+gateway = "198.51.100.254"
+
+[[neighbor]]
+address = "198.51.100.254"
+mac = "02:00:00:00:00:fe"
+interface = "ext"
+
+[[neighbor]]
+address = "198.51.100.50"
+mac = "02:00:00:00:00:50"
+interface = "ext"
+
+[[neighbor]]
+address = "10.20.0.11"
+mac = "02:00:00:00:00:11"
+interface = "int"
+
+[[neighbor]]
+address = "10.20.0.12"
+mac = "02:00:00:00:00:12"
+interface = "int"
+
+[[neighbor]]
+address = "10.20.0.13"
+mac = "02:00:00:00:00:13"
+interface = "int"
+
+[[neighbor]]
+address = "10.20.0.21"
+mac = "02:00:00:00:00:21"
+interface = "int"
+
+[[neighbor]]
+address = "10.20.0.31"
+mac = "02:00:00:00:00:31"
+interface = "int"
+
+[pool.web]
+members = [
+  { address = "10.20.0.11:8080" },
+  { address = "10.20.0.12:8080" },
+  { address = "10.20.0.13:8080" },
+]
+
+[pool.app]
+members = [ { address = "10.20.0.21:80" } ]
+
+[pool.dns]
+members = [ { address = "10.20.0.31:53" } ]
+
+[pool.any]
+members = [ { address = "10.20.0.41:0" } ]
+
+[[virtual_server]]
+name = "web"
+address = "198.51.100.10:80"
+protocol = "tcp"
+pool = "web"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "both"
+address = "198.51.100.11:80"
+protocol = "tcp"
+pool = "app"
+forwarding = "both_nat"
+snat_addresses = ["10.20.0.100"]
+
+[[virtual_server]]
+name = "dns"
+address = "198.51.100.12:53"
+protocol = "udp"
+pool = "dns"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "any"
+address = "198.51.100.13:0"
+protocol = "tcp"
+pool = "any"
+forwarding = "dest_nat"
+"#;
+
+/// Golden cases checked so far (all test threads together).
+pub static CASES: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared tables of the lab for `workers` workers.
+pub fn shared(workers: u16) -> Arc<Shared> {
+    let cfg = sluice_config::parse(CONFIG, "test.toml").expect("lab config parses");
+    Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], workers))
+}
+
+/// Start time of every lab (not 0, so "last seen at 0" bugs would show).
+pub const T0: u32 = 1_000_000;
+
+/// What a frame should turn into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Tx(u16, Vec<u8>),
+    Drop(DropReason),
+    Consumed,
+    Redirect(u16),
+}
+
+/// Counter values of one worker by name (scalars and `drop.<reason>`).
+pub fn snapshot(s: &WorkerStats) -> BTreeMap<String, u64> {
+    let mut m: BTreeMap<String, u64> = s
+        .scalars()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    for r in DropReason::ALL {
+        m.insert(format!("drop.{}", r.name()), s.drops_of(*r));
+    }
+    m
+}
+
+/// Nonzero changes between two snapshots (gauges included, as signed).
+pub fn deltas(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, i64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = *v as i64 - before[k] as i64;
+            (d != 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+pub struct Lab {
+    pub workers: Vec<Worker>,
+}
+
+impl Lab {
+    pub fn new(workers: u16, capacity: u32) -> Lab {
+        let sh = shared(workers);
+        let workers = (0..workers)
+            .map(|id| {
+                let mut w = Worker::new(id, sh.clone(), Arc::new(WorkerStats::default()), capacity);
+                w.set_time(T0);
+                w
+            })
+            .collect();
+        Lab { workers }
+    }
+
+    pub fn set_time(&mut self, ms: u32) {
+        for w in &mut self.workers {
+            w.set_time(ms);
+        }
+    }
+
+    pub fn maintain(&mut self) {
+        for w in &mut self.workers {
+            w.maintain(u32::MAX);
+        }
+    }
+
+    /// Runs a frame through worker `w`; returns the verdict and the bytes after.
+    pub fn run(
+        &mut self,
+        w: usize,
+        port: u16,
+        frame: &[u8],
+        redirected: bool,
+    ) -> (Verdict, Vec<u8>) {
+        let mut buf = VecBuf::new(frame);
+        let v = self.workers[w].process(port, &mut buf, redirected);
+        (v, buf.data().to_vec())
+    }
+
+    /// Checks one golden case on worker `w` and returns the counter deltas
+    /// of that worker. Besides the verdict and output bytes, it checks the
+    /// counters every verdict implies: rx, exactly one drop of the right
+    /// reason for drops and none otherwise, `forwarded`, `redirected`.
+    pub fn case(
+        &mut self,
+        name: &str,
+        w: usize,
+        port: u16,
+        frame: &[u8],
+        redirected: bool,
+        expect: Expect,
+    ) -> BTreeMap<String, i64> {
+        CASES.fetch_add(1, Ordering::Relaxed);
+        let before = snapshot(&self.workers[w].stats().clone());
+        let (verdict, out) = self.run(w, port, frame, redirected);
+        let after = snapshot(&self.workers[w].stats().clone());
+        let d = deltas(&before, &after);
+        let get = |k: &str| d.get(k).copied().unwrap_or(0);
+        match &expect {
+            Expect::Tx(p, want) => {
+                assert_eq!(verdict, Verdict::Tx(*p), "{name}: verdict (deltas {d:?})");
+                assert!(out == *want, "{name}: output frame\n{}", diff(&out, want));
+            }
+            Expect::Drop(r) => {
+                assert_eq!(verdict, Verdict::Drop(*r), "{name}: verdict (deltas {d:?})");
+                assert_eq!(
+                    get(&format!("drop.{}", r.name())),
+                    1,
+                    "{name}: drop counter {d:?}"
+                );
+            }
+            Expect::Consumed => assert_eq!(verdict, Verdict::Consumed, "{name}: verdict"),
+            Expect::Redirect(o) => {
+                assert_eq!(verdict, Verdict::Redirect(*o), "{name}: verdict");
+                assert_eq!(out, frame, "{name}: a redirected frame is left untouched");
+            }
+        }
+        let is_drop = matches!(expect, Expect::Drop(_));
+        assert_eq!(
+            get("drops"),
+            i64::from(is_drop),
+            "{name}: total drops {d:?}"
+        );
+        assert_eq!(
+            get("rx_packets"),
+            i64::from(!redirected),
+            "{name}: rx {d:?}"
+        );
+        assert_eq!(
+            get("redirected"),
+            i64::from(matches!(expect, Expect::Redirect(_))),
+            "{name}: redirected counter {d:?}"
+        );
+        // Forwarded counts only routed NAT traffic (not ARP/echo replies).
+        if !matches!(expect, Expect::Tx(..)) {
+            assert_eq!(get("forwarded"), 0, "{name}: forwarded {d:?}");
+        }
+        d
+    }
+
+    /// `case` on worker 0, not redirected.
+    pub fn c(
+        &mut self,
+        name: &str,
+        port: u16,
+        frame: &[u8],
+        expect: Expect,
+    ) -> BTreeMap<String, i64> {
+        self.case(name, 0, port, frame, false, expect)
+    }
+
+    /// The live sessions of worker `w`.
+    pub fn sessions(&self, w: usize) -> Vec<Session4> {
+        self.workers[w].sessions().iter().map(|(_, s)| *s).collect()
+    }
+
+    /// The session of worker `w` whose client side is `client:cport`.
+    pub fn session(&self, w: usize, client: Ipv4Addr, cport: u16) -> Option<Session4> {
+        self.sessions(w)
+            .into_iter()
+            .find(|s| s.client == u32::from(client) && s.cport == cport)
+    }
+}
+
+/// Asserts the listed counter deltas (others are not constrained).
+#[track_caller]
+pub fn assert_deltas(d: &BTreeMap<String, i64>, want: &[(&str, i64)]) {
+    for (k, v) in want {
+        assert_eq!(
+            d.get(*k).copied().unwrap_or(0),
+            *v,
+            "counter {k}: deltas {d:?}"
+        );
+    }
+}

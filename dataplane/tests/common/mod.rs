@@ -1,0 +1,5 @@
+//! Helpers shared by the golden-packet and property tests.
+#![allow(dead_code)]
+
+pub mod frame;
+pub mod lab;
