@@ -28,7 +28,9 @@ impl Worker {
             .is_some_and(|r| r.port == port);
         if on_link && !ethernet::is_multicast(&sender_hw) {
             let learned = if ours && sender_ip != target_ip {
-                self.shared.neighbors.learn(sender_ip, port, sender_hw, self.now_ms)
+                self.shared
+                    .neighbors
+                    .learn(sender_ip, port, sender_hw, self.now_ms)
             } else {
                 // Gratuitous or overheard: only refresh what we already use.
                 self.shared
@@ -62,7 +64,12 @@ impl Worker {
 
     /// Writes a broadcast ARP request for `target` into an empty buffer.
     /// Returns false if the buffer cannot hold it.
-    pub fn write_arp_request<P: PacketBuf>(&self, port: u16, target: Ipv4Addr, buf: &mut P) -> bool {
+    pub fn write_arp_request<P: PacketBuf>(
+        &self,
+        port: u16,
+        target: Ipv4Addr,
+        buf: &mut P,
+    ) -> bool {
         let have = buf.data().len();
         if have < ARP_FRAME_LEN && !buf.append(ARP_FRAME_LEN - have) {
             return false;

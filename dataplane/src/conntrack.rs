@@ -39,7 +39,9 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
     let mut st = state & tcp::MASK;
     let mut fins = state & (tcp::FIN_CLIENT | tcp::FIN_MEMBER);
     match (st, dir) {
-        (tcp::SYN_SENT, Dir::Reverse) if f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK => {
+        (tcp::SYN_SENT, Dir::Reverse)
+            if f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK =>
+        {
             st = tcp::SYN_RECV
         }
         (tcp::SYN_RECV, Dir::Forward) if f & (flags::SYN | flags::ACK) == flags::ACK => {
@@ -126,7 +128,10 @@ mod tests {
         assert!(reusable(s));
         s = update_tcp(s, Dir::Forward, FIN | ACK);
         assert_eq!(s & tcp::MASK, tcp::CLOSED);
-        assert_eq!(update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST) & tcp::MASK, tcp::CLOSED);
+        assert_eq!(
+            update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST) & tcp::MASK,
+            tcp::CLOSED
+        );
     }
 
     #[test]
@@ -142,7 +147,10 @@ mod tests {
         assert_eq!(timeout_ms(tcp::SYN_RECV, proto::TCP, &t, None), 1);
         assert_eq!(timeout_ms(tcp::ESTABLISHED, proto::TCP, &t, None), 2);
         assert_eq!(timeout_ms(tcp::ESTABLISHED, proto::TCP, &t, Some(9)), 9);
-        assert_eq!(timeout_ms(tcp::FIN_WAIT | tcp::FIN_CLIENT, proto::TCP, &t, Some(9)), 3);
+        assert_eq!(
+            timeout_ms(tcp::FIN_WAIT | tcp::FIN_CLIENT, proto::TCP, &t, Some(9)),
+            3
+        );
         assert_eq!(timeout_ms(tcp::CLOSED, proto::TCP, &t, None), 4);
         assert_eq!(timeout_ms(0, proto::UDP, &t, None), 5);
         assert_eq!(timeout_ms(0, proto::UDP, &t, Some(7)), 7);

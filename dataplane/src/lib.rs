@@ -11,13 +11,13 @@ pub mod packet;
 pub mod route;
 pub mod service;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod wire;
-pub mod shared;
 pub mod worker;
 
 mod arp;
+pub mod conntrack;
 mod icmp;
 mod ipv4;
-pub mod conntrack;
 pub mod nat;

@@ -86,14 +86,36 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let mut t = RouteTable::default();
-        t.add(Ipv4Addr::new(0, 0, 0, 0), 0, Some(Ipv4Addr::new(198, 51, 100, 254)), 0);
+        t.add(
+            Ipv4Addr::new(0, 0, 0, 0),
+            0,
+            Some(Ipv4Addr::new(198, 51, 100, 254)),
+            0,
+        );
         t.add(Ipv4Addr::new(198, 51, 100, 1), 24, None, 0);
         t.add(Ipv4Addr::new(10, 20, 0, 1), 24, None, 1);
-        t.add(Ipv4Addr::new(10, 30, 0, 0), 16, Some(Ipv4Addr::new(10, 20, 0, 254)), 1);
+        t.add(
+            Ipv4Addr::new(10, 30, 0, 0),
+            16,
+            Some(Ipv4Addr::new(10, 20, 0, 254)),
+            1,
+        );
         let hop = |ip: [u8; 4]| t.lookup(Ipv4Addr::from(ip)).unwrap();
-        assert_eq!(hop([10, 20, 0, 5]), NextHop { port: 1, next_hop: Ipv4Addr::new(10, 20, 0, 5) });
+        assert_eq!(
+            hop([10, 20, 0, 5]),
+            NextHop {
+                port: 1,
+                next_hop: Ipv4Addr::new(10, 20, 0, 5)
+            }
+        );
         assert_eq!(hop([10, 30, 9, 9]).next_hop, Ipv4Addr::new(10, 20, 0, 254));
-        assert_eq!(hop([8, 8, 8, 8]), NextHop { port: 0, next_hop: Ipv4Addr::new(198, 51, 100, 254) });
+        assert_eq!(
+            hop([8, 8, 8, 8]),
+            NextHop {
+                port: 0,
+                next_hop: Ipv4Addr::new(198, 51, 100, 254)
+            }
+        );
         assert!(t.connected(Ipv4Addr::new(10, 30, 0, 1)).is_none());
         assert_eq!(t.connected(Ipv4Addr::new(10, 20, 0, 9)).unwrap().port, 1);
         let mut empty = RouteTable::default();

@@ -176,7 +176,9 @@ mod tests {
     fn round_robin_skips_down_drained_and_uses_backups_last() {
         let v = vs(vec![member(1, false), member(2, false), member(3, true)]);
         let mut c = 0;
-        let picks: Vec<_> = (0..4).map(|_| v.pick_round_robin(&mut c).unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| v.pick_round_robin(&mut c).unwrap())
+            .collect();
         assert_eq!(picks, [0, 1, 0, 1]);
         v.members[0].up.store(false, Ordering::Relaxed);
         assert_eq!(v.pick_round_robin(&mut c), Some(1));

@@ -70,7 +70,8 @@ impl Shared {
     /// Builds the tables. `macs[i]` is the MAC of the port of `cfg.interfaces[i]`.
     /// IPv6 entries are skipped here (the daemon refuses them until supported).
     pub fn new(cfg: &Config, macs: &[Mac], workers: u16) -> Shared {
-        let mut local: FixedMap<Local> = FixedMap::with_capacity(256 + cfg.virtual_servers.len() * 4);
+        let mut local: FixedMap<Local> =
+            FixedMap::with_capacity(256 + cfg.virtual_servers.len() * 4);
         let mut routes = RouteTable::default();
         let mut ports = Vec::new();
         for (i, itf) in cfg.interfaces.iter().enumerate() {
@@ -107,7 +108,9 @@ impl Shared {
         let mut services = Vec::new();
         let mut vs_map = FixedMap::with_capacity(cfg.virtual_servers.len() + 1);
         for (i, vs) in cfg.virtual_servers.iter().enumerate() {
-            let Some(vip) = v4(vs.address.ip()) else { continue };
+            let Some(vip) = v4(vs.address.ip()) else {
+                continue;
+            };
             let proto = match vs.protocol {
                 Protocol::Tcp => proto::TCP,
                 Protocol::Udp => proto::UDP,

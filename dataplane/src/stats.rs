@@ -155,7 +155,10 @@ impl WorkerStats {
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),
-            ("rx_packets", self.ports.iter().map(|p| g(&p.rx_packets)).sum()),
+            (
+                "rx_packets",
+                self.ports.iter().map(|p| g(&p.rx_packets)).sum(),
+            ),
         ]
     }
 }
