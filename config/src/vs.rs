@@ -314,10 +314,10 @@ fn check_members(t: &Tab, vs: &VirtualServer, cfg: &Config) -> Res<()> {
                 vs.name
             )));
         }
-        if vs.forwarding != Forwarding::L2Dsr {
+        if !matches!(vs.forwarding, Forwarding::L2Dsr | Forwarding::L3Dsr) {
             continue;
         }
-        if connected(&cfg.interfaces, a.ip()).is_none() {
+        if vs.forwarding == Forwarding::L2Dsr && connected(&cfg.interfaces, a.ip()).is_none() {
             return Err(err(format!(
                 "member {} is not on-link: virtual server {:?} uses l2_dsr, which needs every member inside a connected prefix ({})",
                 a.ip(),
@@ -327,10 +327,11 @@ fn check_members(t: &Tab, vs: &VirtualServer, cfg: &Config) -> Res<()> {
         }
         if vip.port() != 0 && a.port() != vip.port() {
             return Err(err(format!(
-                "member port {} differs from port {} of virtual server {:?}: l2_dsr does not rewrite ports",
+                "member port {} differs from port {} of virtual server {:?}: {} does not rewrite ports",
                 a.port(),
                 vip.port(),
-                vs.name
+                vs.name,
+                vs.forwarding.as_str()
             )));
         }
     }

@@ -412,7 +412,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ),
         (
             "same dscp for two VIPs",
-            full("forwarding = \"l3_dsr\"\nencapsulation = \"dscp\"\ndscp = 10\n\n[[virtual_server]]\nname = \"web2\"\naddress = \"198.51.100.11:80\"\npool = \"web\"\nforwarding = \"l3_dsr\"\nencapsulation = \"dscp\"\ndscp = 10\n"),
+            format!("{IFACES}[pool.web]\nmembers = [{{ address = \"10.20.0.11:80\" }}]\n{VS}forwarding = \"l3_dsr\"\nencapsulation = \"dscp\"\ndscp = 10\n\n[[virtual_server]]\nname = \"web2\"\naddress = \"198.51.100.11:80\"\npool = \"web\"\nforwarding = \"l3_dsr\"\nencapsulation = \"dscp\"\ndscp = 10\n"),
             "t.toml:26: virtual_server[1].dscp: dscp 10 is already used by virtual server \"web\" for VIP 198.51.100.10; members tell VIPs apart by this value",
         ),
         (
@@ -424,6 +424,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "l2_dsr member port differs",
             full("forwarding = \"l2_dsr\"\n"),
             "t.toml:11: pool.web.members[0].address: member port 8080 differs from port 80 of virtual server \"web\": l2_dsr does not rewrite ports",
+        ),
+        (
+            "l3_dsr member port differs",
+            full("forwarding = \"l3_dsr\"\n"),
+            "t.toml:11: pool.web.members[0].address: member port 8080 differs from port 80 of virtual server \"web\": l3_dsr does not rewrite ports",
         ),
         (
             "port-0 VIP with member port",

@@ -333,7 +333,8 @@ idle_timeout = "1h"
 
 [[virtual_server]]
 name = "l3-b"
-address = "198.51.100.12:81"
+address = "198.51.100.12:80"
+protocol = "udp"
 pool = "dsr"
 forwarding = "l3_dsr"
 encapsulation = "dscp"
