@@ -2,7 +2,7 @@
 //! They parse and validate, then boot refuses them by name, file and line,
 //! rather than silently ignoring what the user asked for.
 
-use sluice_config::{Config, ConfigError, Forwarding, Method};
+use sluice_config::{Config, ConfigError, Method};
 use std::net::IpAddr;
 
 /// Refuses the first configured feature this build does not implement.
@@ -56,15 +56,6 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
         let key = |k: &str| format!("virtual_server[{i}].{k}");
         if matches!(vs.address.ip(), IpAddr::V6(_)) {
             return no(key("address"), "IPv6 virtual servers");
-        }
-        match vs.forwarding {
-            Forwarding::DestNat | Forwarding::BothNat => {}
-            other => {
-                return no(
-                    key("forwarding"),
-                    &format!("forwarding \"{}\"", other.as_str()),
-                );
-            }
         }
         if vs.persistence.is_some() {
             return no(key("persistence"), "persistence");

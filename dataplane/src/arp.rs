@@ -42,7 +42,9 @@ impl Worker {
             }
         }
         match op {
-            arp::op::REQUEST if ours && sender_ip != target_ip => {
+            arp::op::REQUEST
+                if ours && sender_ip != target_ip && !ethernet::is_multicast(&sender_hw) =>
+            {
                 let mac = self.port_mac(port);
                 let data = pkt.data_mut();
                 let mut frame = ethernet::Frame::new_unchecked(&mut *data);

@@ -18,6 +18,13 @@ pub mod tcp {
     pub const FIN_MEMBER: u8 = 0x10;
 }
 
+/// Flags of the state byte that TCP transitions keep.
+pub mod flag {
+    /// The session holds a SNAT port of its worker (returned when it ends).
+    pub const SNAT_PORT: u8 = 0x20;
+    pub const KEEP: u8 = SNAT_PORT;
+}
+
 /// Whether a TCP segment may open a session: SYN without ACK or RST.
 #[inline]
 pub fn opens_tcp(f: u8) -> bool {
@@ -33,6 +40,7 @@ pub fn initial(_proto: u8) -> u8 {
 /// The state after a packet with TCP `f` flags travelling in `dir`.
 #[inline]
 pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
+    let keep = state & flag::KEEP;
     if f & flags::RST != 0 {
         return (state & !tcp::MASK) | tcp::CLOSED;
     }
@@ -62,7 +70,23 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
             st
         };
     }
-    st | fins
+    st | fins | keep
+}
+
+/// The state after a client packet in a direct-server-return mode, where the
+/// switch never sees the member's side: the client's ACK after its SYN means
+/// established, and a FIN or RST from the client ends the session.
+#[inline]
+pub fn update_tcp_one_way(state: u8, f: u8) -> u8 {
+    let keep = state & flag::KEEP;
+    let st = state & tcp::MASK;
+    if f & (flags::RST | flags::FIN) != 0 {
+        return tcp::CLOSED | tcp::FIN_CLIENT | keep;
+    }
+    if st == tcp::SYN_SENT && f & (flags::SYN | flags::ACK) == flags::ACK {
+        return tcp::ESTABLISHED | keep;
+    }
+    state
 }
 
 /// Whether a new SYN from the client may replace this session (the client
@@ -132,6 +156,21 @@ mod tests {
             update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST) & tcp::MASK,
             tcp::CLOSED
         );
+    }
+
+    #[test]
+    fn one_way_and_kept_flags() {
+        let mut s = initial(proto::TCP) | flag::SNAT_PORT;
+        s = update_tcp_one_way(s, SYN);
+        assert_eq!(s, tcp::SYN_SENT | flag::SNAT_PORT);
+        s = update_tcp_one_way(s, ACK);
+        assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
+        s = update_tcp_one_way(s, ACK | PSH);
+        assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
+        assert_eq!(update_tcp_one_way(s, FIN | ACK) & tcp::MASK, tcp::CLOSED);
+        assert_eq!(update_tcp_one_way(s, RST) & tcp::MASK, tcp::CLOSED);
+        let two_way = update_tcp(tcp::SYN_SENT | flag::SNAT_PORT, Dir::Reverse, SYN | ACK);
+        assert_eq!(two_way, tcp::SYN_RECV | flag::SNAT_PORT);
     }
 
     #[test]

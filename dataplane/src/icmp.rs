@@ -108,6 +108,9 @@ impl Worker {
             .lookup(&back, back.hash())
             .ok_or(DropReason::IcmpNoSession)?;
         let s = *self.sessions.get(idx);
+        if self.expired(&s) {
+            return Err(DropReason::IcmpNoSession);
+        }
         let (outer_new_src, outer_dst, q_src, q_dst) = match dir {
             // From the client side, about a packet we sent the client: to the member.
             Dir::Forward => {

@@ -10,6 +10,7 @@ use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{tcp, udp};
 use crate::worker::{Verdict, Worker};
+use sluice_config::Forwarding;
 use std::net::Ipv4Addr;
 
 /// The parsed addressing of a TCP or UDP packet.
@@ -88,14 +89,23 @@ impl Worker {
             Some((_, Dir::Reverse)) => return Err(DropReason::NoSession),
             None => self.new_session(vs, &flow)?,
         };
-        let s = self.touch(idx, Dir::Forward, &flow);
-        nat::rewrite(
-            &mut pkt.data_mut()[flow.l3..],
-            flow.ihl,
-            (s.snat.into(), s.sport),
-            (s.member.into(), s.mport),
-        );
-        self.egress(pkt, s.member.into())
+        let shared = self.shared.clone();
+        let server = &shared.services[usize::from(vs)];
+        let s = self.touch(idx, Dir::Forward, &flow, server.one_way());
+        match server.forwarding {
+            Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
+                nat::rewrite(
+                    &mut pkt.data_mut()[flow.l3..],
+                    flow.ihl,
+                    (s.snat.into(), s.sport),
+                    (s.member.into(), s.mport),
+                );
+                self.egress(pkt, s.member.into())
+            }
+            // The frame goes to the member's MAC as it is.
+            Forwarding::L2Dsr => self.egress(pkt, s.member.into()),
+            Forwarding::L3Dsr => self.l3_dsr(pkt, &flow, s.member.into(), server),
+        }
     }
 
     /// Member → client (Dest-NAT) or member → SNAT address (Both-NAT).
@@ -125,7 +135,7 @@ impl Worker {
             self.remove_session(idx);
             return Err(unknown);
         }
-        let s = self.touch(idx, Dir::Reverse, &flow);
+        let s = self.touch(idx, Dir::Reverse, &flow, false);
         nat::rewrite(
             &mut pkt.data_mut()[flow.l3..],
             flow.ihl,
@@ -147,12 +157,16 @@ impl Worker {
 
     /// Updates state and idle time; returns a copy of the session.
     #[inline]
-    fn touch(&mut self, idx: u32, dir: Dir, flow: &Flow) -> Session4 {
+    fn touch(&mut self, idx: u32, dir: Dir, flow: &Flow, one_way: bool) -> Session4 {
         let now = self.now_ms;
         let s = self.sessions.get_mut(idx);
         s.last_seen = now;
         if s.proto == proto::TCP {
-            s.state = conntrack::update_tcp(s.state, dir, flow.tcp_flags);
+            s.state = if one_way {
+                conntrack::update_tcp_one_way(s.state, flow.tcp_flags)
+            } else {
+                conntrack::update_tcp(s.state, dir, flow.tcp_flags)
+            };
         }
         *s
     }
@@ -168,6 +182,11 @@ impl Worker {
         if self.sessions.len() >= self.sessions.capacity() {
             return Err(DropReason::SessionTableFull);
         }
+        if self.shared.local(t.src.into()).is_some() {
+            // A client claiming one of the switch's own addresses: its
+            // replies would be steered as the switch's own traffic.
+            return Err(DropReason::SpoofedSource);
+        }
         let shared = self.shared.clone();
         let vs = &shared.services[usize::from(vs_idx)];
         let m = vs
@@ -175,10 +194,15 @@ impl Worker {
             .ok_or(DropReason::NoMember)?;
         let member = &vs.members[usize::from(m)];
         let mport = if vs.port == 0 { t.dport } else { member.port };
-        let (snat, sport, ring) = if vs.source_nat() {
+        let (snat, sport, ring) = if vs.source_nat_for(t.src) {
             self.alloc_snat(&vs.snat).ok_or(DropReason::SnatExhausted)?
         } else {
             (t.src, t.sport, None)
+        };
+        let held = if ring.is_some() {
+            conntrack::flag::SNAT_PORT
+        } else {
+            0
         };
         let s = Session4 {
             client: t.src,
@@ -192,7 +216,7 @@ impl Worker {
             last_seen: self.now_ms,
             vs: vs_idx,
             proto: t.proto,
-            state: conntrack::initial(t.proto),
+            state: conntrack::initial(t.proto) | held,
         };
         match self.sessions.insert(s) {
             Ok(idx) => {

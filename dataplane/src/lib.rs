@@ -18,6 +18,7 @@ pub mod worker;
 
 mod arp;
 pub mod conntrack;
+mod dsr;
 mod icmp;
 mod ipv4;
 pub mod nat;

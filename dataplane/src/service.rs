@@ -38,13 +38,73 @@ pub struct VirtualServer {
     pub snat: Vec<u16>,
     /// Established-TCP / UDP idle timeout override.
     pub idle_timeout_ms: Option<u32>,
+    /// lan_to_lan: clients inside these prefixes (network, length) are source-NATed.
+    pub lan_subnets: Vec<(u32, u8)>,
+    /// l3_dsr: how packets are carried to the member.
+    pub encap: Encap,
+    /// l3_dsr with ipip/gre: MSS clamping of client SYNs.
+    pub mss_clamp: MssClamp,
+}
+
+/// How an l3_dsr virtual server carries packets to its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// Not l3_dsr.
+    None,
+    /// RFC 2003 IP-in-IP.
+    Ipip,
+    /// RFC 2784 GRE, protocol 0x0800.
+    Gre,
+    /// The destination becomes the member and DSCP carries this value.
+    Dscp(u8),
+}
+
+impl Encap {
+    /// Bytes an encapsulation adds in front of the client's IP packet.
+    pub fn overhead(self) -> usize {
+        match self {
+            Encap::Ipip => 20,
+            Encap::Gre => 24,
+            Encap::None | Encap::Dscp(_) => 0,
+        }
+    }
+}
+
+/// MSS clamping of SYNs sent into a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MssClamp {
+    Off,
+    /// Egress MTU minus tunnel overhead minus 40 (IPv4 + TCP headers).
+    Auto,
+    Value(u16),
 }
 
 impl VirtualServer {
-    /// Whether the switch rewrites the client's address towards members.
+    /// Whether sessions of this server may own a SNAT port.
     #[inline]
     pub fn source_nat(&self) -> bool {
-        matches!(self.forwarding, Forwarding::BothNat)
+        matches!(self.forwarding, Forwarding::BothNat | Forwarding::LanToLan)
+    }
+
+    /// Whether a new session from `client` gets a SNAT address: always in
+    /// both_nat; in lan_to_lan only for clients on the members' own LAN
+    /// (their replies would otherwise go straight back over L2).
+    #[inline]
+    pub fn source_nat_for(&self, client: u32) -> bool {
+        match self.forwarding {
+            Forwarding::BothNat => true,
+            Forwarding::LanToLan => self
+                .lan_subnets
+                .iter()
+                .any(|(net, len)| client & crate::route::mask(*len) == *net),
+            _ => false,
+        }
+    }
+
+    /// Whether only the client-to-member direction passes the switch.
+    #[inline]
+    pub fn one_way(&self) -> bool {
+        matches!(self.forwarding, Forwarding::L2Dsr | Forwarding::L3Dsr)
     }
 
     /// Round robin over eligible primaries; backups only when no primary is
@@ -169,6 +229,9 @@ mod tests {
             members,
             snat: vec![],
             idle_timeout_ms: None,
+            lan_subnets: vec![],
+            encap: Encap::None,
+            mss_clamp: MssClamp::Off,
         }
     }
 

@@ -5,9 +5,9 @@
 use crate::fixedmap::FixedMap;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
-use crate::service::{vs_key, Member, VirtualServer};
+use crate::service::{vs_key, Encap, Member, MssClamp, VirtualServer};
 use crate::wire::{ipv4::proto, Mac};
-use sluice_config::{Config, Forwarding, Protocol};
+use sluice_config::{Config, Encapsulation, Forwarding, Protocol};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicBool;
 
@@ -160,6 +160,24 @@ impl Shared {
                 members,
                 snat,
                 idle_timeout_ms: vs.idle_timeout.map(ms),
+                lan_subnets: vs
+                    .lan_subnets
+                    .iter()
+                    .filter_map(|p| Some((u32::from(v4(p.addr)?), p.len)))
+                    .collect(),
+                encap: match (vs.forwarding, vs.encapsulation) {
+                    (Forwarding::L3Dsr, Some(Encapsulation::Gre)) => Encap::Gre,
+                    (Forwarding::L3Dsr, Some(Encapsulation::Dscp)) => {
+                        Encap::Dscp(vs.dscp.unwrap_or(0))
+                    }
+                    (Forwarding::L3Dsr, _) => Encap::Ipip,
+                    _ => Encap::None,
+                },
+                mss_clamp: match vs.mss_clamp {
+                    Some(sluice_config::MssClamp::Off) => MssClamp::Off,
+                    Some(sluice_config::MssClamp::Value(v)) => MssClamp::Value(v),
+                    Some(sluice_config::MssClamp::Auto) | None => MssClamp::Auto,
+                },
             });
         }
         let t = &cfg.timeouts;
@@ -200,7 +218,10 @@ impl Shared {
 
     /// The first address of a port, used as the source of its ARP requests.
     pub fn port_address(&self, port: u16, towards: Ipv4Addr) -> Ipv4Addr {
-        let addrs = &self.ports[usize::from(port)].addresses;
+        let Some(p) = self.ports.get(usize::from(port)) else {
+            return Ipv4Addr::UNSPECIFIED;
+        };
+        let addrs = &p.addresses;
         addrs
             .iter()
             .find(|(a, len)| {

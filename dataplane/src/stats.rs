@@ -42,7 +42,10 @@ reasons! {
     LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
     Fragment => "fragment", "IPv4 fragment to a virtual server";
     NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
-    NoSession => "no_session", "TCP packet other than SYN with no session";
+    NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
+    SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses";
+    NoHeadroom => "no_headroom", "packet buffer has no room for the headers to add";
+    TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and may be fragmented (not done)";
     SessionTableFull => "session_table_full", "new session refused: session table full";
     NoMember => "no_member", "new session refused: no member available";
     SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
@@ -76,6 +79,7 @@ pub struct WorkerStats {
     pub arp_learned: AtomicU64,
     pub icmp_echo_replies: AtomicU64,
     pub icmp_errors_translated: AtomicU64,
+    pub icmp_errors_sent: AtomicU64,
     pub sessions_created: AtomicU64,
     pub sessions_expired: AtomicU64,
     pub sessions_active: AtomicU64,
@@ -95,6 +99,7 @@ impl Default for WorkerStats {
             arp_learned: AtomicU64::new(0),
             icmp_echo_replies: AtomicU64::new(0),
             icmp_errors_translated: AtomicU64::new(0),
+            icmp_errors_sent: AtomicU64::new(0),
             sessions_created: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
             sessions_active: AtomicU64::new(0),
@@ -139,7 +144,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 14] {
+    pub fn scalars(&self) -> [(&'static str, u64); 15] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -152,6 +157,7 @@ impl WorkerStats {
             ("arp_learned", g(&self.arp_learned)),
             ("icmp_echo_replies", g(&self.icmp_echo_replies)),
             ("icmp_errors_translated", g(&self.icmp_errors_translated)),
+            ("icmp_errors_sent", g(&self.icmp_errors_sent)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

@@ -7,6 +7,7 @@
 
 use crate::fixedmap::mix64;
 use crate::packet::PacketBuf;
+use crate::route::NextHop;
 use crate::service::PortRing;
 use crate::session::{Session4, SessionTable};
 use crate::shared::Shared;
@@ -66,6 +67,7 @@ pub struct Worker {
     pub(crate) now_ms: u32,
     pub(crate) arp: ArpOut,
     last_refresh_ms: u32,
+    ip_ident: u16,
 }
 
 impl Worker {
@@ -90,6 +92,7 @@ impl Worker {
                 sent: vec![(0, 0); ARP_RATE_SLOTS].into_boxed_slice(),
             },
             last_refresh_ms: 0,
+            ip_ident: 0,
             shared,
             stats,
         }
@@ -128,7 +131,8 @@ impl Worker {
         if (protocol != 6 && protocol != 17) || data.len() < L3 + ihl + 4 {
             return;
         }
-        let word = |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        let word =
+            |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
         let ports = word(L3 + ihl);
         let t = crate::session::Tuple4 {
             src: word(L3 + 12),
@@ -206,6 +210,17 @@ impl Worker {
         dst: Ipv4Addr,
     ) -> Result<Verdict, DropReason> {
         let hop = self.shared.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+        self.egress_via(pkt, hop)
+    }
+
+    /// Sends a frame to an already routed next hop: resolves its MAC and
+    /// sets the frame's MACs.
+    #[inline]
+    pub(crate) fn egress_via<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        hop: NextHop,
+    ) -> Result<Verdict, DropReason> {
         let mac = match self.shared.neighbors.lookup(hop.next_hop, hop.port) {
             Some(e) => {
                 let (usable, stale) = e.usable(self.now_ms);
@@ -244,6 +259,13 @@ impl Worker {
         self.arp.queue[self.arp.len] = (port, ip);
         self.arp.len += 1;
         self.arp.sent[slot] = (key, self.now_ms);
+    }
+
+    /// An IPv4 identification for a header the switch writes.
+    #[inline]
+    pub(crate) fn next_ip_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
     }
 
     /// The next ARP request to send, if any: (port, target address).
@@ -328,16 +350,9 @@ impl Worker {
     }
 }
 
-/// Returns a session's SNAT port to its ring, if its client side was translated.
+/// Returns a session's SNAT port to its ring, if it holds one.
 fn release_snat(shared: &Shared, snat: &mut [PortRing], s: &Session4) {
-    // Only source-NAT sessions own a port: a Dest-NAT session whose client
-    // address happens to be a SNAT address (spoofed) must not free its
-    // client port into the ring.
-    let translated = shared
-        .services
-        .get(usize::from(s.vs))
-        .is_some_and(|v| v.source_nat());
-    if !translated {
+    if s.state & conntrack::flag::SNAT_PORT == 0 {
         return;
     }
     if let Some(i) = shared.local(Ipv4Addr::from(s.snat)).and_then(|l| l.snat) {

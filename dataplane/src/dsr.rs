@@ -1,0 +1,205 @@
+//! L3 direct server return: the client's packet is carried to a member that
+//! may sit behind routers, by IP-in-IP (RFC 2003), GRE (RFC 2784) or DSCP
+//! marking; the member answers the client directly. (L2-DSR needs no
+//! rewrite at all: the forward path only sets the member's MAC.)
+
+use crate::ipv4::Flow;
+use crate::packet::PacketBuf;
+use crate::route::NextHop;
+use crate::service::{Encap, MssClamp, VirtualServer};
+use crate::stats::{self, DropReason};
+use crate::wire::ipv4::{self, proto};
+use crate::wire::{checksum, icmpv4, tcp};
+use crate::worker::{Verdict, Worker};
+use std::net::Ipv4Addr;
+
+/// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
+const TCP_IP_HEADERS: usize = 40;
+/// An ICMP error quotes the offending IP header and this much of its payload.
+const ICMP_QUOTE: usize = 8;
+
+impl Worker {
+    pub(crate) fn l3_dsr<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        member: Ipv4Addr,
+        vs: &VirtualServer,
+    ) -> Result<Verdict, DropReason> {
+        let hop = self
+            .shared
+            .routes
+            .lookup(member)
+            .ok_or(DropReason::NoRoute)?;
+        match vs.encap {
+            Encap::Dscp(dscp) => {
+                mark_dscp(&mut pkt.data_mut()[flow.l3..], flow.ihl, member, dscp);
+                self.egress_via(pkt, hop)
+            }
+            Encap::Ipip | Encap::Gre => self.encapsulate(pkt, flow, member, hop, vs),
+            Encap::None => Err(DropReason::NoVirtualServer),
+        }
+    }
+
+    /// Puts an outer IPv4 header (and for GRE a GRE header) in front of the
+    /// client's packet: source the switch's address on the egress link,
+    /// destination the member, TOS and DF copied from the inner header.
+    fn encapsulate<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        member: Ipv4Addr,
+        hop: NextHop,
+        vs: &VirtualServer,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = flow.l3;
+        let overhead = vs.encap.overhead();
+        let mtu = self
+            .shared
+            .ports
+            .get(usize::from(hop.port))
+            .map_or(1500, |p| usize::from(p.mtu));
+        let inner = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+        let (inner_len, df, tos) = (
+            usize::from(inner.total_len()),
+            inner.dont_frag(),
+            inner.tos(),
+        );
+        if inner_len + overhead > mtu {
+            if df {
+                return self.frag_needed(pkt, flow, (mtu - overhead) as u16);
+            }
+            return Err(DropReason::TooBig);
+        }
+        if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
+            let mss = match vs.mss_clamp {
+                MssClamp::Off => None,
+                MssClamp::Auto => Some((mtu - overhead - TCP_IP_HEADERS) as u16),
+                MssClamp::Value(v) => Some(v),
+            };
+            if let Some(mss) = mss {
+                let seg = &mut pkt.data_mut()[l3 + flow.ihl..l3 + inner_len];
+                tcp::Packet::new_unchecked(seg).clamp_mss(mss);
+            }
+        }
+        let padding = pkt.data().len() - (l3 + inner_len);
+        if !pkt.trim(padding) || !pkt.prepend(overhead) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let src = self.shared.port_address(hop.port, member);
+        let ident = self.next_ip_ident();
+        let data = pkt.data_mut();
+        data.copy_within(overhead..overhead + l3, 0);
+        let mut outer = ipv4::Packet::new_unchecked(&mut data[l3..]);
+        outer.set_header_len(ipv4::MIN_HEADER_LEN);
+        outer.set_tos(tos);
+        outer.set_total_len((inner_len + overhead) as u16);
+        outer.set_ident(ident);
+        outer.set_flags_frag(df, false, 0);
+        outer.set_ttl(64);
+        outer.set_protocol(if vs.encap == Encap::Gre {
+            proto::GRE
+        } else {
+            proto::IPIP
+        });
+        outer.set_src_addr(src);
+        outer.set_dst_addr(member);
+        outer.fill_checksum();
+        if vs.encap == Encap::Gre {
+            // No checksum, key or sequence number; version 0; payload IPv4.
+            data[l3 + 20..l3 + 24].copy_from_slice(&[0, 0, 0x08, 0x00]);
+        }
+        self.egress_via(pkt, hop)
+    }
+
+    /// Turns the client's too-big packet into an ICMP fragmentation-needed
+    /// error carrying the usable MTU, sent back to the client.
+    #[cold]
+    fn frag_needed<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        mtu: u16,
+    ) -> Result<Verdict, DropReason> {
+        const HEADERS: usize = ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN;
+        let l3 = flow.l3;
+        let client = Ipv4Addr::from(flow.tuple.src);
+        let hop = self
+            .shared
+            .routes
+            .lookup(client)
+            .ok_or(DropReason::NoRoute)?;
+        let total = HEADERS + flow.ihl + ICMP_QUOTE;
+        if !pkt.prepend(HEADERS) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let excess = pkt.data().len() - (l3 + total);
+        if !pkt.trim(excess) {
+            return Err(DropReason::Truncated);
+        }
+        let src = self.shared.port_address(hop.port, client);
+        let ident = self.next_ip_ident();
+        let data = pkt.data_mut();
+        data.copy_within(HEADERS..HEADERS + l3, 0);
+        let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
+        ip.set_header_len(ipv4::MIN_HEADER_LEN);
+        ip.set_tos(0);
+        ip.set_total_len(total as u16);
+        ip.set_ident(ident);
+        ip.set_flags_frag(false, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(proto::ICMP);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(client);
+        ip.fill_checksum();
+        let mut msg = icmpv4::Packet::new_unchecked(ip.payload_mut());
+        msg.set_msg_type(icmpv4::kind::DEST_UNREACHABLE);
+        msg.set_code(icmpv4::CODE_FRAG_NEEDED);
+        msg.set_rest_of_header(u32::from(mtu));
+        msg.fill_checksum();
+        stats::inc(&self.stats.icmp_errors_sent);
+        self.egress_via(pkt, hop)
+    }
+}
+
+/// DSCP-mode rewrite: the destination becomes the member and the DSCP field
+/// names the virtual server; TTL decremented; IP and transport checksums
+/// updated incrementally. `ip` starts at the IPv4 header of length `ihl`.
+pub fn mark_dscp(ip: &mut [u8], ihl: usize, member: Ipv4Addr, dscp: u8) {
+    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+    let (old_dst, ttl, protocol) = (p.dst_addr(), p.ttl(), p.protocol());
+    let old_word0 = u16::from_be_bytes([0x40 | (ihl / 4) as u8, p.tos()]);
+    let new_tos = (dscp << 2) | p.ecn();
+    let new_ttl = ttl.saturating_sub(1);
+    let mut csum = p.checksum();
+    csum = checksum::adjust32(csum, u32::from(old_dst), u32::from(member));
+    csum = checksum::adjust16(
+        csum,
+        old_word0,
+        u16::from_be_bytes([old_word0.to_be_bytes()[0], new_tos]),
+    );
+    csum = checksum::adjust16(
+        csum,
+        u16::from_be_bytes([ttl, protocol]),
+        u16::from_be_bytes([new_ttl, protocol]),
+    );
+    p.set_dst_addr(member);
+    p.set_tos(new_tos);
+    p.set_ttl(new_ttl);
+    p.set_checksum(csum);
+    let at = match protocol {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        _ => return,
+    };
+    let l4 = &mut ip[ihl..];
+    let c = u16::from_be_bytes([l4[at], l4[at + 1]]);
+    if protocol == proto::UDP && c == 0 {
+        return;
+    }
+    let mut c = checksum::adjust32(c, u32::from(old_dst), u32::from(member));
+    if protocol == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
