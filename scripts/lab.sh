@@ -8,7 +8,13 @@
 #   [ns ${LAB}-m1..3] eth0 10.20.0.11-13/24, HTTP server on :8080
 #                      ${LAB}-int   (sluice port "int", 10.20.0.1)
 #
-# usage: scripts/lab.sh up [--members-gw switch|none]   (default: switch)
+# With --dsr, a router namespace joins the members' LAN (10.20.0.254) and the
+# client (203.0.113.1 <-> client c1 203.0.113.2); members hold the VIP on lo
+# (arp_ignore=1, arp_announce=2), route via the router, and also serve :80,
+# so direct-server-return replies reach the client without the switch.
+#
+# usage: scripts/lab.sh up [--members-gw switch|none|router] [--dsr] [--dscp N]
+#          --dscp N: members map DSCP N back to the VIP with an nftables rule
 #        scripts/lab.sh down
 #        scripts/lab.sh exec NS CMD...    run CMD in ${LAB}-NS
 #        scripts/lab.sh config MODE WORKERS [SOCKET]   print a sluice config for the lab
@@ -18,6 +24,7 @@ LAB=${LAB:-sl}
 LAB_DIR=${LAB_DIR:-/tmp/${LAB}-lab}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 MEMBERS=(1 2 3)
+VIP=198.51.100.10
 
 ns() { echo "${LAB}-$1"; }
 in_ns() { local n; n=$(ns "$1"); shift; ip netns exec "$n" "$@"; }
@@ -51,10 +58,12 @@ down() {
 }
 
 up() {
-    local gw=switch
+    local gw=switch dsr=0 dscp=""
     while [ $# -gt 0 ]; do
         case $1 in
             --members-gw) gw=$2; shift 2 ;;
+            --dsr) dsr=1; gw=router; shift ;;
+            --dscp) dscp=$2; shift 2 ;;
             *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
         esac
     done
@@ -84,13 +93,55 @@ up() {
         in_ns "m$i" ip addr add "10.20.0.1$i/24" dev eth0
         in_ns "m$i" ip link set eth0 up
         quiet_offloads "$m" eth0
-        if [ "$gw" = switch ]; then
-            in_ns "m$i" ip route add default via 10.20.0.1
+        case $gw in
+            switch) in_ns "m$i" ip route add default via 10.20.0.1 ;;
+            router) in_ns "m$i" ip route add default via 10.20.0.254 ;;
+        esac
+        local ports=(--port 8080)
+        if [ "$dsr" = 1 ]; then
+            # The VIP is local to the member but never answered for by ARP.
+            in_ns "m$i" ip addr add "$VIP/32" dev lo
+            in_ns "m$i" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+                net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+            ports+=(--port 80)
         fi
-        ip netns exec "$m" python3 "$HERE/tests/lab/httpd.py" --name "m$i" --port 8080 \
+        if [ -n "$dscp" ]; then
+            # Stateless (before conntrack): DSCP N means "this is for the VIP".
+            in_ns "m$i" nft -f - <<NFT
+table ip sluice_dsr {
+    chain pre {
+        type filter hook prerouting priority raw; policy accept;
+        ip dscp $dscp ip daddr set $VIP
+    }
+}
+NFT
+        fi
+        ip netns exec "$m" python3 "$HERE/tests/lab/httpd.py" --name "m$i" "${ports[@]}" \
             --log "$LAB_DIR/m$i.log" --big "$LAB_DIR/big.bin" >"$LAB_DIR/m$i.out" 2>&1 &
         echo $! >"$LAB_DIR/m$i.pid"
     done
+
+    if [ "$dsr" = 1 ]; then
+        local r; r=$(ns router)
+        ip netns add "$r"
+        in_ns router ip link set lo up
+        in_ns lan ip link add r0 type veth peer name eth0 netns "$r"
+        in_ns lan ip link set r0 master br0 up
+        quiet_offloads "$(ns lan)" r0
+        in_ns router ip addr add 10.20.0.254/24 dev eth0
+        in_ns router ip link set eth0 up
+        in_ns router ip link add c1 type veth peer name c1 netns "$(ns client)"
+        in_ns router ip addr add 203.0.113.1/24 dev c1
+        in_ns router ip link set c1 up
+        in_ns client ip addr add 203.0.113.2/24 dev c1
+        in_ns client ip link set c1 up
+        # Replies from the VIP come in on c1 although the VIP is routed via c0.
+        in_ns client sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.c1.rp_filter=0 \
+            net.ipv4.conf.default.rp_filter=0
+        in_ns router ip route add 198.51.100.0/24 via 203.0.113.2
+        in_ns router sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0
+        quiet_offloads "$r" eth0
+    fi
 
     for dev in "${LAB}-ext" "${LAB}-int"; do
         ip link set "$dev" up
@@ -109,11 +160,20 @@ up() {
 }
 
 # Prints a sluice configuration for the lab.
-#   config MODE WORKERS [SOCKET]   MODE: dest_nat | both_nat
+#   config MODE WORKERS [SOCKET]
+#   MODE: dest_nat | both_nat | lan_to_lan | l2_dsr | l3_dsr_ipip | l3_dsr_gre | l3_dsr_dscp
 config() {
     local mode=$1 workers=$2 socket=${3:-$LAB_DIR/sluice.sock}
-    local snat=""
-    [ "$mode" = both_nat ] && snat='snat_addresses = ["10.20.0.100"]'
+    local extra="" port=8080 forwarding=$mode
+    case $mode in
+        dest_nat) ;;
+        both_nat) extra='snat_addresses = ["10.20.0.100"]' ;;
+        lan_to_lan) extra=$'snat_addresses = ["10.20.0.100"]\nlan_subnets = ["10.20.0.0/24"]' ;;
+        l2_dsr) port=80 ;;
+        l3_dsr_ipip|l3_dsr_gre) port=80; forwarding=l3_dsr; extra="encapsulation = \"${mode#l3_dsr_}\"" ;;
+        l3_dsr_dscp) port=80; forwarding=l3_dsr; extra=$'encapsulation = "dscp"\ndscp = 10' ;;
+        *) echo "lab.sh config: unknown mode $mode" >&2; exit 2 ;;
+    esac
     cat <<TOML
 # Sluice lab configuration ($mode, $workers worker(s)), made by scripts/lab.sh
 [dataplane]
@@ -137,9 +197,9 @@ addresses = ["10.20.0.1/24"]
 
 [pool.web]
 members = [
-  { address = "10.20.0.11:8080" },
-  { address = "10.20.0.12:8080" },
-  { address = "10.20.0.13:8080" },
+  { address = "10.20.0.11:$port" },
+  { address = "10.20.0.12:$port" },
+  { address = "10.20.0.13:$port" },
 ]
 
 [[virtual_server]]
@@ -147,16 +207,16 @@ name = "web"
 address = "198.51.100.10:80"
 protocol = "tcp"
 pool = "web"
-forwarding = "$mode"
-$snat
+forwarding = "$forwarding"
+$extra
 
 [[virtual_server]]
 name = "web-udp"
-address = "198.51.100.10:8080"
+address = "198.51.100.10:$port"
 protocol = "udp"
 pool = "web"
-forwarding = "$mode"
-$snat
+forwarding = "$forwarding"
+$extra
 TOML
 }
 

@@ -46,6 +46,7 @@ step build cargo build --workspace --release --locked
 step unit cargo test --workspace --locked
 step e2e-boot bash tests/e2e/boot.sh
 step e2e-nat bash tests/e2e/nat.sh
+step e2e-modes bash tests/e2e/modes.sh
 if [ -x scripts/bench.sh ]; then
     step bench-smoke scripts/bench.sh --smoke
 fi

@@ -30,11 +30,13 @@ def make_big(path, size):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
-    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--port", type=int, action="append",
+                    help="listen on this TCP and UDP port (repeatable; default 8080)")
     ap.add_argument("--log", required=True)
     ap.add_argument("--big", required=True)
     ap.add_argument("--big-size", type=int, default=50 * 1024 * 1024)
     a = ap.parse_args()
+    ports = a.port or [8080]
     log = open(a.log, "a", buffering=1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -72,17 +74,21 @@ def main():
         allow_reuse_address = True
         request_queue_size = 256
 
-    def udp_echo():
+    def udp_echo(port):
         # UDP on the same port: answers each datagram with who it is and whom it saw.
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", a.port))
+        s.bind(("0.0.0.0", port))
         while True:
             _, peer = s.recvfrom(2048)
             log.write(f"{peer[0]} udp\n")
             s.sendto(f"server={a.name} client={peer[0]}\n".encode(), peer)
 
-    threading.Thread(target=udp_echo, daemon=True).start()
-    Server(("0.0.0.0", a.port), Handler).serve_forever()
+    servers = [Server(("0.0.0.0", p), Handler) for p in ports]
+    for p in ports:
+        threading.Thread(target=udp_echo, args=(p,), daemon=True).start()
+    for srv in servers[1:]:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":
