@@ -187,19 +187,6 @@ pub fn mark_dscp(ip: &mut [u8], ihl: usize, member: Ipv4Addr, dscp: u8) {
     p.set_tos(new_tos);
     p.set_ttl(new_ttl);
     p.set_checksum(csum);
-    let at = match protocol {
-        proto::TCP => 16,
-        proto::UDP => 6,
-        _ => return,
-    };
-    let l4 = &mut ip[ihl..];
-    let c = u16::from_be_bytes([l4[at], l4[at + 1]]);
-    if protocol == proto::UDP && c == 0 {
-        return;
-    }
-    let mut c = checksum::adjust32(c, u32::from(old_dst), u32::from(member));
-    if protocol == proto::UDP && c == 0 {
-        c = 0xffff;
-    }
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let addr = [(u32::from(old_dst), u32::from(member)), (0, 0)];
+    crate::nat::adjust_l4_checksum(&mut ip[ihl..], protocol, addr, [(0, 0); 2]);
 }

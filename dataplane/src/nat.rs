@@ -28,45 +28,41 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
 /// An endpoint: address and transport port.
 pub type Endpoint = (Ipv4Addr, u16);
 
-/// Rewrites source and destination endpoints of a TCP or UDP packet and
-/// decrements the TTL. `ip` starts at the IPv4 header, whose length is `ihl`;
-/// the transport header must be complete (the caller checked it).
-pub fn rewrite(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
-    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
-    let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());
-    let mut csum = p.checksum();
-    csum = adjust32(csum, u32::from(old_src), u32::from(src.0));
-    csum = adjust32(csum, u32::from(old_dst), u32::from(dst.0));
-    let new_ttl = ttl.saturating_sub(1);
-    csum = adjust16(
-        csum,
-        u16::from_be_bytes([ttl, protocol]),
-        u16::from_be_bytes([new_ttl, protocol]),
-    );
-    p.set_src_addr(src.0);
-    p.set_dst_addr(dst.0);
-    p.set_ttl(new_ttl);
-    p.set_checksum(csum);
-
-    let l4 = &mut ip[ihl..];
-    let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
-    put16(l4, 0, src.1);
-    put16(l4, 2, dst.1);
-    let Some(at) = l4_checksum_offset(protocol) else {
+/// Updates the TCP or UDP checksum of `l4` for changed pseudo-header
+/// addresses and ports (`(old, new)` pairs), when the checksum is within
+/// `l4` and in use (a UDP checksum of 0 means none and stays 0; a computed
+/// 0 is sent as 0xffff). Other protocols are left alone.
+#[inline]
+pub fn adjust_l4_checksum(
+    l4: &mut [u8],
+    protocol: u8,
+    addrs: [(u32, u32); 2],
+    ports: [(u16, u16); 2],
+) {
+    let Some(at) = l4_checksum_offset(protocol).filter(|at| l4.len() >= at + 2) else {
         return;
     };
     let mut c = get16(l4, at);
     if protocol == proto::UDP && c == 0 {
-        return; // no checksum: keep none
+        return;
     }
-    c = adjust32(c, u32::from(old_src), u32::from(src.0));
-    c = adjust32(c, u32::from(old_dst), u32::from(dst.0));
-    c = adjust16(c, old_sport, src.1);
-    c = adjust16(c, old_dport, dst.1);
+    for (old, new) in addrs {
+        c = adjust32(c, old, new);
+    }
+    for (old, new) in ports {
+        c = adjust16(c, old, new);
+    }
     if protocol == proto::UDP && c == 0 {
         c = 0xffff;
     }
     put16(l4, at, c);
+}
+
+/// Rewrites source and destination endpoints of a TCP or UDP packet and
+/// decrements the TTL. `ip` starts at the IPv4 header, whose length is `ihl`;
+/// the transport header must be complete (the caller checked it).
+pub fn rewrite(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
+    rewrite_headers(ip, ihl, src, dst, true);
 }
 
 /// Rewrites the header of a packet quoted inside an ICMP error: addresses,
@@ -74,30 +70,41 @@ pub fn rewrite(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
 /// transport checksum. TTL is left as quoted. `q` starts at the quoted IPv4
 /// header; it needs at least `ihl + 4` bytes (checked by the caller).
 pub fn rewrite_quoted(q: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
-    let mut p = ipv4::Packet::new_unchecked(&mut *q);
-    let (old_src, old_dst, protocol) = (p.src_addr(), p.dst_addr(), p.protocol());
+    rewrite_headers(q, ihl, src, dst, false);
+}
+
+fn rewrite_headers(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint, hop: bool) {
+    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+    let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());
+    let addrs = [
+        (u32::from(old_src), u32::from(src.0)),
+        (u32::from(old_dst), u32::from(dst.0)),
+    ];
     let mut csum = p.checksum();
-    csum = adjust32(csum, u32::from(old_src), u32::from(src.0));
-    csum = adjust32(csum, u32::from(old_dst), u32::from(dst.0));
+    for (old, new) in addrs {
+        csum = adjust32(csum, old, new);
+    }
+    if hop {
+        let new_ttl = ttl.saturating_sub(1);
+        csum = adjust16(
+            csum,
+            u16::from_be_bytes([ttl, protocol]),
+            u16::from_be_bytes([new_ttl, protocol]),
+        );
+        p.set_ttl(new_ttl);
+    }
     p.set_src_addr(src.0);
     p.set_dst_addr(dst.0);
     p.set_checksum(csum);
-    let l4 = &mut q[ihl..];
+
+    let l4 = &mut ip[ihl..];
     let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
     put16(l4, 0, src.1);
     put16(l4, 2, dst.1);
-    if let Some(at) = l4_checksum_offset(protocol).filter(|at| l4.len() >= at + 2) {
-        let mut c = get16(l4, at);
-        if protocol == proto::UDP && c == 0 {
-            return;
-        }
-        c = adjust32(c, u32::from(old_src), u32::from(src.0));
-        c = adjust32(c, u32::from(old_dst), u32::from(dst.0));
-        c = adjust16(c, old_sport, src.1);
-        c = adjust16(c, old_dport, dst.1);
-        if protocol == proto::UDP && c == 0 {
-            c = 0xffff;
-        }
-        put16(l4, at, c);
-    }
+    adjust_l4_checksum(
+        l4,
+        protocol,
+        addrs,
+        [(old_sport, src.1), (old_dport, dst.1)],
+    );
 }
