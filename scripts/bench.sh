@@ -2,8 +2,8 @@
 # Sluice throughput benchmark on one worker core, without a NIC: the same
 # pcap file replayed forever by net_pcap (infinite_rx=1) into
 #   dpdk-testpmd --forward-mode=5tswap     (the ceiling: PMDs + a trivial rewrite)
-#   sluice, Dest-NAT                       (same file, same PMDs, same CPU)
-#   sluice, Both-NAT
+#   sluice in every forwarding mode        (same file, same PMDs, same CPU):
+#     dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp
 # with the out port a net_null (no-rx=1) that frees what it is given.
 # Prints packets per second for each and the ratio sluice/testpmd, then the
 # new sessions per second of one worker (every packet a SYN of a new flow).
@@ -12,6 +12,7 @@
 # usage: scripts/bench.sh [--smoke] [--no-huge] [--flows "1000 1000000"]
 #                         [--sizes "64 512"] [--measure S] [--warmup S]
 #                         [--new-flows N] [--cpu N] [--out DIR] [--keep]
+#                         [--modes "dest_nat both_nat ..."]
 #   --smoke     CI mode: tiny flow counts, ~2 s per measurement, --no-huge;
 #               exits non-zero only if something fails to run or sluice
 #               forwards nothing (no timed assertions).
@@ -35,6 +36,7 @@ CPU=1
 OUT=/tmp/sluice-bench
 KEEP=0
 DATA_ROUNDS_SMALL=31   # data packets per flow in files of <= 64k flows
+MODES="dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp"
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
         --cpu) CPU=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --modes) MODES=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -155,14 +158,22 @@ PAGES=$([ "$NO_HUGE" = 1 ] && echo "4K pages (--no-huge)" || echo "2M hugepages"
 # config MODE PCAP FLOWS MBUFS TCP_SYN SOCKET
 config() {
     local mode=$1 pcap=$2 flows=$3 mbufs=$4 syn=$5 sock=$6
-    local naddr=$(( flows / 60000 + 2 )) snat="" i eal
-    if [ "$mode" = both_nat ]; then
+    local naddr=$(( flows / 60000 + 2 )) snat="" i eal forwarding=$mode port=8080
+    if [ "$mode" = both_nat ] || [ "$mode" = lan_to_lan ]; then
         snat="snat_addresses = ["
         for ((i = 0; i < naddr; i++)); do
             snat+="\"10.20.$(( 1 + i / 200 )).$(( 1 + i % 200 ))\","
         done
         snat="${snat%,}]"
     fi
+    case $mode in
+        # The generated clients (198.18.0.0/15) are outside the members' LAN:
+        # the cost measured is Dest-NAT plus the lan_subnets test.
+        lan_to_lan) snat+=$'\nlan_subnets = ["10.20.0.0/16"]' ;;
+        l2_dsr) port=80 ;;
+        l3_dsr_ipip|l3_dsr_gre) port=80; forwarding=l3_dsr; snat="encapsulation = \"${mode#l3_dsr_}\"" ;;
+        l3_dsr_dscp) port=80; forwarding=l3_dsr; snat=$'encapsulation = "dscp"\ndscp = 10' ;;
+    esac
     eal=$(printf '"%s", ' "${EAL_MEM[@]}" "--log-level=lib.eal:warning")
     cat <<TOML
 # made by scripts/bench.sh: $mode, $(basename "$pcap")
@@ -208,9 +219,9 @@ interface = "int"
 
 [pool.web]
 members = [
-  { address = "10.20.0.11:8080" },
-  { address = "10.20.0.12:8080" },
-  { address = "10.20.0.13:8080" },
+  { address = "10.20.0.11:$port" },
+  { address = "10.20.0.12:$port" },
+  { address = "10.20.0.13:$port" },
 ]
 
 [[virtual_server]]
@@ -218,7 +229,7 @@ name = "web"
 address = "198.51.100.10:80"
 protocol = "tcp"
 pool = "web"
-forwarding = "$mode"
+forwarding = "$forwarding"
 $snat
 TOML
 }
@@ -318,7 +329,7 @@ RESULTS=$OUT/results.txt
 {
     echo "# sluice bench $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "# $PAGES, forwarding CPU $CPU, measure ${MEASURE}s, warm-up ${WARMUP}s"
-    printf "%-9s %-6s %-6s %10s %10s %7s %10s %7s\n" flows frame pkts testpmd dest_nat ratio both_nat ratio
+    printf "%-9s %-6s %-8s %-12s %9s %7s\n" flows frame pkts program Mpps ratio
 } >"$RESULTS"
 FAIL=0
 for fl in $FLOWS; do
@@ -328,14 +339,16 @@ for fl in $FLOWS; do
         pcap=$OUT/$name.pcap pk=${PKTS[$name]}
         log "$name: $pk packets in the file"
         run_testpmd "$pcap" "$pk" "testpmd-$name"; tp=$R_PPS
-        run_sluice dest_nat "$pcap" "$fl" "$pk" est "dnat-$name"; dn=$R_PPS
-        run_sluice both_nat "$pcap" "$fl" "$pk" est "bnat-$name"; bn=$R_PPS
-        [ "${dn:-0}" -gt 0 ] && [ "${bn:-0}" -gt 0 ] || { log "sluice forwarded nothing for $name"; FAIL=1; }
         [ "${tp:-0}" -gt 0 ] || { log "testpmd forwarded nothing for $name (see $OUT/testpmd-$name.log)"; FAIL=1; }
-        line=$(printf "%-9s %-6s %-6s %10s %10s %7s %10s %7s" "$fl" "${sz}B" "$pk" \
-            "$(mpps "${tp:-0}")M" "$(mpps "${dn:-0}")M" "$(ratio "${dn:-0}" "${tp:-0}")" \
-            "$(mpps "${bn:-0}")M" "$(ratio "${bn:-0}" "${tp:-0}")")
+        line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" testpmd "$(mpps "${tp:-0}")" 1.00)
         echo "$line" >>"$RESULTS"; log "$line"
+        for mode in $MODES; do
+            run_sluice "$mode" "$pcap" "$fl" "$pk" est "$mode-$name"; pps=$R_PPS
+            [ "${pps:-0}" -gt 0 ] || { log "sluice $mode forwarded nothing for $name"; FAIL=1; }
+            line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" "$mode" \
+                "$(mpps "${pps:-0}")" "$(ratio "${pps:-0}" "${tp:-0}")")
+            echo "$line" >>"$RESULTS"; log "$line"
+        done
         rm -f "$pcap"
     done
 done
@@ -346,12 +359,12 @@ pcap=$OUT/$name.pcap pk=${PKTS[$name]}
 {
     echo
     echo "# new sessions per second, one worker, 64-byte SYNs of $NEW_FLOWS distinct flows, 1 ms SYN timeout"
-    printf "%-10s %12s %12s\n" mode sessions/s forwarded/s
+    printf "%-12s %12s %12s\n" mode sessions/s forwarded/s
 } >>"$RESULTS"
-for mode in dest_nat both_nat; do
+for mode in $MODES; do
     run_sluice "$mode" "$pcap" "$NEW_FLOWS" "$pk" new "new-$mode"; fw=$R_PPS cr=$R_NEW
     [ "${cr:-0}" -gt 0 ] || { log "no sessions created ($mode)"; FAIL=1; }
-    line=$(printf "%-10s %12s %12s" "$mode" "$(mpps "${cr:-0}")M" "$(mpps "${fw:-0}")M")
+    line=$(printf "%-12s %12s %12s" "$mode" "$(mpps "${cr:-0}")M" "$(mpps "${fw:-0}")M")
     echo "$line" >>"$RESULTS"; log "$line"
 done
 rm -f "$pcap"
