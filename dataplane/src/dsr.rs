@@ -187,6 +187,6 @@ pub fn mark_dscp(ip: &mut [u8], ihl: usize, member: Ipv4Addr, dscp: u8) {
     p.set_tos(new_tos);
     p.set_ttl(new_ttl);
     p.set_checksum(csum);
-    let addr = [(u32::from(old_dst), u32::from(member)), (0, 0)];
-    crate::nat::adjust_l4_checksum(&mut ip[ihl..], protocol, addr, [(0, 0); 2]);
+    let delta = crate::nat::delta32(u32::from(old_dst), u32::from(member));
+    crate::nat::adjust_l4_checksum(&mut ip[ihl..], protocol, delta);
 }

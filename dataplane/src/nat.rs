@@ -1,7 +1,6 @@
 //! Address and port rewriting with incremental checksum updates (RFC 1624).
 //! Functions take the bytes from the IPv4 header on, already length-checked.
 
-use crate::wire::checksum::{adjust16, adjust32};
 use crate::wire::ipv4::{self, proto};
 use std::net::Ipv4Addr;
 
@@ -28,30 +27,42 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
 /// An endpoint: address and transport port.
 pub type Endpoint = (Ipv4Addr, u16);
 
-/// Updates the TCP or UDP checksum of `l4` for changed pseudo-header
-/// addresses and ports (`(old, new)` pairs), when the checksum is within
-/// `l4` and in use (a UDP checksum of 0 means none and stays 0; a computed
-/// 0 is sent as 0xffff). Other protocols are left alone.
+/// The change a rewrite makes to a ones'-complement sum, kept unfolded so
+/// several changes add up and one fold applies them all (RFC 1624 eqn 3:
+/// HC' = ~(~HC + sum of (~m + m')) over the changed 16-bit words m).
+#[inline(always)]
+pub fn delta32(old: u32, new: u32) -> u32 {
+    let (o, n) = (!old, new);
+    (o >> 16) + (o & 0xffff) + (n >> 16) + (n & 0xffff)
+}
+
+#[inline(always)]
+pub fn delta16(old: u16, new: u16) -> u32 {
+    u32::from(!old) + u32::from(new)
+}
+
+/// Applies an accumulated `delta` to checksum `csum`.
+#[inline(always)]
+pub fn apply(csum: u16, delta: u32) -> u16 {
+    let mut s = u32::from(!csum) + delta;
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
+}
+
+/// Updates the TCP or UDP checksum of `l4` by `delta`, when the checksum is
+/// within `l4` and in use (a UDP checksum of 0 means none and stays 0; a
+/// computed 0 is sent as 0xffff). Other protocols are left alone.
 #[inline]
-pub fn adjust_l4_checksum(
-    l4: &mut [u8],
-    protocol: u8,
-    addrs: [(u32, u32); 2],
-    ports: [(u16, u16); 2],
-) {
+pub fn adjust_l4_checksum(l4: &mut [u8], protocol: u8, delta: u32) {
     let Some(at) = l4_checksum_offset(protocol).filter(|at| l4.len() >= at + 2) else {
         return;
     };
-    let mut c = get16(l4, at);
+    let c = get16(l4, at);
     if protocol == proto::UDP && c == 0 {
         return;
     }
-    for (old, new) in addrs {
-        c = adjust32(c, old, new);
-    }
-    for (old, new) in ports {
-        c = adjust16(c, old, new);
-    }
+    let mut c = apply(c, delta);
     if protocol == proto::UDP && c == 0 {
         c = 0xffff;
     }
@@ -76,23 +87,18 @@ pub fn rewrite_quoted(q: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
 fn rewrite_headers(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint, hop: bool) {
     let mut p = ipv4::Packet::new_unchecked(&mut *ip);
     let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());
-    let addrs = [
-        (u32::from(old_src), u32::from(src.0)),
-        (u32::from(old_dst), u32::from(dst.0)),
-    ];
-    let mut csum = p.checksum();
-    for (old, new) in addrs {
-        csum = adjust32(csum, old, new);
-    }
+    let addrs = delta32(u32::from(old_src), u32::from(src.0))
+        + delta32(u32::from(old_dst), u32::from(dst.0));
+    let mut ip_delta = addrs;
     if hop {
         let new_ttl = ttl.saturating_sub(1);
-        csum = adjust16(
-            csum,
+        ip_delta += delta16(
             u16::from_be_bytes([ttl, protocol]),
             u16::from_be_bytes([new_ttl, protocol]),
         );
         p.set_ttl(new_ttl);
     }
+    let csum = apply(p.checksum(), ip_delta);
     p.set_src_addr(src.0);
     p.set_dst_addr(dst.0);
     p.set_checksum(csum);
@@ -101,10 +107,6 @@ fn rewrite_headers(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint, hop:
     let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
     put16(l4, 0, src.1);
     put16(l4, 2, dst.1);
-    adjust_l4_checksum(
-        l4,
-        protocol,
-        addrs,
-        [(old_sport, src.1), (old_dport, dst.1)],
-    );
+    let ports = delta16(old_sport, src.1) + delta16(old_dport, dst.1);
+    adjust_l4_checksum(l4, protocol, addrs + ports);
 }
