@@ -34,6 +34,7 @@ reasons! {
     Malformed => "malformed", "header fields that cannot be valid (version, lengths, options)";
     IpChecksum => "ip_checksum", "IPv4 header checksum wrong";
     OwnFrame => "own_frame", "frame sent by this switch seen again (looped)";
+    OtherMac => "other_mac", "frame addressed to another host's MAC (flooded on the link)";
     VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
     UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
     Ipv6 => "ipv6_unsupported", "IPv6 frame (no IPv6 virtual server or address configured)";

@@ -180,7 +180,7 @@ impl Worker {
         }
         let dst = frame.dst_addr();
         if dst != our_mac && !ethernet::is_multicast(&dst) {
-            return Err(DropReason::NotForUs);
+            return Err(DropReason::OtherMac);
         }
         if l2.vlan.is_some() {
             return Err(DropReason::VlanTagged);

@@ -1326,12 +1326,12 @@ fn l2_and_malformed_frames() {
     cases.push((
         "to another unicast MAC",
         syn.frame([0x02, 0, 0, 0, 0, 0x99], ROUTER_MAC),
-        R::NotForUs,
+        R::OtherMac,
     ));
     cases.push((
         "to the other port's MAC",
         syn.frame(INT_MAC, ROUTER_MAC),
-        R::NotForUs,
+        R::OtherMac,
     ));
     cases.push(("truncated Ethernet", good[..13].to_vec(), R::Truncated));
     cases.push(("empty frame", Vec::new(), R::Truncated));
