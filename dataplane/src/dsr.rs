@@ -6,7 +6,7 @@
 use crate::ipv4::Flow;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
-use crate::service::{Encap, MssClamp, VirtualServer};
+use crate::service::{Encap, MssClamp};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{checksum, icmpv4, tcp};
@@ -24,19 +24,20 @@ impl Worker {
         pkt: &mut P,
         flow: &Flow,
         member: Ipv4Addr,
-        vs: &VirtualServer,
+        encap: Encap,
+        mss_clamp: MssClamp,
     ) -> Result<Verdict, DropReason> {
         let hop = self
             .shared
             .routes
             .lookup(member)
             .ok_or(DropReason::NoRoute)?;
-        match vs.encap {
+        match encap {
             Encap::Dscp(dscp) => {
                 mark_dscp(&mut pkt.data_mut()[flow.l3..], flow.ihl, member, dscp);
                 self.egress_via(pkt, hop)
             }
-            Encap::Ipip | Encap::Gre => self.encapsulate(pkt, flow, member, hop, vs),
+            Encap::Ipip | Encap::Gre => self.encapsulate(pkt, flow, member, hop, encap, mss_clamp),
             Encap::None => Err(DropReason::NoVirtualServer),
         }
     }
@@ -50,10 +51,11 @@ impl Worker {
         flow: &Flow,
         member: Ipv4Addr,
         hop: NextHop,
-        vs: &VirtualServer,
+        encap: Encap,
+        mss_clamp: MssClamp,
     ) -> Result<Verdict, DropReason> {
         let l3 = flow.l3;
-        let overhead = vs.encap.overhead();
+        let overhead = encap.overhead();
         let mtu = self
             .shared
             .ports
@@ -72,7 +74,7 @@ impl Worker {
             return Err(DropReason::TooBig);
         }
         if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
-            let mss = match vs.mss_clamp {
+            let mss = match mss_clamp {
                 MssClamp::Off => None,
                 MssClamp::Auto => Some((mtu - overhead - TCP_IP_HEADERS) as u16),
                 MssClamp::Value(v) => Some(v),
@@ -97,7 +99,7 @@ impl Worker {
         outer.set_ident(ident);
         outer.set_flags_frag(df, false, 0);
         outer.set_ttl(64);
-        outer.set_protocol(if vs.encap == Encap::Gre {
+        outer.set_protocol(if encap == Encap::Gre {
             proto::GRE
         } else {
             proto::IPIP
@@ -105,7 +107,7 @@ impl Worker {
         outer.set_src_addr(src);
         outer.set_dst_addr(member);
         outer.fill_checksum();
-        if vs.encap == Encap::Gre {
+        if encap == Encap::Gre {
             // No checksum, key or sequence number; version 0; payload IPv4.
             data[l3 + 20..l3 + 24].copy_from_slice(&[0, 0, 0x08, 0x00]);
         }

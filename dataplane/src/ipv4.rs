@@ -89,10 +89,15 @@ impl Worker {
             Some((_, Dir::Reverse)) => return Err(DropReason::NoSession),
             None => self.new_session(vs, &flow)?,
         };
-        let shared = self.shared.clone();
-        let server = &shared.services[usize::from(vs)];
-        let s = self.touch(idx, Dir::Forward, &flow, server.one_way());
-        match server.forwarding {
+        let server = &self.shared.services[usize::from(vs)];
+        let (forwarding, one_way, encap, mss_clamp) = (
+            server.forwarding,
+            server.one_way(),
+            server.encap,
+            server.mss_clamp,
+        );
+        let s = self.touch(idx, Dir::Forward, &flow, one_way);
+        match forwarding {
             Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
                 nat::rewrite(
                     &mut pkt.data_mut()[flow.l3..],
@@ -104,7 +109,7 @@ impl Worker {
             }
             // The frame goes to the member's MAC as it is.
             Forwarding::L2Dsr => self.egress(pkt, s.member.into()),
-            Forwarding::L3Dsr => self.l3_dsr(pkt, &flow, s.member.into(), server),
+            Forwarding::L3Dsr => self.l3_dsr(pkt, &flow, s.member.into(), encap, mss_clamp),
         }
     }
 
