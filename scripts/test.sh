@@ -47,9 +47,8 @@ step unit cargo test --workspace --locked
 step e2e-boot bash tests/e2e/boot.sh
 step e2e-nat bash tests/e2e/nat.sh
 step e2e-modes bash tests/e2e/modes.sh
-if [ -x scripts/bench.sh ]; then
-    step bench-smoke scripts/bench.sh --smoke
-fi
+step bench-pipeline-smoke cargo bench -p sluice-dataplane --bench pipeline --locked -- --smoke
+step bench-smoke scripts/bench.sh --smoke
 
 echo
 if [ ${#failed_steps[@]} -gt 0 ]; then
