@@ -127,18 +127,17 @@ impl Worker {
                 return Ok(Verdict::Redirect(owner));
             }
         }
-        let unknown = if self.shared.local(t.dst.into()).is_some() {
-            DropReason::NoSession
-        } else {
-            DropReason::NotForUs
+        let unknown = |w: &Worker| match w.shared.local(t.dst.into()) {
+            Some(_) => DropReason::NoSession,
+            None => DropReason::NotForUs,
         };
         let idx = match self.sessions.lookup(&t, t.hash()) {
             Some((idx, Dir::Reverse)) => idx,
-            _ => return Err(unknown),
+            _ => return Err(unknown(self)),
         };
         if self.expired(self.sessions.get(idx)) {
             self.remove_session(idx);
-            return Err(unknown);
+            return Err(unknown(self));
         }
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         nat::rewrite(
