@@ -182,7 +182,6 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
                 "off (packets are handed to their owning worker in software)"
             }
         ));
-        port.promiscuous(true).ok();
         ports.push(port);
         macs.push(mac);
     }

@@ -6,6 +6,7 @@ use crate::fixedmap::FixedMap;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
 use crate::service::{vs_key, Encap, Member, MssClamp, VirtualServer};
+use crate::session::Session4;
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Protocol};
 use std::net::{IpAddr, Ipv4Addr};
@@ -204,6 +205,18 @@ impl Shared {
     #[inline]
     pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
         self.local.get(u64::from(u32::from(ip)))
+    }
+
+    /// Whether session `s` has idled out at `now_ms`: its state's timeout, or
+    /// its virtual server's `idle_timeout` for established TCP and UDP.
+    #[inline]
+    pub fn session_expired(&self, s: &Session4, now_ms: u32) -> bool {
+        let idle = self
+            .services
+            .get(usize::from(s.vs))
+            .and_then(|v| v.idle_timeout_ms);
+        let limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
+        now_ms.wrapping_sub(s.last_seen) >= limit
     }
 
     /// Whether the switch answers ARP for `ip` on `port`: its own interface

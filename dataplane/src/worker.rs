@@ -5,6 +5,7 @@
 //! `arp.rs` the ARP responder; `ipv4.rs` the virtual-server and session path;
 //! `icmp.rs` echo replies and ICMP error translation.
 
+use crate::conntrack;
 use crate::fixedmap::mix64;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
@@ -13,7 +14,6 @@ use crate::session::{Session4, SessionTable};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason, WorkerStats};
 use crate::wire::{self, ethernet, Mac};
-use crate::{conntrack, neighbor};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -285,14 +285,7 @@ impl Worker {
         let snat = &mut self.snat;
         let removed = self.sessions.sweep(
             budget,
-            |s| {
-                let idle = shared
-                    .services
-                    .get(usize::from(s.vs))
-                    .and_then(|v| v.idle_timeout_ms);
-                let limit = conntrack::timeout_ms(s.state, s.proto, &shared.timeouts, idle);
-                now.wrapping_sub(s.last_seen) >= limit
-            },
+            |s| shared.session_expired(s, now),
             |_, s| release_snat(shared, snat, s),
         );
         if removed > 0 {
@@ -340,13 +333,7 @@ impl Worker {
     /// Whether a session has idled out at the current time.
     #[inline]
     pub(crate) fn expired(&self, s: &Session4) -> bool {
-        let idle = self
-            .shared
-            .services
-            .get(usize::from(s.vs))
-            .and_then(|v| v.idle_timeout_ms);
-        let limit = conntrack::timeout_ms(s.state, s.proto, &self.shared.timeouts, idle);
-        self.now_ms.wrapping_sub(s.last_seen) >= limit
+        self.shared.session_expired(s, self.now_ms)
     }
 }
 
@@ -361,6 +348,3 @@ fn release_snat(shared: &Shared, snat: &mut [PortRing], s: &Session4) {
         }
     }
 }
-
-/// Neighbour-table ages re-exported for the control thread's display.
-pub use neighbor::{EXPIRE_MS as NEIGHBOR_EXPIRE_MS, STALE_MS as NEIGHBOR_STALE_MS};

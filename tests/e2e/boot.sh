@@ -25,7 +25,9 @@ check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --ch
 "$HERE/scripts/lab.sh" up >/dev/null
 for workers in 1 2; do
     section "boot with $workers worker(s)"
-    "$HERE/scripts/lab.sh" config dest_nat "$workers" >"$WORK/lab.toml"
+    metrics=127.0.0.1:1991$workers
+    "$HERE/scripts/lab.sh" config dest_nat "$workers" \
+        | sed "/^socket = /a metrics = \"$metrics\"" >"$WORK/lab.toml"
     if ! start_sluice "$WORK/lab.toml"; then bad "sluice starts"; continue; fi
     ok "sluice starts"
     client ip neigh flush dev c0 >/dev/null 2>&1
@@ -37,6 +39,11 @@ for workers in 1 2; do
     check "echo replies counted" test "$(counter icmp_echo_replies)" -ge 6
     check "switch learned the client's MAC" grep -q "198.51.100.2" <(ctl neighbors)
     check "sluicectl status lists both ports" test "$(ctl status | grep -c '^port')" -eq 2
+    curl -s -m 3 "http://$metrics/metrics" >"$WORK/metrics"
+    check "GET /metrics serves the echo replies counter" \
+        grep -qE '^sluice_icmp_echo_replies_total\{worker="0"\} [0-9]+' "$WORK/metrics"
+    check "GET /metrics serves drops by reason" grep -q '^sluice_drops_total{reason="no_session",worker="0"}' "$WORK/metrics"
+    check "other paths get 404" bash -c "curl -s -o /dev/null -w '%{http_code}' http://$metrics/ | grep -qx 404"
     client ping -c 2 -i 0.2 -W 1 198.51.100.77 >/dev/null 2>&1
     check "unowned address gets no answer" test "$(client ip neigh show 198.51.100.77 | grep -c lladdr)" -eq 0
     pid=$SLUICE_PID
