@@ -6,7 +6,14 @@ use crate::parse::defined;
 use crate::reader::{Res, Tab};
 use crate::types::{IfAddr, Interface, Neighbor, Prefix, Route};
 
-const IFACE_KEYS: &[&str] = &["name", "device", "addresses", "mtu"];
+const IFACE_KEYS: &[&str] = &[
+    "name",
+    "device",
+    "addresses",
+    "mtu",
+    "kernel",
+    "kernel_interface",
+];
 const ROUTE_KEYS: &[&str] = &["destination", "gateway", "interface"];
 const NEIGHBOR_KEYS: &[&str] = &["address", "mac", "interface"];
 
@@ -92,12 +99,48 @@ fn interface(t: &Tab, earlier: &[Interface]) -> Res<Interface> {
             format!("IPv6 needs an MTU of at least 1280, found {mtu}"),
         ));
     }
+    let kernel_interface = kernel_interface(t, &name, earlier)?;
     Ok(Interface {
         name,
         device,
         addresses,
         mtu,
+        kernel_interface,
     })
+}
+
+/// Longest Linux network interface name (IFNAMSIZ - 1).
+const KERNEL_NAME_MAX: usize = 15;
+
+/// The exception path's kernel interface: `kernel_interface`, else
+/// `sluice-<name>`; none with `kernel = false`.
+fn kernel_interface(t: &Tab, name: &str, earlier: &[Interface]) -> Res<Option<String>> {
+    let explicit = t.string("kernel_interface")?;
+    if !t.bool("kernel")?.unwrap_or(true) {
+        if explicit.is_some() {
+            return Err(t.err("kernel_interface", "is set but kernel = false"));
+        }
+        return Ok(None);
+    }
+    let key = if explicit.is_some() {
+        "kernel_interface"
+    } else {
+        "name"
+    };
+    let k = explicit.unwrap_or_else(|| format!("sluice-{name}"));
+    let valid = (1..=KERNEL_NAME_MAX).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !valid {
+        return Err(t.err(
+            key,
+            format!("kernel interface name {k:?} is not a valid Linux interface name (1 to {KERNEL_NAME_MAX} characters from A-Z, a-z, 0-9, '_', '-', '.'); set kernel_interface"),
+        ));
+    }
+    if earlier.iter().any(|i| i.kernel_interface.as_deref() == Some(&k)) {
+        return Err(t.err(key, format!("kernel interface {k:?} is already used")));
+    }
+    Ok(Some(k))
 }
 
 /// The interface whose connected prefixes contain `ip`.

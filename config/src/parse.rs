@@ -56,7 +56,7 @@ const CHECK_KEYS: &[&str] = &[
     "expect",
     "command",
 ];
-const POOL_KEYS: &[&str] = &["method", "health_check", "members"];
+const POOL_KEYS: &[&str] = &["method", "health_check", "on_member_down", "members"];
 const MEMBER_KEYS: &[&str] = &[
     "address",
     "weight",
@@ -202,6 +202,11 @@ fn health_checks(root: &Tab) -> Res<Vec<HealthCheck>> {
 }
 
 fn health_check(name: &str, t: &Tab) -> Res<HealthCheck> {
+    if name == "none" {
+        return Err(t.err_here(
+            "\"none\" is reserved (a pool's health_check = \"none\" turns checking off); choose another name",
+        ));
+    }
     let kind_name = t.required("kind", t.choice("kind", CHECK_KINDS)?)?;
     let only = |keys: &[&str], kind: &str| -> Res<()> {
         if kind_name == kind {
@@ -309,15 +314,22 @@ fn pool(name: &str, t: &Tab, checks: &[HealthCheck]) -> Res<Pool> {
         .choice("method", Method::SPELLINGS)?
         .unwrap_or(Method::RoundRobin);
     let health_check = match t.str("health_check")? {
-        None => None,
-        Some(hc) => Some(checks.iter().position(|c| c.name == hc).ok_or_else(|| {
+        None => PoolCheck::Default,
+        Some("none") => PoolCheck::Off,
+        Some(hc) => PoolCheck::Named(checks.iter().position(|c| c.name == hc).ok_or_else(|| {
             let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
             t.err(
                 "health_check",
-                format!("no health_check named {hc:?} ({})", defined(&names)),
+                format!(
+                    "no health_check named {hc:?} ({}; \"none\" turns checking off)",
+                    defined(&names)
+                ),
             )
         })?),
     };
+    let on_member_down = t
+        .choice("on_member_down", OnMemberDown::SPELLINGS)?
+        .unwrap_or(OnMemberDown::Keep);
     if !t.has("members") {
         return Err(
             t.err_here("missing required key \"members\"; a pool needs at least one member")
@@ -346,6 +358,7 @@ fn pool(name: &str, t: &Tab, checks: &[HealthCheck]) -> Res<Pool> {
         name: name.to_string(),
         method,
         health_check,
+        on_member_down,
         members,
     })
 }

@@ -131,6 +131,9 @@ pub struct Interface {
     pub device: String,
     pub addresses: Vec<IfAddr>,
     pub mtu: u16,
+    /// The kernel network interface of the exception path on this link
+    /// (`kernel_interface`, default `sluice-<name>`); `None` with `kernel = false`.
+    pub kernel_interface: Option<String>,
 }
 
 /// An address the switch owns on a link, with the length of its connected prefix.
@@ -262,9 +265,29 @@ impl CheckKind {
 pub struct Pool {
     pub name: String,
     pub method: Method,
-    /// Index into `Config::health_checks`; `None` means the default TCP check.
-    pub health_check: Option<usize>,
+    pub health_check: PoolCheck,
+    pub on_member_down: OnMemberDown,
     pub members: Vec<Member>,
+}
+
+/// Which health check a pool's members get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolCheck {
+    /// No `health_check` key: TCP connect every 2 s, timeout 1 s, fall 4, rise 2.
+    Default,
+    /// `health_check = "none"`: members are never checked (always up).
+    Off,
+    /// Index into `Config::health_checks`.
+    Named(usize),
+}
+
+/// What happens to the sessions of a member that goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMemberDown {
+    /// They continue until they end (F5's "none").
+    Keep,
+    /// TCP sessions get a RST at both ends; all are removed.
+    Reset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +397,7 @@ spelled!(Method {
     SourcePortHash => "source_port_hash",
     Maglev => "maglev",
 });
+spelled!(OnMemberDown { Keep => "keep", Reset => "reset" });
 spelled!(Protocol { Tcp => "tcp", Udp => "udp" });
 spelled!(Forwarding {
     DestNat => "dest_nat",

@@ -297,7 +297,32 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "dangling health_check reference",
             ifaces("[health_check.web]\nkind = \"tcp\"\n\n[pool.web]\nhealth_check = \"http\"\nmembers = [{ address = \"10.20.0.11:8080\" }]\n"),
-            "t.toml:14: pool.web.health_check: no health_check named \"http\" (defined: web)",
+            "t.toml:14: pool.web.health_check: no health_check named \"http\" (defined: web; \"none\" turns checking off)",
+        ),
+        (
+            "a health check named none",
+            ifaces("[health_check.none]\nkind = \"tcp\"\n"),
+            "t.toml:10: health_check.none: \"none\" is reserved (a pool's health_check = \"none\" turns checking off); choose another name",
+        ),
+        (
+            "unknown on_member_down",
+            ifaces("[pool.web]\non_member_down = \"drop\"\nmembers = [{ address = \"10.20.0.11:8080\" }]\n"),
+            "t.toml:11: pool.web.on_member_down: invalid value \"drop\"; expected one of: keep, reset",
+        ),
+        (
+            "kernel interface name too long",
+            "[[interface]]\nname = \"external-uplink\"\ndevice = \"d0\"\naddresses = [\"198.51.100.1/24\"]\n".into(),
+            "t.toml:2: interface[0].name: kernel interface name \"sluice-external-uplink\" is not a valid Linux interface name (1 to 15 characters from A-Z, a-z, 0-9, '_', '-', '.'); set kernel_interface",
+        ),
+        (
+            "kernel_interface with kernel = false",
+            "[[interface]]\nname = \"ext\"\ndevice = \"d0\"\naddresses = [\"198.51.100.1/24\"]\nkernel = false\nkernel_interface = \"lb0\"\n".into(),
+            "t.toml:6: interface[0].kernel_interface: is set but kernel = false",
+        ),
+        (
+            "kernel interface used twice",
+            "[[interface]]\nname = \"a\"\ndevice = \"d0\"\naddresses = [\"198.51.100.1/24\"]\nkernel_interface = \"lb0\"\n[[interface]]\nname = \"b\"\ndevice = \"d1\"\naddresses = [\"10.0.0.1/24\"]\nkernel_interface = \"lb0\"\n".into(),
+            "t.toml:10: interface[1].kernel_interface: kernel interface \"lb0\" is already used",
         ),
         (
             "pool without members key",

@@ -100,7 +100,7 @@ fn contract_file_parses_with_expected_values() {
     let pool = &c.pools[0];
     assert_eq!(pool.name, "web");
     assert_eq!(pool.method, Method::RoundRobin);
-    assert_eq!(pool.health_check, Some(0));
+    assert_eq!(pool.health_check, PoolCheck::Named(0));
     let m = &pool.members;
     assert_eq!(m.len(), 3);
     assert_eq!(
@@ -178,7 +178,12 @@ fn minimal_example() {
     assert_eq!(c.interfaces.len(), 1);
     assert!(c.routes.is_empty() && c.neighbors.is_empty() && c.health_checks.is_empty());
     assert_eq!(c.pools[0].method, Method::RoundRobin);
-    assert_eq!(c.pools[0].health_check, None);
+    assert_eq!(c.pools[0].health_check, PoolCheck::Default);
+    assert_eq!(c.pools[0].on_member_down, OnMemberDown::Keep);
+    assert_eq!(
+        c.interfaces[0].kernel_interface.as_deref(),
+        Some(format!("sluice-{}", c.interfaces[0].name).as_str())
+    );
     assert_eq!(c.pools[0].members.len(), 2);
     let vs = &c.virtual_servers[0];
     assert_eq!(vs.forwarding, Forwarding::DestNat);
@@ -390,7 +395,7 @@ fn every_optional_key_is_accepted() {
         (m0.weight, m0.enabled, m0.slow_start),
         (0, false, Some(secs(30)))
     );
-    assert_eq!(c.pools[2].health_check, Some(3));
+    assert_eq!(c.pools[2].health_check, PoolCheck::Named(3));
     assert_eq!(c.pools[2].members.len(), 2);
     assert_eq!(
         c.line_of("pool.dsr.members[1].address"),
@@ -448,4 +453,33 @@ fn error_display_forms() {
     e.line = 0;
     assert_eq!(e.to_string(), "f: a.b: bad");
     let _: &dyn std::error::Error = &e;
+}
+
+#[test]
+fn exception_path_and_member_down_keys() {
+    let c = parse(
+        r#"[[interface]]
+name = "ext"
+device = "net_af_packet0"
+addresses = ["198.51.100.1/24"]
+kernel_interface = "lb-ext"
+
+[[interface]]
+name = "int"
+device = "net_af_packet1"
+addresses = ["10.20.0.1/24"]
+kernel = false
+
+[pool.web]
+health_check = "none"
+on_member_down = "reset"
+members = [{ address = "10.20.0.11:8080" }]
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.interfaces[0].kernel_interface.as_deref(), Some("lb-ext"));
+    assert_eq!(c.interfaces[1].kernel_interface, None);
+    assert_eq!(c.pools[0].health_check, PoolCheck::Off);
+    assert_eq!(c.pools[0].on_member_down, OnMemberDown::Reset);
 }

@@ -39,9 +39,6 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
                 ),
             );
         }
-        if pool.health_check.is_some() {
-            return no(format!("pool.{p}.health_check"), "health checks");
-        }
         for (j, m) in pool.members.iter().enumerate() {
             let key = |k: &str| format!("pool.{p}.members[{j}].{k}");
             if m.max_connections.is_some() {
