@@ -116,7 +116,7 @@ fn worker(shared: &Arc<Shared>, capacity: u32) -> Worker {
         Arc::new(WorkerStats::default()),
         capacity,
     );
-    w.set_time(T0);
+    w.set_time(u64::from(T0));
     w
 }
 
@@ -342,7 +342,7 @@ fn main() {
     let picks = 10_000_000u32;
     let start = Instant::now();
     for _ in 0..picks {
-        black_box(vs.pick_round_robin(black_box(&mut cursor)));
+        black_box(vs.pick_round_robin(&sh.members, black_box(&mut cursor)));
     }
     let pick = start.elapsed().as_nanos() as f64 / f64::from(picks);
     println!("  parts: SessionTable::insert {ins:.1} ns, lookup miss (hash + 2 buckets) {miss:.1} ns, member choice (round robin of 3) {pick:.1} ns");

@@ -4,7 +4,7 @@
 use crate::packet::PacketBuf;
 use crate::stats::{self, DropReason};
 use crate::wire::{arp, ethernet};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{KernelClass, Verdict, Worker};
 use std::net::Ipv4Addr;
 
 /// Ethernet + ARP, without padding.
@@ -58,6 +58,21 @@ impl Worker {
                 reply.set_target_ip(sender_ip);
                 stats::inc(&self.stats.arp_replies);
                 Ok(Verdict::Tx(port))
+            }
+            // The kernel interface asked too (its own neighbour table for
+            // health checks and sockets): it gets the reply after the dataplane
+            // learned from it.
+            arp::op::REPLY
+                if ours
+                    && self
+                        .shared
+                        .local(target_ip)
+                        .is_some_and(|l| l.interface == Some(port)) =>
+            {
+                match self.hand_to_kernel(port, KernelClass::Arp) {
+                    Ok(v) => Ok(v),
+                    Err(_) => Ok(Verdict::Consumed),
+                }
             }
             arp::op::REPLY if ours => Ok(Verdict::Consumed),
             _ => Err(DropReason::ArpNotForUs),

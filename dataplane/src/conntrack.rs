@@ -22,7 +22,11 @@ pub mod tcp {
 pub mod flag {
     /// The session holds a SNAT port of its worker (returned when it ends).
     pub const SNAT_PORT: u8 = 0x20;
-    pub const KEEP: u8 = SNAT_PORT;
+    /// The member went down and its pool resets sessions: the next packet of
+    /// the session (or the client's answer to the switch's ACK probe) is
+    /// answered with a RST to both ends, carrying that packet's sequence numbers.
+    pub const RESET_PENDING: u8 = 0x40;
+    pub const KEEP: u8 = SNAT_PORT | RESET_PENDING;
 }
 
 /// Whether a TCP segment may open a session: SYN without ACK or RST.
@@ -100,6 +104,9 @@ pub fn reusable(state: u8) -> bool {
 /// established-TCP and UDP values (per virtual server).
 #[inline]
 pub fn timeout_ms(state: u8, protocol: u8, t: &Timeouts, idle: Option<u32>) -> u32 {
+    if state & flag::RESET_PENDING != 0 {
+        return t.tcp_close;
+    }
     match protocol {
         proto::TCP => match state & tcp::MASK {
             tcp::SYN_SENT | tcp::SYN_RECV => t.tcp_syn,

@@ -7,7 +7,7 @@ use crate::ipv4::Flow;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::service::{Encap, MssClamp};
-use crate::stats::{self, DropReason};
+use crate::stats::DropReason;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{checksum, icmpv4, tcp};
 use crate::worker::{Verdict, Worker};
@@ -15,8 +15,6 @@ use std::net::Ipv4Addr;
 
 /// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
 const TCP_IP_HEADERS: usize = 40;
-/// An ICMP error quotes the offending IP header and this much of its payload.
-const ICMP_QUOTE: usize = 8;
 
 impl Worker {
     pub(crate) fn l3_dsr<P: PacketBuf>(
@@ -115,7 +113,8 @@ impl Worker {
     }
 
     /// Turns the client's too-big packet into an ICMP fragmentation-needed
-    /// error carrying the usable MTU, sent back to the client.
+    /// error carrying the usable MTU, from the switch's address on the link
+    /// towards the client, sent back to the client.
     #[cold]
     fn frag_needed<P: PacketBuf>(
         &mut self,
@@ -123,44 +122,14 @@ impl Worker {
         flow: &Flow,
         mtu: u16,
     ) -> Result<Verdict, DropReason> {
-        const HEADERS: usize = ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN;
-        let l3 = flow.l3;
         let client = Ipv4Addr::from(flow.tuple.src);
         let hop = self
             .shared
             .routes
             .lookup(client)
             .ok_or(DropReason::NoRoute)?;
-        let total = HEADERS + flow.ihl + ICMP_QUOTE;
-        if !pkt.prepend(HEADERS) {
-            return Err(DropReason::NoHeadroom);
-        }
-        let excess = pkt.data().len() - (l3 + total);
-        if !pkt.trim(excess) {
-            return Err(DropReason::Truncated);
-        }
         let src = self.shared.port_address(hop.port, client);
-        let ident = self.next_ip_ident();
-        let data = pkt.data_mut();
-        data.copy_within(HEADERS..HEADERS + l3, 0);
-        let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
-        ip.set_header_len(ipv4::MIN_HEADER_LEN);
-        ip.set_tos(0);
-        ip.set_total_len(total as u16);
-        ip.set_ident(ident);
-        ip.set_flags_frag(false, false, 0);
-        ip.set_ttl(64);
-        ip.set_protocol(proto::ICMP);
-        ip.set_src_addr(src);
-        ip.set_dst_addr(client);
-        ip.fill_checksum();
-        let mut msg = icmpv4::Packet::new_unchecked(ip.payload_mut());
-        msg.set_msg_type(icmpv4::kind::DEST_UNREACHABLE);
-        msg.set_code(icmpv4::CODE_FRAG_NEEDED);
-        msg.set_rest_of_header(u32::from(mtu));
-        msg.fill_checksum();
-        stats::inc(&self.stats.icmp_errors_sent);
-        self.egress_via(pkt, hop)
+        self.icmp_unreachable(pkt, flow, icmpv4::CODE_FRAG_NEEDED, u32::from(mtu), src)
     }
 }
 

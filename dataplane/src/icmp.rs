@@ -2,6 +2,7 @@
 //! that quote a packet of a session (so path-MTU discovery and port
 //! unreachables keep working through the NAT).
 
+use crate::ipv4::Flow;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::service::client_owner;
@@ -11,8 +12,12 @@ use crate::stats::{self, DropReason};
 use crate::wire::checksum::adjust16;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{ethernet, icmpv4};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{KernelClass, Verdict, Worker};
 use std::net::Ipv4Addr;
+
+/// Bytes of the offending packet's payload an ICMP error quotes after its IP
+/// header (RFC 792 asks for 8; more helps the sender match it).
+pub(crate) const ICMP_QUOTE: usize = 8;
 
 impl Worker {
     pub(crate) fn icmp<P: PacketBuf>(
@@ -28,14 +33,74 @@ impl Worker {
             return Err(DropReason::Fragment);
         }
         let msg = icmpv4::Packet::new_checked(ip.payload())?;
+        let interface = local.is_some_and(|l| l.interface.is_some());
         match msg.msg_type() {
             icmpv4::kind::ECHO_REQUEST if local.is_some() => self.echo_reply(port, pkt, l3),
             icmpv4::kind::DEST_UNREACHABLE
             | icmpv4::kind::TIME_EXCEEDED
-            | icmpv4::kind::PARAM_PROBLEM => self.icmp_error(pkt, l3, redirected),
+            | icmpv4::kind::PARAM_PROBLEM => match self.icmp_error(pkt, l3, redirected) {
+                // About the kernel's own traffic (a health check's port unreachable).
+                Err(DropReason::IcmpNoSession) if interface => {
+                    self.hand_to_kernel(port, KernelClass::Icmp)
+                }
+                other => other,
+            },
+            _ if interface => self.hand_to_kernel(port, KernelClass::Icmp),
             _ if local.is_some() => Err(DropReason::LocalUnhandled),
             _ => Err(DropReason::NotForUs),
         }
+    }
+
+    /// Turns a client's packet (`flow`) in place into an ICMP
+    /// destination-unreachable with `code` from `src`, quoting the packet's
+    /// header and first bytes, sent back to the client.
+    #[cold]
+    pub(crate) fn icmp_unreachable<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        code: u8,
+        rest: u32,
+        src: Ipv4Addr,
+    ) -> Result<Verdict, DropReason> {
+        const HEADERS: usize = ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN;
+        let l3 = flow.l3;
+        let client = Ipv4Addr::from(flow.tuple.src);
+        let hop = self
+            .shared
+            .routes
+            .lookup(client)
+            .ok_or(DropReason::NoRoute)?;
+        let quoted = (pkt.data().len() - l3).min(flow.ihl + ICMP_QUOTE);
+        let total = HEADERS + quoted;
+        if !pkt.prepend(HEADERS) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let excess = pkt.data().len() - (l3 + total);
+        if !pkt.trim(excess) {
+            return Err(DropReason::Truncated);
+        }
+        let ident = self.next_ip_ident();
+        let data = pkt.data_mut();
+        data.copy_within(HEADERS..HEADERS + l3, 0);
+        let mut ip = ipv4::Packet::new_unchecked(&mut data[l3..]);
+        ip.set_header_len(ipv4::MIN_HEADER_LEN);
+        ip.set_tos(0);
+        ip.set_total_len(total as u16);
+        ip.set_ident(ident);
+        ip.set_flags_frag(false, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(proto::ICMP);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(client);
+        ip.fill_checksum();
+        let mut msg = icmpv4::Packet::new_unchecked(ip.payload_mut());
+        msg.set_msg_type(icmpv4::kind::DEST_UNREACHABLE);
+        msg.set_code(code);
+        msg.set_rest_of_header(rest);
+        msg.fill_checksum();
+        stats::inc(&self.stats.icmp_errors_sent);
+        self.egress_via(pkt, hop)
     }
 
     /// Turns an echo request into its reply in place, sent back where it came from.

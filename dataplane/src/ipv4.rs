@@ -4,12 +4,13 @@
 use crate::conntrack;
 use crate::nat;
 use crate::packet::PacketBuf;
+use crate::reset;
 use crate::service::{client_owner, find_vs, snat_port_owner};
 use crate::session::{Dir, InsertError, Session4, Tuple4};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{tcp, udp};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{KernelClass, Verdict, Worker};
 use sluice_config::Forwarding;
 use std::net::Ipv4Addr;
 
@@ -20,6 +21,10 @@ pub(crate) struct Flow {
     pub ihl: usize,
     pub tuple: Tuple4,
     pub tcp_flags: u8,
+    /// TCP sequence and acknowledgement numbers and payload length (0 for UDP).
+    pub seq: u32,
+    pub ack: u32,
+    pub payload_len: u16,
 }
 
 impl Worker {
@@ -48,7 +53,7 @@ impl Worker {
                 let flow = parse_flow(pkt.data(), l3)?;
                 self.reverse(pkt, flow, redirected)
             }
-            Some(_) => Err(DropReason::LocalUnhandled),
+            Some(_) => self.local_to_kernel(port, pkt, l3, protocol),
             None if protocol == proto::TCP || protocol == proto::UDP => {
                 let flow = parse_flow(pkt.data(), l3)?;
                 self.reverse(pkt, flow, redirected)
@@ -73,7 +78,26 @@ impl Worker {
                 return Ok(Verdict::Redirect(owner));
             }
         }
-        let idx = match self.sessions.lookup(&t, t.hash()) {
+        let idx = match self.client_session(vs, &flow) {
+            Ok(idx) => idx,
+            Err(DropReason::NoMember) => return self.reject_no_member(pkt, &flow, vs),
+            Err(e) => return Err(e),
+        };
+        if reset::pending(self.sessions.get(idx)) {
+            return self.reset_session(idx, &flow, Dir::Forward);
+        }
+        let one_way = self.shared.services[usize::from(vs)].one_way();
+        let s = self.touch(idx, Dir::Forward, &flow, one_way);
+        self.send_to_member(pkt, &flow, &s)
+    }
+
+    /// The session of a client packet: the existing one, or a new one when
+    /// there is none, it idled out, or the client reuses a closed session's
+    /// port with a new SYN.
+    #[inline]
+    fn client_session(&mut self, vs: u16, flow: &Flow) -> Result<u32, DropReason> {
+        let t = flow.tuple;
+        match self.sessions.lookup(&t, t.hash()) {
             Some((idx, Dir::Forward)) => {
                 let s = *self.sessions.get(idx);
                 let reopen = t.proto == proto::TCP
@@ -81,22 +105,27 @@ impl Worker {
                     && conntrack::reusable(s.state);
                 if reopen || self.expired(&s) {
                     self.remove_session(idx);
-                    self.new_session(vs, &flow)?
+                    self.new_session(vs, flow)
                 } else {
-                    idx
+                    Ok(idx)
                 }
             }
-            Some((_, Dir::Reverse)) => return Err(DropReason::NoSession),
-            None => self.new_session(vs, &flow)?,
-        };
-        let server = &self.shared.services[usize::from(vs)];
-        let (forwarding, one_way, encap, mss_clamp) = (
-            server.forwarding,
-            server.one_way(),
-            server.encap,
-            server.mss_clamp,
-        );
-        let s = self.touch(idx, Dir::Forward, &flow, one_way);
+            Some((_, Dir::Reverse)) => Err(DropReason::NoSession),
+            None => self.new_session(vs, flow),
+        }
+    }
+
+    /// Sends a client packet of session `s` to its member, rewritten as the
+    /// virtual server's forwarding mode says.
+    #[inline]
+    pub(crate) fn send_to_member<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        s: &Session4,
+    ) -> Result<Verdict, DropReason> {
+        let server = &self.shared.services[usize::from(s.vs)];
+        let (forwarding, encap, mss_clamp) = (server.forwarding, server.encap, server.mss_clamp);
         match forwarding {
             Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
                 nat::rewrite(
@@ -109,8 +138,33 @@ impl Worker {
             }
             // The frame goes to the member's MAC as it is.
             Forwarding::L2Dsr => self.egress(pkt, s.member.into()),
-            Forwarding::L3Dsr => self.l3_dsr(pkt, &flow, s.member.into(), encap, mss_clamp),
+            Forwarding::L3Dsr => self.l3_dsr(pkt, flow, s.member.into(), encap, mss_clamp),
         }
+    }
+
+    /// Traffic to one of the switch's interface addresses that the dataplane
+    /// does not answer itself: the kernel's, through the exception path.
+    fn local_to_kernel<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &P,
+        l3: usize,
+        protocol: u8,
+    ) -> Result<Verdict, DropReason> {
+        let class = match protocol {
+            proto::TCP => {
+                let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+                let t = tcp::Packet::new_checked(ip.payload())?;
+                if conntrack::opens_tcp(t.flags()) {
+                    KernelClass::TcpSyn
+                } else {
+                    KernelClass::Tcp
+                }
+            }
+            proto::UDP => KernelClass::Udp,
+            _ => KernelClass::Icmp,
+        };
+        self.hand_to_kernel(port, class)
     }
 
     /// Member → client (Dest-NAT) or member → SNAT address (Both-NAT).
@@ -139,6 +193,9 @@ impl Worker {
             self.remove_session(idx);
             return Err(unknown(self));
         }
+        if reset::pending(self.sessions.get(idx)) {
+            return self.reset_session(idx, &flow, Dir::Reverse);
+        }
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         nat::rewrite(
             &mut pkt.data_mut()[flow.l3..],
@@ -162,7 +219,7 @@ impl Worker {
     /// Updates state and idle time; returns a copy of the session.
     #[inline]
     fn touch(&mut self, idx: u32, dir: Dir, flow: &Flow, one_way: bool) -> Session4 {
-        let now = self.now_ms;
+        let now = self.stamp();
         let s = self.sessions.get_mut(idx);
         s.last_seen = now;
         if s.proto == proto::TCP {
@@ -194,7 +251,7 @@ impl Worker {
         let shared = self.shared.clone();
         let vs = &shared.services[usize::from(vs_idx)];
         let m = vs
-            .pick_round_robin(&mut self.rr[usize::from(vs_idx)])
+            .pick_round_robin(&shared.members, &mut self.rr[usize::from(vs_idx)])
             .ok_or(DropReason::NoMember)?;
         let member = &vs.members[usize::from(m)];
         let mport = if vs.port == 0 { t.dport } else { member.port };
@@ -217,7 +274,7 @@ impl Worker {
             vport: t.dport,
             mport,
             sport,
-            last_seen: self.now_ms,
+            last_seen: self.stamp(),
             vs: vs_idx,
             proto: t.proto,
             state: conntrack::initial(t.proto) | held,
@@ -225,6 +282,9 @@ impl Worker {
         match self.sessions.insert(s) {
             Ok(idx) => {
                 stats::inc(&self.stats.sessions_created);
+                if let Some(c) = self.stats.member_sessions.get(member.id as usize) {
+                    stats::inc(c);
+                }
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
                 Ok(idx)
             }
@@ -269,12 +329,14 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
         return Err(DropReason::TtlExceeded);
     }
     let ihl = ip.header_len();
-    let (sport, dport, tcp_flags) = if protocol == proto::TCP {
+    let (sport, dport, tcp_flags, seq, ack, payload_len) = if protocol == proto::TCP {
         let t = tcp::Packet::new_checked(ip.payload())?;
-        (t.src_port(), t.dst_port(), t.flags())
+        let payload = ip.payload().len().saturating_sub(t.header_len());
+        let (sp, dp, f) = (t.src_port(), t.dst_port(), t.flags());
+        (sp, dp, f, t.seq_number(), t.ack_number(), payload as u16)
     } else {
         let u = udp::Packet::new_checked(ip.payload())?;
-        (u.src_port(), u.dst_port(), 0)
+        (u.src_port(), u.dst_port(), 0, 0, 0, 0)
     };
     Ok(Flow {
         l3,
@@ -287,5 +349,8 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
             proto: protocol,
         },
         tcp_flags,
+        seq,
+        ack,
+        payload_len,
     })
 }

@@ -6,6 +6,7 @@
 //! benchmarks on `Vec`-backed buffers.
 
 pub mod fixedmap;
+pub mod members;
 pub mod neighbor;
 pub mod packet;
 pub mod route;
@@ -22,3 +23,4 @@ mod dsr;
 mod icmp;
 mod ipv4;
 pub mod nat;
+mod reset;

@@ -22,9 +22,9 @@ pub enum State {
 }
 
 /// A learned entry older than this is refreshed by an ARP request when used.
-pub const STALE_MS: u32 = 30_000;
+pub const STALE_MS: u64 = 30_000;
 /// A learned entry older than this is no longer used.
-pub const EXPIRE_MS: u32 = 90_000;
+pub const EXPIRE_MS: u64 = 90_000;
 const MAX_PROBE: usize = 32;
 
 const VALID: u64 = 1 << 48;
@@ -34,7 +34,8 @@ const STATIC: u64 = 1 << 49;
 #[repr(align(32))]
 struct Slot {
     seq: AtomicU32,
-    updated_ms: AtomicU32,
+    /// Process clock (64-bit milliseconds: ages never wrap).
+    updated_ms: AtomicU64,
     /// 0 = empty; else `ip | port << 32 | 1 << 63`.
     key: AtomicU64,
     /// MAC in the low 48 bits, flags above.
@@ -46,17 +47,17 @@ struct Slot {
 pub struct Entry {
     pub mac: Mac,
     pub state: State,
-    pub updated_ms: u32,
+    pub updated_ms: u64,
 }
 
 impl Entry {
     /// Whether the entry may still be used at `now_ms`, and whether it wants refreshing.
     #[inline]
-    pub fn usable(&self, now_ms: u32) -> (bool, bool) {
+    pub fn usable(&self, now_ms: u64) -> (bool, bool) {
         match self.state {
             State::Static => (true, false),
             State::Dynamic => {
-                let age = now_ms.wrapping_sub(self.updated_ms);
+                let age = now_ms.saturating_sub(self.updated_ms);
                 (age < EXPIRE_MS, age >= STALE_MS)
             }
         }
@@ -143,7 +144,7 @@ impl NeighborTable {
     /// Records a learned MAC. Static entries are left alone. Returns false if
     /// the table is full or another writer held the slot (the caller may
     /// count it; the next ARP packet will try again).
-    pub fn learn(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u32) -> bool {
+    pub fn learn(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64) -> bool {
         self.write(ip, port, mac, now_ms, false)
     }
 
@@ -153,7 +154,7 @@ impl NeighborTable {
     }
 
     /// Updates an entry only if it exists already (gratuitous ARP).
-    pub fn refresh_existing(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u32) -> bool {
+    pub fn refresh_existing(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64) -> bool {
         self.find(key_of(ip, port)).is_some() && self.learn(ip, port, mac, now_ms)
     }
 
@@ -173,7 +174,7 @@ impl NeighborTable {
         None
     }
 
-    fn write(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u32, is_static: bool) -> bool {
+    fn write(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64, is_static: bool) -> bool {
         let Some(slot) = self.claim(key_of(ip, port)) else {
             return false;
         };
@@ -247,7 +248,7 @@ mod tests {
         assert!(!t.learn(ip, 1, M2, 5));
         let e = t.lookup(ip, 1).unwrap();
         assert_eq!((e.mac, e.state), (M1, State::Static));
-        assert_eq!(e.usable(u32::MAX), (true, false));
+        assert_eq!(e.usable(u64::MAX), (true, false));
         assert!(!t.refresh_existing(Ipv4Addr::new(10, 0, 0, 3), 1, M1, 0));
         assert_eq!(t.entries().len(), 1);
     }
@@ -265,7 +266,7 @@ mod tests {
                 }
             }
         });
-        for i in 0..200_000u32 {
+        for i in 0..200_000u64 {
             t.learn(ip, 0, if i % 2 == 0 { M1 } else { M2 }, i);
         }
         reader.join().unwrap();

@@ -2,9 +2,9 @@
 //! per-worker SNAT port allocator.
 
 use crate::fixedmap::{mix64, FixedMap};
-use sluice_config::Forwarding;
+use crate::members::MemberStates;
+use sluice_config::{Forwarding, OnMemberDown};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A pool member as the packet path sees it.
 #[derive(Debug)]
@@ -14,14 +14,15 @@ pub struct Member {
     pub weight: u32,
     pub backup: bool,
     pub enabled: bool,
-    /// Health state, written by the control thread, read on new sessions.
-    pub up: AtomicBool,
+    /// Index into `MemberStates` (health, written by the control thread).
+    pub id: u32,
 }
 
 impl Member {
+    /// Whether the member may take new sessions: enabled, not draining, up.
     #[inline]
-    fn eligible(&self) -> bool {
-        self.enabled && self.weight > 0 && self.up.load(Ordering::Relaxed)
+    pub fn eligible(&self, states: &MemberStates) -> bool {
+        self.enabled && self.weight > 0 && states.is_up(self.id)
     }
 }
 
@@ -29,6 +30,10 @@ impl Member {
 #[derive(Debug)]
 pub struct VirtualServer {
     pub name: String,
+    /// The pool's name (for display).
+    pub pool: String,
+    /// What happens to the sessions of a member that goes down.
+    pub on_member_down: OnMemberDown,
     pub vip: Ipv4Addr,
     pub port: u16,
     pub proto: u8,
@@ -109,19 +114,27 @@ impl VirtualServer {
 
     /// Round robin over eligible primaries; backups only when no primary is
     /// eligible. `cursor` is the worker's own position for this server.
-    pub fn pick_round_robin(&self, cursor: &mut u32) -> Option<u16> {
+    pub fn pick_round_robin(&self, states: &MemberStates, cursor: &mut u32) -> Option<u16> {
         let n = self.members.len() as u32;
         for backups in [false, true] {
             for step in 0..n {
                 let i = (cursor.wrapping_add(step) % n) as usize;
                 let m = &self.members[i];
-                if m.backup == backups && m.eligible() {
+                if m.backup == backups && m.eligible(states) {
                     *cursor = (i as u32 + 1) % n;
                     return Some(i as u16);
                 }
             }
         }
         None
+    }
+
+    /// The member a session with member address `ip` and member port `port`
+    /// is on (a port-0 server's members take the client's port).
+    pub fn member_of(&self, ip: u32, port: u16) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| u32::from(m.ip) == ip && (self.port == 0 || m.port == port))
     }
 }
 
@@ -215,13 +228,15 @@ mod tests {
             weight: 1,
             backup,
             enabled: true,
-            up: AtomicBool::new(true),
+            id: u32::from(last) - 1,
         }
     }
 
     fn vs(members: Vec<Member>) -> VirtualServer {
         VirtualServer {
             name: "t".into(),
+            pool: "p".into(),
+            on_member_down: OnMemberDown::Keep,
             vip: Ipv4Addr::new(192, 0, 2, 1),
             port: 80,
             proto: 6,
@@ -238,22 +253,31 @@ mod tests {
     #[test]
     fn round_robin_skips_down_drained_and_uses_backups_last() {
         let v = vs(vec![member(1, false), member(2, false), member(3, true)]);
+        let st = MemberStates::new(3);
         let mut c = 0;
         let picks: Vec<_> = (0..4)
-            .map(|_| v.pick_round_robin(&mut c).unwrap())
+            .map(|_| v.pick_round_robin(&st, &mut c).unwrap())
             .collect();
         assert_eq!(picks, [0, 1, 0, 1]);
-        v.members[0].up.store(false, Ordering::Relaxed);
-        assert_eq!(v.pick_round_robin(&mut c), Some(1));
-        assert_eq!(v.pick_round_robin(&mut c), Some(1));
-        v.members[1].up.store(false, Ordering::Relaxed);
-        assert_eq!(v.pick_round_robin(&mut c), Some(2));
-        v.members[2].up.store(false, Ordering::Relaxed);
-        assert_eq!(v.pick_round_robin(&mut c), None);
+        st.set(0, false);
+        assert_eq!(v.pick_round_robin(&st, &mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&st, &mut c), Some(1));
+        st.set(1, false);
+        assert_eq!(v.pick_round_robin(&st, &mut c), Some(2), "backup serves");
+        st.set(0, true);
+        assert_eq!(v.pick_round_robin(&st, &mut c), Some(0), "primary preempts");
+        st.set(0, false);
+        st.set(2, false);
+        assert_eq!(v.pick_round_robin(&st, &mut c), None);
+        let st = MemberStates::new(3);
         let mut drained = vs(vec![member(1, false), member(2, false)]);
         drained.members[0].weight = 0;
-        assert_eq!(drained.pick_round_robin(&mut c), Some(1));
-        assert_eq!(drained.pick_round_robin(&mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, &mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, &mut c), Some(1));
+        drained.members[1].enabled = false;
+        assert_eq!(drained.pick_round_robin(&st, &mut c), None);
+        assert_eq!(drained.member_of(0x0a00_0002, 80).map(|m| m.id), Some(1));
+        assert!(drained.member_of(0x0a00_0002, 81).is_none());
     }
 
     #[test]

@@ -547,14 +547,15 @@ impl<E: Entry> SessionTable<E> {
     }
 
     /// Examines at most `budget` entries starting at an internal cursor that
-    /// wraps around; for each live entry calls `expired(&entry)`; if it
-    /// returns true the entry is passed to `on_remove(idx, &entry)` and
-    /// removed. Returns the number removed. Bounded work per call: never more
-    /// than `min(budget, capacity)` entries.
+    /// wraps around; for each live entry calls `expired(&mut entry)` (which
+    /// may update fields other than the tuples); if it returns true the entry
+    /// is passed to `on_remove(idx, &entry)` and removed. Returns the number
+    /// removed. Bounded work per call: never more than `min(budget, capacity)`
+    /// entries.
     pub fn sweep(
         &mut self,
         budget: u32,
-        mut expired: impl FnMut(&E) -> bool,
+        mut expired: impl FnMut(&mut E) -> bool,
         mut on_remove: impl FnMut(u32, &E),
     ) -> u32 {
         let cap = self.capacity();
@@ -570,8 +571,13 @@ impl<E: Entry> SessionTable<E> {
             if cur == cap {
                 cur = 0;
             }
-            let e = self.entries[idx as usize];
-            if !e.is_free() && expired(&e) {
+            let e = &mut self.entries[idx as usize];
+            if e.is_free() {
+                continue;
+            }
+            let gone = expired(e);
+            let e = *e;
+            if gone {
                 on_remove(idx, &e);
                 self.remove(idx);
                 removed += 1;

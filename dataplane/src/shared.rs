@@ -3,6 +3,7 @@
 //! configuration. The neighbour table and member health inside are atomics.
 
 use crate::fixedmap::FixedMap;
+use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
 use crate::service::{vs_key, Encap, Member, MssClamp, VirtualServer};
@@ -10,7 +11,7 @@ use crate::session::Session4;
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Protocol};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// One DPDK port as the pipeline sees it; index = position in `[[interface]]`.
 #[derive(Debug, Clone)]
@@ -19,6 +20,9 @@ pub struct Port {
     pub mac: Mac,
     pub addresses: Vec<(Ipv4Addr, u8)>,
     pub mtu: u16,
+    /// Whether an exception-path kernel interface takes this port's traffic
+    /// for the switch's own addresses.
+    pub kernel: bool,
 }
 
 /// What an owned address is. An address may be several things at once.
@@ -58,6 +62,10 @@ pub struct Shared {
     pub vs_map: FixedMap<u16>,
     pub snat_addrs: Vec<Ipv4Addr>,
     pub timeouts: Timeouts,
+    /// Health of every member, by member id (see [`Shared::member_id`]).
+    pub members: Arc<MemberStates>,
+    /// Member id of the first member of each pool.
+    pool_first_id: Vec<u32>,
 }
 
 fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
@@ -92,6 +100,7 @@ impl Shared {
                 mac: macs.get(i).copied().unwrap_or_default(),
                 addresses,
                 mtu: itf.mtu,
+                kernel: itf.kernel_interface.is_some(),
             });
         }
         for r in &cfg.routes {
@@ -105,6 +114,12 @@ impl Shared {
                 neighbors.set_static(ip, n.interface as u16, n.mac);
             }
         }
+        let mut pool_first_id = Vec::with_capacity(cfg.pools.len());
+        let mut next_id = 0u32;
+        for p in &cfg.pools {
+            pool_first_id.push(next_id);
+            next_id += p.members.len() as u32;
+        }
         let mut snat_addrs: Vec<Ipv4Addr> = Vec::new();
         let mut services = Vec::new();
         let mut vs_map = FixedMap::with_capacity(cfg.virtual_servers.len() + 1);
@@ -116,17 +131,19 @@ impl Shared {
                 Protocol::Tcp => proto::TCP,
                 Protocol::Udp => proto::UDP,
             };
-            let members = cfg.pools[vs.pool]
+            let pool = &cfg.pools[vs.pool];
+            let members = pool
                 .members
                 .iter()
-                .filter_map(|m| {
+                .enumerate()
+                .filter_map(|(j, m)| {
                     Some(Member {
                         ip: v4(m.address.ip())?,
                         port: m.address.port(),
                         weight: m.weight,
                         backup: m.backup,
                         enabled: m.enabled,
-                        up: AtomicBool::new(true),
+                        id: pool_first_id[vs.pool] + j as u32,
                     })
                 })
                 .collect();
@@ -154,6 +171,8 @@ impl Shared {
             vs_map.insert(vs_key(vip, vs.address.port(), proto), i as u16);
             services.push(VirtualServer {
                 name: vs.name.clone(),
+                pool: pool.name.clone(),
+                on_member_down: pool.on_member_down,
                 vip,
                 port: vs.address.port(),
                 proto,
@@ -199,7 +218,14 @@ impl Shared {
                 udp: ms(t.udp),
                 icmp: ms(t.icmp),
             },
+            members: Arc::new(MemberStates::new(next_id as usize)),
+            pool_first_id,
         }
+    }
+
+    /// The member id of member `member` of pool `pool` (config indexes).
+    pub fn member_id(&self, pool: usize, member: usize) -> u32 {
+        self.pool_first_id.get(pool).copied().unwrap_or(u32::MAX) + member as u32
     }
 
     #[inline]

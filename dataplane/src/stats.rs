@@ -58,6 +58,9 @@ reasons! {
     RedirectFull => "redirect_full", "ring to the owning worker full";
     TxFull => "tx_full", "NIC transmit queue full";
     NoMbuf => "no_mbuf", "no packet buffer for a generated packet";
+    KernelRingFull => "kernel_ring_full", "ring to the exception path (kernel interface) full";
+    KernelRateLimited => "kernel_rate_limited", "over the rate limit of its class towards the kernel interface";
+    GeneratedFull => "generated_full", "queue of packets the worker generates (RSTs, probes) full";
 }
 
 /// Counters of one port as seen by one worker.
@@ -88,10 +91,32 @@ pub struct WorkerStats {
     pub forwarded: AtomicU64,
     pub loops: AtomicU64,
     pub idle_loops: AtomicU64,
+    /// Frames handed to the exception path (the kernel interfaces).
+    pub to_kernel: AtomicU64,
+    /// New sessions refused with a RST or ICMP port-unreachable because no
+    /// member of the virtual server was usable.
+    pub rejected_no_member: AtomicU64,
+    /// Sessions ended because their member went down (`on_member_down = "reset"`).
+    pub sessions_reset: AtomicU64,
+    /// `rejected_no_member` per virtual server (index of `Shared::services`).
+    pub vs_rejected: Box<[AtomicU64]>,
+    /// Sessions of this worker per member id (a gauge: +1 on create, -1 on removal).
+    pub member_sessions: Box<[AtomicU64]>,
 }
 
 impl Default for WorkerStats {
     fn default() -> Self {
+        WorkerStats::new(0, 0)
+    }
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl WorkerStats {
+    /// Counters for `services` virtual servers and `members` member ids.
+    pub fn new(services: usize, members: usize) -> Self {
         WorkerStats {
             ports: Default::default(),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -108,6 +133,11 @@ impl Default for WorkerStats {
             forwarded: AtomicU64::new(0),
             loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
+            to_kernel: AtomicU64::new(0),
+            rejected_no_member: AtomicU64::new(0),
+            sessions_reset: AtomicU64::new(0),
+            vs_rejected: zeros(services),
+            member_sessions: zeros(members),
         }
     }
 }
@@ -122,6 +152,12 @@ pub fn add(c: &AtomicU64, n: u64) {
 #[inline(always)]
 pub fn inc(c: &AtomicU64) {
     add(c, 1);
+}
+
+/// Subtracts one from a gauge this thread alone writes.
+#[inline(always)]
+pub fn dec(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_sub(1), Relaxed);
 }
 
 /// Sets a gauge this thread alone writes.
@@ -145,7 +181,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 15] {
+    pub fn scalars(&self) -> [(&'static str, u64); 18] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -159,6 +195,9 @@ impl WorkerStats {
             ("icmp_echo_replies", g(&self.icmp_echo_replies)),
             ("icmp_errors_translated", g(&self.icmp_errors_translated)),
             ("icmp_errors_sent", g(&self.icmp_errors_sent)),
+            ("to_kernel", g(&self.to_kernel)),
+            ("rejected_no_member", g(&self.rejected_no_member)),
+            ("sessions_reset", g(&self.sessions_reset)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

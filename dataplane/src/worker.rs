@@ -28,6 +28,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// Belongs to the sessions of another worker: hand it over.
     Redirect(u16),
+    /// For the switch's own kernel interface on the port it arrived on (the
+    /// exception path).
+    Kernel,
 }
 
 impl From<wire::Error> for DropReason {
@@ -52,6 +55,72 @@ pub(crate) struct ArpOut {
     sent: Box<[(u32, u32)]>,
 }
 
+/// Packets the worker wants generated (it owns no buffers): the daemon
+/// drains them after each burst into fresh buffers via [`Worker::write_generated`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generated {
+    /// An ACK with numbers outside the client's window, from the VIP: the
+    /// client answers it with an ACK carrying its exact sequence numbers,
+    /// which lets the switch reset an idle session (`on_member_down = "reset"`).
+    Probe(Session4),
+    /// A RST to the client (`to_client`) or to the member of a session.
+    Rst {
+        session: Session4,
+        to_client: bool,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    },
+}
+
+const GENERATED_QUEUE: usize = 64;
+
+/// Packets sent to the kernel per class and worker: a token bucket each, so a
+/// flood at the switch's own address costs the workers a counter, never the
+/// exception path's capacity for health-check replies and ARP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelClass {
+    Arp = 0,
+    Icmp = 1,
+    /// TCP segments opening a connection to the switch (SYN without ACK).
+    TcpSyn = 2,
+    /// Other TCP: replies to the kernel's own connections (health checks).
+    Tcp = 3,
+    Udp = 4,
+}
+
+/// Packets per second and burst per class and worker (`KernelClass` order).
+const KERNEL_RATE: [u32; 5] = [2_000, 2_000, 2_000, 20_000, 5_000];
+
+#[derive(Debug)]
+struct KernelLimiter {
+    tokens: [u32; 5],
+    refilled_ms: u64,
+}
+
+impl KernelLimiter {
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.refilled_ms).min(1000) as u32;
+        if elapsed == 0 {
+            return;
+        }
+        self.refilled_ms = now_ms;
+        for (t, rate) in self.tokens.iter_mut().zip(KERNEL_RATE) {
+            *t = (*t + rate * elapsed / 1000).min(rate);
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, class: KernelClass) -> bool {
+        let t = &mut self.tokens[class as usize];
+        if *t == 0 {
+            return false;
+        }
+        *t -= 1;
+        true
+    }
+}
+
 /// All state of one worker; owned by its lcore alone.
 #[derive(Debug)]
 pub struct Worker {
@@ -64,9 +133,15 @@ pub struct Worker {
     /// Round-robin cursor per virtual server.
     pub(crate) rr: Vec<u32>,
     pub(crate) snat_rr: u32,
-    pub(crate) now_ms: u32,
+    /// The process clock (milliseconds since boot, the same epoch on every
+    /// lcore). Sessions keep its low 32 bits and compare them with wrapping
+    /// arithmetic, exact for timeouts under 24 days.
+    pub(crate) now_ms: u64,
     pub(crate) arp: ArpOut,
-    last_refresh_ms: u32,
+    generated: [Option<Generated>; GENERATED_QUEUE],
+    generated_len: usize,
+    kernel: KernelLimiter,
+    last_refresh_ms: u64,
     ip_ident: u16,
 }
 
@@ -91,6 +166,12 @@ impl Worker {
                 len: 0,
                 sent: vec![(0, 0); ARP_RATE_SLOTS].into_boxed_slice(),
             },
+            generated: [None; GENERATED_QUEUE],
+            generated_len: 0,
+            kernel: KernelLimiter {
+                tokens: KERNEL_RATE,
+                refilled_ms: 0,
+            },
             last_refresh_ms: 0,
             ip_ident: 0,
             shared,
@@ -110,10 +191,16 @@ impl Worker {
         &self.sessions
     }
 
-    /// Sets the clock (milliseconds, wrapping); called once per loop turn.
+    /// Sets the clock (process milliseconds); called once per loop turn.
     #[inline]
-    pub fn set_time(&mut self, now_ms: u32) {
+    pub fn set_time(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+    }
+
+    /// The low 32 bits of the clock, as sessions store it.
+    #[inline]
+    pub(crate) fn stamp(&self) -> u32 {
+        self.now_ms as u32
     }
 
     /// Starts loading the session-table buckets a frame will look up, so a
@@ -159,6 +246,7 @@ impl Worker {
         };
         match verdict {
             Verdict::Drop(r) => self.stats.dropped(r),
+            Verdict::Kernel => {}
             Verdict::Redirect(_) => stats::inc(&self.stats.redirected),
             _ => {}
         }
@@ -250,7 +338,7 @@ impl Worker {
         let key = u32::from(ip);
         let slot = mix64(u64::from(key)) as usize % ARP_RATE_SLOTS;
         let (last_ip, last_ms) = self.arp.sent[slot];
-        if last_ip == key && self.now_ms.wrapping_sub(last_ms) < ARP_INTERVAL_MS {
+        if last_ip == key && self.stamp().wrapping_sub(last_ms) < ARP_INTERVAL_MS {
             return;
         }
         if self.arp.len == ARP_QUEUE {
@@ -258,7 +346,7 @@ impl Worker {
         }
         self.arp.queue[self.arp.len] = (port, ip);
         self.arp.len += 1;
-        self.arp.sent[slot] = (key, self.now_ms);
+        self.arp.sent[slot] = (key, self.stamp());
     }
 
     /// An IPv4 identification for a header the switch writes.
@@ -277,22 +365,43 @@ impl Worker {
         Some(self.arp.queue[self.arp.len])
     }
 
-    /// Expires idle sessions, examining at most `budget` entries, and (on
-    /// worker 0, once a second) keeps the MACs of members and gateways fresh.
+    /// Expires idle sessions and starts resetting those of members that went
+    /// down (where the pool asks for it), examining at most `budget` entries;
+    /// refills the kernel rate limiter; and (on worker 0, once a second)
+    /// keeps the MACs of members and gateways fresh.
     pub fn maintain(&mut self, budget: u32) {
         let now = self.now_ms;
+        self.kernel.refill(now);
         let shared = &*self.shared;
+        let stats = &*self.stats;
         let snat = &mut self.snat;
+        let queue = (&mut self.generated, &mut self.generated_len);
+        let mut reset = 0;
         let removed = self.sessions.sweep(
             budget,
-            |s| shared.session_expired(s, now),
-            |_, s| release_snat(shared, snat, s),
+            |s| match crate::reset::judge(shared, s, now as u32) {
+                crate::reset::Judgement::Keep => false,
+                crate::reset::Judgement::Expired => true,
+                crate::reset::Judgement::Reset => {
+                    reset += 1;
+                    true
+                }
+                crate::reset::Judgement::Probe => {
+                    if push_generated(queue.0, queue.1, Generated::Probe(*s)) {
+                        s.state |= conntrack::flag::RESET_PENDING;
+                        s.last_seen = now as u32;
+                    }
+                    false
+                }
+            },
+            |_, s| forget(shared, snat, stats, s),
         );
         if removed > 0 {
-            stats::add(&self.stats.sessions_expired, u64::from(removed));
+            stats::add(&self.stats.sessions_expired, u64::from(removed - reset));
+            stats::add(&self.stats.sessions_reset, u64::from(reset));
             stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
         }
-        if self.id == 0 && now.wrapping_sub(self.last_refresh_ms) >= 1000 {
+        if self.id == 0 && now.saturating_sub(self.last_refresh_ms) >= 1000 {
             self.last_refresh_ms = now;
             self.refresh_neighbors();
         }
@@ -323,17 +432,86 @@ impl Worker {
 
     /// Removes a session now (it expired on lookup or is being replaced).
     pub(crate) fn remove_session(&mut self, idx: u32) {
-        let s = *self.sessions.get(idx);
-        release_snat(&self.shared, &mut self.snat, &s);
-        self.sessions.remove(idx);
+        self.discard_session(idx);
         stats::inc(&self.stats.sessions_expired);
+    }
+
+    /// Removes a session and releases what it holds, counting no ending.
+    pub(crate) fn discard_session(&mut self, idx: u32) {
+        let s = *self.sessions.get(idx);
+        forget(&self.shared, &mut self.snat, &self.stats, &s);
+        self.sessions.remove(idx);
         stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
     }
 
     /// Whether a session has idled out at the current time.
     #[inline]
     pub(crate) fn expired(&self, s: &Session4) -> bool {
-        self.shared.session_expired(s, self.now_ms)
+        self.shared.session_expired(s, self.stamp())
+    }
+
+    /// Hands a frame for the switch's own address to the kernel interface of
+    /// `port`, within its class's rate; without a kernel interface the
+    /// frame is the dataplane's to drop.
+    #[inline]
+    pub(crate) fn hand_to_kernel(
+        &mut self,
+        port: u16,
+        class: KernelClass,
+    ) -> Result<Verdict, DropReason> {
+        let kernel = self
+            .shared
+            .ports
+            .get(usize::from(port))
+            .is_some_and(|p| p.kernel);
+        if !kernel {
+            return Err(DropReason::LocalUnhandled);
+        }
+        if !self.kernel.take(class) {
+            return Err(DropReason::KernelRateLimited);
+        }
+        Ok(Verdict::Kernel)
+    }
+
+    /// Queues a packet to generate; false when the queue is full.
+    pub(crate) fn generate(&mut self, g: Generated) -> bool {
+        push_generated(&mut self.generated, &mut self.generated_len, g)
+    }
+
+    /// Room left in the queue of packets to generate.
+    pub(crate) fn generate_room(&self) -> usize {
+        GENERATED_QUEUE - self.generated_len
+    }
+
+    /// The next packet to generate, if any.
+    pub fn pop_generated(&mut self) -> Option<Generated> {
+        if self.generated_len == 0 {
+            return None;
+        }
+        self.generated_len -= 1;
+        self.generated[self.generated_len].take()
+    }
+}
+
+fn push_generated(q: &mut [Option<Generated>], len: &mut usize, g: Generated) -> bool {
+    if *len == q.len() {
+        return false;
+    }
+    q[*len] = Some(g);
+    *len += 1;
+    true
+}
+
+/// What a session leaves behind when it is removed: its SNAT port goes back
+/// to its ring and its member's session count goes down.
+fn forget(shared: &Shared, snat: &mut [PortRing], stats: &WorkerStats, s: &Session4) {
+    release_snat(shared, snat, s);
+    let member = shared
+        .services
+        .get(usize::from(s.vs))
+        .and_then(|vs| vs.member_of(s.member, s.mport));
+    if let Some(c) = member.and_then(|m| stats.member_sessions.get(m.id as usize)) {
+        stats::dec(c);
     }
 }
 

@@ -195,6 +195,8 @@ pub enum Expect {
     Drop(DropReason),
     Consumed,
     Redirect(u16),
+    /// Handed to the exception path (the kernel interface), untouched.
+    Kernel,
 }
 
 /// Counter values of one worker by name (scalars and `drop.<reason>`).
@@ -240,7 +242,7 @@ impl Lab {
         let workers = (0..workers)
             .map(|id| {
                 let mut w = Worker::new(id, sh.clone(), Arc::new(WorkerStats::default()), capacity);
-                w.set_time(T0);
+                w.set_time(u64::from(T0));
                 w
             })
             .collect();
@@ -249,7 +251,7 @@ impl Lab {
 
     pub fn set_time(&mut self, ms: u32) {
         for w in &mut self.workers {
-            w.set_time(ms);
+            w.set_time(u64::from(ms));
         }
     }
 
@@ -321,6 +323,13 @@ impl Lab {
                 );
             }
             Expect::Consumed => assert_eq!(verdict, Verdict::Consumed, "{name}: verdict"),
+            Expect::Kernel => {
+                assert_eq!(verdict, Verdict::Kernel, "{name}: verdict");
+                assert_eq!(
+                    out, frame,
+                    "{name}: a frame for the kernel is left untouched"
+                );
+            }
             Expect::Redirect(o) => {
                 assert_eq!(verdict, Verdict::Redirect(*o), "{name}: verdict");
                 assert_eq!(out, frame, "{name}: a redirected frame is left untouched");

@@ -1,0 +1,310 @@
+//! Ending sessions on the switch's initiative, and refusing new ones:
+//!
+//! - a new session that finds no usable member is refused at once, a TCP SYN
+//!   with a RST and a UDP datagram with ICMP port-unreachable, so clients fail
+//!   fast instead of retrying into silence;
+//! - the sessions of a member that went down, in pools with
+//!   `on_member_down = "reset"`, get a RST at both ends. A RST is only accepted
+//!   with the exact sequence number its receiver expects (RFC 5961), which the
+//!   switch does not store per session; so the sweep sends the client an ACK
+//!   outside its window (a probe), the client answers with an ACK carrying its
+//!   current numbers, and that answer (or any other packet of the session) is
+//!   turned into the two RSTs.
+
+use crate::conntrack::flag;
+use crate::ipv4::{parse_flow, Flow};
+use crate::packet::PacketBuf;
+use crate::session::{Dir, Session4};
+use crate::shared::Shared;
+use crate::stats::{self, DropReason};
+use crate::wire::ipv4::{self, proto};
+use crate::wire::tcp::{self, flags};
+use crate::wire::{ethernet, icmpv4};
+use crate::worker::{Generated, Verdict, Worker};
+use sluice_config::OnMemberDown;
+use std::net::Ipv4Addr;
+
+/// Ethernet + IPv4 + TCP without options: every segment the switch writes.
+const SEGMENT_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
+
+/// Sequence number of the probe: any value the client is unlikely to have in
+/// its window; an unacceptable segment is answered with an ACK either way.
+const PROBE_SEQ: u32 = 0x5eed_0001;
+
+/// What the sweep does with a session it examines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Judgement {
+    Keep,
+    Expired,
+    /// Its member is down and its pool resets: remove it now (UDP).
+    Reset,
+    /// Its member is down and its pool resets: probe the client (TCP).
+    Probe,
+}
+
+/// Whether the sweep keeps, expires, resets or probes session `s` at `now`.
+pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
+    if shared.session_expired(s, now) {
+        return Judgement::Expired;
+    }
+    let Some(vs) = shared.services.get(usize::from(s.vs)) else {
+        return Judgement::Keep;
+    };
+    if vs.on_member_down != OnMemberDown::Reset || s.state & flag::RESET_PENDING != 0 {
+        return Judgement::Keep;
+    }
+    let down = vs
+        .member_of(s.member, s.mport)
+        .is_none_or(|m| !shared.members.is_up(m.id));
+    match (down, s.proto) {
+        (false, _) => Judgement::Keep,
+        (true, proto::TCP) => Judgement::Probe,
+        (true, _) => Judgement::Reset,
+    }
+}
+
+/// A TCP segment the switch writes from scratch.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    src: (u32, u16),
+    dst: (u32, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+}
+
+/// Sequence number, acknowledgement and flags of a RST answering a segment
+/// (RFC 793 "Reset Generation"): with an ACK it takes its sequence number
+/// from that ACK, without one it acknowledges the segment.
+fn rst_answering(flow: &Flow) -> (u32, u32, u8) {
+    if flow.tcp_flags & flags::ACK != 0 {
+        return (flow.ack, 0, flags::RST);
+    }
+    let syn_fin =
+        u32::from(flow.tcp_flags & flags::SYN != 0) + u32::from(flow.tcp_flags & flags::FIN != 0);
+    let ack = flow
+        .seq
+        .wrapping_add(u32::from(flow.payload_len))
+        .wrapping_add(syn_fin);
+    (0, ack, flags::RST | flags::ACK)
+}
+
+impl Worker {
+    /// Refuses a new session of virtual server `vs` that found no usable
+    /// member: the packet becomes, in place, a RST (TCP) or an ICMP
+    /// port-unreachable (UDP) from the VIP back to the client.
+    #[cold]
+    pub(crate) fn reject_no_member<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow,
+        vs: u16,
+    ) -> Result<Verdict, DropReason> {
+        stats::inc(&self.stats.rejected_no_member);
+        if let Some(c) = self.stats.vs_rejected.get(usize::from(vs)) {
+            stats::inc(c);
+        }
+        let t = flow.tuple;
+        if t.proto == proto::UDP {
+            let vip = Ipv4Addr::from(t.dst);
+            return self.icmp_unreachable(pkt, flow, icmpv4::CODE_PORT_UNREACHABLE, 0, vip);
+        }
+        let (seq, ack, flags) = rst_answering(flow);
+        let seg = Segment {
+            src: (t.dst, t.dport),
+            dst: (t.src, t.sport),
+            seq,
+            ack,
+            flags,
+        };
+        if !self.write_segment(pkt, &seg) {
+            return Err(DropReason::Truncated);
+        }
+        self.egress(pkt, t.src.into())
+    }
+
+    /// Turns a packet of a session marked for reset into RSTs to both ends,
+    /// numbered from that packet, and removes the session. The packet itself
+    /// goes no further.
+    #[cold]
+    pub(crate) fn reset_session(
+        &mut self,
+        idx: u32,
+        flow: &Flow,
+        dir: Dir,
+    ) -> Result<Verdict, DropReason> {
+        if self.generate_room() < 2 {
+            return Err(DropReason::GeneratedFull);
+        }
+        let session = *self.sessions.get(idx);
+        let (seq, ack, flags) = rst_answering(flow);
+        // The sender gets the RST answering its packet; the other end, which
+        // never saw that packet, a RST at the packet's own sequence number.
+        let peer_seq = flow.seq;
+        let to_sender = Generated::Rst {
+            session,
+            to_client: dir == Dir::Forward,
+            seq,
+            ack,
+            flags,
+        };
+        let to_peer = Generated::Rst {
+            session,
+            to_client: dir == Dir::Reverse,
+            seq: peer_seq,
+            ack: flow.ack,
+            flags: flags::RST | (flow.tcp_flags & flags::ACK),
+        };
+        self.generate(to_sender);
+        self.generate(to_peer);
+        self.discard_session(idx);
+        stats::inc(&self.stats.sessions_reset);
+        Ok(Verdict::Consumed)
+    }
+
+    /// Writes a packet the worker asked for (see [`Worker::pop_generated`])
+    /// into an empty buffer and routes it.
+    pub fn write_generated<P: PacketBuf>(&mut self, g: Generated, buf: &mut P) -> Verdict {
+        let result = match g {
+            Generated::Probe(s) => {
+                let seg = Segment {
+                    src: (s.vip, s.vport),
+                    dst: (s.client, s.cport),
+                    seq: PROBE_SEQ,
+                    ack: 0,
+                    flags: flags::ACK,
+                };
+                self.send_segment(buf, &seg, None)
+            }
+            Generated::Rst {
+                session: s,
+                to_client,
+                seq,
+                ack,
+                flags,
+            } => {
+                let (src, dst, member) = if to_client {
+                    ((s.vip, s.vport), (s.client, s.cport), None)
+                } else {
+                    ((s.client, s.cport), (s.vip, s.vport), Some(s))
+                };
+                let seg = Segment {
+                    src,
+                    dst,
+                    seq,
+                    ack,
+                    flags,
+                };
+                self.send_segment(buf, &seg, member)
+            }
+        };
+        match result {
+            Ok(v) => v,
+            Err(r) => {
+                self.stats.dropped(r);
+                Verdict::Drop(r)
+            }
+        }
+    }
+
+    /// Writes `seg` and sends it: to its destination, or, for a segment to a
+    /// session's member, through the session's forwarding mode as if the
+    /// client had sent it.
+    fn send_segment<P: PacketBuf>(
+        &mut self,
+        buf: &mut P,
+        seg: &Segment,
+        member: Option<Session4>,
+    ) -> Result<Verdict, DropReason> {
+        let have = buf.data().len();
+        if have < SEGMENT_LEN && !buf.append(SEGMENT_LEN - have) {
+            return Err(DropReason::NoHeadroom);
+        }
+        if !self.write_segment(buf, seg) {
+            return Err(DropReason::Truncated);
+        }
+        match member {
+            None => self.egress(buf, seg.dst.0.into()),
+            Some(s) => {
+                let flow = parse_flow(buf.data(), ethernet::HEADER_LEN)?;
+                self.send_to_member(buf, &flow, &s)
+            }
+        }
+    }
+
+    /// Overwrites the frame in `buf` (at least `SEGMENT_LEN` bytes; longer
+    /// frames are trimmed) with `seg`. MACs are left to egress.
+    fn write_segment<P: PacketBuf>(&mut self, buf: &mut P, seg: &Segment) -> bool {
+        let excess = buf.data().len().saturating_sub(SEGMENT_LEN);
+        if buf.data().len() < SEGMENT_LEN || (excess > 0 && !buf.trim(excess)) {
+            return false;
+        }
+        let ident = self.next_ip_ident();
+        let data = buf.data_mut();
+        ethernet::Frame::new_unchecked(&mut *data).set_ethertype(ethernet::ethertype::IPV4);
+        let l3 = &mut data[ethernet::HEADER_LEN..];
+        l3[0] = 0x45;
+        let mut ip = ipv4::Packet::new_unchecked(&mut *l3);
+        ip.set_tos(0);
+        ip.set_total_len((ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN) as u16);
+        ip.set_ident(ident);
+        ip.set_flags_frag(true, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(proto::TCP);
+        let (src, dst) = (Ipv4Addr::from(seg.src.0), Ipv4Addr::from(seg.dst.0));
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+        ip.fill_checksum();
+        let mut t = tcp::Packet::new_unchecked(ip.payload_mut());
+        t.set_src_port(seg.src.1);
+        t.set_dst_port(seg.dst.1);
+        t.set_seq_number(seg.seq);
+        t.set_ack_number(seg.ack);
+        t.set_header_len(tcp::MIN_HEADER_LEN);
+        t.set_flags(seg.flags);
+        t.set_window_len(0);
+        t.set_urgent_at(0);
+        t.fill_checksum_v4(src, dst);
+        true
+    }
+}
+
+/// Whether a session's state asks for a reset on its next packet.
+#[inline]
+pub(crate) fn pending(s: &Session4) -> bool {
+    s.state & flag::RESET_PENDING != 0 && s.proto == proto::TCP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Tuple4;
+
+    fn flow(tcp_flags: u8, seq: u32, ack: u32, payload_len: u16) -> Flow {
+        Flow {
+            l3: 14,
+            ihl: 20,
+            tuple: Tuple4::default(),
+            tcp_flags,
+            seq,
+            ack,
+            payload_len,
+        }
+    }
+
+    #[test]
+    fn rst_numbers_follow_rfc_793() {
+        assert_eq!(
+            rst_answering(&flow(flags::ACK, 10, 99, 5)),
+            (99, 0, flags::RST)
+        );
+        assert_eq!(
+            rst_answering(&flow(flags::SYN, 1000, 0, 0)),
+            (0, 1001, flags::RST | flags::ACK)
+        );
+        assert_eq!(
+            rst_answering(&flow(flags::FIN, u32::MAX, 0, 3)),
+            (0, 3, flags::RST | flags::ACK)
+        );
+    }
+}
