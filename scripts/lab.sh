@@ -13,11 +13,19 @@
 # (arp_ignore=1, arp_announce=2), route via the router, and also serve :80,
 # so direct-server-return replies reach the client without the switch.
 #
-# usage: scripts/lab.sh up [--members-gw switch|none|router] [--dsr] [--dscp N]
+# Each member's server answers GET /healthz with 200 "ok", or, while the file
+# ${LAB_DIR}/mN.health exists, with the status on its first line and the rest
+# as the body.
+#
+# usage: scripts/lab.sh up [--members-gw switch|none|router] [--dsr] [--dscp N] [--log-connections]
 #          --dscp N: members map DSCP N back to the VIP with an nftables rule
+#          --log-connections: servers also log each TCP connection ("PEER connect")
 #        scripts/lab.sh down
 #        scripts/lab.sh exec NS CMD...    run CMD in ${LAB}-NS
+#        scripts/lab.sh stop-member N     kill member mN's server (it then refuses connections)
+#        scripts/lab.sh start-member N    start it again with the same arguments, wait until it listens
 #        scripts/lab.sh config MODE WORKERS [SOCKET]   print a sluice config for the lab
+#        scripts/lab.sh config-base WORKERS [SOCKET]   only its [dataplane], [control] and [[interface]]s
 # Environment: LAB (name prefix, default "sl"), LAB_DIR (state, default /tmp/${LAB}-lab).
 set -euo pipefail
 LAB=${LAB:-sl}
@@ -58,12 +66,13 @@ down() {
 }
 
 up() {
-    local gw=switch dsr=0 dscp=""
+    local gw=switch dsr=0 dscp="" logconn=0
     while [ $# -gt 0 ]; do
         case $1 in
             --members-gw) gw=$2; shift 2 ;;
             --dsr) dsr=1; gw=router; shift ;;
             --dscp) dscp=$2; shift 2 ;;
+            --log-connections) logconn=1; shift ;;
             *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
         esac
     done
@@ -116,9 +125,12 @@ table ip sluice_dsr {
 }
 NFT
         fi
-        ip netns exec "$m" python3 "$HERE/tests/lab/httpd.py" --name "m$i" "${ports[@]}" \
-            --log "$LAB_DIR/m$i.log" --big "$LAB_DIR/big.bin" >"$LAB_DIR/m$i.out" 2>&1 &
-        echo $! >"$LAB_DIR/m$i.pid"
+        local args=(--name "m$i" "${ports[@]}" --log "$LAB_DIR/m$i.log" --big "$LAB_DIR/big.bin"
+                    --health-file "$LAB_DIR/m$i.health")
+        [ "$logconn" = 1 ] && args+=(--log-connections)
+        # start-member reuses these.
+        printf '%s\n' "${args[@]}" >"$LAB_DIR/m$i.args"
+        launch_member "$i"
     done
 
     if [ "$dsr" = 1 ]; then
@@ -150,32 +162,82 @@ NFT
         sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
     done
     # Wait for the servers to listen.
-    for i in "${MEMBERS[@]}"; do
-        for _ in $(seq 50); do
-            in_ns "m$i" bash -c "exec 3<>/dev/tcp/10.20.0.1$i/8080" 2>/dev/null && break
-            sleep 0.1
-        done
-    done
+    for i in "${MEMBERS[@]}"; do wait_member "$i" || true; done
     echo "lab $LAB up: client $(ns client) 198.51.100.2, members 10.20.0.11-13:8080 (gateway: $gw)"
 }
 
-# Prints a sluice configuration for the lab.
-#   config MODE WORKERS [SOCKET]
-#   MODE: dest_nat | both_nat | lan_to_lan | l2_dsr | l3_dsr_ipip | l3_dsr_gre | l3_dsr_dscp
-config() {
-    local mode=$1 workers=$2 socket=${3:-$LAB_DIR/sluice.sock}
-    local extra="" port=8080 forwarding=$mode
-    case $mode in
-        dest_nat) ;;
-        both_nat) extra='snat_addresses = ["10.20.0.100"]' ;;
-        lan_to_lan) extra=$'snat_addresses = ["10.20.0.100"]\nlan_subnets = ["10.20.0.0/24"]' ;;
-        l2_dsr) port=80 ;;
-        l3_dsr_ipip|l3_dsr_gre) port=80; forwarding=l3_dsr; extra="encapsulation = \"${mode#l3_dsr_}\"" ;;
-        l3_dsr_dscp) port=80; forwarding=l3_dsr; extra=$'encapsulation = "dscp"\ndscp = 10' ;;
-        *) echo "lab.sh config: unknown mode $mode" >&2; exit 2 ;;
+# Member N's server, in the background, with the arguments `up` chose.
+launch_member() {
+    local i=$1 args
+    mapfile -t args <"$LAB_DIR/m$i.args"
+    ip netns exec "$(ns "m$i")" python3 "$HERE/tests/lab/httpd.py" "${args[@]}" \
+        >>"$LAB_DIR/m$i.out" 2>&1 </dev/null &
+    echo $! >"$LAB_DIR/m$i.pid"
+}
+
+# Waits (5 s at most) until member N's server accepts TCP connections.
+wait_member() {
+    local i=$1
+    for _ in $(seq 50); do
+        in_ns "m$i" bash -c "exec 3<>/dev/tcp/10.20.0.1$i/8080" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "lab.sh: member m$i does not listen on 10.20.0.1$i:8080" >&2
+    return 1
+}
+
+# Whether PID runs (a zombie does not: its sockets are closed already, and an
+# orphan is reaped whenever PID 1 gets to it).
+alive() {
+    local state
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+
+member_arg() {
+    case ${1:-} in
+        1|2|3) [ -f "$LAB_DIR/m$1.args" ] && return 0
+               echo "lab.sh: lab $LAB is not up (no $LAB_DIR/m$1.args)" >&2; exit 2 ;;
+        *) echo "lab.sh: member number 1-3 expected, got '${1:-}'" >&2; exit 2 ;;
     esac
+}
+
+# stop-member N: kills mN's server and waits (5 s at most) until it is gone.
+stop_member() {
+    member_arg "${1:-}"
+    local i=$1 pid
+    [ -f "$LAB_DIR/m$i.pid" ] || return 0
+    pid=$(cat "$LAB_DIR/m$i.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    for _ in $(seq 20); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    rm -f "$LAB_DIR/m$i.pid"
+}
+
+# start-member N: starts mN's server again (unless it runs) and waits until it listens.
+start_member() {
+    member_arg "${1:-}"
+    local i=$1
+    if [ -f "$LAB_DIR/m$i.pid" ] && alive "$(cat "$LAB_DIR/m$i.pid")"; then
+        return 0
+    fi
+    launch_member "$i"
+    wait_member "$i"
+}
+
+# Prints the part of a lab configuration every mode shares: dataplane,
+# control socket and the switch's two ports.
+#   config-base WORKERS [SOCKET]
+config_base() {
+    local workers=$1 socket=${2:-$LAB_DIR/sluice.sock}
     cat <<TOML
-# Sluice lab configuration ($mode, $workers worker(s)), made by scripts/lab.sh
 [dataplane]
 workers = $workers
 eal_args = ["--no-huge", "-m", "512", "--log-level=lib.eal:warning"]
@@ -194,6 +256,27 @@ addresses = ["198.51.100.1/24"]
 name = "int"
 device = "net_af_packet1,iface=${LAB}-int"
 addresses = ["10.20.0.1/24"]
+TOML
+}
+
+# Prints a sluice configuration for the lab.
+#   config MODE WORKERS [SOCKET]
+#   MODE: dest_nat | both_nat | lan_to_lan | l2_dsr | l3_dsr_ipip | l3_dsr_gre | l3_dsr_dscp
+config() {
+    local mode=$1 workers=$2 socket=${3:-$LAB_DIR/sluice.sock}
+    local extra="" port=8080 forwarding=$mode
+    case $mode in
+        dest_nat) ;;
+        both_nat) extra='snat_addresses = ["10.20.0.100"]' ;;
+        lan_to_lan) extra=$'snat_addresses = ["10.20.0.100"]\nlan_subnets = ["10.20.0.0/24"]' ;;
+        l2_dsr) port=80 ;;
+        l3_dsr_ipip|l3_dsr_gre) port=80; forwarding=l3_dsr; extra="encapsulation = \"${mode#l3_dsr_}\"" ;;
+        l3_dsr_dscp) port=80; forwarding=l3_dsr; extra=$'encapsulation = "dscp"\ndscp = 10' ;;
+        *) echo "lab.sh config: unknown mode $mode" >&2; exit 2 ;;
+    esac
+    echo "# Sluice lab configuration ($mode, $workers worker(s)), made by scripts/lab.sh"
+    config_base "$workers" "$socket"
+    cat <<TOML
 
 [pool.web]
 members = [
@@ -223,7 +306,12 @@ TOML
 case ${1:-} in
     up) shift; up "$@" ;;
     config) shift; config "$@" ;;
+    config-base) shift; config_base "$@" ;;
     down) down ;;
     exec) shift; n=$1; shift; in_ns "$n" "$@" ;;
-    *) echo "usage: $0 up [--members-gw switch|none] | down | exec NS CMD..." >&2; exit 2 ;;
+    stop-member) shift; stop_member "$@" ;;
+    start-member) shift; start_member "$@" ;;
+    *) echo "usage: $0 up [--members-gw switch|none|router] [--dsr] [--dscp N] [--log-connections]" \
+            "| down | exec NS CMD... | stop-member N | start-member N | config MODE WORKERS [SOCKET]" \
+            "| config-base WORKERS [SOCKET]" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ PACKAGES=(
     libdpdk-dev dpdk-dev                            # DPDK 22.11 and dpdk-testpmd
     libpcap-dev                                     # net_pcap PMD (benchmarks)
     iproute2 iputils-ping ethtool procps psmisc     # lab: namespaces, veth, bridges
-    curl python3 tcpdump nftables                   # lab: clients, servers, captures
+    curl python3 tcpdump nftables hping3            # lab: clients, servers, captures, floods
     linux-perf valgrind                             # profiling (BENCHMARKS.md)
 )
 missing=()

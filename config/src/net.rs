@@ -137,7 +137,10 @@ fn kernel_interface(t: &Tab, name: &str, earlier: &[Interface]) -> Res<Option<St
             format!("kernel interface name {k:?} is not a valid Linux interface name (1 to {KERNEL_NAME_MAX} characters from A-Z, a-z, 0-9, '_', '-', '.'); set kernel_interface"),
         ));
     }
-    if earlier.iter().any(|i| i.kernel_interface.as_deref() == Some(&k)) {
+    if earlier
+        .iter()
+        .any(|i| i.kernel_interface.as_deref() == Some(&k))
+    {
         return Err(t.err(key, format!("kernel interface {k:?} is already used")));
     }
     Ok(Some(k))

@@ -316,16 +316,18 @@ fn pool(name: &str, t: &Tab, checks: &[HealthCheck]) -> Res<Pool> {
     let health_check = match t.str("health_check")? {
         None => PoolCheck::Default,
         Some("none") => PoolCheck::Off,
-        Some(hc) => PoolCheck::Named(checks.iter().position(|c| c.name == hc).ok_or_else(|| {
-            let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-            t.err(
-                "health_check",
-                format!(
-                    "no health_check named {hc:?} ({}; \"none\" turns checking off)",
-                    defined(&names)
-                ),
-            )
-        })?),
+        Some(hc) => {
+            PoolCheck::Named(checks.iter().position(|c| c.name == hc).ok_or_else(|| {
+                let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+                t.err(
+                    "health_check",
+                    format!(
+                        "no health_check named {hc:?} ({}; \"none\" turns checking off)",
+                        defined(&names)
+                    ),
+                )
+            })?)
+        }
     };
     let on_member_down = t
         .choice("on_member_down", OnMemberDown::SPELLINGS)?

@@ -1,82 +1,117 @@
-//! The control thread: serves `sluicectl` on a Unix socket and Prometheus on
-//! TCP, and watches for SIGINT/SIGTERM. Everything here is non-blocking and
-//! polled every few milliseconds; it never touches a worker's state except
-//! through atomics.
+//! The control thread: one asynchronous runtime on the main lcore that runs
+//! the health checks, serves `sluicectl` on a Unix socket and Prometheus on
+//! TCP, and watches for SIGINT/SIGTERM. It never touches a worker's state
+//! except through atomics.
 
 use crate::report::View;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener};
 
-pub struct Control {
-    socket_path: PathBuf,
-    socket: UnixListener,
-    metrics: Option<TcpListener>,
-}
+/// Longest request line accepted, and how long a client may take to send it
+/// or read the answer.
+const MAX_REQUEST: u64 = 4096;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the stop flag (set by the signal handlers) is looked at.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
-impl Control {
-    pub fn bind(
-        socket_path: &Path,
-        metrics: Option<std::net::SocketAddr>,
-    ) -> Result<Control, String> {
-        if let Some(dir) = socket_path.parent() {
+/// The control socket's path: created by `bind`, removed on drop.
+pub struct SocketPath(PathBuf);
+
+impl SocketPath {
+    /// Checks that no other sluice serves `path` and clears a stale socket.
+    pub fn claim(path: &Path) -> Result<SocketPath, String> {
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        if socket_path.exists() {
-            if std::os::unix::net::UnixStream::connect(socket_path).is_ok() {
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(format!(
                     "control socket {} is in use: is another sluice running?",
-                    socket_path.display()
+                    path.display()
                 ));
             }
-            let _ = std::fs::remove_file(socket_path);
+            let _ = std::fs::remove_file(path);
         }
-        let socket = UnixListener::bind(socket_path)
-            .map_err(|e| format!("cannot bind control socket {}: {e}", socket_path.display()))?;
-        let _ = std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o600));
-        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let metrics = match metrics {
-            Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-                l.set_nonblocking(true).map_err(|e| e.to_string())?;
-                Some(l)
-            }
-            None => None,
-        };
-        Ok(Control {
-            socket_path: socket_path.to_path_buf(),
-            socket,
-            metrics,
-        })
-    }
-
-    /// Serves requests until `stop` is set.
-    pub fn run(&self, view: &View, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
-            while let Ok((stream, _)) = self.socket.accept() {
-                let _ = serve_ctl(stream, view);
-            }
-            if let Some(m) = &self.metrics {
-                while let Ok((stream, _)) = m.accept() {
-                    let _ = serve_metrics(stream, view);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(SocketPath(path.to_path_buf()))
     }
 }
 
-impl Drop for Control {
+impl Drop for SocketPath {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.socket_path);
+        let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// Serves requests until `stop` is set. Must run inside the runtime.
+pub async fn serve(
+    socket: &SocketPath,
+    metrics: Option<SocketAddr>,
+    view: Arc<View>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let path = &socket.0;
+    let unix = UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {} to its owner: {e}", path.display()))?;
+    let metrics = match metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut tick = tokio::time::interval(STOP_POLL);
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            Ok((s, _)) = unix.accept() => {
+                tokio::spawn(bounded(serve_ctl(s, view.clone())));
+            }
+            Ok((s, _)) = accept_metrics(metrics.as_ref()) => {
+                tokio::spawn(bounded(serve_metrics(s, view.clone())));
+            }
+            _ = tick.tick() => {}
+        }
+    }
+    Ok(())
+}
+
+async fn accept_metrics(
+    l: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one client's exchange, giving up when it takes too long.
+async fn bounded(f: impl std::future::Future<Output = std::io::Result<()>>) {
+    let _ = tokio::time::timeout(CLIENT_TIMEOUT * 2, f).await;
+}
+
+/// Reads one request line of at most `MAX_REQUEST` bytes.
+async fn read_request<R: AsyncRead + Unpin>(r: R) -> std::io::Result<String> {
+    let mut line = String::new();
+    let mut reader = BufReader::new(r.take(MAX_REQUEST));
+    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    Ok(line)
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Result<()> {
+    tokio::time::timeout(CLIENT_TIMEOUT, w.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 fn answer(command: &str, view: &View) -> String {
@@ -84,6 +119,7 @@ fn answer(command: &str, view: &View) -> String {
         "status" => view.status(),
         "stats" => view.stats(),
         "virtual-servers" | "vs" => view.virtual_servers(),
+        "members" => view.members(),
         "neighbors" | "arp" => view.neighbors(),
         "routes" => view.routes(),
         "metrics" => view.metrics(),
@@ -91,30 +127,25 @@ fn answer(command: &str, view: &View) -> String {
     }
 }
 
-fn serve_ctl(stream: std::os::unix::net::UnixStream, view: &View) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new(&stream).take(4096).read_line(&mut line)?;
-    let mut out = &stream;
-    out.write_all(answer(&line, view).as_bytes())
+async fn serve_ctl(stream: tokio::net::UnixStream, view: Arc<View>) -> std::io::Result<()> {
+    let (r, w) = stream.into_split();
+    let line = read_request(r).await?;
+    write_all(w, answer(&line, &view).as_bytes()).await
 }
 
-fn serve_metrics(mut stream: std::net::TcpStream, view: &View) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new(&stream).take(8192).read_line(&mut line)?;
+async fn serve_metrics(stream: tokio::net::TcpStream, view: Arc<View>) -> std::io::Result<()> {
+    let (r, w) = stream.into_split();
+    let line = read_request(r).await?;
     let (status, body) = if line.starts_with("GET /metrics ") {
         ("200 OK", view.metrics())
     } else {
         ("404 Not Found", "try GET /metrics\n".to_string())
     };
-    write!(
-        stream,
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let head = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
+    );
+    write_all(w, (head + &body).as_bytes()).await
 }
 
 /// Sets `stop` on SIGINT or SIGTERM.

@@ -17,13 +17,31 @@ pub fn port_name(device: &str) -> &str {
     device.split(',').next().unwrap_or(device)
 }
 
-/// The vdev spec with what sluice needs added: af_packet gets one queue pair per worker.
+/// The vdev spec with what sluice needs added: af_packet gets one queue pair
+/// per worker (its sockets share a fanout group, so every queue pair it has
+/// receives traffic and must be polled).
 pub fn vdev_spec(device: &str, workers: u16) -> String {
     if port_name(device).starts_with("net_af_packet") && !device.contains("qpairs=") {
         format!("{device},qpairs={workers}")
     } else {
         device.to_string()
     }
+}
+
+/// The ethdev name of the exception path's tap port of interface `i`.
+pub fn tap_port_name(i: usize) -> String {
+    format!("net_tap_sl{i}")
+}
+
+/// Whether any interface has a kernel interface (the exception path runs).
+pub fn exception_path(cfg: &Config) -> bool {
+    cfg.interfaces.iter().any(|i| i.kernel_interface.is_some())
+}
+
+/// Lcores sluice needs besides the main (control) lcore: one per worker,
+/// plus one serving the exception path when it runs.
+pub fn service_lcores(cfg: &Config) -> u16 {
+    cfg.dataplane.workers + u16::from(exception_path(cfg))
 }
 
 /// CPUs this process may run on (from /proc/self/status), ascending.
@@ -50,11 +68,12 @@ pub fn allowed_cpus() -> Vec<u32> {
     cpus
 }
 
-/// `--lcores` value: lcore 0 is the main (control) lcore, 1..=workers the
-/// workers, each on its own CPU while there are enough, else wrapping around.
-/// Returns the mapping and whether it oversubscribes CPUs.
-pub fn lcore_map(workers: u16, cpus: &[u32]) -> (String, bool) {
-    let n = usize::from(workers) + 1;
+/// `--lcores` value: lcore 0 is the main (control) lcore, 1..=lcores the
+/// workers (and the exception path's lcore), each on its own CPU while there
+/// are enough, else wrapping around. Returns the mapping and whether it
+/// oversubscribes CPUs.
+pub fn lcore_map(lcores: u16, cpus: &[u32]) -> (String, bool) {
+    let n = usize::from(lcores) + 1;
     let map: Vec<String> = (0..n)
         .map(|l| format!("{l}@{}", cpus[l % cpus.len()]))
         .collect();
@@ -69,11 +88,12 @@ pub fn build(cfg: &Config, extra: &[String], cpus: &[u32]) -> (Vec<String>, Opti
     match &dp.lcores {
         Some(l) => args.extend(["--lcores".to_string(), l.clone()]),
         None => {
-            let (map, over) = lcore_map(dp.workers, cpus);
+            let lcores = service_lcores(cfg);
+            let (map, over) = lcore_map(lcores, cpus);
             if over {
                 warning = Some(format!(
                     "{} lcores on {} CPU(s): lcores share CPUs ({map}); use poll = \"adaptive\" or more CPUs",
-                    dp.workers + 1,
+                    lcores + 1,
                     cpus.len()
                 ));
             }
@@ -87,6 +107,14 @@ pub fn build(cfg: &Config, extra: &[String], cpus: &[u32]) -> (Vec<String>, Opti
             args.extend(["-a".to_string(), itf.device.clone()]);
         } else {
             args.extend(["--vdev".to_string(), vdev_spec(&itf.device, dp.workers)]);
+        }
+    }
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        if let Some(k) = &itf.kernel_interface {
+            args.extend([
+                "--vdev".to_string(),
+                format!("{},iface={k}", tap_port_name(i)),
+            ]);
         }
     }
     if !any_pci {
@@ -172,9 +200,11 @@ forwarding = "dest_nat"
             [
                 "sluice",
                 "--lcores",
-                "0@0,1@1,2@0",
+                "0@0,1@1,2@0,3@1",
                 "--vdev",
                 "net_af_packet0,iface=lb-ext,qpairs=2",
+                "--vdev",
+                "net_tap_sl0,iface=sluice-ext",
                 "--no-pci",
                 "--no-shconf",
                 "--no-huge",

@@ -3,6 +3,7 @@
 //! expire a few sessions, repeat. No locks, no allocation, no system calls
 //! (an idle adaptive worker sleeps, outside the packet path).
 
+use crate::clock::Clock;
 use sluice_dataplane::packet::PacketBuf;
 use sluice_dataplane::stats::{self, DropReason, WorkerStats, MAX_PORTS};
 use sluice_dataplane::worker::{Verdict, Worker};
@@ -60,6 +61,13 @@ pub struct Lcore {
     pub to: Vec<Option<RingProducer>>,
     /// Rings from the other workers.
     pub from: Vec<RingConsumer>,
+    /// Ring to the exception path (None when no interface has a kernel interface).
+    pub kernel: Option<RingProducer>,
+    /// Worker 0: frames the kernel interfaces send, to transmit as they are.
+    pub from_kernel: Option<RingConsumer>,
+    /// Interface index of each DPDK port id (ids need not follow `[[interface]]` order).
+    pub port_index: Arc<[u16]>,
+    pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     /// Addresses to announce by gratuitous ARP at start: (port, ip).
     pub announce: Vec<(u16, Ipv4Addr)>,
@@ -70,6 +78,7 @@ struct Buffers {
     verdicts: Vec<Verdict>,
     tx: Vec<Vec<Mbuf>>,
     redirect: Vec<Vec<Mbuf>>,
+    kernel: Vec<Mbuf>,
 }
 
 impl Lcore {
@@ -84,16 +93,14 @@ impl Lcore {
             redirect: (0..self.to.len())
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
+            kernel: Vec::with_capacity(burst * 4),
         };
-        let hz = sluice_ffi::tsc_hz().max(1);
-        let cycles_per_ms = (hz / 1000).max(1);
-        let start = sluice_ffi::tsc();
         let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
-        let mut last_ms = u32::MAX;
+        let mut last_ms = u64::MAX;
         let mut idle: u32 = 0;
         self.announce(&mut b);
         while !self.stop.load(Ordering::Relaxed) {
-            let now_ms = ((sluice_ffi::tsc() - start) / cycles_per_ms) as u32;
+            let now_ms = self.clock.now_ms();
             self.worker.set_time(now_ms);
             let mut got = 0;
             for p in 0..self.rx.len() {
@@ -112,12 +119,14 @@ impl Lcore {
                     self.process(&mut b, None);
                 }
             }
-            self.send_arp_requests(&mut b);
-            self.flush(&mut b);
+            got += self.take_kernel_frames(&mut b, burst);
             if now_ms != last_ms {
                 last_ms = now_ms;
                 self.worker.maintain(sweep_budget);
             }
+            self.send_arp_requests(&mut b);
+            self.send_generated_packets(&mut b);
+            self.flush(&mut b);
             let st = self.worker.stats();
             stats::inc(&st.loops);
             if got == 0 {
@@ -153,7 +162,7 @@ impl Lcore {
             let m = &mut b.rx[i];
             let (in_port, redirected) = match port {
                 Some(p) => (p, false),
-                None => (m.port(), true),
+                None => (self.interface_of(m), true),
             };
             let v = self.worker.process(in_port, &mut MbufPkt(m), redirected);
             b.verdicts.push(v);
@@ -162,7 +171,54 @@ impl Lcore {
             match *v {
                 Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
                 Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
+                Verdict::Kernel => b.kernel.push(m),
                 Verdict::Consumed | Verdict::Drop(_) => drop(m),
+            }
+        }
+    }
+
+    /// Queues what the kernel interfaces sent for transmission on their ports.
+    fn take_kernel_frames(&mut self, b: &mut Buffers, burst: usize) -> usize {
+        let Some(ring) = self.from_kernel.as_mut() else {
+            return 0;
+        };
+        b.rx.clear();
+        let n = ring.dequeue_burst(&mut b.rx, burst);
+        for m in b.rx.drain(..) {
+            let p = self
+                .port_index
+                .get(usize::from(m.port()))
+                .copied()
+                .unwrap_or(u16::MAX);
+            match b.tx.get_mut(usize::from(p)) {
+                Some(q) => q.push(m),
+                None => drop(m),
+            }
+        }
+        n
+    }
+
+    /// The interface a packet came in on, from its DPDK port id.
+    #[inline]
+    fn interface_of(&self, m: &Mbuf) -> u16 {
+        self.port_index
+            .get(usize::from(m.port()))
+            .copied()
+            .unwrap_or(u16::MAX)
+    }
+
+    /// Writes the packets the worker asked for (RSTs, reset probes) into
+    /// fresh buffers and queues them for transmission.
+    fn send_generated_packets(&mut self, b: &mut Buffers) {
+        while let Some(g) = self.worker.pop_generated() {
+            let Some(mut m) = self.pool.alloc() else {
+                self.worker.stats().dropped(DropReason::NoMbuf);
+                continue;
+            };
+            if let Verdict::Tx(p) = self.worker.write_generated(g, &mut MbufPkt(&mut m)) {
+                if let Some(q) = b.tx.get_mut(usize::from(p)) {
+                    q.push(m);
+                }
             }
         }
     }
@@ -219,6 +275,21 @@ impl Lcore {
                 );
                 q.clear();
             }
+        }
+        if !b.kernel.is_empty() {
+            let total = b.kernel.len();
+            let sent = match self.kernel.as_mut() {
+                Some(ring) => ring.enqueue_burst(&mut b.kernel),
+                None => 0,
+            };
+            stats::add(&st.to_kernel, sent as u64);
+            if sent < total {
+                stats::add(
+                    &st.drops[DropReason::KernelRingFull as usize],
+                    (total - sent) as u64,
+                );
+            }
+            b.kernel.clear();
         }
         for (w, q) in b.redirect.iter_mut().enumerate() {
             if q.is_empty() {

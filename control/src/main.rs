@@ -5,20 +5,28 @@
 //! per-worker state and the rings between workers are set up; workers are
 //! launched on their lcores and the main lcore becomes the control thread.
 
+mod boot;
+mod clock;
 mod control;
 mod eal_args;
+mod exception;
 mod features;
+mod health;
 mod lcore;
+mod members;
 mod report;
 
+use boot::{Ports, Rings, KERNEL_RING_SIZE, RING_SIZE, RX_DESC, TAP_DESC, TX_DESC};
+use clock::Clock;
 use sluice_config::Config;
 use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::WorkerStats;
 use sluice_dataplane::worker::Worker;
-use sluice_ffi::{Eal, Mempool, Port, PortConfig};
+use sluice_ffi::{Eal, Mempool};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const USAGE: &str = "usage: sluice --config FILE [--check] [-- EAL-ARGS...]
@@ -27,9 +35,6 @@ const USAGE: &str = "usage: sluice --config FILE [--check] [-- EAL-ARGS...]
   --check         validate the configuration and exit
   -- ARGS         extra arguments for the DPDK EAL, after the generated ones";
 
-const RX_DESC: u16 = 1024;
-const TX_DESC: u16 = 1024;
-const RING_SIZE: u32 = 4096;
 const POOL_CACHE: u32 = 256;
 
 struct Args {
@@ -60,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn log(msg: impl AsRef<str>) {
+pub(crate) fn log(msg: impl AsRef<str>) {
     eprintln!("sluice: {}", msg.as_ref());
 }
 
@@ -113,183 +118,256 @@ fn pool_size(cfg: &Config) -> u32 {
     }
     let w = u32::from(cfg.dataplane.workers);
     let ports = cfg.interfaces.len() as u32;
-    let descs = ports * w * (u32::from(RX_DESC) + u32::from(TX_DESC));
-    let rings = w * w.saturating_sub(1) * RING_SIZE;
-    let bursts = (w + 1) * (ports + w) * 4 * u32::from(cfg.dataplane.burst);
-    let caches = (w + 1) * POOL_CACHE;
+    let taps = cfg
+        .interfaces
+        .iter()
+        .filter(|i| i.kernel_interface.is_some())
+        .count() as u32;
+    let descs = ports * w * (u32::from(RX_DESC) + u32::from(TX_DESC))
+        + ports * u32::from(TX_DESC)
+        + taps * 2 * u32::from(TAP_DESC);
+    let rings = w * w.saturating_sub(1) * RING_SIZE + w * KERNEL_RING_SIZE;
+    let bursts = (w + 2) * (ports + w + 1) * 4 * u32::from(cfg.dataplane.burst);
+    let caches = (w + 2) * POOL_CACHE;
     (descs + rings + bursts + caches + 4096).next_power_of_two() - 1
 }
 
 fn run(cfg: &Config, args: &Args) -> Result<(), String> {
-    let workers = cfg.dataplane.workers;
     let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
     if let Some(w) = warning {
         log(format!("warning: {w}"));
     }
     log(format!("EAL arguments: {}", eal_argv[1..].join(" ")));
     let eal = Eal::init(&eal_argv).map_err(|e| format!("EAL initialisation failed: {e}"))?;
+    let needed = usize::from(eal_args::service_lcores(cfg));
     let lcores = eal.worker_lcores();
-    if lcores.len() < usize::from(workers) {
+    if lcores.len() < needed {
         return Err(format!(
-            "{workers} workers configured but EAL has only {} worker lcores (check dataplane.lcores / eal_args)",
+            "{needed} lcores needed besides the main one ({} workers{}) but EAL has {} (check dataplane.lcores / eal_args)",
+            cfg.dataplane.workers,
+            if eal_args::exception_path(cfg) { " and the exception path" } else { "" },
             lcores.len()
         ));
     }
     let socket = eal.socket_id();
     let pool = Arc::new(Mempool::new("sluice_pkts", pool_size(cfg), POOL_CACHE, sluice_ffi::DEFAULT_DATA_ROOM, socket)
         .map_err(|e| format!("cannot create the packet pool: {e} (raise -m in eal_args or lower dataplane.mbufs)"))?);
-
-    let mut ports = Vec::new();
-    let mut macs = Vec::new();
-    for itf in &cfg.interfaces {
-        let name = eal_args::port_name(&itf.device);
-        let port = Port::by_name(name)
-            .map_err(|e| format!("interface {}: no DPDK port {name:?}: {e}", itf.name))?;
-        let setup = port
-            .configure(
-                &PortConfig {
-                    rx_queues: workers,
-                    tx_queues: workers,
-                    rx_desc: RX_DESC,
-                    tx_desc: TX_DESC,
-                    mtu: itf.mtu,
-                    rss: workers > 1,
-                    tx_cksum_offload: false,
-                    socket,
-                },
-                &pool,
-            )
-            .map_err(|e| format!("interface {}: cannot configure port: {e}", itf.name))?;
-        let mac = port
-            .mac()
-            .map_err(|e| format!("interface {}: {e}", itf.name))?;
-        let info = port
-            .info()
-            .map_err(|e| format!("interface {}: {e}", itf.name))?;
-        log(format!(
-            "interface {} = port {} ({}), mac {}, {} queue(s), rss {}",
-            itf.name,
-            port.id(),
-            info.driver,
-            mac.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-            workers,
-            if setup.rss {
-                "on"
-            } else {
-                "off (packets are handed to their owning worker in software)"
-            }
-        ));
-        ports.push(port);
-        macs.push(mac);
-    }
-
-    let shared = Arc::new(Shared::new(cfg, &macs, workers));
-    let stats: Vec<Arc<WorkerStats>> = (0..workers)
-        .map(|_| Arc::new(WorkerStats::default()))
-        .collect();
+    let ports = boot::configure_ports(cfg, &pool, socket)?;
+    let shared = Arc::new(Shared::new(cfg, &ports.macs, cfg.dataplane.workers));
     let stop = control::stop_on_signals()?;
-    let control = control::Control::bind(&cfg.control.socket, cfg.control.metrics)?;
-
-    // Rings between every ordered pair of workers.
-    let n = usize::from(workers);
-    let mut to: Vec<Vec<Option<sluice_ffi::RingProducer>>> =
-        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-    let mut from: Vec<Vec<sluice_ffi::RingConsumer>> = (0..n).map(|_| Vec::new()).collect();
-    for (a, to_a) in to.iter_mut().enumerate() {
-        for (b, from_b) in from.iter_mut().enumerate() {
-            if a != b {
-                let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_rd_{a}_{b}"), RING_SIZE, socket)
-                    .map_err(|e| format!("cannot create ring {a}->{b}: {e}"))?;
-                to_a[b] = Some(p);
-                from_b.push(c);
-            }
-        }
-    }
-
-    for port in &ports {
+    let socket_path = control::SocketPath::claim(&cfg.control.socket)?;
+    let rings = boot::rings(cfg.dataplane.workers, eal_args::exception_path(cfg), socket)?;
+    for port in ports.all() {
         port.start()
             .map_err(|e| format!("cannot start port {}: {e}", port.id()))?;
     }
-    // Each worker's own RX/TX queue on every port, taken after the ports are
-    // started (start refuses while queue handles are alive) and all before
-    // any worker is launched. The handles go down with their Lcore at the
-    // end of its run, so they are gone once eal.wait_all() returns and the
-    // ports can be stopped.
-    let mut queues = Vec::with_capacity(n);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the control thread's runtime: {e}"))?;
+    if eal_args::exception_path(cfg) {
+        rt.block_on(exception::netlink::configure(cfg, &ports.macs))
+            .map_err(|e| e.to_string())?;
+    }
+    let clock = Clock::start();
+    let running = launch(
+        &eal, &lcores, cfg, &ports, &pool, &shared, rings, clock, &stop,
+    )?;
+    log(format!(
+        "running: {} workers, {} virtual servers, control socket {}",
+        cfg.dataplane.workers,
+        shared.services.len(),
+        cfg.control.socket.display()
+    ));
+    let view = Arc::new(control_view(cfg, &shared, &ports, running, clock));
+    let served = rt.block_on(async {
+        let on_change = members::on_change(shared.members.clone(), view.plan.members.clone());
+        let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
+        let checks = health::spawn(
+            view.plan.targets.clone(),
+            view.health.clone(),
+            clock_fn,
+            on_change,
+        );
+        let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
+        checks.iter().for_each(|c| c.abort());
+        served
+    });
+    // Whatever ended the control thread, the lcores must stop before the EAL goes.
+    stop.store(true, Ordering::Relaxed);
+    drop(rt);
+    shutdown(&eal, &ports, &view);
+    served
+}
+
+/// What `launch` leaves for the control thread.
+struct Running {
+    stats: Vec<Arc<WorkerStats>>,
+    kernel: exception::Counters,
+}
+
+/// Takes every lcore's queues and launches the workers and the exception
+/// path. On failure the lcores already running are stopped.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    eal: &Eal,
+    lcores: &[u32],
+    cfg: &Config,
+    ports: &Ports,
+    pool: &Arc<Mempool>,
+    shared: &Arc<Shared>,
+    mut rings: Rings,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> Result<Running, String> {
+    let workers = cfg.dataplane.workers;
+    let port_index = boot::port_index(&ports.wire);
+    let stats: Vec<Arc<WorkerStats>> = (0..workers)
+        .map(|_| {
+            Arc::new(WorkerStats::new(
+                shared.services.len(),
+                shared.members.len(),
+            ))
+        })
+        .collect();
+    // Queue handles are taken after the ports are started (start refuses
+    // while handles are alive) and all before any lcore is launched; each
+    // goes down with its lcore's state at the end of its run.
+    let mut jobs: Vec<Box<dyn FnOnce() -> i32 + Send>> = Vec::new();
+    let announce = announcements(shared);
     for w in 0..workers {
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
-        for port in &ports {
+        for port in &ports.wire {
             let err = |e: sluice_ffi::Error| format!("worker {w}: port {}: {e}", port.id());
             rx.push(port.rx_queue(w).map_err(err)?);
             tx.push(port.tx_queue(w).map_err(err)?);
         }
-        queues.push((rx, tx));
-    }
-    let announce = announcements(&shared);
-    for ((w, lcore_id), (rx, tx)) in lcores.iter().take(n).enumerate().zip(queues) {
-        let worker = Worker::new(
-            w as u16,
-            shared.clone(),
-            stats[w].clone(),
-            cfg.dataplane.sessions_per_worker,
-        );
+        let i = usize::from(w);
         let lc = lcore::Lcore {
-            worker,
+            worker: Worker::new(
+                w,
+                shared.clone(),
+                stats[i].clone(),
+                cfg.dataplane.sessions_per_worker,
+            ),
             rx,
             tx,
             burst: usize::from(cfg.dataplane.burst),
             adaptive: matches!(cfg.dataplane.poll, sluice_config::Poll::Adaptive),
             pool: pool.clone(),
-            to: std::mem::take(&mut to[w]),
-            from: std::mem::take(&mut from[w]),
+            to: std::mem::take(&mut rings.to[i]),
+            from: std::mem::take(&mut rings.from[i]),
+            kernel: rings.to_kernel[i].take(),
+            from_kernel: if w == 0 {
+                rings.from_kernel.take()
+            } else {
+                None
+            },
+            port_index: port_index.clone(),
+            clock,
             stop: stop.clone(),
             announce: if w == 0 { announce.clone() } else { Vec::new() },
         };
-        if let Err(e) = eal.launch(*lcore_id, move || lc.run()) {
-            // Workers already running must stop before the EAL can go.
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        jobs.push(Box::new(move || lc.run()));
+    }
+    let mut kernel = vec![None; ports.wire.len()];
+    if let Some(to_wire) = rings.to_wire {
+        let (exc, counters) =
+            exception_lcore(ports, rings.from_workers, to_wire, port_index, stop)?;
+        kernel = counters;
+        jobs.push(Box::new(move || exc.run()));
+    }
+    for (job, lcore_id) in jobs.into_iter().zip(lcores) {
+        if let Err(e) = eal.launch(*lcore_id, job) {
+            // Lcores already running must stop before the EAL can go.
+            stop.store(true, Ordering::Relaxed);
             eal.wait_all();
-            return Err(format!("cannot launch worker {w} on lcore {lcore_id}: {e}"));
+            return Err(format!("cannot launch lcore {lcore_id}: {e}"));
         }
     }
-    log(format!(
-        "running: {} workers, {} virtual servers, control socket {}",
-        workers,
-        shared.services.len(),
-        cfg.control.socket.display()
-    ));
+    Ok(Running { stats, kernel })
+}
 
-    let started = std::time::Instant::now();
-    let view = report::View {
-        shared: shared.clone(),
-        stats: stats.clone(),
-        ports: ports.clone(),
-        started,
-        now_ms: Box::new(move || started.elapsed().as_millis() as u32),
+/// The exception path's lcore state: each tap's queues, the rings from the
+/// workers and the ring to worker 0.
+fn exception_lcore(
+    ports: &Ports,
+    from_workers: Vec<sluice_ffi::RingConsumer>,
+    to_wire: sluice_ffi::RingProducer,
+    port_index: Arc<[u16]>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(exception::ExceptionLcore, exception::Counters), String> {
+    let mut links = Vec::new();
+    let mut counters = Vec::new();
+    for (wire, tap) in ports.wire.iter().zip(&ports.taps) {
+        let Some(tap) = tap else {
+            links.push(None);
+            counters.push(None);
+            continue;
+        };
+        let err = |e: sluice_ffi::Error| format!("exception path: port {}: {e}", wire.id());
+        let c = Arc::new(exception::LinkCounters::default());
+        links.push(Some(exception::Link {
+            tap_rx: tap.rx_queue(0).map_err(err)?,
+            tap_tx: tap.tx_queue(0).map_err(err)?,
+            wire_port: wire.id(),
+            counters: c.clone(),
+        }));
+        counters.push(Some(c));
+    }
+    let lcore = exception::ExceptionLcore {
+        links,
+        from_workers,
+        to_wire,
+        port_index,
+        stop: stop.clone(),
     };
-    control.run(&view, &stop);
+    Ok((lcore, counters))
+}
 
+fn control_view(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    ports: &Ports,
+    running: Running,
+    clock: Clock,
+) -> report::View {
+    let plan = members::plan(cfg, shared);
+    for t in plan.targets.iter().filter(|t| t.source.is_none()) {
+        log(format!(
+            "warning: health checks of {} leave from the host's own addresses: no kernel interface on the switch's link towards it",
+            t.label
+        ));
+    }
+    let health = health::statuses(plan.targets.len(), clock.now_ms());
+    report::View {
+        shared: shared.clone(),
+        stats: running.stats,
+        ports: ports.wire.clone(),
+        started: std::time::Instant::now(),
+        clock,
+        plan,
+        health,
+        kernel: running.kernel,
+    }
+}
+
+/// Waits for the lcores, stops the ports, prints the final counters.
+fn shutdown(eal: &Eal, ports: &Ports, view: &report::View) {
     log("stopping: waiting for workers to finish their burst");
     for (lcore, rc) in eal.wait_all() {
         if rc != 0 {
             log(format!("lcore {lcore} exited with {rc}"));
         }
     }
-    for port in &ports {
+    for port in ports.all() {
         port.stop().ok();
     }
     println!("{}", view.stats());
-    for port in &ports {
+    for port in ports.all() {
         port.close();
     }
-    drop(view);
-    drop(pool);
-    drop(eal);
     log("stopped");
-    Ok(())
 }
 
 /// Addresses worker 0 announces by gratuitous ARP at start: each interface

@@ -1,6 +1,10 @@
 //! Text the control thread produces: `sluicectl` answers, the final counters
 //! printed at exit, and the Prometheus exposition.
 
+use crate::clock::Clock;
+use crate::health::Statuses;
+use crate::members::Plan;
+use sluice_dataplane::service::Member;
 use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::{DropReason, WorkerStats};
 use sluice_ffi::Port;
@@ -14,10 +18,16 @@ pub struct View {
     pub stats: Vec<Arc<WorkerStats>>,
     pub ports: Vec<Port>,
     pub started: std::time::Instant,
-    pub now_ms: Box<dyn Fn() -> u32 + Send>,
+    pub clock: Clock,
+    /// The health checks and what they decide.
+    pub plan: Plan,
+    /// Health of each check target (`plan.targets`).
+    pub health: Statuses,
+    /// Exception-path counters per interface (None without a kernel interface).
+    pub kernel: crate::exception::Counters,
 }
 
-fn mac(m: [u8; 6]) -> String {
+pub(crate) fn mac(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -74,13 +84,6 @@ impl View {
                 vs.forwarding.as_str()
             );
             for m in &vs.members {
-                let state = if !m.enabled {
-                    "disabled"
-                } else if m.up.load(Relaxed) {
-                    "up"
-                } else {
-                    "down"
-                };
                 let _ = writeln!(
                     o,
                     "  member {}:{} weight {}{} {}",
@@ -88,7 +91,74 @@ impl View {
                     m.port,
                     m.weight,
                     if m.backup { " backup" } else { "" },
-                    state
+                    self.member_state(m)
+                );
+            }
+        }
+        o
+    }
+
+    /// What a member is, as an operator reads it: disabled and down win
+    /// over draining, which wins over up.
+    fn member_state(&self, m: &Member) -> &'static str {
+        if !m.enabled {
+            "disabled"
+        } else if !self.shared.members.is_up(m.id) {
+            "down"
+        } else if m.weight == 0 {
+            "draining"
+        } else {
+            "up"
+        }
+    }
+
+    /// Active sessions of member `id`, summed over the workers.
+    fn member_sessions(&self, id: u32) -> u64 {
+        self.stats
+            .iter()
+            .filter_map(|s| s.member_sessions.get(id as usize))
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+
+    /// One line per (virtual server, member): role, state and since when,
+    /// active sessions, the check and its last result.
+    pub fn members(&self) -> String {
+        let now = self.clock.now_ms();
+        let mut o = String::from(
+            "virtual_server pool member role state since sessions check latency last\n",
+        );
+        for vs in &self.shared.services {
+            for m in &vs.members {
+                let target = self.plan.target_of.get(m.id as usize).copied().flatten();
+                let status = target
+                    .and_then(|t| self.health.get(t))
+                    .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                let since = status.as_ref().map_or(0, |s| s.since_ms);
+                let latency = status
+                    .as_ref()
+                    .and_then(|s| s.last_latency)
+                    .map_or("-".to_string(), |d| {
+                        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+                    });
+                let last = status
+                    .as_ref()
+                    .map_or("-".to_string(), |s| s.last_reason.clone());
+                let _ = writeln!(
+                    o,
+                    "{} {} {}:{} {} {} {}s {} {} {latency} {last}",
+                    vs.name,
+                    vs.pool,
+                    m.ip,
+                    m.port,
+                    if m.backup { "backup" } else { "primary" },
+                    self.member_state(m),
+                    now.saturating_sub(since) / 1000,
+                    self.member_sessions(m.id),
+                    self.plan
+                        .check_name
+                        .get(m.id as usize)
+                        .map_or("none", |c| c.as_str()),
                 );
             }
         }
@@ -96,7 +166,7 @@ impl View {
     }
 
     pub fn neighbors(&self) -> String {
-        let now = (self.now_ms)();
+        let now = self.clock.now_ms();
         let mut o = String::new();
         for (ip, port, e) in self.shared.neighbors.entries() {
             let name = self
@@ -108,7 +178,7 @@ impl View {
                 sluice_dataplane::neighbor::State::Static => "static".to_string(),
                 sluice_dataplane::neighbor::State::Dynamic => {
                     let (usable, stale) = e.usable(now);
-                    let age = now.wrapping_sub(e.updated_ms) / 1000;
+                    let age = now.saturating_sub(e.updated_ms) / 1000;
                     let s = if !usable {
                         "expired"
                     } else if stale {
@@ -175,7 +245,36 @@ impl View {
                 }
             }
         }
+        for (i, vs) in self.shared.services.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "virtual_server {} rejected_no_member {}",
+                vs.name,
+                self.vs_rejected(i)
+            );
+        }
+        for (p, c) in self.shared.ports.iter().zip(&self.kernel) {
+            if let Some(c) = c {
+                let _ = writeln!(
+                    o,
+                    "kernel {}: to_kernel {} from_kernel {} dropped {}",
+                    p.name,
+                    c.to_kernel.load(Relaxed),
+                    c.from_kernel.load(Relaxed),
+                    c.dropped.load(Relaxed)
+                );
+            }
+        }
         o
+    }
+
+    /// New sessions of virtual server `i` refused for want of a member.
+    fn vs_rejected(&self, i: usize) -> u64 {
+        self.stats
+            .iter()
+            .filter_map(|s| s.vs_rejected.get(i))
+            .map(|c| c.load(Relaxed))
+            .sum()
     }
 
     /// Prometheus text exposition format.
@@ -220,6 +319,68 @@ impl View {
                 let _ = writeln!(o, "sluice_{name}{kind}{{worker=\"{w}\"}} {v}");
             }
         }
+        self.member_metrics(&mut o);
         o
+    }
+
+    /// Per member (labelled by virtual server, pool and member): health,
+    /// sessions and checks; per virtual server: refused sessions; per port:
+    /// the exception path.
+    fn member_metrics(&self, o: &mut String) {
+        let _ = writeln!(o, "# HELP sluice_member_up Whether the member passes its health check (1) or not (0).\n# TYPE sluice_member_up gauge");
+        let _ = writeln!(o, "# HELP sluice_member_sessions Active sessions on the member.\n# TYPE sluice_member_sessions gauge");
+        let _ = writeln!(o, "# HELP sluice_health_checks_total Health checks of the member.\n# TYPE sluice_health_checks_total counter");
+        let _ = writeln!(o, "# HELP sluice_health_check_failures_total Failed health checks of the member.\n# TYPE sluice_health_check_failures_total counter");
+        for vs in &self.shared.services {
+            for m in &vs.members {
+                let labels = format!(
+                    "virtual_server=\"{}\",pool=\"{}\",member=\"{}:{}\"",
+                    vs.name, vs.pool, m.ip, m.port
+                );
+                let up = u8::from(self.shared.members.is_up(m.id));
+                let _ = writeln!(o, "sluice_member_up{{{labels}}} {up}");
+                let _ = writeln!(
+                    o,
+                    "sluice_member_sessions{{{labels}}} {}",
+                    self.member_sessions(m.id)
+                );
+                let target = self.plan.target_of.get(m.id as usize).copied().flatten();
+                if let Some(st) = target.and_then(|t| self.health.get(t)) {
+                    let st = st.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = writeln!(o, "sluice_health_checks_total{{{labels}}} {}", st.checks);
+                    let _ = writeln!(
+                        o,
+                        "sluice_health_check_failures_total{{{labels}}} {}",
+                        st.failures
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "# HELP sluice_virtual_server_rejected_total New sessions refused (RST / ICMP unreachable) for want of a usable member.\n# TYPE sluice_virtual_server_rejected_total counter");
+        for (i, vs) in self.shared.services.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "sluice_virtual_server_rejected_total{{virtual_server=\"{}\"}} {}",
+                vs.name,
+                self.vs_rejected(i)
+            );
+        }
+        let _ = writeln!(o, "# HELP sluice_kernel_frames_total Frames through the exception path per port and direction.\n# TYPE sluice_kernel_frames_total counter");
+        for (p, c) in self.shared.ports.iter().zip(&self.kernel) {
+            if let Some(c) = c {
+                let _ = writeln!(
+                    o,
+                    "sluice_kernel_frames_total{{port=\"{}\",direction=\"to_kernel\"}} {}",
+                    p.name,
+                    c.to_kernel.load(Relaxed)
+                );
+                let _ = writeln!(
+                    o,
+                    "sluice_kernel_frames_total{{port=\"{}\",direction=\"from_kernel\"}} {}",
+                    p.name,
+                    c.from_kernel.load(Relaxed)
+                );
+            }
+        }
     }
 }

@@ -39,8 +39,10 @@ impl Worker {
             icmpv4::kind::DEST_UNREACHABLE
             | icmpv4::kind::TIME_EXCEEDED
             | icmpv4::kind::PARAM_PROBLEM => match self.icmp_error(pkt, l3, redirected) {
-                // About the kernel's own traffic (a health check's port unreachable).
-                Err(DropReason::IcmpNoSession) if interface => {
+                // About the kernel's own traffic (a health check's port
+                // unreachable, or a router's unreachable about its ping:
+                // sessions are never ICMP, so such a quote is the kernel's).
+                Err(DropReason::IcmpNoSession | DropReason::IcmpUnsupported) if interface => {
                     self.hand_to_kernel(port, KernelClass::Icmp)
                 }
                 other => other,

@@ -100,11 +100,16 @@ impl Worker {
         flow: &Flow,
         vs: u16,
     ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        let client = Ipv4Addr::from(t.src);
+        if client.is_multicast() || client.is_broadcast() || client.is_unspecified() {
+            // Never answer a source that cannot be one host (RFC 1122 3.2.2, 4.2.3.10).
+            return Err(DropReason::NoMember);
+        }
         stats::inc(&self.stats.rejected_no_member);
         if let Some(c) = self.stats.vs_rejected.get(usize::from(vs)) {
             stats::inc(c);
         }
-        let t = flow.tuple;
         if t.proto == proto::UDP {
             let vip = Ipv4Addr::from(t.dst);
             return self.icmp_unreachable(pkt, flow, icmpv4::CODE_PORT_UNREACHABLE, 0, vip);
@@ -136,6 +141,8 @@ impl Worker {
         if self.generate_room() < 2 {
             return Err(DropReason::GeneratedFull);
         }
+        // A RST is never answered with a RST (RFC 793): its sender is done.
+        let answer_sender = flow.tcp_flags & flags::RST == 0;
         let session = *self.sessions.get(idx);
         let (seq, ack, flags) = rst_answering(flow);
         // The sender gets the RST answering its packet; the other end, which
@@ -155,7 +162,9 @@ impl Worker {
             ack: flow.ack,
             flags: flags::RST | (flow.tcp_flags & flags::ACK),
         };
-        self.generate(to_sender);
+        if answer_sender {
+            self.generate(to_sender);
+        }
         self.generate(to_peer);
         self.discard_session(idx);
         stats::inc(&self.stats.sessions_reset);

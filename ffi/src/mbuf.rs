@@ -314,6 +314,13 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Sets the port the packet counts as received on (a frame the exception
+    /// path hands to a worker for transmission names its wire port here).
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
     /// The NIC's RSS hash, if it computed one (`RTE_MBUF_F_RX_RSS_HASH`).
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {

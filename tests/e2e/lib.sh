@@ -73,6 +73,40 @@ drops() {
     ctl stats | awk -v n="$1" '$1 == "drop" && $2 == n { s += $3 } END { print s + 0 }'
 }
 
+# vs_counter VS NAME: a virtual server's counter ("virtual_server VS NAME N" in sluicectl stats).
+vs_counter() {
+    ctl stats | awk -v v="$1" -v n="$2" '$1 == "virtual_server" && $2 == v { for (i = 3; i < NF; i++) if ($i == n) s += $(i + 1) } END { print s + 0 }'
+}
+# kernel_counter PORT NAME: an exception-path counter ("kernel PORT: NAME N ..." in sluicectl stats).
+kernel_counter() {
+    ctl stats | awk -v p="$1:" -v n="$2" '$1 == "kernel" && $2 == p { for (i = 3; i < NF; i++) if ($i == n) s += $(i + 1) } END { print s + 0 }'
+}
+
+# member_lines MEMBER [POOL]: the lines of `sluicectl members` (header left
+# out) for MEMBER (ip:port), one per virtual server, optionally only in POOL.
+# Columns: virtual_server pool member role state since sessions check latency last...
+member_lines() {
+    ctl members 2>/dev/null | awk -v m="$1" -v p="${2:-}" 'NR > 1 && $3 == m && (p == "" || $2 == p)'
+}
+# wait_state MEMBER STATE SECONDS [POOL]: polls `sluicectl members` until every
+# line of MEMBER shows STATE; fails once SECONDS have passed. Leaves the time
+# it took, in seconds, in WAITED.
+WAITED=0
+wait_state() {
+    local m=$1 want=$2 limit=$3 pool=${4:-} start now lines
+    start=$(date +%s%N)
+    while :; do
+        lines=$(member_lines "$m" "$pool")
+        now=$(date +%s%N)
+        WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.1f", d / 1e9 }')
+        if [ -n "$lines" ] && awk -v s="$want" '$5 != s { bad = 1 } END { exit bad }' <<<"$lines"; then
+            return 0
+        fi
+        [ $((now - start)) -lt $((limit * 1000000000)) ] || return 1
+        sleep 0.2
+    done
+}
+
 finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]

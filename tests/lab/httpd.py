@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A lab member: answers GET / with its name and the client address it saw,
-serves GET /big (a deterministic file, made on first use), and logs every
-request's peer address, one per line."""
+serves GET /big (a deterministic file, made on first use) and GET /healthz
+(200 "ok", or what --health-file says while it exists), echoes UDP, and logs
+every request's peer address, one per line ("PEER PATH", "PEER udp", and with
+--log-connections "PEER connect" for every accepted TCP connection)."""
 import argparse
 import http.server
 import os
@@ -35,9 +37,27 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--big", required=True)
     ap.add_argument("--big-size", type=int, default=50 * 1024 * 1024)
+    ap.add_argument("--health-file",
+                    help="while this file exists, GET /healthz answers with the status code on "
+                         "its first line and the rest of the file as the body")
+    ap.add_argument("--log-connections", action="store_true",
+                    help="also log every accepted TCP connection (a bare connect sends no request)")
     a = ap.parse_args()
     ports = a.port or [8080]
     log = open(a.log, "a", buffering=1)
+
+    def health():
+        # Read on every request, so a test changes the answer at run time.
+        try:
+            with open(a.health_file) as f:
+                text = f.read()
+        except (TypeError, OSError):
+            return 200, b"ok\n"
+        first, _, rest = text.partition("\n")
+        try:
+            return int(first.strip()), rest.encode()
+        except ValueError:
+            return 500, b"bad health file\n"
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -62,8 +82,12 @@ def main():
                             break
                         self.wfile.write(b)
                 return
-            body = f"server={a.name} client={peer}\n".encode()
-            self.send_response(200)
+            code = 200
+            if self.path.split("?", 1)[0] == "/healthz":
+                code, body = health()
+            else:
+                body = f"server={a.name} client={peer}\n".encode()
+            self.send_response(code)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
@@ -73,6 +97,11 @@ def main():
         daemon_threads = True
         allow_reuse_address = True
         request_queue_size = 256
+
+        def verify_request(self, request, client_address):
+            if a.log_connections:
+                log.write(f"{client_address[0]} connect\n")
+            return True
 
     def udp_echo(port):
         # UDP on the same port: answers each datagram with who it is and whom it saw.

@@ -11,6 +11,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("status", "version, uptime, ports and links"),
     ("stats", "per-port and per-worker counters, drops by reason"),
     ("virtual-servers", "virtual servers and their members"),
+    (
+        "members",
+        "per member: role, state and since when, sessions, health check and its last result",
+    ),
     ("neighbors", "the ARP table"),
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),

@@ -236,12 +236,14 @@ impl Lab {
     }
 
     /// A lab over other shared tables (see [`shared_from`]), one worker per
-    /// `sh.workers`.
+    /// `sh.workers`. Each worker's counters have a slot per virtual server
+    /// and per member id, as the daemon sizes them.
     pub fn with_shared(sh: Arc<Shared>, capacity: u32) -> Lab {
         let workers = sh.workers;
         let workers = (0..workers)
             .map(|id| {
-                let mut w = Worker::new(id, sh.clone(), Arc::new(WorkerStats::default()), capacity);
+                let stats = WorkerStats::new(sh.services.len(), sh.members.len());
+                let mut w = Worker::new(id, sh.clone(), Arc::new(stats), capacity);
                 w.set_time(u64::from(T0));
                 w
             })

@@ -1,0 +1,171 @@
+//! Setting up what the lcores run on: ports (with their queues), the
+//! exception path's taps, and the rings between lcores.
+
+use crate::eal_args;
+use sluice_config::Config;
+use sluice_ffi::{Mempool, Port, PortConfig, RingConsumer, RingProducer};
+use std::sync::Arc;
+
+pub const RX_DESC: u16 = 1024;
+pub const TX_DESC: u16 = 1024;
+pub const RING_SIZE: u32 = 4096;
+/// The exception path's rings and taps: the kernel's traffic is light.
+pub const KERNEL_RING_SIZE: u32 = 1024;
+pub const TAP_DESC: u16 = 512;
+
+/// The ports of the configured interfaces, by `[[interface]]` position.
+pub struct Ports {
+    pub wire: Vec<Port>,
+    pub macs: Vec<[u8; 6]>,
+    /// The tap of each interface that has a kernel interface.
+    pub taps: Vec<Option<Port>>,
+}
+
+impl Ports {
+    /// Every port sluice drives, wire ports first.
+    pub fn all(&self) -> impl Iterator<Item = &Port> {
+        self.wire.iter().chain(self.taps.iter().flatten())
+    }
+}
+
+/// Configures every interface's port (one RX and one TX queue per worker)
+/// and its tap.
+pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Ports, String> {
+    let workers = cfg.dataplane.workers;
+    let mut ports = Ports {
+        wire: Vec::new(),
+        macs: Vec::new(),
+        taps: Vec::new(),
+    };
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        let name = eal_args::port_name(&itf.device);
+        let port = Port::by_name(name)
+            .map_err(|e| format!("interface {}: no DPDK port {name:?}: {e}", itf.name))?;
+        let want = PortConfig {
+            rx_queues: workers,
+            tx_queues: workers,
+            rx_desc: RX_DESC,
+            tx_desc: TX_DESC,
+            mtu: itf.mtu,
+            rss: workers > 1,
+            tx_cksum_offload: false,
+            socket,
+        };
+        let setup = port
+            .configure(&want, pool)
+            .map_err(|e| format!("interface {}: cannot configure port: {e}", itf.name))?;
+        let mac = port
+            .mac()
+            .map_err(|e| format!("interface {}: {e}", itf.name))?;
+        let info = port
+            .info()
+            .map_err(|e| format!("interface {}: {e}", itf.name))?;
+        crate::log(format!(
+            "interface {} = port {} ({}), mac {}, {workers} queue(s), rss {}",
+            itf.name,
+            port.id(),
+            info.driver,
+            crate::report::mac(mac),
+            if setup.rss {
+                "on"
+            } else {
+                "off (packets are handed to their owning worker in software)"
+            }
+        ));
+        ports.wire.push(port);
+        ports.macs.push(mac);
+        ports.taps.push(match &itf.kernel_interface {
+            Some(k) => Some(configure_tap(i, k, itf.mtu, pool, socket)?),
+            None => None,
+        });
+    }
+    Ok(ports)
+}
+
+fn configure_tap(
+    i: usize,
+    kernel: &str,
+    mtu: u16,
+    pool: &Mempool,
+    socket: i32,
+) -> Result<Port, String> {
+    let name = eal_args::tap_port_name(i);
+    let err = |e: sluice_ffi::Error| format!("kernel interface {kernel} ({name}): {e}");
+    let tap = Port::by_name(&name).map_err(err)?;
+    let want = PortConfig {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_desc: TAP_DESC,
+        tx_desc: TAP_DESC,
+        mtu,
+        rss: false,
+        tx_cksum_offload: false,
+        socket,
+    };
+    tap.configure(&want, pool).map_err(err)?;
+    Ok(tap)
+}
+
+/// Interface index of each DPDK port id: DPDK numbers PCI devices before
+/// vdevs and in bus order, so ids need not follow `[[interface]]` order.
+pub fn port_index(wire: &[Port]) -> Arc<[u16]> {
+    let len = wire
+        .iter()
+        .map(|p| usize::from(p.id()) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut index = vec![u16::MAX; len];
+    for (i, p) in wire.iter().enumerate() {
+        index[usize::from(p.id())] = i as u16;
+    }
+    index.into()
+}
+
+/// Rings between lcores.
+pub struct Rings {
+    /// `to[a][b]`: worker a's ring to worker b (None for a == b).
+    pub to: Vec<Vec<Option<RingProducer>>>,
+    /// `from[b]`: the rings into worker b.
+    pub from: Vec<Vec<RingConsumer>>,
+    /// `to_kernel[w]`: worker w's ring to the exception path.
+    pub to_kernel: Vec<Option<RingProducer>>,
+    /// The exception path's ends of those rings.
+    pub from_workers: Vec<RingConsumer>,
+    /// Frames the kernel sends, from the exception path to worker 0, which
+    /// transmits them on its own queue of the port.
+    pub to_wire: Option<RingProducer>,
+    pub from_kernel: Option<RingConsumer>,
+}
+
+pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String> {
+    let n = usize::from(workers);
+    let mut r = Rings {
+        to: (0..n).map(|_| (0..n).map(|_| None).collect()).collect(),
+        from: (0..n).map(|_| Vec::new()).collect(),
+        to_kernel: (0..n).map(|_| None).collect(),
+        from_workers: Vec::new(),
+        to_wire: None,
+        from_kernel: None,
+    };
+    if exception {
+        let (p, c) = sluice_ffi::mbuf_ring("sl_kn_wire", KERNEL_RING_SIZE, socket)
+            .map_err(|e| format!("cannot create ring kernel->wire: {e}"))?;
+        r.to_wire = Some(p);
+        r.from_kernel = Some(c);
+    }
+    for a in 0..n {
+        for b in (0..n).filter(|b| *b != a) {
+            let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_rd_{a}_{b}"), RING_SIZE, socket)
+                .map_err(|e| format!("cannot create ring {a}->{b}: {e}"))?;
+            r.to[a][b] = Some(p);
+            r.from[b].push(c);
+        }
+        if exception {
+            let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_kn_{a}"), KERNEL_RING_SIZE, socket)
+                .map_err(|e| format!("cannot create ring {a}->kernel: {e}"))?;
+            r.to_kernel[a] = Some(p);
+            r.from_workers.push(c);
+        }
+    }
+    Ok(r)
+}

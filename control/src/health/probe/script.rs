@@ -1,0 +1,111 @@
+//! Script check: run a program, exit status 0 means healthy.
+//!
+//! The program learns its target from SLUICE_MEMBER_ADDR and
+//! SLUICE_MEMBER_PORT. It gets no stdin and its output is discarded, so a
+//! chatty script cannot block on a pipe nobody reads. At the check's
+//! timeout the probe future is dropped, which kills the child
+//! (`kill_on_drop`); tokio then reaps it, so no zombie is left.
+
+use crate::health::Target;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use tokio::process::Command;
+
+pub(super) async fn probe(target: &Target, command: &[String]) -> Result<String, String> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| "empty command".to_string())?;
+    let mut child = Command::new(program)
+        .args(args)
+        .env("SLUICE_MEMBER_ADDR", target.addr.to_string())
+        .env("SLUICE_MEMBER_PORT", target.port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("waiting for {program}: {e}"))?;
+    judge(status)
+}
+
+fn judge(status: ExitStatus) -> Result<String, String> {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok("exit 0".to_string()),
+        (Some(code), _) => Err(format!("exit status {code}")),
+        (None, Some(signal)) => Err(format!("killed by signal {signal}")),
+        (None, None) => Err(status.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check;
+    use crate::health::{test_target, Target};
+    use sluice_config::CheckKind;
+    use std::path::Path;
+    use std::time::Duration;
+    use tokio::time::{self, Instant};
+
+    fn sh(script: &str, port: u16, timeout: Duration) -> Target {
+        let command = ["/bin/sh", "-c", script].map(str::to_string).to_vec();
+        test_target(port, CheckKind::Script { command }, timeout)
+    }
+
+    async fn result(script: &str) -> Result<String, String> {
+        check(&sh(script, 9, Duration::from_secs(2))).await.result
+    }
+
+    #[tokio::test]
+    async fn exit_status_decides() {
+        assert_eq!(result("exit 0").await, Ok("exit 0".to_string()));
+        assert_eq!(result("exit 3").await, Err("exit status 3".to_string()));
+        assert_eq!(
+            result("kill -TERM $$").await,
+            Err("killed by signal 15".to_string())
+        );
+        let missing = check(&test_target(
+            9,
+            CheckKind::Script {
+                command: vec!["/nonexistent/check".to_string()],
+            },
+            Duration::from_secs(1),
+        ))
+        .await;
+        assert!(missing
+            .result
+            .unwrap_err()
+            .starts_with("cannot run /nonexistent/check"));
+    }
+
+    #[tokio::test]
+    async fn target_reaches_the_environment() {
+        let test = r#"test "$SLUICE_MEMBER_ADDR:$SLUICE_MEMBER_PORT" = 127.0.0.1:9"#;
+        assert_eq!(result(test).await, Ok("exit 0".to_string()));
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_and_reaps_the_child() {
+        let pid_file =
+            std::env::temp_dir().join(format!("sluice-health-{}.pid", std::process::id()));
+        let script = format!("echo $$ > {}; exec sleep 5", pid_file.display());
+        let began = Instant::now();
+        let outcome = check(&sh(&script, 9, Duration::from_millis(200))).await;
+        assert_eq!(outcome.result, Err("timeout after 200ms".to_string()));
+        assert!(began.elapsed() < Duration::from_secs(1));
+
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let _ = std::fs::remove_file(&pid_file);
+        // Gone from /proc once reaped; a zombie would stay listed.
+        let proc = format!("/proc/{}", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Path::new(&proc).exists() && Instant::now() < deadline {
+            time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!Path::new(&proc).exists(), "{proc} still exists");
+    }
+}

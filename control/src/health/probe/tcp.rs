@@ -1,0 +1,59 @@
+//! TCP connect check; also the connection under the HTTP check.
+
+use super::io_reason;
+use crate::health::Target;
+
+use std::net::{SocketAddr, SocketAddrV4};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Connect succeeded; the connection is closed at once.
+pub(super) async fn probe(target: &Target) -> Result<String, String> {
+    connect(target).await?;
+    Ok("connected".to_string())
+}
+
+/// A connection to the target from its source address.
+pub(super) async fn connect(target: &Target) -> Result<TcpStream, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", io_reason(&e)))?;
+    // Close with RST: the switch opens a probe connection per check and
+    // must not hold each one in TIME_WAIT for a minute.
+    socket
+        .set_zero_linger()
+        .map_err(|e| format!("SO_LINGER: {}", io_reason(&e)))?;
+    if let Some(source) = target.source {
+        socket
+            .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
+            .map_err(|e| format!("bind {source}: {}", io_reason(&e)))?;
+    }
+    let peer = SocketAddr::V4(SocketAddrV4::new(target.addr, target.port));
+    socket.connect(peer).await.map_err(|e| io_reason(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check;
+    use crate::health::test_target;
+    use sluice_config::CheckKind;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn connect_to_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let outcome = check(&test_target(port, CheckKind::Tcp, TIMEOUT)).await;
+        assert_eq!(outcome.result, Ok("connected".to_string()));
+        assert!(outcome.latency < TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let outcome = check(&test_target(port, CheckKind::Tcp, TIMEOUT)).await;
+        assert_eq!(outcome.result, Err("connection refused".to_string()));
+    }
+}

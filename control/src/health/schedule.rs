@@ -1,0 +1,233 @@
+//! When each target is checked, and what a result does to its state.
+
+use super::probe::{self, Outcome};
+use super::risefall::RiseFall;
+use super::{Clock, OnChange, Status, Statuses, Target};
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::time::{self, Instant, MissedTickBehavior};
+
+/// `tokio::time::interval_at` panics on a zero period; the configuration
+/// never yields one, but a hand-built check must not take the switch down.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Delay of target `i` of `n` before its first check: the first round is
+/// spread evenly over one interval, so a thousand targets do not all
+/// connect in the same millisecond after boot.
+pub(super) fn first_offset(interval: Duration, i: usize, n: usize) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let nanos = interval.as_nanos() * i as u128 / n as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Everything one target's task owns.
+pub(super) struct Task {
+    pub index: usize,
+    pub target: Target,
+    pub statuses: Statuses,
+    pub clock: Clock,
+    pub on_change: OnChange,
+}
+
+/// Checks one target forever; `n` is the number of targets spawned together.
+pub(super) async fn run(task: Task, n: usize) {
+    let check = &task.target.check;
+    let interval = check.interval.max(MIN_INTERVAL);
+    let start = Instant::now() + first_offset(interval, task.index, n);
+    let mut ticks = time::interval_at(start, interval);
+    // A probe slower than the interval delays the next one, never bunches them.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut state = RiseFall::new(check.fall, check.rise);
+    loop {
+        ticks.tick().await;
+        let outcome = probe::check(&task.target).await;
+        task.record(&mut state, outcome);
+    }
+}
+
+impl Task {
+    /// Stores one result; on a transition also logs it and tells the switch.
+    fn record(&self, state: &mut RiseFall, outcome: Outcome) {
+        let ok = outcome.result.is_ok();
+        let change = state.observe(ok);
+        let reason = match outcome.result {
+            Ok(text) | Err(text) => text,
+        };
+        if let Some(up) = change {
+            eprintln!(
+                "{}",
+                transition_line(&self.target, up, &reason, state.streak())
+            );
+        }
+        {
+            let mut status = lock(&self.statuses[self.index]);
+            status.checks += 1;
+            status.failures += u64::from(!ok);
+            status.last_ok = Some(ok);
+            status.last_reason = reason;
+            status.last_latency = Some(outcome.latency);
+            if let Some(up) = change {
+                status.up = up;
+                status.since_ms = (self.clock)();
+            }
+        }
+        // Outside the lock: the callback may well read the statuses.
+        if let Some(up) = change {
+            (self.on_change)(self.index, up);
+        }
+    }
+}
+
+/// A poisoned status is still the best we know; never let it stop checks.
+fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
+    status.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The one log line of a transition.
+fn transition_line(target: &Target, up: bool, reason: &str, streak: u32) -> String {
+    let (state, run) = if up {
+        ("UP", "successes")
+    } else {
+        ("DOWN", "failures")
+    };
+    format!(
+        "sluice: health: {} check {} ({}) {state}: {reason} ({streak} consecutive {run})",
+        target.label,
+        target.check.name,
+        target.check.kind.as_str(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{spawn, statuses, test_target};
+    use super::*;
+    use sluice_config::CheckKind;
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn first_checks_spread_evenly() {
+        let s = Duration::from_secs(1);
+        let offsets: Vec<_> = (0..4).map(|i| first_offset(s, i, 4)).collect();
+        assert_eq!(
+            offsets,
+            [0, 250, 500, 750].map(Duration::from_millis).to_vec()
+        );
+        assert_eq!(first_offset(s, 0, 1), Duration::ZERO);
+        assert_eq!(first_offset(s, 0, 0), Duration::ZERO);
+        assert_eq!(first_offset(s, 999, 1000), Duration::from_millis(999));
+        // Deterministic: the same inputs give the same schedule.
+        assert_eq!(first_offset(s, 7, 13), first_offset(s, 7, 13));
+        assert_eq!(first_offset(s, 1, 3), Duration::from_nanos(333_333_333));
+    }
+
+    #[test]
+    fn transition_line_format() {
+        let t = test_target(8080, CheckKind::Tcp, Duration::from_secs(1));
+        assert_eq!(
+            transition_line(&t, false, "connection refused", 4),
+            "sluice: health: 127.0.0.1:8080 (pool test) check test (tcp) DOWN: \
+             connection refused (4 consecutive failures)"
+        );
+        assert_eq!(
+            transition_line(&t, true, "connected", 2),
+            "sluice: health: 127.0.0.1:8080 (pool test) check test (tcp) UP: \
+             connected (2 consecutive successes)"
+        );
+    }
+
+    fn test_clock() -> Clock {
+        let start = std::time::Instant::now();
+        Arc::new(move || start.elapsed().as_millis() as u64)
+    }
+
+    #[tokio::test]
+    async fn down_and_up_again_end_to_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut target = test_target(addr.port(), CheckKind::Tcp, Duration::from_millis(50));
+        let check = Arc::make_mut(&mut target.check);
+        (check.interval, check.fall, check.rise) = (Duration::from_millis(100), 2, 2);
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let on_change: OnChange = Arc::new(move |i, up| tx.send((i, up)).unwrap());
+        let st = statuses(1, 0);
+        let tasks = spawn(vec![target], Arc::clone(&st), test_clock(), on_change);
+
+        let wait = Duration::from_secs(3);
+        time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(
+            lock(&st[0]).last_ok,
+            Some(true),
+            "confirmed while listening"
+        );
+        drop(listener);
+        assert_eq!(
+            time::timeout(wait, rx.recv()).await.unwrap(),
+            Some((0, false))
+        );
+        assert!(!lock(&st[0]).up);
+        assert_eq!(lock(&st[0]).last_reason, "connection refused");
+
+        let _listener = TcpListener::bind(addr).await.unwrap();
+        assert_eq!(
+            time::timeout(wait, rx.recv()).await.unwrap(),
+            Some((0, true))
+        );
+        let status = lock(&st[0]).clone();
+        assert!(status.up && status.failures >= 2 && status.checks >= 6);
+        tasks.iter().for_each(|t| t.abort());
+    }
+
+    /// Counts accepted connections and drops them at once.
+    async fn accept_and_drop(listener: TcpListener) {
+        while listener.accept().await.is_ok() {}
+    }
+
+    #[tokio::test]
+    async fn a_thousand_targets_on_one_thread() {
+        const N: usize = 1000;
+        const RUN: Duration = Duration::from_millis(4500);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(accept_and_drop(listener));
+        let targets = (0..N)
+            .map(|_| {
+                let mut t = test_target(port, CheckKind::Tcp, Duration::from_millis(500));
+                Arc::make_mut(&mut t.check).interval = Duration::from_secs(1);
+                t
+            })
+            .collect();
+        let st = statuses(N, 0);
+        let begun = std::time::Instant::now();
+        let tasks = spawn(targets, Arc::clone(&st), test_clock(), Arc::new(|_, _| {}));
+        time::sleep(RUN).await;
+        tasks.iter().for_each(|t| t.abort());
+        let elapsed = begun.elapsed();
+        server.abort();
+
+        let counts: Vec<(u64, u64, Duration)> = st
+            .iter()
+            .map(|s| {
+                // One guard at a time: locking twice in one expression deadlocks.
+                let s = lock(s);
+                (s.checks, s.failures, s.last_latency.unwrap_or_default())
+            })
+            .collect();
+        let checks: u64 = counts.iter().map(|c| c.0).sum();
+        let failures: u64 = counts.iter().map(|c| c.1).sum();
+        let per_second = checks as f64 / elapsed.as_secs_f64();
+        let slowest = counts.iter().map(|c| c.2).max().unwrap_or_default();
+        eprintln!(
+            "health capacity: {checks} checks ({failures} failed) in {elapsed:?}: \
+             {per_second:.0} checks/s, slowest last probe {slowest:?}"
+        );
+        assert!(checks >= (N as u64 * 4) * 8 / 10, "only {checks} checks");
+        let least = counts.iter().map(|c| c.0).min().unwrap();
+        assert!(least >= 3, "a target was checked only {least} times");
+    }
+}
