@@ -196,11 +196,13 @@ tcp_syn = "$syn"
 name = "ext"
 device = "net_pcap0,rx_pcap=$pcap,infinite_rx=1"
 addresses = ["198.51.100.1/24"]
+kernel = false                  # no exception path: nothing to talk to
 
 [[interface]]
 name = "int"
 device = "net_null0,no-rx=1"
 addresses = ["10.20.0.1/16"]
+kernel = false
 
 [[neighbor]]
 address = "10.20.0.11"
@@ -218,6 +220,7 @@ mac = "02:00:00:00:00:13"
 interface = "int"
 
 [pool.web]
+health_check = "none"           # the members are MACs in a pcap, not hosts
 members = [
   { address = "10.20.0.11:$port" },
   { address = "10.20.0.12:$port" },

@@ -2,7 +2,9 @@
 # The Sluice lab, live: builds sluice, wires a client and three real web
 # servers to it in network namespaces, balances requests through the VIP in
 # Dest-NAT and then Both-NAT, shows who answered and the switch's counters,
-# and tears everything down. Needs root; installs what it needs first.
+# fails a server over and back (health checks), shows the kernel interface
+# of the exception path, and tears everything down. Needs root; installs
+# what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,7 +32,7 @@ demo_mode() {
     local mode=$1
     echo
     echo "################ $mode ################"
-    scripts/lab.sh up
+    scripts/lab.sh up --log-connections
     scripts/lab.sh config "$mode" 2 >"$LAB_DIR/sluice.toml"
     echo "configuration: $LAB_DIR/sluice.toml"
     $SLUICE --config "$LAB_DIR/sluice.toml" >"$LAB_DIR/sluice.log" 2>&1 &
@@ -46,11 +48,51 @@ demo_mode() {
     echo
     echo "\$ curl -m 2 http://$VIP:81/     # a port no virtual server serves"
     client curl -s -m 2 http://$VIP:81/ || echo "  (no answer: dropped by the switch's port filter)"
-    run $CTL virtual-servers
+    run $CTL members
+    [ "$mode" = dest_nat ] && failover
     run $CTL neighbors
     run $CTL stats
     kill -TERM "$PID"; wait "$PID" || true; PID=""
     scripts/lab.sh down >/dev/null
+}
+
+# wait_member ADDR STATE: until sluicectl members shows it (at most 20 s).
+wait_member() {
+    for _ in $(seq 200); do
+        $CTL members | awk -v m="$1" -v s="$2" '$3 == m && $5 == s { f = 1 } END { exit !f }' && return 0
+        sleep 0.1
+    done
+    echo "  (still not $2 after 20 s)"
+}
+
+requests() {
+    for i in $(seq "$1"); do
+        printf '  request %d -> %s\n' "$i" "$(client curl -s -m 3 http://$VIP/ || echo failed)"
+    done
+}
+
+failover() {
+    echo
+    echo "---- failover: the default health check (tcp connect every 2 s, down after 4 misses) ----"
+    run ip -br addr show sluice-int
+    echo "  (the kernel interface of the exception path: the switch's address and the port's MAC;"
+    echo "   health checks leave from it, so the servers see 10.20.0.1:)"
+    grep -m 2 '10.20.0.1 connect' "$LAB_DIR/m1.log" | sed 's/^/  m1 log: /' || true
+    echo
+    echo "\$ scripts/lab.sh stop-member 2        # kill m2's web server"
+    scripts/lab.sh stop-member 2
+    wait_member 10.20.0.12:8080 down
+    grep 'health: 10.20.0.12:8080' "$LAB_DIR/sluice.log" | sed 's/^/  | /'
+    run $CTL members
+    echo
+    echo "\$ for i in 1..6; do curl http://$VIP/; done     # m2 gets nothing"
+    requests 6
+    echo
+    echo "\$ scripts/lab.sh start-member 2       # m2 back: up after 2 good checks"
+    scripts/lab.sh start-member 2
+    wait_member 10.20.0.12:8080 up
+    grep 'health: 10.20.0.12:8080' "$LAB_DIR/sluice.log" | tail -1 | sed 's/^/  | /'
+    requests 6
 }
 
 demo_mode dest_nat
@@ -58,4 +100,5 @@ demo_mode both_nat
 echo
 echo "Dest-NAT: servers saw the client's own address (198.51.100.2)."
 echo "Both-NAT: servers saw the switch's SNAT address (10.20.0.100)."
+echo "Failover: a dead server left the rotation in about 2 s x 4 and came back after 2 good checks."
 echo "demo finished; lab torn down."

@@ -162,7 +162,7 @@ impl Lcore {
             let m = &mut b.rx[i];
             let (in_port, redirected) = match port {
                 Some(p) => (p, false),
-                None => (self.interface_of(m), true),
+                None => (interface_of(&self.port_index, m), true),
             };
             let v = self.worker.process(in_port, &mut MbufPkt(m), redirected);
             b.verdicts.push(v);
@@ -185,26 +185,15 @@ impl Lcore {
         b.rx.clear();
         let n = ring.dequeue_burst(&mut b.rx, burst);
         for m in b.rx.drain(..) {
-            let p = self
-                .port_index
-                .get(usize::from(m.port()))
-                .copied()
-                .unwrap_or(u16::MAX);
-            match b.tx.get_mut(usize::from(p)) {
+            match b
+                .tx
+                .get_mut(usize::from(interface_of(&self.port_index, &m)))
+            {
                 Some(q) => q.push(m),
                 None => drop(m),
             }
         }
         n
-    }
-
-    /// The interface a packet came in on, from its DPDK port id.
-    #[inline]
-    fn interface_of(&self, m: &Mbuf) -> u16 {
-        self.port_index
-            .get(usize::from(m.port()))
-            .copied()
-            .unwrap_or(u16::MAX)
     }
 
     /// Writes the packets the worker asked for (RSTs, reset probes) into
@@ -309,6 +298,16 @@ impl Lcore {
             }
         }
     }
+}
+
+/// The interface a packet belongs to, from its DPDK port id (`u16::MAX`
+/// for a port that is no interface's).
+#[inline]
+pub fn interface_of(port_index: &[u16], m: &Mbuf) -> u16 {
+    port_index
+        .get(usize::from(m.port()))
+        .copied()
+        .unwrap_or(u16::MAX)
 }
 
 impl Drop for Lcore {

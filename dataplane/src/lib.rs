@@ -5,11 +5,13 @@
 //! returned [`worker::Verdict`]. The same code runs in golden-packet tests and
 //! benchmarks on `Vec`-backed buffers.
 
+pub mod acl;
 pub mod fixedmap;
 pub mod members;
 pub mod neighbor;
 pub mod packet;
 pub mod route;
+pub mod sched;
 pub mod service;
 pub mod session;
 pub mod shared;

@@ -18,37 +18,6 @@ use sluice_dataplane::stats::DropReason as R;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
-const ARP_REQ: u16 = 1;
-const ARP_REP: u16 = 2;
-
-fn from_router(p: &Pkt) -> Vec<u8> {
-    p.frame(EXT_MAC, ROUTER_MAC)
-}
-
-fn to_router(p: &Pkt) -> Vec<u8> {
-    p.frame(ROUTER_MAC, EXT_MAC)
-}
-
-fn from_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(INT_MAC, mac)
-}
-
-fn to_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(mac, INT_MAC)
-}
-
-fn arp_frame(
-    dst: Mac,
-    src: Mac,
-    op: u16,
-    sha: Mac,
-    spa: Ipv4Addr,
-    tha: Mac,
-    tpa: Ipv4Addr,
-) -> Vec<u8> {
-    eth(dst, src, ETH_ARP, &arp(op, sha, spa, tha, tpa))
-}
-
 fn state(lab: &Lab, w: usize, client: Ipv4Addr, cport: u16) -> u8 {
     lab.session(w, client, cport)
         .unwrap_or_else(|| panic!("no session for {client}:{cport}"))

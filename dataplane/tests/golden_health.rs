@@ -23,8 +23,6 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 
-const ARP_REP: u16 = 2;
-
 /// A backup member added to the web pool by [`backup_config`].
 const BACKUP: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 14);
 const BACKUP_MAC: Mac = [0x02, 0, 0, 0, 0, 0x14];
@@ -41,34 +39,6 @@ const PROBE_SEQ: u32 = 0x5eed_0001;
 
 /// Ethernet + IPv4 + TCP without options: a segment the switch writes.
 const SEGMENT_FRAME_LEN: usize = 54;
-
-fn from_router(p: &Pkt) -> Vec<u8> {
-    p.frame(EXT_MAC, ROUTER_MAC)
-}
-
-fn to_router(p: &Pkt) -> Vec<u8> {
-    p.frame(ROUTER_MAC, EXT_MAC)
-}
-
-fn from_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(INT_MAC, mac)
-}
-
-fn to_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(mac, INT_MAC)
-}
-
-fn arp_frame(
-    dst: Mac,
-    src: Mac,
-    op: u16,
-    sha: Mac,
-    spa: Ipv4Addr,
-    tha: Mac,
-    tpa: Ipv4Addr,
-) -> Vec<u8> {
-    eth(dst, src, ETH_ARP, &arp(op, sha, spa, tha, tpa))
-}
 
 /// The lab config with each `(from, to)` edit applied; every `from` must
 /// occur exactly once, so a config change cannot silently void a variant.

@@ -236,22 +236,6 @@ fn lab(workers: u16, capacity: u32) -> Lab {
     )
 }
 
-fn from_router(p: &Pkt) -> Vec<u8> {
-    p.frame(EXT_MAC, ROUTER_MAC)
-}
-
-fn to_router(p: &Pkt) -> Vec<u8> {
-    p.frame(ROUTER_MAC, EXT_MAC)
-}
-
-fn from_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(INT_MAC, mac)
-}
-
-fn to_int(mac: Mac, p: &Pkt) -> Vec<u8> {
-    p.frame(mac, INT_MAC)
-}
-
 fn state(lab: &Lab, client: Ipv4Addr, cport: u16) -> u8 {
     lab.session(0, client, cport)
         .unwrap_or_else(|| panic!("no session for {client}:{cport}"))

@@ -75,11 +75,7 @@ impl ExceptionLcore {
                 rx.clear();
                 got += ring.dequeue_burst(&mut rx, BURST);
                 for m in rx.drain(..) {
-                    let i = self
-                        .port_index
-                        .get(usize::from(m.port()))
-                        .copied()
-                        .unwrap_or(u16::MAX);
+                    let i = crate::lcore::interface_of(&self.port_index, &m);
                     match to_tap.get_mut(usize::from(i)) {
                         Some(q) => q.push(m),
                         None => drop(m),

@@ -2,7 +2,7 @@
 //! virtual servers, and a harness that runs frames through workers and
 //! checks verdicts, output bytes and counter deltas.
 
-use super::frame::{diff, Mac};
+use super::frame::{arp, diff, eth, Mac, Pkt, ETH_ARP};
 use sluice_dataplane::packet::{PacketBuf, VecBuf};
 use sluice_dataplane::session::Session4;
 use sluice_dataplane::shared::Shared;
@@ -169,6 +169,43 @@ protocol = "tcp"
 pool = "any"
 forwarding = "dest_nat"
 "#;
+
+/// ARP operations.
+pub const ARP_REQ: u16 = 1;
+pub const ARP_REP: u16 = 2;
+
+/// A frame from the client-side router to the switch's ext port.
+pub fn from_router(p: &Pkt) -> Vec<u8> {
+    p.frame(EXT_MAC, ROUTER_MAC)
+}
+
+/// A frame from the switch's ext port to the router.
+pub fn to_router(p: &Pkt) -> Vec<u8> {
+    p.frame(ROUTER_MAC, EXT_MAC)
+}
+
+/// A frame from host `mac` on the members' LAN to the switch's int port.
+pub fn from_int(mac: Mac, p: &Pkt) -> Vec<u8> {
+    p.frame(INT_MAC, mac)
+}
+
+/// A frame from the switch's int port to host `mac`.
+pub fn to_int(mac: Mac, p: &Pkt) -> Vec<u8> {
+    p.frame(mac, INT_MAC)
+}
+
+/// An Ethernet-framed ARP packet.
+pub fn arp_frame(
+    dst: Mac,
+    src: Mac,
+    op: u16,
+    sha: Mac,
+    spa: Ipv4Addr,
+    tha: Mac,
+    tpa: Ipv4Addr,
+) -> Vec<u8> {
+    eth(dst, src, ETH_ARP, &arp(op, sha, spa, tha, tpa))
+}
 
 /// Golden cases checked so far (all test threads together).
 pub static CASES: AtomicUsize = AtomicUsize::new(0);
