@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use types::*;
-pub use values::parse_duration;
+pub use values::{is_prime, next_prime, parse_duration};
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

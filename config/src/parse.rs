@@ -56,7 +56,13 @@ const CHECK_KEYS: &[&str] = &[
     "expect",
     "command",
 ];
-const POOL_KEYS: &[&str] = &["method", "health_check", "on_member_down", "members"];
+const POOL_KEYS: &[&str] = &[
+    "method",
+    "health_check",
+    "on_member_down",
+    "maglev_table_size",
+    "members",
+];
 const MEMBER_KEYS: &[&str] = &[
     "address",
     "weight",
@@ -332,6 +338,7 @@ fn pool(name: &str, t: &Tab, checks: &[HealthCheck]) -> Res<Pool> {
     let on_member_down = t
         .choice("on_member_down", OnMemberDown::SPELLINGS)?
         .unwrap_or(OnMemberDown::Keep);
+    let maglev_table_size = maglev_table_size(t)?;
     if !t.has("members") {
         return Err(
             t.err_here("missing required key \"members\"; a pool needs at least one member")
@@ -356,13 +363,43 @@ fn pool(name: &str, t: &Tab, checks: &[HealthCheck]) -> Res<Pool> {
         }
         members.push(member);
     }
+    let hashed = matches!(
+        method,
+        Method::SourceHash | Method::SourcePortHash | Method::Maglev
+    );
+    if hashed && members.len() >= maglev_table_size as usize {
+        return Err(t.err(
+            "members",
+            format!(
+                "{} members need a maglev_table_size above that (found {maglev_table_size})",
+                members.len()
+            ),
+        ));
+    }
     Ok(Pool {
         name: name.to_string(),
         method,
         health_check,
         on_member_down,
+        maglev_table_size,
         members,
     })
+}
+
+/// `maglev_table_size`: a prime of at least 1021 (Maglev needs a prime
+/// number of slots, and enough of them per member for weights to show).
+fn maglev_table_size(t: &Tab) -> Res<u32> {
+    let Some(n) = t.int("maglev_table_size", 1021, 16_777_259)? else {
+        return Ok(DEFAULT_MAGLEV_TABLE_SIZE);
+    };
+    if !crate::values::is_prime(n) {
+        let next = crate::values::next_prime(n).unwrap_or(DEFAULT_MAGLEV_TABLE_SIZE);
+        return Err(t.err(
+            "maglev_table_size",
+            format!("{n} is not a prime number; the next prime is {next}"),
+        ));
+    }
+    Ok(n)
 }
 
 fn member(t: &Tab) -> Res<Member> {

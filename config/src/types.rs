@@ -267,8 +267,13 @@ pub struct Pool {
     pub method: Method,
     pub health_check: PoolCheck,
     pub on_member_down: OnMemberDown,
+    /// Slots of the pool's Maglev table (a prime; hash methods only).
+    pub maglev_table_size: u32,
     pub members: Vec<Member>,
 }
+
+/// Slots of a Maglev table unless `maglev_table_size` says otherwise.
+pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
 
 /// Which health check a pool's members get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

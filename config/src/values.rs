@@ -188,6 +188,30 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
+/// Whether `n` is prime (trial division: at most 32768 steps).
+pub fn is_prime(n: u32) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n.is_multiple_of(2) {
+        return false;
+    }
+    let n = u64::from(n);
+    let mut d = 3u64;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// The smallest prime above `n`, if one fits in a u32.
+pub fn next_prime(n: u32) -> Option<u32> {
+    (n.checked_add(1)?..=u32::MAX).find(|&p| is_prime(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -325,6 +325,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:10: interface[1].kernel_interface: kernel interface \"lb0\" is already used",
         ),
         (
+            "maglev table size not prime",
+            ifaces("[pool.web]\nmethod = \"maglev\"\nmaglev_table_size = 65536\nmembers = [{ address = \"10.20.0.11:8080\" }]\n"),
+            "t.toml:12: pool.web.maglev_table_size: 65536 is not a prime number; the next prime is 65537",
+        ),
+        (
             "pool without members key",
             ifaces("[pool.web]\nmethod = \"maglev\"\n"),
             "t.toml:10: pool.web: missing required key \"members\"; a pool needs at least one member",

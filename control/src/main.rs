@@ -181,7 +181,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     ));
     let view = Arc::new(control_view(cfg, &shared, &ports, running, clock));
     let served = rt.block_on(async {
-        let on_change = members::on_change(shared.members.clone(), view.plan.members.clone());
+        let on_change = members::on_change(shared.members.clone(), &view.plan, clock);
         let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
         let checks = health::spawn(
             view.plan.targets.clone(),
@@ -223,12 +223,7 @@ fn launch(
     let workers = cfg.dataplane.workers;
     let port_index = boot::port_index(&ports.wire);
     let stats: Vec<Arc<WorkerStats>> = (0..workers)
-        .map(|_| {
-            Arc::new(WorkerStats::new(
-                shared.services.len(),
-                shared.members.len(),
-            ))
-        })
+        .map(|_| Arc::new(WorkerStats::new(shared.services.len())))
         .collect();
     // Queue handles are taken after the ports are started (start refuses
     // while handles are alive) and all before any lcore is launched; each

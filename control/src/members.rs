@@ -7,13 +7,16 @@
 //! choose a member. Pools with `health_check = "none"` are never checked and
 //! their members stay up.
 
+use crate::clock::Clock;
 use crate::health::{self, Target};
 use sluice_config::{Config, HealthCheck, PoolCheck};
 use sluice_dataplane::members::MemberStates;
 use sluice_dataplane::shared::Shared;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The checks to run and the member ids each one decides.
 pub struct Plan {
@@ -24,6 +27,8 @@ pub struct Plan {
     pub target_of: Vec<Option<usize>>,
     /// Check name per member id ("none" when unchecked), for display.
     pub check_name: Vec<String>,
+    /// Per member id: its weight and slow-start duration, if it has one.
+    pub slow_start: Vec<Option<(u32, Duration)>>,
 }
 
 /// Builds the checks of every pool member.
@@ -35,7 +40,15 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
         members: Vec::new(),
         target_of: vec![None; shared.members.len()],
         check_name: vec!["none".to_string(); shared.members.len()],
+        slow_start: vec![None; shared.members.len()],
     };
+    for (p, pool) in cfg.pools.iter().enumerate() {
+        for (j, m) in pool.members.iter().enumerate() {
+            if let Some(slot) = plan.slow_start.get_mut(shared.member_id(p, j) as usize) {
+                *slot = m.slow_start.map(|d| (m.weight, d));
+            }
+        }
+    }
     // (address, port, check index or usize::MAX for the default) -> target.
     let mut seen: HashMap<(Ipv4Addr, u16, usize), usize> = HashMap::new();
     for (p, pool) in cfg.pools.iter().enumerate() {
@@ -79,13 +92,75 @@ fn source_for(shared: &Shared, member: Ipv4Addr) -> Option<Ipv4Addr> {
     port.kernel.then(|| shared.port_address(hop.port, member))
 }
 
-/// The callback that writes a target's result to its members' health words.
-pub fn on_change(states: Arc<MemberStates>, members: Vec<Vec<u32>>) -> health::OnChange {
+/// The callback that writes a target's result to its members' health words,
+/// and starts the slow start of members that come back up.
+pub fn on_change(states: Arc<MemberStates>, plan: &Plan, clock: Clock) -> health::OnChange {
+    let members = plan.members.clone();
+    let slow = plan.slow_start.clone();
+    let generations: Arc<[AtomicU64]> = slow.iter().map(|_| AtomicU64::new(0)).collect();
     Arc::new(move |t: usize, up: bool| {
-        for id in members.get(t).into_iter().flatten() {
-            states.set(*id, up);
+        for &id in members.get(t).into_iter().flatten() {
+            // A newer change ends any ramp still running for this member.
+            let generation = generations[id as usize].fetch_add(1, Ordering::Relaxed) + 1;
+            states.set(id, up);
+            if let (true, Some((weight, duration))) = (up, slow[id as usize]) {
+                states.set_weight(id, ramp(weight, Duration::ZERO, duration));
+                let ramp = SlowStart {
+                    states: states.clone(),
+                    generations: generations.clone(),
+                    id,
+                    generation,
+                    weight,
+                    duration,
+                    started: clock.now_ms(),
+                    clock,
+                };
+                tokio::spawn(ramp.run());
+            }
         }
     })
+}
+
+/// The effective weight `elapsed` into a slow start of `duration` towards
+/// `weight`: linear from 1 (a member is never fully starved while up).
+pub fn ramp(weight: u32, elapsed: Duration, duration: Duration) -> u32 {
+    if elapsed >= duration || weight == 0 {
+        return weight;
+    }
+    let w = u128::from(weight) * elapsed.as_millis() / duration.as_millis().max(1);
+    (w as u32).clamp(1, weight)
+}
+
+/// How often a slow start raises the effective weight.
+const RAMP_STEP: Duration = Duration::from_millis(100);
+
+/// One member's slow start, on the control thread.
+struct SlowStart {
+    states: Arc<MemberStates>,
+    generations: Arc<[AtomicU64]>,
+    id: u32,
+    generation: u64,
+    weight: u32,
+    duration: Duration,
+    started: u64,
+    clock: Clock,
+}
+
+impl SlowStart {
+    async fn run(self) {
+        loop {
+            tokio::time::sleep(RAMP_STEP).await;
+            if self.generations[self.id as usize].load(Ordering::Relaxed) != self.generation {
+                return;
+            }
+            let elapsed = Duration::from_millis(self.clock.now_ms().saturating_sub(self.started));
+            self.states
+                .set_weight(self.id, ramp(self.weight, elapsed, self.duration));
+            if elapsed >= self.duration {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -143,12 +218,16 @@ members = [{ address = "198.51.100.13:80" }]
         // Sources: the interface address on the member's link, if it has a kernel interface.
         assert_eq!(p.targets[0].source, Some(Ipv4Addr::new(198, 51, 100, 1)));
         assert_eq!(p.targets[2].source, None);
-        let cb = on_change(shared.members.clone(), p.members.clone());
-        cb(0, false);
-        assert!(!shared.members.is_up(shared.member_id(0, 0)));
-        assert!(!shared.members.is_up(shared.member_id(1, 0)));
-        assert!(shared.members.is_up(shared.member_id(0, 1)));
-        cb(0, true);
-        assert!(shared.members.is_up(shared.member_id(1, 0)));
+    }
+
+    #[test]
+    fn slow_start_ramps_linearly_from_one() {
+        let d = Duration::from_secs(10);
+        assert_eq!(ramp(10, Duration::ZERO, d), 1);
+        assert_eq!(ramp(10, Duration::from_secs(5), d), 5);
+        assert_eq!(ramp(10, Duration::from_millis(9_999), d), 9);
+        assert_eq!(ramp(10, d, d), 10);
+        assert_eq!(ramp(1000, Duration::from_millis(1), d), 1);
+        assert_eq!(ramp(0, Duration::ZERO, d), 0);
     }
 }

@@ -9,7 +9,7 @@ use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::{DropReason, WorkerStats};
 use sluice_ffi::Port;
 use std::fmt::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What the control thread knows about the running switch.
@@ -76,12 +76,13 @@ impl View {
             let proto = if vs.proto == 6 { "tcp" } else { "udp" };
             let _ = writeln!(
                 o,
-                "{} {}:{} {} {}",
+                "{} {}:{} {} {} method {}",
                 vs.name,
                 vs.vip,
                 vs.port,
                 proto,
-                vs.forwarding.as_str()
+                vs.forwarding.as_str(),
+                vs.method.as_str()
             );
             for m in &vs.members {
                 let _ = writeln!(
@@ -112,13 +113,9 @@ impl View {
         }
     }
 
-    /// Active sessions of member `id`, summed over the workers.
+    /// Sessions of member `id`, summed over the workers.
     fn member_sessions(&self, id: u32) -> u64 {
-        self.stats
-            .iter()
-            .filter_map(|s| s.member_sessions.get(id as usize))
-            .map(|c| c.load(Relaxed))
-            .sum()
+        self.shared.members.sessions(id)
     }
 
     /// One line per (virtual server, member): role, state and since when,
@@ -144,9 +141,10 @@ impl View {
                 let last = status
                     .as_ref()
                     .map_or("-".to_string(), |s| s.last_reason.clone());
+                let limit = m.max_connections.map_or("-".to_string(), |l| l.to_string());
                 let _ = writeln!(
                     o,
-                    "{} {} {}:{} {} {} {}s {} {} {latency} {last}",
+                    "{} {} {}:{} {} {} {}s {} {} {latency} {} {} {limit} {last}",
                     vs.name,
                     vs.pool,
                     m.ip,
@@ -159,6 +157,8 @@ impl View {
                         .check_name
                         .get(m.id as usize)
                         .map_or("none", |c| c.as_str()),
+                    m.weight,
+                    self.shared.members.weight(m.id),
                 );
             }
         }
@@ -248,9 +248,11 @@ impl View {
         for (i, vs) in self.shared.services.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "virtual_server {} rejected_no_member {}",
+                "virtual_server {} rejected_no_member {} denied {} rejected_full {}",
                 vs.name,
-                self.vs_rejected(i)
+                self.vs_counter(i, |s| &s.vs_rejected),
+                self.vs_counter(i, |s| &s.vs_denied),
+                self.vs_counter(i, |s| &s.vs_full),
             );
         }
         for (p, c) in self.shared.ports.iter().zip(&self.kernel) {
@@ -268,11 +270,11 @@ impl View {
         o
     }
 
-    /// New sessions of virtual server `i` refused for want of a member.
-    fn vs_rejected(&self, i: usize) -> u64 {
+    /// A per-virtual-server counter of virtual server `i`, over the workers.
+    fn vs_counter(&self, i: usize, which: impl Fn(&WorkerStats) -> &[AtomicU64]) -> u64 {
         self.stats
             .iter()
-            .filter_map(|s| s.vs_rejected.get(i))
+            .filter_map(|s| which(s).get(i))
             .map(|c| c.load(Relaxed))
             .sum()
     }
@@ -311,7 +313,7 @@ impl View {
         }
         for (w, s) in self.stats.iter().enumerate() {
             for (name, v) in s.scalars() {
-                let kind = if name == "sessions_active" {
+                let kind = if matches!(name, "sessions_active" | "persistence_entries") {
                     ""
                 } else {
                     "_total"
@@ -356,14 +358,19 @@ impl View {
                 }
             }
         }
-        let _ = writeln!(o, "# HELP sluice_virtual_server_rejected_total New sessions refused (RST / ICMP unreachable) for want of a usable member.\n# TYPE sluice_virtual_server_rejected_total counter");
+        let _ = writeln!(o, "# HELP sluice_virtual_server_rejected_total New sessions refused, by reason: no_member and full answered with a RST / ICMP unreachable, denied (source ACL) dropped.\n# TYPE sluice_virtual_server_rejected_total counter");
         for (i, vs) in self.shared.services.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "sluice_virtual_server_rejected_total{{virtual_server=\"{}\"}} {}",
-                vs.name,
-                self.vs_rejected(i)
-            );
+            for (reason, v) in [
+                ("no_member", self.vs_counter(i, |s| &s.vs_rejected)),
+                ("full", self.vs_counter(i, |s| &s.vs_full)),
+                ("denied", self.vs_counter(i, |s| &s.vs_denied)),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "sluice_virtual_server_rejected_total{{virtual_server=\"{}\",reason=\"{reason}\"}} {v}",
+                    vs.name
+                );
+            }
         }
         let _ = writeln!(o, "# HELP sluice_kernel_frames_total Frames through the exception path per port and direction.\n# TYPE sluice_kernel_frames_total counter");
         for (p, c) in self.shared.ports.iter().zip(&self.kernel) {

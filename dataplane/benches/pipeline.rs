@@ -21,7 +21,7 @@
 
 use sluice_dataplane::nat;
 use sluice_dataplane::packet::VecBuf;
-use sluice_dataplane::session::{Session4, SessionTable};
+use sluice_dataplane::session::{Session4, SessionTable, Tuple4};
 use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::WorkerStats;
 use sluice_dataplane::wire::checksum;
@@ -337,12 +337,18 @@ fn main() {
     black_box(hit);
     let miss = start.elapsed().as_nanos() as f64 / f64::from(lookups);
     drop(t);
-    let vs = &sh.services[0];
-    let mut cursor = 0u32;
+    let mut balancer = sluice_dataplane::sched::pick::Balancer::new(&sh, 0);
+    let flow = Tuple4 {
+        src: 0xcb00_7107,
+        dst: u32::from(sh.services[0].vip),
+        sport: 40000,
+        dport: 80,
+        proto: 6,
+    };
     let picks = 10_000_000u32;
     let start = Instant::now();
     for _ in 0..picks {
-        black_box(vs.pick_round_robin(&sh.members, black_box(&mut cursor)));
+        black_box(balancer.choose(&sh, 0, black_box(&flow), 0).ok());
     }
     let pick = start.elapsed().as_nanos() as f64 / f64::from(picks);
     println!("  parts: SessionTable::insert {ins:.1} ns, lookup miss (hash + 2 buckets) {miss:.1} ns, member choice (round robin of 3) {pick:.1} ns");

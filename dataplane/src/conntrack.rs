@@ -26,6 +26,8 @@ pub mod flag {
     /// the session (or the client's answer to the switch's ACK probe) is
     /// answered with a RST to both ends, carrying that packet's sequence numbers.
     pub const RESET_PENDING: u8 = 0x40;
+    /// The RST that closed the session came from the member (else the client).
+    pub const RST_BY_MEMBER: u8 = 0x80;
     pub const KEEP: u8 = SNAT_PORT | RESET_PENDING;
 }
 
@@ -42,14 +44,31 @@ pub fn initial(_proto: u8) -> u8 {
 }
 
 /// The state after a packet with TCP `f` flags travelling in `dir`.
+///
+/// A RST closes the session (the `tcp_close` timeout), but the switch does
+/// not track sequence numbers, so it cannot tell an in-window RST from a
+/// forged or stale one: if its sender then goes on with ordinary segments,
+/// it was not a RST its receiver took, and the session is open again.
 #[inline]
 pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
     let keep = state & flag::KEEP;
+    let mut fins = state & (tcp::FIN_CLIENT | tcp::FIN_MEMBER);
     if f & flags::RST != 0 {
-        return (state & !tcp::MASK) | tcp::CLOSED;
+        let by = if dir == Dir::Reverse {
+            flag::RST_BY_MEMBER
+        } else {
+            0
+        };
+        return tcp::CLOSED | fins | keep | by;
     }
     let mut st = state & tcp::MASK;
-    let mut fins = state & (tcp::FIN_CLIENT | tcp::FIN_MEMBER);
+    if st == tcp::CLOSED && revives(state, dir, f) {
+        st = if fins != 0 {
+            tcp::FIN_WAIT
+        } else {
+            tcp::ESTABLISHED
+        };
+    }
     match (st, dir) {
         (tcp::SYN_SENT, Dir::Reverse)
             if f & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK =>
@@ -74,18 +93,60 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
             st
         };
     }
-    st | fins | keep
+    // Who sent the RST matters only while the session stays closed by it.
+    let rst_by = if st == tcp::CLOSED {
+        state & flag::RST_BY_MEMBER
+    } else {
+        0
+    };
+    st | fins | keep | rst_by
+}
+
+/// Whether a segment shows that the RST which closed a session was not
+/// taken: it comes from the RST's own sender, is a plain ACK segment, and
+/// the session was not closed by FINs from both sides.
+#[inline]
+fn revives(state: u8, dir: Dir, f: u8) -> bool {
+    let both_fins = tcp::FIN_CLIENT | tcp::FIN_MEMBER;
+    let rst_dir = if state & flag::RST_BY_MEMBER != 0 {
+        Dir::Reverse
+    } else {
+        Dir::Forward
+    };
+    state & both_fins != both_fins
+        && dir == rst_dir
+        && f & (flags::RST | flags::SYN | flags::FIN) == 0
+        && f & flags::ACK != 0
+}
+
+/// Whether a session counts as closing for least connections (a FIN or RST
+/// was seen): IPVS's inactive connections.
+#[inline]
+pub fn closing(state: u8, protocol: u8) -> bool {
+    protocol == proto::TCP && state & tcp::MASK >= tcp::FIN_WAIT
 }
 
 /// The state after a client packet in a direct-server-return mode, where the
 /// switch never sees the member's side: the client's ACK after its SYN means
-/// established, and a FIN or RST from the client ends the session.
+/// established; a client FIN half-closes (the member may still be sending,
+/// so the session lives until the `tcp_fin` timeout); a RST closes.
 #[inline]
 pub fn update_tcp_one_way(state: u8, f: u8) -> u8 {
     let keep = state & flag::KEEP;
     let st = state & tcp::MASK;
-    if f & (flags::RST | flags::FIN) != 0 {
-        return tcp::CLOSED | tcp::FIN_CLIENT | keep;
+    if f & flags::RST != 0 {
+        return tcp::CLOSED | (state & tcp::FIN_CLIENT) | keep;
+    }
+    if st == tcp::CLOSED && revives(state, Dir::Forward, f) {
+        return (if state & tcp::FIN_CLIENT != 0 {
+            tcp::FIN_WAIT
+        } else {
+            tcp::ESTABLISHED
+        }) | (state & tcp::FIN_CLIENT)
+            | keep;
+    }
+    if f & flags::FIN != 0 {
+        return tcp::FIN_WAIT | tcp::FIN_CLIENT | keep;
     }
     if st == tcp::SYN_SENT && f & (flags::SYN | flags::ACK) == flags::ACK {
         return tcp::ESTABLISHED | keep;
@@ -166,6 +227,39 @@ mod tests {
     }
 
     #[test]
+    fn rst_not_taken_reopens_only_from_its_sender() {
+        let est = tcp::ESTABLISHED | flag::SNAT_PORT;
+        let by_member = update_tcp(est, Dir::Reverse, RST | ACK);
+        assert_eq!(
+            by_member,
+            tcp::CLOSED | flag::RST_BY_MEMBER | flag::SNAT_PORT
+        );
+        assert!(closing(by_member, proto::TCP));
+        // The client's packets in flight do not revive it; the member's do.
+        assert_eq!(update_tcp(by_member, Dir::Forward, ACK), by_member);
+        assert_eq!(
+            update_tcp(by_member, Dir::Reverse, ACK | PSH) & tcp::MASK,
+            tcp::ESTABLISHED
+        );
+        let by_client = update_tcp(est, Dir::Forward, RST);
+        assert_eq!(update_tcp(by_client, Dir::Reverse, ACK), by_client);
+        assert_eq!(
+            update_tcp(by_client, Dir::Forward, ACK) & tcp::MASK,
+            tcp::ESTABLISHED
+        );
+        // Closed by FINs from both sides: nothing revives it.
+        let fins = tcp::CLOSED | tcp::FIN_CLIENT | tcp::FIN_MEMBER;
+        assert_eq!(update_tcp(fins, Dir::Forward, ACK), fins);
+        // One FIN, then a RST not taken: back to closing, not established.
+        let half = update_tcp(tcp::FIN_WAIT | tcp::FIN_CLIENT, Dir::Forward, RST);
+        assert_eq!(
+            update_tcp(half, Dir::Forward, ACK) & tcp::MASK,
+            tcp::FIN_WAIT
+        );
+        assert!(!closing(tcp::ESTABLISHED, proto::TCP) && !closing(tcp::CLOSED, proto::UDP));
+    }
+
+    #[test]
     fn one_way_and_kept_flags() {
         let mut s = initial(proto::TCP) | flag::SNAT_PORT;
         s = update_tcp_one_way(s, SYN);
@@ -174,8 +268,18 @@ mod tests {
         assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
         s = update_tcp_one_way(s, ACK | PSH);
         assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
-        assert_eq!(update_tcp_one_way(s, FIN | ACK) & tcp::MASK, tcp::CLOSED);
-        assert_eq!(update_tcp_one_way(s, RST) & tcp::MASK, tcp::CLOSED);
+        assert_eq!(
+            update_tcp_one_way(s, FIN | ACK),
+            tcp::FIN_WAIT | tcp::FIN_CLIENT | flag::SNAT_PORT,
+            "a client FIN half-closes: the member may still be sending"
+        );
+        let closed = update_tcp_one_way(s, RST);
+        assert_eq!(closed & tcp::MASK, tcp::CLOSED);
+        assert_eq!(
+            update_tcp_one_way(closed, ACK),
+            tcp::ESTABLISHED | flag::SNAT_PORT,
+            "the client goes on: its RST was not taken"
+        );
         let two_way = update_tcp(tcp::SYN_SENT | flag::SNAT_PORT, Dir::Reverse, SYN | ACK);
         assert_eq!(two_way, tcp::SYN_RECV | flag::SNAT_PORT);
     }

@@ -159,7 +159,7 @@ impl Worker {
         let q_src_is_vip = self.shared.local(q.src.into()).is_some_and(|l| l.vip);
         if !redirected && self.shared.workers > 1 {
             let owner = if q_src_is_vip {
-                client_owner(q.dst.into(), q.dport, self.shared.workers)
+                client_owner(q.dst.into(), self.shared.workers)
             } else {
                 self.reverse_owner(q.src.into(), q.sport)
             };

@@ -5,6 +5,7 @@ use crate::conntrack;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
+use crate::sched::pick::Refusal;
 use crate::service::{client_owner, find_vs, snat_port_owner};
 use crate::session::{Dir, InsertError, Session4, Tuple4};
 use crate::stats::{self, DropReason};
@@ -73,14 +74,16 @@ impl Worker {
         let vs = find_vs(&self.shared.vs_map, t.dst.into(), t.dport, t.proto)
             .ok_or(DropReason::NoVirtualServer)?;
         if !redirected && self.shared.workers > 1 {
-            let owner = client_owner(t.src.into(), t.sport, self.shared.workers);
+            let owner = client_owner(t.src.into(), self.shared.workers);
             if owner != self.id {
                 return Ok(Verdict::Redirect(owner));
             }
         }
         let idx = match self.client_session(vs, &flow) {
             Ok(idx) => idx,
-            Err(DropReason::NoMember) => return self.reject_no_member(pkt, &flow, vs),
+            Err(r @ (DropReason::NoMember | DropReason::MembersFull)) => {
+                return self.reject_no_member(pkt, &flow, vs, r == DropReason::MembersFull)
+            }
             Err(e) => return Err(e),
         };
         if reset::pending(self.sessions.get(idx)) {
@@ -212,7 +215,7 @@ impl Worker {
         let n = self.shared.workers;
         match self.shared.local(dst).and_then(|l| l.snat) {
             Some(_) => snat_port_owner(dport, n),
-            None => client_owner(dst, dport, n),
+            None => client_owner(dst, n),
         }
     }
 
@@ -222,14 +225,30 @@ impl Worker {
         let now = self.stamp();
         let s = self.sessions.get_mut(idx);
         s.last_seen = now;
-        if s.proto == proto::TCP {
-            s.state = if one_way {
-                conntrack::update_tcp_one_way(s.state, flow.tcp_flags)
-            } else {
-                conntrack::update_tcp(s.state, dir, flow.tcp_flags)
-            };
+        if s.proto != proto::TCP {
+            return *s;
         }
-        *s
+        let before = s.state;
+        s.state = if one_way {
+            conntrack::update_tcp_one_way(s.state, flow.tcp_flags)
+        } else {
+            conntrack::update_tcp(s.state, dir, flow.tcp_flags)
+        };
+        let s = *s;
+        let closing = conntrack::closing(s.state, s.proto);
+        if closing != conntrack::closing(before, s.proto) {
+            self.member_moved(&s, closing);
+        }
+        s
+    }
+
+    /// Moves a session between its member's established and closing counts.
+    #[cold]
+    fn member_moved(&self, s: &Session4, closing: bool) {
+        let vs = self.shared.services.get(usize::from(s.vs));
+        if let Some(m) = vs.and_then(|v| v.member_of(s.member, s.mport)) {
+            self.shared.members.moved(self.id, m.id, closing);
+        }
     }
 
     /// Chooses a member, allocates a SNAT port if the mode needs one, and
@@ -250,9 +269,19 @@ impl Worker {
         }
         let shared = self.shared.clone();
         let vs = &shared.services[usize::from(vs_idx)];
-        let m = vs
-            .pick_round_robin(&shared.members, &mut self.rr[usize::from(vs_idx)])
-            .ok_or(DropReason::NoMember)?;
+        if !vs.acl.permits(t.src) {
+            if let Some(c) = self.stats.vs_denied.get(usize::from(vs_idx)) {
+                stats::inc(c);
+            }
+            return Err(DropReason::SourceDenied);
+        }
+        let m = self
+            .balancer
+            .choose(&shared, vs_idx, &t, self.now_ms as u32)
+            .map_err(|r| match r {
+                Refusal::NoMember => DropReason::NoMember,
+                Refusal::Full => DropReason::MembersFull,
+            })?;
         let member = &vs.members[usize::from(m)];
         let mport = if vs.port == 0 { t.dport } else { member.port };
         let (snat, sport, ring) = if vs.source_nat_for(t.src) {
@@ -282,9 +311,7 @@ impl Worker {
         match self.sessions.insert(s) {
             Ok(idx) => {
                 stats::inc(&self.stats.sessions_created);
-                if let Some(c) = self.stats.member_sessions.get(member.id as usize) {
-                    stats::inc(c);
-                }
+                shared.members.opened(self.id, member.id);
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
                 Ok(idx)
             }

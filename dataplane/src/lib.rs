@@ -25,4 +25,5 @@ mod dsr;
 mod icmp;
 mod ipv4;
 pub mod nat;
+pub mod persist;
 mod reset;

@@ -1,26 +1,45 @@
-//! Member health as the workers see it: one word per member, written by the
-//! control thread (health checks), read by workers when they choose a member
-//! for a new session and when their sweep looks for sessions to reset.
+//! Member state as the workers see it, outside the configuration snapshot
+//! and indexed by a member id (the member's position in the flat list of
+//! every pool's members):
 //!
-//! It lives outside the configuration snapshot and is indexed by a member id
-//! (the member's position in the flat list of every pool's members), so a
-//! worker reads it with one relaxed load and nothing on the packet path ever
-//! writes it.
+//! - health (up or down) and the effective weight (the configured weight,
+//!   lower while a member slow-starts), written by the control thread, read
+//!   by workers when they choose a member;
+//! - each worker's own row of session counts per member (established and
+//!   closing), written by that worker alone and summed by whoever reads them
+//!   (least connections, `max_connections`, `sluicectl`).
+//!
+//! Nothing on the packet path takes a lock, and no line is written by two
+//! threads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::stats;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-/// Health of every configured member.
+/// One worker's session counts: `[2 * id]` established (or opening),
+/// `[2 * id + 1]` closing. Aligned so rows never share a cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Row(Box<[AtomicU64]>);
+
+/// Health, effective weight and load of every configured member.
 #[derive(Debug)]
 pub struct MemberStates {
     up: Box<[AtomicBool]>,
+    weight: Box<[AtomicU32]>,
+    rows: Box<[Row]>,
 }
 
 impl MemberStates {
-    /// `n` members, all up (a switch serves at once after boot; checks take
-    /// members down).
-    pub fn new(n: usize) -> MemberStates {
+    /// Members with these configured weights, all up (a switch serves at
+    /// once after boot; checks take members down), for `workers` workers.
+    pub fn new(weights: &[u32], workers: u16) -> MemberStates {
+        let n = weights.len();
         MemberStates {
             up: (0..n).map(|_| AtomicBool::new(true)).collect(),
+            weight: weights.iter().map(|w| AtomicU32::new(*w)).collect(),
+            rows: (0..workers.max(1))
+                .map(|_| Row((0..2 * n).map(|_| AtomicU64::new(0)).collect()))
+                .collect(),
         }
     }
 
@@ -35,16 +54,87 @@ impl MemberStates {
     /// Whether member `id` passes its health check (unknown ids are down).
     #[inline]
     pub fn is_up(&self, id: u32) -> bool {
-        self.up
-            .get(id as usize)
-            .is_some_and(|u| u.load(Ordering::Relaxed))
+        self.up.get(id as usize).is_some_and(|u| u.load(Relaxed))
     }
 
     /// Sets the health of member `id` (control thread only).
     pub fn set(&self, id: u32, up: bool) {
         if let Some(u) = self.up.get(id as usize) {
-            u.store(up, Ordering::Relaxed);
+            u.store(up, Relaxed);
         }
+    }
+
+    /// The effective weight of member `id`: its weight, or less while it
+    /// slow-starts.
+    #[inline]
+    pub fn weight(&self, id: u32) -> u32 {
+        self.weight.get(id as usize).map_or(0, |w| w.load(Relaxed))
+    }
+
+    /// Sets the effective weight of member `id` (control thread only).
+    pub fn set_weight(&self, id: u32, weight: u32) {
+        if let Some(w) = self.weight.get(id as usize) {
+            w.store(weight, Relaxed);
+        }
+    }
+
+    #[inline]
+    fn count(&self, worker: u16, at: usize) -> Option<&AtomicU64> {
+        self.rows.get(usize::from(worker))?.0.get(at)
+    }
+
+    /// Worker `worker` opened a session on member `id`.
+    #[inline]
+    pub fn opened(&self, worker: u16, id: u32) {
+        if let Some(c) = self.count(worker, 2 * id as usize) {
+            stats::inc(c);
+        }
+    }
+
+    /// A session of `worker` on member `id` started closing (FIN or RST
+    /// seen; `closing`) or, after a RST its sender did not mean, went back
+    /// to established (`!closing`).
+    #[inline]
+    pub fn moved(&self, worker: u16, id: u32, closing: bool) {
+        let (from, to) = if closing { (0, 1) } else { (1, 0) };
+        if let (Some(a), Some(b)) = (
+            self.count(worker, 2 * id as usize + from),
+            self.count(worker, 2 * id as usize + to),
+        ) {
+            stats::dec(a);
+            stats::inc(b);
+        }
+    }
+
+    /// A session of `worker` on member `id` ended; `closing` says which
+    /// count it was in.
+    #[inline]
+    pub fn closed(&self, worker: u16, id: u32, closing: bool) {
+        if let Some(c) = self.count(worker, 2 * id as usize + usize::from(closing)) {
+            stats::dec(c);
+        }
+    }
+
+    /// Sessions on member `id` summed over the workers: (established, closing).
+    #[inline]
+    pub fn load(&self, id: u32) -> (u64, u64) {
+        let at = 2 * id as usize;
+        self.rows.iter().fold((0, 0), |(a, c), r| {
+            let get = |i: usize| r.0.get(i).map_or(0, |x| x.load(Relaxed));
+            (a + get(at), c + get(at + 1))
+        })
+    }
+
+    /// All sessions on member `id`, over the workers.
+    pub fn sessions(&self, id: u32) -> u64 {
+        let (a, c) = self.load(id);
+        a + c
+    }
+
+    /// Sessions of one worker on member `id` (established + closing).
+    pub fn sessions_of(&self, worker: u16, id: u32) -> u64 {
+        let get = |i: usize| self.count(worker, i).map_or(0, |x| x.load(Relaxed));
+        get(2 * id as usize) + get(2 * id as usize + 1)
     }
 }
 
@@ -54,7 +144,7 @@ mod tests {
 
     #[test]
     fn up_down_by_id() {
-        let s = MemberStates::new(3);
+        let s = MemberStates::new(&[1, 2, 3], 1);
         assert!(s.is_up(0) && s.is_up(2));
         assert!(!s.is_up(3), "unknown id reads down");
         s.set(1, false);
@@ -63,5 +153,28 @@ mod tests {
         assert!(s.is_up(1));
         s.set(9, false);
         assert_eq!(s.len(), 3);
+        assert_eq!(s.weight(1), 2);
+        s.set_weight(1, 1);
+        assert_eq!((s.weight(1), s.weight(9)), (1, 0));
+    }
+
+    #[test]
+    fn loads_sum_over_workers() {
+        let s = MemberStates::new(&[1, 1], 2);
+        s.opened(0, 1);
+        s.opened(1, 1);
+        s.opened(1, 1);
+        assert_eq!(s.load(1), (3, 0));
+        s.moved(1, 1, true);
+        assert_eq!(s.load(1), (2, 1));
+        s.moved(1, 1, false);
+        assert_eq!(s.load(1), (3, 0));
+        s.moved(1, 1, true);
+        assert_eq!(s.sessions_of(1, 1), 2);
+        s.closed(1, 1, true);
+        s.closed(0, 1, false);
+        assert_eq!(s.load(1), (1, 0));
+        assert_eq!(s.load(0), (0, 0));
+        assert_eq!(s.sessions(1), 1);
     }
 }

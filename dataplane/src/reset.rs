@@ -11,7 +11,7 @@
 //!   current numbers, and that answer (or any other packet of the session) is
 //!   turned into the two RSTs.
 
-use crate::conntrack::flag;
+use crate::conntrack::{flag, tcp as tcp_state};
 use crate::ipv4::{parse_flow, Flow};
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Session4};
@@ -38,19 +38,31 @@ pub(crate) enum Judgement {
     Expired,
     /// Its member is down and its pool resets: remove it now (UDP).
     Reset,
-    /// Its member is down and its pool resets: probe the client (TCP).
-    Probe,
+    /// Its member is down and its pool resets, or it idled out established
+    /// with `reset_on_timeout`: probe the client, and the member too where
+    /// its answers pass the switch (TCP).
+    Probe {
+        member_too: bool,
+    },
 }
 
 /// Whether the sweep keeps, expires, resets or probes session `s` at `now`.
 pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
+    let vs = shared.services.get(usize::from(s.vs));
+    let pending = s.state & flag::RESET_PENDING != 0;
+    let member_too = vs.is_some_and(|v| !v.one_way());
     if shared.session_expired(s, now) {
+        let established =
+            s.proto == proto::TCP && s.state & tcp_state::MASK == tcp_state::ESTABLISHED;
+        if established && !pending && vs.is_some_and(|v| v.reset_on_timeout) {
+            return Judgement::Probe { member_too };
+        }
         return Judgement::Expired;
     }
-    let Some(vs) = shared.services.get(usize::from(s.vs)) else {
+    let Some(vs) = vs else {
         return Judgement::Keep;
     };
-    if vs.on_member_down != OnMemberDown::Reset || s.state & flag::RESET_PENDING != 0 {
+    if vs.on_member_down != OnMemberDown::Reset || pending {
         return Judgement::Keep;
     }
     let down = vs
@@ -58,7 +70,7 @@ pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
         .is_none_or(|m| !shared.members.is_up(m.id));
     match (down, s.proto) {
         (false, _) => Judgement::Keep,
-        (true, proto::TCP) => Judgement::Probe,
+        (true, proto::TCP) => Judgement::Probe { member_too },
         (true, _) => Judgement::Reset,
     }
 }
@@ -91,23 +103,34 @@ fn rst_answering(flow: &Flow) -> (u32, u32, u8) {
 
 impl Worker {
     /// Refuses a new session of virtual server `vs` that found no usable
-    /// member: the packet becomes, in place, a RST (TCP) or an ICMP
-    /// port-unreachable (UDP) from the VIP back to the client.
+    /// member (`full`: all usable ones at their connection limit): the packet
+    /// becomes, in place, a RST (TCP) or an ICMP port-unreachable (UDP) from
+    /// the VIP back to the client.
     #[cold]
     pub(crate) fn reject_no_member<P: PacketBuf>(
         &mut self,
         pkt: &mut P,
         flow: &Flow,
         vs: u16,
+        full: bool,
     ) -> Result<Verdict, DropReason> {
         let t = flow.tuple;
         let client = Ipv4Addr::from(t.src);
         if client.is_multicast() || client.is_broadcast() || client.is_unspecified() {
             // Never answer a source that cannot be one host (RFC 1122 3.2.2, 4.2.3.10).
-            return Err(DropReason::NoMember);
+            return Err(if full {
+                DropReason::MembersFull
+            } else {
+                DropReason::NoMember
+            });
         }
-        stats::inc(&self.stats.rejected_no_member);
-        if let Some(c) = self.stats.vs_rejected.get(usize::from(vs)) {
+        let (total, per_vs) = if full {
+            (&self.stats.rejected_full, &self.stats.vs_full)
+        } else {
+            (&self.stats.rejected_no_member, &self.stats.vs_rejected)
+        };
+        stats::inc(total);
+        if let Some(c) = per_vs.get(usize::from(vs)) {
             stats::inc(c);
         }
         if t.proto == proto::UDP {
@@ -175,15 +198,23 @@ impl Worker {
     /// into an empty buffer and routes it.
     pub fn write_generated<P: PacketBuf>(&mut self, g: Generated, buf: &mut P) -> Verdict {
         let result = match g {
-            Generated::Probe(s) => {
+            Generated::Probe {
+                session: s,
+                to_client,
+            } => {
+                let (src, dst, member) = if to_client {
+                    ((s.vip, s.vport), (s.client, s.cport), None)
+                } else {
+                    ((s.client, s.cport), (s.vip, s.vport), Some(s))
+                };
                 let seg = Segment {
-                    src: (s.vip, s.vport),
-                    dst: (s.client, s.cport),
+                    src,
+                    dst,
                     seq: PROBE_SEQ,
                     ack: 0,
                     flags: flags::ACK,
                 };
-                self.send_segment(buf, &seg, None)
+                self.send_segment(buf, &seg, member)
             }
             Generated::Rst {
                 session: s,

@@ -1,10 +1,13 @@
 //! Virtual servers as the packet path sees them, member choice, and the
 //! per-worker SNAT port allocator.
 
+use crate::acl::SourceAcl;
 use crate::fixedmap::{mix64, FixedMap};
 use crate::members::MemberStates;
-use sluice_config::{Forwarding, OnMemberDown};
+use crate::sched::maglev::Maglev;
+use sluice_config::{Forwarding, Method, OnMemberDown};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// A pool member as the packet path sees it.
 #[derive(Debug)]
@@ -14,16 +17,41 @@ pub struct Member {
     pub weight: u32,
     pub backup: bool,
     pub enabled: bool,
-    /// Index into `MemberStates` (health, written by the control thread).
+    /// Index into `MemberStates` (health, effective weight, load).
     pub id: u32,
+    /// Most sessions at once, over all workers.
+    pub max_connections: Option<u32>,
 }
 
 impl Member {
-    /// Whether the member may take new sessions: enabled, not draining, up.
+    /// Whether the member may take new sessions: enabled, up, not draining
+    /// (effective weight above 0) and below its connection limit.
     #[inline]
     pub fn eligible(&self, states: &MemberStates) -> bool {
-        self.enabled && self.weight > 0 && states.is_up(self.id)
+        self.available(states) && !self.full(states)
     }
+
+    /// Enabled, up and not draining, whatever its load.
+    #[inline]
+    pub fn available(&self, states: &MemberStates) -> bool {
+        self.enabled && self.weight > 0 && states.is_up(self.id) && states.weight(self.id) > 0
+    }
+
+    /// At its `max_connections`.
+    #[inline]
+    pub fn full(&self, states: &MemberStates) -> bool {
+        self.max_connections
+            .is_some_and(|max| states.sessions(self.id) >= u64::from(max))
+    }
+}
+
+/// Source-IP persistence of a virtual server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// How long a client keeps its member after its last session ends.
+    pub timeout_ms: u32,
+    /// Client addresses are masked with this before lookup.
+    pub mask: u32,
 }
 
 /// One virtual server with its own copy of its pool's members.
@@ -34,6 +62,15 @@ pub struct VirtualServer {
     pub pool: String,
     /// What happens to the sessions of a member that goes down.
     pub on_member_down: OnMemberDown,
+    /// How a member is chosen for a new session.
+    pub method: Method,
+    /// The pool's Maglev table over its primaries (hash methods only).
+    pub maglev: Option<Arc<Maglev>>,
+    /// Which clients may open sessions.
+    pub acl: SourceAcl,
+    pub persistence: Option<Persistence>,
+    /// Reset both ends of an established TCP session when it idles out.
+    pub reset_on_timeout: bool,
     pub vip: Ipv4Addr,
     pub port: u16,
     pub proto: u8,
@@ -112,18 +149,21 @@ impl VirtualServer {
         matches!(self.forwarding, Forwarding::L2Dsr | Forwarding::L3Dsr)
     }
 
-    /// Round robin over eligible primaries; backups only when no primary is
-    /// eligible. `cursor` is the worker's own position for this server.
-    pub fn pick_round_robin(&self, states: &MemberStates, cursor: &mut u32) -> Option<u16> {
+    /// Round robin over the eligible members of one tier (primaries or
+    /// backups). `cursor` is the worker's own position for this server.
+    pub fn pick_round_robin(
+        &self,
+        states: &MemberStates,
+        backups: bool,
+        cursor: &mut u32,
+    ) -> Option<u16> {
         let n = self.members.len() as u32;
-        for backups in [false, true] {
-            for step in 0..n {
-                let i = (cursor.wrapping_add(step) % n) as usize;
-                let m = &self.members[i];
-                if m.backup == backups && m.eligible(states) {
-                    *cursor = (i as u32 + 1) % n;
-                    return Some(i as u16);
-                }
+        for step in 0..n {
+            let i = (cursor.wrapping_add(step) % n) as usize;
+            let m = &self.members[i];
+            if m.backup == backups && m.eligible(states) {
+                *cursor = (i as u32 + 1) % n;
+                return Some(i as u16);
             }
         }
         None
@@ -161,11 +201,14 @@ pub fn snat_port_owner(port: u16, workers: u16) -> u16 {
     port % workers
 }
 
-/// Which worker owns the sessions of a client ip:port (Dest-NAT return traffic
-/// is steered to it by hashing the same pair from the other direction).
+/// Which worker owns the sessions of a client: chosen by its address alone,
+/// so every connection of one client, whatever its port, lands on one
+/// worker, which can then keep the client's persistence entry on its own.
+/// (Dest-NAT return traffic is steered to it by the same address, its
+/// destination.)
 #[inline]
-pub fn client_owner(ip: Ipv4Addr, port: u16, workers: u16) -> u16 {
-    let h = mix64(u64::from(u32::from(ip)) << 16 | u64::from(port)) as u32;
+pub fn client_owner(ip: Ipv4Addr, workers: u16) -> u16 {
+    let h = mix64(u64::from(u32::from(ip))) as u32;
     ((u64::from(h) * u64::from(workers)) >> 32) as u16
 }
 
@@ -229,6 +272,7 @@ mod tests {
             backup,
             enabled: true,
             id: u32::from(last) - 1,
+            max_connections: None,
         }
     }
 
@@ -237,6 +281,11 @@ mod tests {
             name: "t".into(),
             pool: "p".into(),
             on_member_down: OnMemberDown::Keep,
+            method: Method::RoundRobin,
+            maglev: None,
+            acl: SourceAcl::new(&[], &[]),
+            persistence: None,
+            reset_on_timeout: false,
             vip: Ipv4Addr::new(192, 0, 2, 1),
             port: 80,
             proto: 6,
@@ -251,31 +300,44 @@ mod tests {
     }
 
     #[test]
-    fn round_robin_skips_down_drained_and_uses_backups_last() {
-        let v = vs(vec![member(1, false), member(2, false), member(3, true)]);
-        let st = MemberStates::new(3);
+    fn round_robin_per_tier_skips_down_drained_disabled_and_full() {
+        let mut v = vs(vec![member(1, false), member(2, false), member(3, true)]);
+        let st = MemberStates::new(&[1, 1, 1], 1);
         let mut c = 0;
         let picks: Vec<_> = (0..4)
-            .map(|_| v.pick_round_robin(&st, &mut c).unwrap())
+            .map(|_| v.pick_round_robin(&st, false, &mut c).unwrap())
             .collect();
         assert_eq!(picks, [0, 1, 0, 1]);
+        assert_eq!(
+            v.pick_round_robin(&st, true, &mut c),
+            Some(2),
+            "backup tier"
+        );
         st.set(0, false);
-        assert_eq!(v.pick_round_robin(&st, &mut c), Some(1));
-        assert_eq!(v.pick_round_robin(&st, &mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(1));
         st.set(1, false);
-        assert_eq!(v.pick_round_robin(&st, &mut c), Some(2), "backup serves");
+        assert_eq!(v.pick_round_robin(&st, false, &mut c), None);
         st.set(0, true);
-        assert_eq!(v.pick_round_robin(&st, &mut c), Some(0), "primary preempts");
-        st.set(0, false);
-        st.set(2, false);
-        assert_eq!(v.pick_round_robin(&st, &mut c), None);
-        let st = MemberStates::new(3);
+        v.members[0].max_connections = Some(1);
+        st.opened(0, 0);
+        assert!(v.members[0].full(&st) && v.members[0].available(&st));
+        assert_eq!(v.pick_round_robin(&st, false, &mut c), None, "full");
+        st.closed(0, 0, false);
+        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(0));
+        st.set_weight(0, 0);
+        assert_eq!(
+            v.pick_round_robin(&st, false, &mut c),
+            None,
+            "slow start at 0"
+        );
+        let st = MemberStates::new(&[1, 1], 1);
         let mut drained = vs(vec![member(1, false), member(2, false)]);
         drained.members[0].weight = 0;
-        assert_eq!(drained.pick_round_robin(&st, &mut c), Some(1));
-        assert_eq!(drained.pick_round_robin(&st, &mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
         drained.members[1].enabled = false;
-        assert_eq!(drained.pick_round_robin(&st, &mut c), None);
+        assert_eq!(drained.pick_round_robin(&st, false, &mut c), None);
         assert_eq!(drained.member_of(0x0a00_0002, 80).map(|m| m.id), Some(1));
         assert!(drained.member_of(0x0a00_0002, 81).is_none());
     }
@@ -314,12 +376,12 @@ mod tests {
     }
 
     #[test]
-    fn client_owner_spreads() {
+    fn client_owner_spreads_clients_not_ports() {
         let mut seen = [0u32; 4];
-        for p in 0..4000u16 {
-            seen[client_owner(Ipv4Addr::new(10, 0, 0, 1), p, 4) as usize] += 1;
+        for c in 0..4000u32 {
+            seen[client_owner(Ipv4Addr::from(0x0a00_0000 + c), 4) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
-        assert_eq!(client_owner(Ipv4Addr::new(10, 0, 0, 1), 1, 1), 0);
+        assert_eq!(client_owner(Ipv4Addr::new(10, 0, 0, 1), 1), 0);
     }
 }

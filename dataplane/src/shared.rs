@@ -2,14 +2,16 @@
 //! owned addresses, routes, virtual servers. Built once from the
 //! configuration. The neighbour table and member health inside are atomics.
 
+use crate::acl::SourceAcl;
 use crate::fixedmap::FixedMap;
 use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
-use crate::service::{vs_key, Encap, Member, MssClamp, VirtualServer};
+use crate::sched::maglev::{Maglev, MaglevMember};
+use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
 use crate::session::Session4;
 use crate::wire::{ipv4::proto, Mac};
-use sluice_config::{Config, Encapsulation, Forwarding, Protocol};
+use sluice_config::{Config, Encapsulation, Forwarding, Method, Pool, Prefix, Protocol};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -75,6 +77,40 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
+/// IPv4 prefixes as (network, length); IPv6 ones are skipped (refused at boot).
+fn v4_prefixes(list: &[Prefix]) -> Vec<(u32, u8)> {
+    list.iter()
+        .filter_map(|p| Some((u32::from(v4(p.addr)?), p.len)))
+        .collect()
+}
+
+/// The Maglev table of a pool balanced by a hash method: primaries only
+/// (backups take over by round robin when no primary is usable). Its size
+/// was validated with the configuration, so a failure leaves the pool
+/// without a table and its hash methods fall back to round robin.
+fn maglev_of(pool: &Pool) -> Option<Arc<Maglev>> {
+    if !matches!(
+        pool.method,
+        Method::SourceHash | Method::SourcePortHash | Method::Maglev
+    ) {
+        return None;
+    }
+    let members: Vec<MaglevMember> = pool
+        .members
+        .iter()
+        .filter_map(|m| {
+            Some(MaglevMember {
+                addr: v4(m.address.ip())?,
+                port: m.address.port(),
+                weight: if m.backup { 0 } else { m.weight },
+            })
+        })
+        .collect();
+    Maglev::build(&members, pool.maglev_table_size)
+        .ok()
+        .map(Arc::new)
+}
+
 impl Shared {
     /// Builds the tables. `macs[i]` is the MAC of the port of `cfg.interfaces[i]`.
     /// IPv6 entries are skipped here (the daemon refuses them until supported).
@@ -115,11 +151,12 @@ impl Shared {
             }
         }
         let mut pool_first_id = Vec::with_capacity(cfg.pools.len());
-        let mut next_id = 0u32;
+        let mut weights = Vec::new();
         for p in &cfg.pools {
-            pool_first_id.push(next_id);
-            next_id += p.members.len() as u32;
+            pool_first_id.push(weights.len() as u32);
+            weights.extend(p.members.iter().map(|m| m.weight));
         }
+        let maglevs: Vec<Option<Arc<Maglev>>> = cfg.pools.iter().map(maglev_of).collect();
         let mut snat_addrs: Vec<Ipv4Addr> = Vec::new();
         let mut services = Vec::new();
         let mut vs_map = FixedMap::with_capacity(cfg.virtual_servers.len() + 1);
@@ -144,6 +181,7 @@ impl Shared {
                         backup: m.backup,
                         enabled: m.enabled,
                         id: pool_first_id[vs.pool] + j as u32,
+                        max_connections: m.max_connections,
                     })
                 })
                 .collect();
@@ -173,6 +211,17 @@ impl Shared {
                 name: vs.name.clone(),
                 pool: pool.name.clone(),
                 on_member_down: pool.on_member_down,
+                method: pool.method,
+                maglev: maglevs[vs.pool].clone(),
+                acl: SourceAcl::new(
+                    &v4_prefixes(&vs.allow_sources),
+                    &v4_prefixes(&vs.deny_sources),
+                ),
+                persistence: vs.persistence.as_ref().map(|p| Persistence {
+                    timeout_ms: ms(p.timeout),
+                    mask: crate::route::mask(p.netmask.min(32)),
+                }),
+                reset_on_timeout: vs.reset_on_timeout,
                 vip,
                 port: vs.address.port(),
                 proto,
@@ -218,7 +267,7 @@ impl Shared {
                 udp: ms(t.udp),
                 icmp: ms(t.icmp),
             },
-            members: Arc::new(MemberStates::new(next_id as usize)),
+            members: Arc::new(MemberStates::new(&weights, workers)),
             pool_first_id,
         }
     }

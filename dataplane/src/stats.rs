@@ -61,6 +61,8 @@ reasons! {
     KernelRingFull => "kernel_ring_full", "ring to the exception path (kernel interface) full";
     KernelRateLimited => "kernel_rate_limited", "over the rate limit of its class towards the kernel interface";
     GeneratedFull => "generated_full", "queue of packets the worker generates (RSTs, probes) full";
+    SourceDenied => "source_denied", "new session refused by the virtual server's allow_sources / deny_sources";
+    MembersFull => "members_full", "new session refused: every usable member at its max_connections, and the refusal could not be answered";
 }
 
 /// Counters of one port as seen by one worker.
@@ -96,17 +98,27 @@ pub struct WorkerStats {
     /// New sessions refused with a RST or ICMP port-unreachable because no
     /// member of the virtual server was usable.
     pub rejected_no_member: AtomicU64,
-    /// Sessions ended because their member went down (`on_member_down = "reset"`).
+    /// New sessions refused with a RST because every usable member was at
+    /// its `max_connections`.
+    pub rejected_full: AtomicU64,
+    /// Sessions ended by RSTs the switch sent (`on_member_down = "reset"`,
+    /// `reset_on_timeout`).
     pub sessions_reset: AtomicU64,
+    /// New sessions that found their client's member in the persistence table.
+    pub persistence_hits: AtomicU64,
+    /// Persistence entries of this worker (a gauge).
+    pub persistence_entries: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
-    /// Sessions of this worker per member id (a gauge: +1 on create, -1 on removal).
-    pub member_sessions: Box<[AtomicU64]>,
+    /// `members_full` refusals per virtual server.
+    pub vs_full: Box<[AtomicU64]>,
+    /// `source_denied` drops per virtual server.
+    pub vs_denied: Box<[AtomicU64]>,
 }
 
 impl Default for WorkerStats {
     fn default() -> Self {
-        WorkerStats::new(0, 0)
+        WorkerStats::new(0)
     }
 }
 
@@ -115,8 +127,8 @@ fn zeros(n: usize) -> Box<[AtomicU64]> {
 }
 
 impl WorkerStats {
-    /// Counters for `services` virtual servers and `members` member ids.
-    pub fn new(services: usize, members: usize) -> Self {
+    /// Counters for `services` virtual servers.
+    pub fn new(services: usize) -> Self {
         WorkerStats {
             ports: Default::default(),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -136,8 +148,12 @@ impl WorkerStats {
             to_kernel: AtomicU64::new(0),
             rejected_no_member: AtomicU64::new(0),
             sessions_reset: AtomicU64::new(0),
+            rejected_full: AtomicU64::new(0),
+            persistence_hits: AtomicU64::new(0),
+            persistence_entries: AtomicU64::new(0),
             vs_rejected: zeros(services),
-            member_sessions: zeros(members),
+            vs_full: zeros(services),
+            vs_denied: zeros(services),
         }
     }
 }
@@ -181,7 +197,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 18] {
+    pub fn scalars(&self) -> [(&'static str, u64); 21] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -197,7 +213,10 @@ impl WorkerStats {
             ("icmp_errors_sent", g(&self.icmp_errors_sent)),
             ("to_kernel", g(&self.to_kernel)),
             ("rejected_no_member", g(&self.rejected_no_member)),
+            ("rejected_full", g(&self.rejected_full)),
             ("sessions_reset", g(&self.sessions_reset)),
+            ("persistence_entries", g(&self.persistence_entries)),
+            ("persistence_hits", g(&self.persistence_hits)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

@@ -9,6 +9,7 @@ use crate::conntrack;
 use crate::fixedmap::mix64;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
+use crate::sched::pick::Balancer;
 use crate::service::PortRing;
 use crate::session::{Session4, SessionTable};
 use crate::shared::Shared;
@@ -59,10 +60,12 @@ pub(crate) struct ArpOut {
 /// drains them after each burst into fresh buffers via [`Worker::write_generated`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generated {
-    /// An ACK with numbers outside the client's window, from the VIP: the
-    /// client answers it with an ACK carrying its exact sequence numbers,
-    /// which lets the switch reset an idle session (`on_member_down = "reset"`).
-    Probe(Session4),
+    /// An ACK with numbers outside the receiver's window, to the client from
+    /// the VIP (`to_client`) or to the member from the client side: the
+    /// receiver answers with an ACK carrying its exact sequence numbers,
+    /// which lets the switch reset an idle session (`on_member_down =
+    /// "reset"`, `reset_on_timeout`).
+    Probe { session: Session4, to_client: bool },
     /// A RST to the client (`to_client`) or to the member of a session.
     Rst {
         session: Session4,
@@ -130,15 +133,18 @@ pub struct Worker {
     pub(crate) sessions: SessionTable<Session4>,
     /// Free SNAT ports of this worker, one ring per `Shared::snat_addrs`.
     pub(crate) snat: Vec<PortRing>,
-    /// Round-robin cursor per virtual server.
-    pub(crate) rr: Vec<u32>,
+    /// Member choice: cursors, smooth-WRR state, persistence entries.
+    pub(crate) balancer: Balancer,
     pub(crate) snat_rr: u32,
     /// The process clock (milliseconds since boot, the same epoch on every
     /// lcore). Sessions keep its low 32 bits and compare them with wrapping
     /// arithmetic, exact for timeouts under 24 days.
     pub(crate) now_ms: u64,
     pub(crate) arp: ArpOut,
+    /// Packets to generate, first in first out: `generated_head` is the
+    /// oldest of `generated_len`.
     generated: [Option<Generated>; GENERATED_QUEUE],
+    generated_head: usize,
     generated_len: usize,
     kernel: KernelLimiter,
     last_refresh_ms: u64,
@@ -153,12 +159,12 @@ impl Worker {
             .iter()
             .map(|_| PortRing::new(id, shared.workers))
             .collect();
-        let rr = vec![0; shared.services.len()];
+        let balancer = Balancer::new(&shared, (sessions as usize / 4).max(1024));
         Worker {
             id,
             sessions: SessionTable::with_capacity(sessions),
             snat,
-            rr,
+            balancer,
             snat_rr: 0,
             now_ms: 0,
             arp: ArpOut {
@@ -167,6 +173,7 @@ impl Worker {
                 sent: vec![(0, 0); ARP_RATE_SLOTS].into_boxed_slice(),
             },
             generated: [None; GENERATED_QUEUE],
+            generated_head: 0,
             generated_len: 0,
             kernel: KernelLimiter {
                 tokens: KERNEL_RATE,
@@ -371,36 +378,55 @@ impl Worker {
     /// keeps the MACs of members and gateways fresh.
     pub fn maintain(&mut self, budget: u32) {
         let now = self.now_ms;
+        let stamp = now as u32;
         self.kernel.refill(now);
         let shared = &*self.shared;
         let stats = &*self.stats;
         let snat = &mut self.snat;
-        let queue = (&mut self.generated, &mut self.generated_len);
+        let balancer = &mut self.balancer;
+        let queue = (
+            &mut self.generated,
+            self.generated_head,
+            &mut self.generated_len,
+        );
+        let worker = self.id;
         let mut reset = 0;
         let removed = self.sessions.sweep(
             budget,
-            |s| match crate::reset::judge(shared, s, now as u32) {
+            |s| match crate::reset::judge(shared, s, stamp) {
                 crate::reset::Judgement::Keep => false,
                 crate::reset::Judgement::Expired => true,
                 crate::reset::Judgement::Reset => {
                     reset += 1;
                     true
                 }
-                crate::reset::Judgement::Probe => {
-                    if push_generated(queue.0, queue.1, Generated::Probe(*s)) {
+                crate::reset::Judgement::Probe { member_too } => {
+                    if queue.0.len() - *queue.2 >= 2 {
+                        let probe = |to_client| Generated::Probe {
+                            session: *s,
+                            to_client,
+                        };
+                        push_generated(queue.0, queue.1, queue.2, probe(true));
+                        if member_too {
+                            push_generated(queue.0, queue.1, queue.2, probe(false));
+                        }
                         s.state |= conntrack::flag::RESET_PENDING;
-                        s.last_seen = now as u32;
+                        s.last_seen = stamp;
                     }
                     false
                 }
             },
-            |_, s| forget(shared, snat, stats, s),
+            |_, s| forget(shared, worker, snat, balancer, s, stamp),
         );
         if removed > 0 {
             stats::add(&self.stats.sessions_expired, u64::from(removed - reset));
             stats::add(&self.stats.sessions_reset, u64::from(reset));
             stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
         }
+        let b = &mut self.balancer;
+        b.persist.sweep(budget as usize, stamp);
+        stats::set(&stats.persistence_entries, u64::from(b.persist.len()));
+        stats::set(&stats.persistence_hits, b.persist_hits);
         if self.id == 0 && now.saturating_sub(self.last_refresh_ms) >= 1000 {
             self.last_refresh_ms = now;
             self.refresh_neighbors();
@@ -439,7 +465,15 @@ impl Worker {
     /// Removes a session and releases what it holds, counting no ending.
     pub(crate) fn discard_session(&mut self, idx: u32) {
         let s = *self.sessions.get(idx);
-        forget(&self.shared, &mut self.snat, &self.stats, &s);
+        let stamp = self.stamp();
+        forget(
+            &self.shared,
+            self.id,
+            &mut self.snat,
+            &mut self.balancer,
+            &s,
+            stamp,
+        );
         self.sessions.remove(idx);
         stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
     }
@@ -475,7 +509,12 @@ impl Worker {
 
     /// Queues a packet to generate; false when the queue is full.
     pub(crate) fn generate(&mut self, g: Generated) -> bool {
-        push_generated(&mut self.generated, &mut self.generated_len, g)
+        push_generated(
+            &mut self.generated,
+            self.generated_head,
+            &mut self.generated_len,
+            g,
+        )
     }
 
     /// Room left in the queue of packets to generate.
@@ -488,30 +527,44 @@ impl Worker {
         if self.generated_len == 0 {
             return None;
         }
+        let g = self.generated[self.generated_head].take();
+        self.generated_head = (self.generated_head + 1) % GENERATED_QUEUE;
         self.generated_len -= 1;
-        self.generated[self.generated_len].take()
+        g
     }
 }
 
-fn push_generated(q: &mut [Option<Generated>], len: &mut usize, g: Generated) -> bool {
+fn push_generated(q: &mut [Option<Generated>], head: usize, len: &mut usize, g: Generated) -> bool {
     if *len == q.len() {
         return false;
     }
-    q[*len] = Some(g);
+    q[(head + *len) % q.len()] = Some(g);
     *len += 1;
     true
 }
 
 /// What a session leaves behind when it is removed: its SNAT port goes back
-/// to its ring and its member's session count goes down.
-fn forget(shared: &Shared, snat: &mut [PortRing], stats: &WorkerStats, s: &Session4) {
+/// to its ring, its member's session count goes down, and its client's
+/// persistence entry runs its timeout from now.
+fn forget(
+    shared: &Shared,
+    worker: u16,
+    snat: &mut [PortRing],
+    balancer: &mut Balancer,
+    s: &Session4,
+    now: u32,
+) {
     release_snat(shared, snat, s);
-    let member = shared
-        .services
-        .get(usize::from(s.vs))
-        .and_then(|vs| vs.member_of(s.member, s.mport));
-    if let Some(c) = member.and_then(|m| stats.member_sessions.get(m.id as usize)) {
-        stats::dec(c);
+    let Some(vs) = shared.services.get(usize::from(s.vs)) else {
+        return;
+    };
+    if let Some(m) = vs.member_of(s.member, s.mport) {
+        let closing = conntrack::closing(s.state, s.proto);
+        shared.members.closed(worker, m.id, closing);
+    }
+    if let Some(p) = vs.persistence {
+        let key = crate::persist::key(s.vs, s.client & p.mask);
+        balancer.persist.touch(key, now.wrapping_add(p.timeout_ms));
     }
 }
 

@@ -1421,10 +1421,12 @@ fn l2_and_malformed_frames() {
 // Multiple workers
 // ---------------------------------------------------------------------------
 
-/// A client port (from `from`) whose sessions worker `owner` of 2 owns.
-fn port_owned_by(owner: u16, from: u16) -> u16 {
-    (from..)
-        .find(|p| client_owner(CLIENT, *p, 2) == owner)
+/// A client (from 203.0.113.`from`) whose sessions worker `owner` of 2 owns:
+/// ownership follows the client's address.
+fn client_owned_by(owner: u16, from: u8) -> Ipv4Addr {
+    (from..=254)
+        .map(|i| Ipv4Addr::new(203, 0, 113, i))
+        .find(|ip| client_owner(*ip, 2) == owner)
         .unwrap()
 }
 
@@ -1436,8 +1438,8 @@ fn two_workers_redirect_and_ownership() {
         let (wi, oi) = (usize::from(w), usize::from(other));
 
         // Dest-NAT: a SYN arriving on w from a client owned by the other worker.
-        let cport = port_owned_by(other, 50000 + w * 1000);
-        let c = (CLIENT, cport);
+        let (cip, cport) = (client_owned_by(other, 10), 50000 + w * 1000);
+        let c = (cip, cport);
         let syn = Pkt::tcp(c, (VIP_WEB, 80), SYN);
         let d = lab.case(
             &format!("w{w}: foreign client SYN"),
@@ -1448,7 +1450,7 @@ fn two_workers_redirect_and_ownership() {
             Expect::Redirect(other),
         );
         assert_deltas(&d, &[("sessions_created", 0)]);
-        assert!(lab.session(wi, CLIENT, cport).is_none());
+        assert!(lab.session(wi, cip, cport).is_none());
         // The owner processes the handed-over frame.
         let want = to_int(WEB_MAC[0], &syn.clone().natted(c, (WEB[0], 8080)));
         let d = lab.case(
@@ -1460,7 +1462,7 @@ fn two_workers_redirect_and_ownership() {
             Expect::Tx(INT, want),
         );
         assert_deltas(&d, &[("sessions_created", 1)]);
-        assert!(lab.session(oi, CLIENT, cport).is_some());
+        assert!(lab.session(oi, cip, cport).is_some());
         // The member's reply lands on w: redirected by client_owner(client).
         let sa = Pkt::tcp((WEB[0], 8080), c, SYN | ACK);
         lab.case(
@@ -1482,8 +1484,8 @@ fn two_workers_redirect_and_ownership() {
         );
         // A client owned by w is served by w directly.
         // (UDP, so the web round-robin cursors stay predictable.)
-        let own = port_owned_by(w, 52000 + w * 1000);
-        let q = Pkt::udp((CLIENT, own), (VIP_DNS, 53), b"q");
+        let own = (client_owned_by(w, 10), 52000 + w * 1000);
+        let q = Pkt::udp(own, (VIP_DNS, 53), b"q");
         let (v, _) = lab.run(wi, EXT, &from_router(&q), false);
         assert_eq!(
             v,
@@ -1492,8 +1494,8 @@ fn two_workers_redirect_and_ownership() {
         );
 
         // Both-NAT: the owner of the client allocates a SNAT port it owns.
-        let cport = port_owned_by(other, 54000 + w * 1000);
-        let c = (CLIENT, cport);
+        let (cip, cport) = (client_owned_by(other, 10), 54000 + w * 1000);
+        let c = (cip, cport);
         let syn = Pkt::tcp(c, (VIP_BOTH, 80), SYN);
         lab.case(
             &format!("w{w}: Both-NAT SYN"),
@@ -1595,7 +1597,7 @@ fn two_workers_redirect_and_ownership() {
         let (v, _) = lab.run(wi, EXT, &a, false);
         assert_eq!(v, sluice_dataplane::worker::Verdict::Tx(EXT));
         // Port filtering happens before redirection.
-        let p = Pkt::tcp((CLIENT, port_owned_by(other, 56000)), (VIP_WEB, 81), SYN);
+        let p = Pkt::tcp((client_owned_by(other, 10), 56000), (VIP_WEB, 81), SYN);
         lab.case(
             &format!("w{w}: port filter before redirect"),
             wi,
@@ -1609,7 +1611,7 @@ fn two_workers_redirect_and_ownership() {
         lab.workers[w].sessions().check_consistency().unwrap();
         // Every session sits on the worker that owns it.
         for s in lab.sessions(w) {
-            assert_eq!(client_owner(Ipv4Addr::from(s.client), s.cport, 2), w as u16);
+            assert_eq!(client_owner(Ipv4Addr::from(s.client), 2), w as u16);
             if s.vs == VS_BOTH {
                 assert_eq!(snat_port_owner(s.sport, 2), w as u16);
             }

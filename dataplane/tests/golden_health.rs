@@ -84,8 +84,10 @@ fn set_up(lab: &Lab, pool: usize, member: usize, up: bool) {
 
 /// The per-member session gauges of worker 0, by member id.
 fn member_gauges(lab: &Lab) -> Vec<u64> {
-    let s = lab.workers[0].stats();
-    s.member_sessions.iter().map(|c| c.load(Relaxed)).collect()
+    let sh = lab.workers[0].shared();
+    (0..sh.members.len() as u32)
+        .map(|id| sh.members.sessions_of(0, id))
+        .collect()
 }
 
 /// The per-virtual-server reject counters of worker 0.
@@ -701,8 +703,9 @@ fn reset_lab() -> Lab {
     lab
 }
 
-/// Marks 11 down, sweeps, and checks the one probe: an ACK from the VIP to
-/// the client of session 46000, numbered outside its window.
+/// Marks 11 down, sweeps, and checks the two probes of session 46000, both
+/// numbered outside the receiver's window: an ACK from the VIP to the
+/// client, and one from the client, Dest-NAT rewritten, to the member.
 fn probe_46000(lab: &mut Lab, ids: &mut Idents) {
     set_up(lab, POOL_WEB, 0, false);
     let d = deltas_of(lab, |lab| lab.maintain());
@@ -717,21 +720,32 @@ fn probe_46000(lab: &mut Lab, ids: &mut Idents) {
     let s = lab.session(0, CLIENT, 46000).expect("kept until answered");
     assert_ne!(s.state & flag::RESET_PENDING, 0, "marked for reset");
     let g = drain_generated(lab);
-    assert_eq!(g.len(), 1, "one probe: {g:?}");
-    // The probe carries the session as the sweep found it.
-    match g[0].0 {
-        Generated::Probe(p) => assert_eq!(
-            (p.client, p.cport, p.vip, p.vport, p.member, p.mport),
-            (s.client, s.cport, s.vip, s.vport, s.member, s.mport)
-        ),
-        other => panic!("not a probe: {other:?}"),
+    assert_eq!(g.len(), 2, "two probes: {g:?}");
+    // The probes carry the session as the sweep found it, client's first.
+    for (i, to) in [true, false].into_iter().enumerate() {
+        match g[i].0 {
+            Generated::Probe {
+                session: p,
+                to_client,
+            } if to_client == to => assert_eq!(
+                (p.client, p.cport, p.vip, p.vport, p.member, p.mport),
+                (s.client, s.cport, s.vip, s.vport, s.member, s.mport)
+            ),
+            other => panic!("probe {i} is not the expected probe: {other:?}"),
+        }
     }
-    assert_generated("probe", ids, &g[0], EXT, |id| {
+    assert_generated("probe to client", ids, &g[0], EXT, |id| {
         bare_frame(
             ROUTER_MAC,
             EXT_MAC,
             &switch_segment((VIP_WEB, 80), (CLIENT, 46000), PROBE_SEQ, 0, ACK, id),
         )
+    });
+    assert_generated("probe to member", ids, &g[1], INT, |id| {
+        let c = (CLIENT, 46000);
+        let probe =
+            switch_segment(c, (VIP_WEB, 80), PROBE_SEQ, 0, ACK, id).natted(c, (WEB[0], 8080));
+        bare_frame(WEB_MAC[0], INT_MAC, &probe)
     });
     // The session of the member that is up is left alone.
     let other = lab.session(0, CLIENT, 46001).unwrap();

@@ -462,7 +462,7 @@ fn check_state(lab: &Lab, n: usize) -> Result<(), TestCaseError> {
         for s in lab.sessions(w) {
             if n > 1 {
                 prop_assert_eq!(
-                    usize::from(client_owner(Ipv4Addr::from(s.client), s.cport, n as u16)),
+                    usize::from(client_owner(Ipv4Addr::from(s.client), n as u16)),
                     w,
                     "session on a worker that does not own its client"
                 );

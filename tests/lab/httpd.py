@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A lab member: answers GET / with its name and the client address it saw,
 serves GET /big (a deterministic file, made on first use) and GET /healthz
-(200 "ok", or what --health-file says while it exists), echoes UDP, and logs
+(200 "ok", or what --health-file says while it exists), answers
+GET /sleep?s=N like GET / but only after N seconds (at most 30; holds a
+connection open server-side), echoes UDP, and logs
 every request's peer address, one per line ("PEER PATH", "PEER udp", and with
 --log-connections "PEER connect" for every accepted TCP connection)."""
 import argparse
@@ -10,6 +12,8 @@ import os
 import socket
 import socketserver
 import threading
+import time
+import urllib.parse
 
 
 def make_big(path, size):
@@ -83,7 +87,17 @@ def main():
                         self.wfile.write(b)
                 return
             code = 200
-            if self.path.split("?", 1)[0] == "/healthz":
+            route, _, query = self.path.partition("?")
+            if route == "/sleep":
+                # Holds the connection (and this thread) for s seconds, 0..30.
+                try:
+                    secs = float(urllib.parse.parse_qs(query).get("s", ["1"])[0])
+                except ValueError:
+                    secs = 1.0
+                if secs != secs:  # NaN
+                    secs = 1.0
+                time.sleep(min(max(secs, 0.0), 30.0))
+            if route == "/healthz":
                 code, body = health()
             else:
                 body = f"server={a.name} client={peer}\n".encode()

@@ -28,6 +28,7 @@
 //! their shares.
 
 use crate::fixedmap::mix64;
+use sluice_config::{is_prime, next_prime};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -243,31 +244,6 @@ fn populate(members: &[MaglevMember], size: u32) -> Box<[u16]> {
             }
         }
     }
-}
-
-/// Whether `n` is prime (trial division: at most 32768 steps, off the packet
-/// path).
-pub fn is_prime(n: u32) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n.is_multiple_of(2) {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 3u64;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
-}
-
-/// The smallest prime above `n`, if one fits in a u32.
-fn next_prime(n: u32) -> Option<u32> {
-    (n.checked_add(1)?..=u32::MAX).find(|&p| is_prime(p))
 }
 
 #[cfg(test)]

@@ -29,4 +29,5 @@
 pub mod hash;
 pub mod least;
 pub mod maglev;
+pub mod pick;
 pub mod wrr;

@@ -279,7 +279,7 @@ impl Lab {
         let workers = sh.workers;
         let workers = (0..workers)
             .map(|id| {
-                let stats = WorkerStats::new(sh.services.len(), sh.members.len());
+                let stats = WorkerStats::new(sh.services.len());
                 let mut w = Worker::new(id, sh.clone(), Arc::new(stats), capacity);
                 w.set_time(u64::from(T0));
                 w
@@ -406,6 +406,18 @@ impl Lab {
         expect: Expect,
     ) -> BTreeMap<String, i64> {
         self.case(name, 0, port, frame, false, expect)
+    }
+
+    /// `case` on worker 0 as the owner of every client: the frame is taken
+    /// as handed over by another worker, so ownership is not checked.
+    pub fn c_owner(
+        &mut self,
+        name: &str,
+        port: u16,
+        frame: &[u8],
+        expect: Expect,
+    ) -> BTreeMap<String, i64> {
+        self.case(name, 0, port, frame, true, expect)
     }
 
     /// The live sessions of worker `w`.

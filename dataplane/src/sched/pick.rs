@@ -1,0 +1,152 @@
+//! Choosing the member of a new session: persistence first, then the pool's
+//! method over the usable primaries, then over the backups (only while no
+//! primary is usable). "Usable" is enabled, up, effective weight above 0 and
+//! below `max_connections`.
+
+use super::hash::{flow_key, source_key, source_port_key};
+use super::least::{ipvs_load, pick_least};
+use super::wrr::SmoothWrr;
+use crate::persist::{self, PersistTable};
+use crate::service::VirtualServer;
+use crate::session::Tuple4;
+use crate::shared::Shared;
+use sluice_config::Method;
+
+/// One worker's balancing state: cursors and smooth-WRR weights per virtual
+/// server, and its clients' persistence entries.
+#[derive(Debug)]
+pub struct Balancer {
+    rr: Vec<u32>,
+    wrr: Vec<SmoothWrr>,
+    pub persist: PersistTable,
+    pub persist_hits: u64,
+}
+
+/// Why no member was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No member is up, enabled and weighted (backups included).
+    NoMember,
+    /// Members are up, but every one is at its `max_connections`.
+    Full,
+}
+
+impl Balancer {
+    /// State for `shared`'s virtual servers; room for `persist_entries`
+    /// persistence entries when any virtual server uses persistence.
+    pub fn new(shared: &Shared, persist_entries: usize) -> Balancer {
+        let persistent = shared.services.iter().any(|v| v.persistence.is_some());
+        Balancer {
+            rr: vec![0; shared.services.len()],
+            wrr: shared
+                .services
+                .iter()
+                .map(|v| SmoothWrr::new(v.members.len()))
+                .collect(),
+            persist: PersistTable::with_capacity(if persistent { persist_entries } else { 0 }),
+            persist_hits: 0,
+        }
+    }
+
+    /// The member (index into the server's members) of a new session of
+    /// virtual server `vs` for flow `t` at clock stamp `now`.
+    pub fn choose(
+        &mut self,
+        shared: &Shared,
+        vs: u16,
+        t: &Tuple4,
+        now: u32,
+    ) -> Result<u16, Refusal> {
+        let server = &shared.services[usize::from(vs)];
+        let Some(p) = server.persistence else {
+            return self.by_method(shared, vs, t);
+        };
+        let key = persist::key(vs, t.src & p.mask);
+        let expires = now.wrapping_add(p.timeout_ms);
+        if let Some(m) = self.persist.get(key, now) {
+            let usable = server
+                .members
+                .get(usize::from(m))
+                .is_some_and(|m| m.eligible(&shared.members));
+            if usable {
+                self.persist_hits += 1;
+                self.persist.put(key, m, expires, now);
+                return Ok(m);
+            }
+        }
+        let m = self.by_method(shared, vs, t)?;
+        self.persist.put(key, m, expires, now);
+        Ok(m)
+    }
+
+    /// The pool's method over the usable primaries, else over the backups.
+    fn by_method(&mut self, shared: &Shared, vs: u16, t: &Tuple4) -> Result<u16, Refusal> {
+        let server = &shared.services[usize::from(vs)];
+        for backups in [false, true] {
+            if let Some(m) = self.in_tier(shared, server, usize::from(vs), t, backups) {
+                return Ok(m);
+            }
+        }
+        let st = &*shared.members;
+        if server.members.iter().any(|m| m.available(st) && m.full(st)) {
+            Err(Refusal::Full)
+        } else {
+            Err(Refusal::NoMember)
+        }
+    }
+
+    fn in_tier(
+        &mut self,
+        shared: &Shared,
+        server: &VirtualServer,
+        vs: usize,
+        t: &Tuple4,
+        backups: bool,
+    ) -> Option<u16> {
+        let st = &*shared.members;
+        let members = &server.members;
+        let usable = |i: usize| members[i].backup == backups && members[i].eligible(st);
+        let weight = |i: usize| {
+            if usable(i) {
+                st.weight(members[i].id)
+            } else {
+                0
+            }
+        };
+        let cursor = &mut self.rr[vs];
+        match server.method {
+            Method::RoundRobin => server.pick_round_robin(st, backups, cursor),
+            Method::WeightedRoundRobin => self.wrr[vs].pick(weight).map(|i| i as u16),
+            Method::LeastConnections | Method::WeightedLeastConnections => {
+                let weighted = server.method == Method::WeightedLeastConnections;
+                let load = |i: usize| {
+                    let (active, closing) = st.load(members[i].id);
+                    ipvs_load(active, closing)
+                };
+                let weight = |i: usize| match (usable(i), weighted) {
+                    (false, _) => 0,
+                    (true, true) => st.weight(members[i].id),
+                    (true, false) => 1,
+                };
+                pick_least(members.len(), load, weight, cursor).map(|i| i as u16)
+            }
+            Method::SourceHash | Method::SourcePortHash | Method::Maglev => {
+                match (&server.maglev, backups) {
+                    (Some(table), false) => {
+                        if !(0..members.len()).any(usable) {
+                            return None;
+                        }
+                        let key = match server.method {
+                            Method::SourceHash => source_key(t.src),
+                            Method::SourcePortHash => source_port_key(t.src, t.sport),
+                            _ => flow_key(t),
+                        };
+                        table.lookup_eligible(key, |i| usable(usize::from(i)))
+                    }
+                    // Backups have no slots in the table: round robin.
+                    _ => server.pick_round_robin(st, backups, cursor),
+                }
+            }
+        }
+    }
+}
