@@ -17,6 +17,7 @@ use common::frame::*;
 use common::lab::*;
 use sluice_dataplane::conntrack::{flag, tcp as st};
 use sluice_dataplane::packet::{PacketBuf, VecBuf};
+use sluice_dataplane::service::client_owner;
 use sluice_dataplane::stats::DropReason as R;
 use sluice_dataplane::worker::{Generated, Verdict};
 use std::collections::BTreeMap;
@@ -1441,4 +1442,217 @@ fn member_session_gauge_drops_on_reset() {
     lab.c("probe answer", EXT, &from_router(&answer), Expect::Consumed);
     assert_eq!(member_gauges(&lab), [0, 1, 0, 0, 0, 0]);
     drain_generated(&mut lab);
+}
+
+// ---------------------------------------------------------------------------
+// reset_on_timeout, source ACL, persistence, methods
+// ---------------------------------------------------------------------------
+
+/// The web virtual server with `extra` keys appended to its table.
+fn web_vs_with(extra: &str) -> String {
+    let anchor = "pool = \"web\"\nforwarding = \"dest_nat\"\n";
+    variant(&[(anchor, &format!("{anchor}{extra}"))])
+}
+
+#[test]
+fn reset_on_timeout_probes_both_ends_and_resets_with_the_answers_numbers() {
+    let mut lab = lab_from(&web_vs_with("reset_on_timeout = true\n"));
+    let mut ids = Idents::default();
+    let (c, vip, m) = ((CLIENT, 47000), (VIP_WEB, 80), (WEB[0], 8080));
+    web_syn(&mut lab, "47000: SYN", 47000, 0);
+    web_handshake(&mut lab, 47000, WEB[0], WEB_MAC[0]);
+
+    // Idle for tcp_established: probed instead of forgotten.
+    lab.set_time(T0 + TCP_EST_MS - 1);
+    lab.maintain();
+    assert!(drain_generated(&mut lab).is_empty(), "not idle long enough");
+    lab.set_time(T0 + TCP_EST_MS);
+    lab.maintain();
+    let s = lab.session(0, CLIENT, 47000).expect("kept until answered");
+    assert_ne!(s.state & flag::RESET_PENDING, 0);
+    let g = drain_generated(&mut lab);
+    assert_eq!(g.len(), 2, "a probe to each end: {g:?}");
+    assert_generated("probe to client", &mut ids, &g[0], EXT, |id| {
+        bare_frame(
+            ROUTER_MAC,
+            EXT_MAC,
+            &switch_segment(vip, c, PROBE_SEQ, 0, ACK, id),
+        )
+    });
+    assert_generated("probe to member", &mut ids, &g[1], INT, |id| {
+        let probe = switch_segment(c, vip, PROBE_SEQ, 0, ACK, id).natted(c, m);
+        bare_frame(WEB_MAC[0], INT_MAC, &probe)
+    });
+
+    // The member answers first, with its numbers: seq 7000, ack 300.
+    let answer = Pkt::tcp(m, c, ACK).seq_ack(7000, 300);
+    let d = lab.c(
+        "member answers the probe",
+        INT,
+        &from_int(WEB_MAC[0], &answer),
+        Expect::Consumed,
+    );
+    assert_deltas(&d, &[("sessions_reset", 1), ("sessions_active", -1)]);
+    let g = drain_generated(&mut lab);
+    assert_eq!(g.len(), 2, "two RSTs: {g:?}");
+    // To the member: RST at the number it acknowledged.
+    assert_generated("RST to member", &mut ids, &g[0], INT, |id| {
+        let rst = switch_segment(c, vip, 300, 0, RST, id).natted(c, m);
+        bare_frame(WEB_MAC[0], INT_MAC, &rst)
+    });
+    // To the client: RST|ACK at the member's sequence number, from the VIP.
+    assert_generated("RST to client", &mut ids, &g[1], EXT, |id| {
+        bare_frame(
+            ROUTER_MAC,
+            EXT_MAC,
+            &switch_segment(vip, c, 7000, 300, RST | ACK, id),
+        )
+    });
+    // The client's late answer to its probe finds no session.
+    let late = Pkt::tcp(c, vip, ACK).seq_ack(300, 7000);
+    lab.c(
+        "client's answer after the reset",
+        EXT,
+        &from_router(&late),
+        Expect::Drop(R::NoSession),
+    );
+}
+
+#[test]
+fn reset_on_timeout_leaves_other_states_to_expire() {
+    let mut lab = lab_from(&web_vs_with("reset_on_timeout = true\n"));
+    web_syn(&mut lab, "47001: SYN only", 47001, 0);
+    lab.set_time(T0 + TCP_SYN_MS);
+    let d = deltas_of(&mut lab, |lab| lab.maintain());
+    assert_deltas(&d, &[("sessions_expired", 1), ("sessions_active", -1)]);
+    assert!(
+        drain_generated(&mut lab).is_empty(),
+        "a half-open session is not reset"
+    );
+}
+
+#[test]
+fn source_acl_longest_prefix_deny_wins_ties() {
+    let acl = "allow_sources = [\"203.0.113.0/24\"]\ndeny_sources = [\"203.0.113.7/32\", \"203.0.113.64/26\"]\n";
+    let mut lab = lab_from(&web_vs_with(acl));
+    let vip = (VIP_WEB, 80);
+    let denied = |lab: &Lab| lab.workers[0].stats().vs_denied[usize::from(VS_WEB)].load(Relaxed);
+    for (client, ok, denied_so_far) in [
+        (Ipv4Addr::new(203, 0, 113, 7), false, 1), // deny /32 inside allow /24
+        (Ipv4Addr::new(203, 0, 113, 8), true, 1),
+        (Ipv4Addr::new(203, 0, 113, 70), false, 2), // deny /26
+        (Ipv4Addr::new(192, 0, 2, 1), false, 3),    // outside the allow list
+    ] {
+        let syn = Pkt::tcp((client, 48000), vip, SYN);
+        let name = format!("SYN from {client}");
+        if ok {
+            let want = to_int(
+                WEB_MAC[0],
+                &syn.clone().natted((client, 48000), (WEB[0], 8080)),
+            );
+            lab.c(&name, EXT, &from_router(&syn), Expect::Tx(INT, want));
+        } else {
+            lab.c(
+                &name,
+                EXT,
+                &from_router(&syn),
+                Expect::Drop(R::SourceDenied),
+            );
+        }
+        assert_eq!(
+            denied(&lab),
+            denied_so_far,
+            "{name}: denied per virtual server"
+        );
+    }
+    assert_eq!(denied(&lab), 3);
+    // Equal prefix in both lists: deny wins.
+    let mut lab = lab_from(&web_vs_with(
+        "allow_sources = [\"203.0.113.7/32\"]\ndeny_sources = [\"203.0.113.7/32\"]\n",
+    ));
+    let syn = Pkt::tcp((CLIENT, 48001), vip, SYN);
+    lab.c(
+        "equal prefix",
+        EXT,
+        &from_router(&syn),
+        Expect::Drop(R::SourceDenied),
+    );
+}
+
+#[test]
+fn persistence_keeps_a_client_on_its_member_across_ports_and_workers() {
+    let cfg = web_vs_with("persistence = { timeout = \"10s\", netmask = 24 }\n");
+    let mut lab = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 2), 64);
+    let vip = (VIP_WEB, 80);
+    let owner = usize::from(client_owner(CLIENT, 2));
+    let other = 1 - owner;
+    // Every port of the client belongs to one worker: the other hands it over.
+    let syn = Pkt::tcp((CLIENT, 49000), vip, SYN);
+    lab.case(
+        "SYN on the other worker",
+        other,
+        EXT,
+        &from_router(&syn),
+        false,
+        Expect::Redirect(owner as u16),
+    );
+    for (i, port) in (49000..49006u16).enumerate() {
+        let syn = Pkt::tcp((CLIENT, port), vip, SYN);
+        let want = to_int(
+            WEB_MAC[0],
+            &syn.clone().natted((CLIENT, port), (WEB[0], 8080)),
+        );
+        let name = format!("SYN {i} from port {port}: the remembered member");
+        lab.case(
+            &name,
+            owner,
+            EXT,
+            &from_router(&syn),
+            false,
+            Expect::Tx(INT, want),
+        );
+    }
+    // A neighbour in the same /24 (and on the same worker) shares the entry.
+    let near = (8..=254)
+        .map(|i| Ipv4Addr::new(203, 0, 113, i))
+        .find(|ip| usize::from(client_owner(*ip, 2)) == owner)
+        .unwrap();
+    let syn = Pkt::tcp((near, 40000), vip, SYN);
+    let want = to_int(
+        WEB_MAC[0],
+        &syn.clone().natted((near, 40000), (WEB[0], 8080)),
+    );
+    lab.case(
+        "same /24, same member",
+        owner,
+        EXT,
+        &from_router(&syn),
+        false,
+        Expect::Tx(INT, want),
+    );
+    lab.maintain();
+    let st = lab.workers[owner].stats();
+    assert_eq!(st.persistence_entries.load(Relaxed), 1);
+    assert_eq!(
+        st.persistence_hits.load(Relaxed),
+        6,
+        "every SYN after the first found the entry"
+    );
+    // The remembered member goes down: a new one is chosen and remembered.
+    set_up(&lab, POOL_WEB, 0, false);
+    for port in [49100u16, 49101] {
+        let syn = Pkt::tcp((CLIENT, port), vip, SYN);
+        let want = to_int(
+            WEB_MAC[1],
+            &syn.clone().natted((CLIENT, port), (WEB[1], 8080)),
+        );
+        lab.case(
+            "member down: the next one, kept",
+            owner,
+            EXT,
+            &from_router(&syn),
+            false,
+            Expect::Tx(INT, want),
+        );
+    }
 }
