@@ -48,6 +48,7 @@ step e2e-boot bash tests/e2e/boot.sh
 step e2e-nat bash tests/e2e/nat.sh
 step e2e-modes bash tests/e2e/modes.sh
 step e2e-health bash tests/e2e/health.sh
+step e2e-balance bash tests/e2e/balance.sh
 step bench-pipeline-smoke cargo bench -p sluice-dataplane --bench pipeline --locked -- --smoke
 step bench-smoke scripts/bench.sh --smoke
 

@@ -5,7 +5,6 @@
 use crate::ipv4::Flow;
 use crate::nat;
 use crate::packet::PacketBuf;
-use crate::service::client_owner;
 use crate::session::{Dir, Tuple4};
 use crate::shared::Local;
 use crate::stats::{self, DropReason};
@@ -159,7 +158,7 @@ impl Worker {
         let q_src_is_vip = self.shared.local(q.src.into()).is_some_and(|l| l.vip);
         if !redirected && self.shared.workers > 1 {
             let owner = if q_src_is_vip {
-                client_owner(q.dst.into(), self.shared.workers)
+                self.shared.client_owner(q.dst.into())
             } else {
                 self.reverse_owner(q.src.into(), q.sport)
             };

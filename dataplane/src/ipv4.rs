@@ -6,7 +6,7 @@ use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
 use crate::sched::pick::Refusal;
-use crate::service::{client_owner, find_vs, snat_port_owner};
+use crate::service::{find_vs, snat_port_owner};
 use crate::session::{Dir, InsertError, Session4, Tuple4};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
@@ -74,7 +74,7 @@ impl Worker {
         let vs = find_vs(&self.shared.vs_map, t.dst.into(), t.dport, t.proto)
             .ok_or(DropReason::NoVirtualServer)?;
         if !redirected && self.shared.workers > 1 {
-            let owner = client_owner(t.src.into(), self.shared.workers);
+            let owner = self.shared.client_owner(t.src.into());
             if owner != self.id {
                 return Ok(Verdict::Redirect(owner));
             }
@@ -215,7 +215,7 @@ impl Worker {
         let n = self.shared.workers;
         match self.shared.local(dst).and_then(|l| l.snat) {
             Some(_) => snat_port_owner(dport, n),
-            None => client_owner(dst, n),
+            None => self.shared.client_owner(dst),
         }
     }
 

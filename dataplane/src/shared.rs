@@ -8,7 +8,7 @@ use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
 use crate::sched::maglev::{Maglev, MaglevMember};
-use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
+use crate::service::{client_owner, vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
 use crate::session::Session4;
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Method, Pool, Prefix, Protocol};
@@ -68,6 +68,10 @@ pub struct Shared {
     pub members: Arc<MemberStates>,
     /// Member id of the first member of each pool.
     pool_first_id: Vec<u32>,
+    /// Client addresses are masked with this before choosing their worker:
+    /// the shortest persistence netmask, so all clients that share a
+    /// persistence entry share its worker.
+    owner_mask: u32,
 }
 
 fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
@@ -269,7 +273,23 @@ impl Shared {
             },
             members: Arc::new(MemberStates::new(&weights, workers)),
             pool_first_id,
+            owner_mask: cfg
+                .virtual_servers
+                .iter()
+                .filter_map(|v| v.persistence.as_ref())
+                .map(|p| crate::route::mask(p.netmask.min(32)))
+                .fold(u32::MAX, |a, m| a & m),
         }
+    }
+
+    /// The worker that owns the sessions of `client` (see [`client_owner`]),
+    /// by its address masked to the shortest persistence netmask.
+    #[inline]
+    pub fn client_owner(&self, client: Ipv4Addr) -> u16 {
+        client_owner(
+            Ipv4Addr::from(u32::from(client) & self.owner_mask),
+            self.workers,
+        )
     }
 
     /// The member id of member `member` of pool `pool` (config indexes).

@@ -1584,7 +1584,9 @@ fn persistence_keeps_a_client_on_its_member_across_ports_and_workers() {
     let cfg = web_vs_with("persistence = { timeout = \"10s\", netmask = 24 }\n");
     let mut lab = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 2), 64);
     let vip = (VIP_WEB, 80);
-    let owner = usize::from(client_owner(CLIENT, 2));
+    // Ownership follows the address masked to the persistence netmask.
+    let owner = usize::from(client_owner(Ipv4Addr::new(203, 0, 113, 0), 2));
+    assert_eq!(lab.workers[0].shared().client_owner(CLIENT), owner as u16);
     let other = 1 - owner;
     // Every port of the client belongs to one worker: the other hands it over.
     let syn = Pkt::tcp((CLIENT, 49000), vip, SYN);
@@ -1612,11 +1614,9 @@ fn persistence_keeps_a_client_on_its_member_across_ports_and_workers() {
             Expect::Tx(INT, want),
         );
     }
-    // A neighbour in the same /24 (and on the same worker) shares the entry.
-    let near = (8..=254)
-        .map(|i| Ipv4Addr::new(203, 0, 113, i))
-        .find(|ip| usize::from(client_owner(*ip, 2)) == owner)
-        .unwrap();
+    // A neighbour in the same /24, owned by the same worker, shares the entry.
+    let near = Ipv4Addr::new(203, 0, 113, 99);
+    assert_eq!(lab.workers[0].shared().client_owner(near), owner as u16);
     let syn = Pkt::tcp((near, 40000), vip, SYN);
     let want = to_int(
         WEB_MAC[0],

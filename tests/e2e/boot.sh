@@ -15,10 +15,10 @@ check "message names file:line: key" grep -q "bad.toml:2: dataplane.workers" <<<
 out=$("$SLUICE" --config "$WORK/typo.toml" 2>&1); rc=$?
 check "unknown key exits 2" test "$rc" -eq 2
 check "unknown key is named" grep -q 'unknown key "port_typo"' <<<"$out"
-"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's/members = \[/method = "maglev"\nmembers = [/' >"$WORK/maglev.toml"
-out=$("$SLUICE" --config "$WORK/maglev.toml" 2>&1); rc=$?
+"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's|addresses = \["198.51.100.1/24"\]|addresses = ["198.51.100.1/24", "2001:db8::1/64"]|' >"$WORK/v6.toml"
+out=$("$SLUICE" --config "$WORK/v6.toml" 2>&1); rc=$?
 check "not-yet-supported key exits 2" test "$rc" -eq 2
-check "says not supported yet with the key" grep -q 'pool.web.method: not supported yet' <<<"$out"
+check "says not supported yet with the key" grep -q 'interface\[0\].addresses: not supported yet' <<<"$out"
 "$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/good.toml"
 check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --check
 
