@@ -13,6 +13,7 @@ mod vs;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use net::MAX_INTERFACES;
 pub use types::*;
 pub use values::{is_prime, next_prime, parse_duration};
 

@@ -6,6 +6,10 @@ use crate::parse::defined;
 use crate::reader::{Res, Tab};
 use crate::types::{IfAddr, Interface, Neighbor, Prefix, Route};
 
+/// Most interfaces a switch drives (its per-port counters are fixed arrays;
+/// the dataplane's `stats::MAX_PORTS` is kept equal to it).
+pub const MAX_INTERFACES: usize = 16;
+
 const IFACE_KEYS: &[&str] = &[
     "name",
     "device",
@@ -24,6 +28,15 @@ pub(crate) fn interfaces(root: &Tab) -> Res<Vec<Interface>> {
         return Err(root
             .cx
             .err_at(line, "interface", "at least one [[interface]] is required"));
+    }
+    if tabs.len() > MAX_INTERFACES {
+        let key = format!("interface[{MAX_INTERFACES}]");
+        let line = root.cx.line_of(&key);
+        return Err(root.cx.err_at(
+            line,
+            &key,
+            format!("at most {MAX_INTERFACES} interfaces (the switch's per-port counters hold that many)"),
+        ));
     }
     let mut out: Vec<Interface> = Vec::with_capacity(tabs.len());
     for t in &tabs {

@@ -32,13 +32,34 @@ const PERSISTENCE_KEYS: &[&str] = &["timeout", "netmask"];
 
 pub(crate) fn virtual_servers(root: &Tab, cfg: &Config) -> Res<Vec<VirtualServer>> {
     let mut out: Vec<VirtualServer> = Vec::new();
-    for t in root.tables("virtual_server", VS_KEYS)? {
-        let vs = virtual_server(&t, cfg)?;
-        unique(&t, &vs, &out)?;
-        check_members(&t, &vs, cfg)?;
+    let tabs = root.tables("virtual_server", VS_KEYS)?;
+    for t in &tabs {
+        let vs = virtual_server(t, cfg)?;
+        unique(t, &vs, &out)?;
+        check_members(t, &vs, cfg)?;
         out.push(vs);
     }
+    for (t, vs) in tabs.iter().zip(&out) {
+        snat_not_a_vip(t, vs, &out)?;
+    }
     Ok(out)
+}
+
+/// A SNAT address that is also a VIP would take the VIP's traffic for
+/// replies (or the other way round): refused, whichever comes first.
+fn snat_not_a_vip(t: &Tab, vs: &VirtualServer, all: &[VirtualServer]) -> Res<()> {
+    for a in &vs.snat_addresses {
+        if let Some(o) = all.iter().find(|o| o.address.ip() == *a) {
+            return Err(t.err(
+                "snat_addresses",
+                format!(
+                    "{a} is the VIP of virtual server {:?}; a SNAT address must be an address of its own",
+                    o.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn family(ip: IpAddr) -> &'static str {
@@ -305,6 +326,13 @@ fn check_members(t: &Tab, vs: &VirtualServer, cfg: &Config) -> Res<()> {
                 family(a.ip()),
                 vs.name,
                 family(vip.ip())
+            )));
+        }
+        if vip.port() != 0 && a.port() == 0 {
+            return Err(err(format!(
+                "member {a} has port 0, but virtual server {:?} listens on port {}: port 0 (the client's port) only goes with a port-0 virtual server",
+                vs.name,
+                vip.port()
             )));
         }
         if vip.port() == 0 && a.port() != 0 {

@@ -330,6 +330,23 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:12: pool.web.maglev_table_size: 65536 is not a prime number; the next prime is 65537",
         ),
         (
+            "SNAT address equal to a VIP",
+            full("[[virtual_server]]\nname = \"b\"\naddress = \"198.51.100.11:80\"\npool = \"web\"\nforwarding = \"both_nat\"\nsnat_addresses = [\"198.51.100.10\"]\n"),
+            "t.toml:21: virtual_server[1].snat_addresses: 198.51.100.10 is the VIP of virtual server \"web\"; a SNAT address must be an address of its own",
+        ),
+        (
+            "member port 0 behind a non-zero VIP port",
+            ifaces("[pool.web]\nmembers = [{ address = \"10.20.0.11:0\" }]\n[[virtual_server]]\nname = \"web\"\naddress = \"198.51.100.10:80\"\npool = \"web\"\n"),
+            "t.toml:11: pool.web.members[0].address: member 10.20.0.11:0 has port 0, but virtual server \"web\" listens on port 80: port 0 (the client's port) only goes with a port-0 virtual server",
+        ),
+        (
+            "more interfaces than the counters hold",
+            (0..17)
+                .map(|i| format!("[[interface]]\nname = \"i{i}\"\ndevice = \"d{i}\"\naddresses = [\"10.{i}.0.1/24\"]\n\n"))
+                .collect(),
+            "t.toml:81: interface[16]: at most 16 interfaces (the switch's per-port counters hold that many)",
+        ),
+        (
             "pool without members key",
             ifaces("[pool.web]\nmethod = \"maglev\"\n"),
             "t.toml:10: pool.web: missing required key \"members\"; a pool needs at least one member",

@@ -4,8 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Most ports a switch drives; per-port counters are fixed arrays.
-pub const MAX_PORTS: usize = 16;
+/// Most ports a switch drives; per-port counters are fixed arrays. The
+/// configuration refuses more interfaces than this.
+pub const MAX_PORTS: usize = sluice_config::MAX_INTERFACES;
 
 macro_rules! reasons {
     ($($variant:ident => $name:literal, $help:literal;)*) => {
