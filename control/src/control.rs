@@ -5,7 +5,7 @@
 
 use crate::report::View;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,13 +24,20 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 pub struct SocketPath(PathBuf);
 
 impl SocketPath {
-    /// Checks that no other sluice serves `path` and clears a stale socket.
+    /// Checks that no other sluice serves `path` and clears a stale socket
+    /// (only a socket: any other file there is refused, never removed).
     pub fn claim(path: &Path) -> Result<SocketPath, String> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(format!(
+                    "{} exists and is not a socket: refusing to replace it (remove it or set [control].socket)",
+                    path.display()
+                ));
+            }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(format!(
                     "control socket {} is in use: is another sluice running?",
@@ -40,6 +47,35 @@ impl SocketPath {
             let _ = std::fs::remove_file(path);
         }
         Ok(SocketPath(path.to_path_buf()))
+    }
+
+    /// Binds the socket so that it is mode 0600 before anyone can connect:
+    /// bound inside a fresh directory only its owner can enter, restricted,
+    /// then renamed into place.
+    fn bind(&self) -> Result<UnixListener, String> {
+        let path = &self.0;
+        let fail = |what: &str, e: std::io::Error| {
+            format!("cannot {what} for control socket {}: {e}", path.display())
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let private = dir.join(format!(".sluice-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&private);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(|e| fail("create a private directory", e))?;
+        let staged = private.join("sock");
+        let bound = UnixListener::bind(&staged)
+            .map_err(|e| fail("bind", e))
+            .and_then(|l| {
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| fail("restrict the socket", e))?;
+                std::fs::rename(&staged, path)
+                    .map_err(|e| fail("move the socket into place", e))?;
+                Ok(l)
+            });
+        let _ = std::fs::remove_dir_all(&private);
+        bound
     }
 }
 
@@ -56,11 +92,7 @@ pub async fn serve(
     view: Arc<View>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let path = &socket.0;
-    let unix = UnixListener::bind(path)
-        .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot restrict {} to its owner: {e}", path.display()))?;
+    let unix = socket.bind()?;
     let metrics = match metrics {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -98,14 +130,15 @@ async fn bounded(f: impl std::future::Future<Output = std::io::Result<()>>) {
     let _ = tokio::time::timeout(CLIENT_TIMEOUT * 2, f).await;
 }
 
-/// Reads one request line of at most `MAX_REQUEST` bytes.
+/// Reads one request line of at most `MAX_REQUEST` bytes; bytes that are
+/// not UTF-8 are replaced, so a malformed request gets an error answer.
 async fn read_request<R: AsyncRead + Unpin>(r: R) -> std::io::Result<String> {
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut reader = BufReader::new(r.take(MAX_REQUEST));
-    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_line(&mut line))
+    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut line))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    Ok(line)
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Result<()> {

@@ -133,6 +133,9 @@ fn pool_size(cfg: &Config) -> u32 {
 }
 
 fn run(cfg: &Config, args: &Args) -> Result<(), String> {
+    // Before anything else: a second sluice or a stray file is refused
+    // without touching a port.
+    let socket_path = control::SocketPath::claim(&cfg.control.socket)?;
     let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
     if let Some(w) = warning {
         log(format!("warning: {w}"));
@@ -155,7 +158,6 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     let ports = boot::configure_ports(cfg, &pool, socket)?;
     let shared = Arc::new(Shared::new(cfg, &ports.macs, cfg.dataplane.workers));
     let stop = control::stop_on_signals()?;
-    let socket_path = control::SocketPath::claim(&cfg.control.socket)?;
     let rings = boot::rings(cfg.dataplane.workers, eal_args::exception_path(cfg), socket)?;
     for port in ports.all() {
         port.start()

@@ -44,6 +44,19 @@ for workers in 1 2; do
         grep -qE '^sluice_icmp_echo_replies_total\{worker="0"\} [0-9]+' "$WORK/metrics"
     check "GET /metrics serves drops by reason" grep -q '^sluice_drops_total{reason="no_session",worker="0"}' "$WORK/metrics"
     check "other paths get 404" bash -c "curl -s -o /dev/null -w '%{http_code}' http://$metrics/ | grep -qx 404"
+    sock=$LAB_DIR/sluice.sock
+    check "control socket is mode 0600 ($(stat -c %a "$sock"))" test "$(stat -c %a "$sock")" = 600
+    # A client that connects and says nothing must not hold up the others.
+    python3 -c "import socket, time; s = socket.socket(socket.AF_UNIX); s.connect('$sock'); time.sleep(6)" &
+    silent=$!
+    sleep 0.3
+    check "another sluicectl is answered while a silent client holds a connection" timeout 3 "$SLUICECTL" --socket "$sock" status
+    kill "$silent" 2>/dev/null; wait "$silent" 2>/dev/null
+    bad_answer=$(printf '\xff\xfe garbage\n' | timeout 3 python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect('$sock'); s.sendall(sys.stdin.buffer.read()); s.shutdown(socket.SHUT_WR)
+print(s.recv(200).decode(errors='replace'))")
+    check "a malformed request gets an error ($bad_answer)" grep -q '^error:' <<<"$bad_answer"
     client ping -c 2 -i 0.2 -W 1 198.51.100.77 >/dev/null 2>&1
     check "unowned address gets no answer" test "$(client ip neigh show 198.51.100.77 | grep -c lladdr)" -eq 0
     pid=$SLUICE_PID
@@ -53,6 +66,14 @@ for workers in 1 2; do
     check "no sluice process left" bash -c "! kill -0 $pid"
     check "control socket removed" test ! -e "$LAB_DIR/sluice.sock"
 done
+section "a file that is not a socket at the control socket's path"
+"$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/lab.toml"
+echo "precious" >"$LAB_DIR/sluice.sock"
+out=$(timeout 20 "$SLUICE" --config "$WORK/lab.toml" 2>&1); rc=$?
+check "sluice refuses to start (rc=$rc)" test "$rc" -ne 0
+check "and says why" grep -q "is not a socket: refusing to replace it" <<<"$out"
+check "the file is left alone" grep -qx precious "$LAB_DIR/sluice.sock"
+rm -f "$LAB_DIR/sluice.sock"
 "$HERE/scripts/lab.sh" down >/dev/null
 check "lab down leaves no namespace" bash -c "! ip netns list | grep -q '^${LAB}-'"
 check "lab down leaves no veth" bash -c "! ip link show ${LAB}-ext 2>/dev/null"
