@@ -148,6 +148,10 @@ async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Re
 }
 
 fn answer(command: &str, view: &View) -> String {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    if words.first() == Some(&"member") {
+        return crate::admin::member(view, &words[1..]);
+    }
     match command.trim() {
         "status" => view.status(),
         "stats" => view.stats(),

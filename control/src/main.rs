@@ -5,6 +5,7 @@
 //! per-worker state and the rings between workers are set up; workers are
 //! launched on their lcores and the main lcore becomes the control thread.
 
+mod admin;
 mod boot;
 mod clock;
 mod control;

@@ -90,7 +90,7 @@ impl View {
                     "  member {}:{} weight {}{} {}",
                     m.ip,
                     m.port,
-                    m.weight,
+                    self.shared.members.configured_weight(m.id),
                     if m.backup { " backup" } else { "" },
                     self.member_state(m)
                 );
@@ -102,11 +102,12 @@ impl View {
     /// What a member is, as an operator reads it: disabled and down win
     /// over draining, which wins over up.
     fn member_state(&self, m: &Member) -> &'static str {
-        if !m.enabled {
+        let st = &self.shared.members;
+        if !st.is_enabled(m.id) {
             "disabled"
-        } else if !self.shared.members.is_up(m.id) {
+        } else if !st.is_up(m.id) {
             "down"
-        } else if m.weight == 0 {
+        } else if st.configured_weight(m.id) == 0 {
             "draining"
         } else {
             "up"
@@ -157,7 +158,7 @@ impl View {
                         .check_name
                         .get(m.id as usize)
                         .map_or("none", |c| c.as_str()),
-                    m.weight,
+                    self.shared.members.configured_weight(m.id),
                     self.shared.members.weight(m.id),
                 );
             }

@@ -2,9 +2,11 @@
 //! and indexed by a member id (the member's position in the flat list of
 //! every pool's members):
 //!
-//! - health (up or down) and the effective weight (the configured weight,
-//!   lower while a member slow-starts), written by the control thread, read
-//!   by workers when they choose a member;
+//! - health (up or down), the administrative state (enabled, weight: from
+//!   the configuration, changed at run time by `sluicectl member`) and the
+//!   effective weight (the weight, lower while a member slow-starts),
+//!   written by the control thread, read by workers when they choose a
+//!   member;
 //! - each worker's own row of session counts per member (established and
 //!   closing), written by that worker alone and summed by whoever reads them
 //!   (least connections, `max_connections`, `sluicectl`).
@@ -25,18 +27,25 @@ struct Row(Box<[AtomicU64]>);
 #[derive(Debug)]
 pub struct MemberStates {
     up: Box<[AtomicBool]>,
+    enabled: Box<[AtomicBool]>,
+    /// The weight an operator set (0 drains).
+    configured: Box<[AtomicU32]>,
+    /// The weight in use: `configured`, or less during a slow start.
     weight: Box<[AtomicU32]>,
     rows: Box<[Row]>,
 }
 
 impl MemberStates {
-    /// Members with these configured weights, all up (a switch serves at
-    /// once after boot; checks take members down), for `workers` workers.
-    pub fn new(weights: &[u32], workers: u16) -> MemberStates {
-        let n = weights.len();
+    /// Members with these configured (weight, enabled), all up (a switch
+    /// serves at once after boot; checks take members down), for `workers`
+    /// workers.
+    pub fn new(members: &[(u32, bool)], workers: u16) -> MemberStates {
+        let n = members.len();
         MemberStates {
             up: (0..n).map(|_| AtomicBool::new(true)).collect(),
-            weight: weights.iter().map(|w| AtomicU32::new(*w)).collect(),
+            enabled: members.iter().map(|m| AtomicBool::new(m.1)).collect(),
+            configured: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
+            weight: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
             rows: (0..workers.max(1))
                 .map(|_| Row((0..2 * n).map(|_| AtomicU64::new(0)).collect()))
                 .collect(),
@@ -61,6 +70,48 @@ impl MemberStates {
     pub fn set(&self, id: u32, up: bool) {
         if let Some(u) = self.up.get(id as usize) {
             u.store(up, Relaxed);
+        }
+    }
+
+    /// Whether member `id` may take new sessions as far as its health and
+    /// administrative state go: up, enabled, weighted (not draining).
+    #[inline]
+    pub fn available(&self, id: u32) -> bool {
+        self.is_up(id)
+            && self.is_enabled(id)
+            && self.configured_weight(id) > 0
+            && self.weight(id) > 0
+    }
+
+    /// Whether member `id` is enabled (configuration, `sluicectl member`).
+    #[inline]
+    pub fn is_enabled(&self, id: u32) -> bool {
+        self.enabled
+            .get(id as usize)
+            .is_some_and(|e| e.load(Relaxed))
+    }
+
+    /// Enables or disables member `id` (control thread only).
+    pub fn set_enabled(&self, id: u32, enabled: bool) {
+        if let Some(e) = self.enabled.get(id as usize) {
+            e.store(enabled, Relaxed);
+        }
+    }
+
+    /// The weight an operator set for member `id` (0: draining).
+    #[inline]
+    pub fn configured_weight(&self, id: u32) -> u32 {
+        self.configured
+            .get(id as usize)
+            .map_or(0, |w| w.load(Relaxed))
+    }
+
+    /// Sets member `id`'s weight, and its effective weight with it (control
+    /// thread only; ends the effect of a slow start in progress).
+    pub fn set_configured_weight(&self, id: u32, weight: u32) {
+        if let Some(w) = self.configured.get(id as usize) {
+            w.store(weight, Relaxed);
+            self.set_weight(id, weight);
         }
     }
 
@@ -144,7 +195,7 @@ mod tests {
 
     #[test]
     fn up_down_by_id() {
-        let s = MemberStates::new(&[1, 2, 3], 1);
+        let s = MemberStates::new(&[(1, true), (2, true), (3, true)], 1);
         assert!(s.is_up(0) && s.is_up(2));
         assert!(!s.is_up(3), "unknown id reads down");
         s.set(1, false);
@@ -156,11 +207,22 @@ mod tests {
         assert_eq!(s.weight(1), 2);
         s.set_weight(1, 1);
         assert_eq!((s.weight(1), s.weight(9)), (1, 0));
+        assert!(s.available(1));
+        s.set_weight(1, 0);
+        assert!(!s.available(1), "slow start at 0");
+        s.set_configured_weight(1, 0);
+        assert_eq!((s.configured_weight(1), s.weight(1)), (0, 0));
+        s.set_configured_weight(1, 5);
+        assert!(s.available(1));
+        s.set_enabled(1, false);
+        assert!(!s.available(1) && !s.is_enabled(1));
+        let d = MemberStates::new(&[(1, false), (0, true)], 1);
+        assert!(!d.available(0) && !d.available(1), "disabled, draining");
     }
 
     #[test]
     fn loads_sum_over_workers() {
-        let s = MemberStates::new(&[1, 1], 2);
+        let s = MemberStates::new(&[(1, true), (1, true)], 2);
         s.opened(0, 1);
         s.opened(1, 1);
         s.opened(1, 1);

@@ -14,6 +14,8 @@ use std::sync::Arc;
 pub struct Member {
     pub ip: Ipv4Addr,
     pub port: u16,
+    /// Configured weight and enabled flag; the ones in force are in
+    /// `MemberStates` (they change at run time).
     pub weight: u32,
     pub backup: bool,
     pub enabled: bool,
@@ -34,7 +36,7 @@ impl Member {
     /// Enabled, up and not draining, whatever its load.
     #[inline]
     pub fn available(&self, states: &MemberStates) -> bool {
-        self.enabled && self.weight > 0 && states.is_up(self.id) && states.weight(self.id) > 0
+        states.available(self.id)
     }
 
     /// At its `max_connections`.
@@ -302,7 +304,7 @@ mod tests {
     #[test]
     fn round_robin_per_tier_skips_down_drained_disabled_and_full() {
         let mut v = vs(vec![member(1, false), member(2, false), member(3, true)]);
-        let st = MemberStates::new(&[1, 1, 1], 1);
+        let st = MemberStates::new(&[(1, true), (1, true), (1, true)], 1);
         let mut c = 0;
         let picks: Vec<_> = (0..4)
             .map(|_| v.pick_round_robin(&st, false, &mut c).unwrap())
@@ -331,12 +333,11 @@ mod tests {
             None,
             "slow start at 0"
         );
-        let st = MemberStates::new(&[1, 1], 1);
-        let mut drained = vs(vec![member(1, false), member(2, false)]);
-        drained.members[0].weight = 0;
+        let st = MemberStates::new(&[(0, true), (1, true)], 1);
+        let drained = vs(vec![member(1, false), member(2, false)]);
         assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
         assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
-        drained.members[1].enabled = false;
+        st.set_enabled(1, false);
         assert_eq!(drained.pick_round_robin(&st, false, &mut c), None);
         assert_eq!(drained.member_of(0x0a00_0002, 80).map(|m| m.id), Some(1));
         assert!(drained.member_of(0x0a00_0002, 81).is_none());

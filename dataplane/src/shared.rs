@@ -158,7 +158,7 @@ impl Shared {
         let mut weights = Vec::new();
         for p in &cfg.pools {
             pool_first_id.push(weights.len() as u32);
-            weights.extend(p.members.iter().map(|m| m.weight));
+            weights.extend(p.members.iter().map(|m| (m.weight, m.enabled)));
         }
         let maglevs: Vec<Option<Arc<Maglev>>> = cfg.pools.iter().map(maglev_of).collect();
         let mut snat_addrs: Vec<Ipv4Addr> = Vec::new();

@@ -18,6 +18,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("neighbors", "the ARP table"),
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),
+    (
+        "member",
+        "disable|enable|drain ADDR:PORT [--pool NAME], or weight ADDR:PORT N [--pool NAME]: until restart",
+    ),
 ];
 
 fn usage() -> String {
@@ -55,6 +59,11 @@ fn main() -> ExitCode {
             "--help" | "-h" | "help" => {
                 print!("{}", usage());
                 return ExitCode::SUCCESS;
+            }
+            "member" if command.is_none() => {
+                // The rest of the line is the member command's own.
+                let rest: Vec<String> = it.by_ref().collect();
+                command = Some(format!("member {}", rest.join(" ")));
             }
             c if COMMANDS.iter().any(|(name, _)| *name == c) || c == "vs" || c == "arp" => {
                 command = Some(c.to_string())

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Operating a running sluice: members disabled, enabled, drained and
+# reweighted with sluicectl while traffic flows; an established connection
+# to a drained member keeps working.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+VIP=198.51.100.10
+
+# answers N: N sequential GETs through the VIP, one "server=mX ..." a line.
+answers() {
+    client bash -c "for i in \$(seq $1); do curl -s -m 5 http://$VIP/ || echo FAILED; done"
+}
+count() { grep -c "server=$1 " "$2"; }
+
+section "member disable / enable / drain / weight, 2 workers"
+"$HERE/scripts/lab.sh" up >/dev/null
+"$HERE/scripts/lab.sh" config dest_nat 2 | sed 's/^\[pool.web\]$/[pool.web]\nmethod = "weighted_round_robin"/' >"$WORK/op.toml"
+if ! start_sluice "$WORK/op.toml"; then bad "sluice starts"; finish; exit; fi
+client ping -c 1 -W 2 198.51.100.1 >/dev/null 2>&1
+answers 30 >"$WORK/a0"
+check "all three members serve at first (m1 $(count m1 "$WORK/a0"), m2 $(count m2 "$WORK/a0"), m3 $(count m3 "$WORK/a0"))" \
+    test "$(count m1 "$WORK/a0")" -gt 0 -a "$(count m2 "$WORK/a0")" -gt 0 -a "$(count m3 "$WORK/a0")" -gt 0
+
+out=$(ctl member disable 10.20.0.11:8080); rc=$?
+check "member disable answers ok ($out)" test "$rc" -eq 0 -a -n "$(grep '^ok: member 10.20.0.11:8080 (pool web) disabled' <<<"$out")"
+check "members shows m1 disabled" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock members | awk '\$1 == \"web\" && \$3 == \"10.20.0.11:8080\" { print \$5 }' | grep -qx disabled"
+answers 30 >"$WORK/a1"
+check "30 requests answered, none by the disabled m1 ($(count m1 "$WORK/a1"))" \
+    test "$(grep -c '^server=' "$WORK/a1")" -eq 30 -a "$(count m1 "$WORK/a1")" -eq 0
+check "the change is logged" grep -q "admin: member 10.20.0.11:8080 (pool web) disabled" "$WORK/sluice.out"
+ctl member enable 10.20.0.11:8080 --pool web >/dev/null
+answers 30 >"$WORK/a2"
+check "enabled again: m1 serves ($(count m1 "$WORK/a2"))" test "$(count m1 "$WORK/a2")" -gt 0
+
+# A keep-alive connection, then m2 drained under it.
+client python3 - "$VIP" "$WORK/go" >"$WORK/keep" 2>&1 <<'PY' &
+import socket, sys, time, os
+vip, go = sys.argv[1], sys.argv[2]
+s = socket.create_connection((vip, 80), timeout=10)
+def ask():
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    # Headers, then the one-line body "server=mX client=IP\n".
+    while not (b"\r\n\r\n" in data and b"server=" in data and data.endswith(b"\n")):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+    print(body, flush=True)
+ask()
+for _ in range(200):
+    if os.path.exists(go):
+        break
+    time.sleep(0.1)
+ask()
+PY
+keep=$!
+for _ in $(seq 50); do grep -q server= "$WORK/keep" 2>/dev/null && break; sleep 0.1; done
+first=$(head -1 "$WORK/keep" | grep -o 'server=m[0-9]')
+check "a keep-alive connection is open (${first:-none})" test -n "$first"
+victim=${first#server=m}
+ctl member drain "10.20.0.1$victim:8080" >/dev/null
+check "members shows m$victim draining" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock members | awk '\$1 == \"web\" && \$3 == \"10.20.0.1$victim:8080\" { print \$5, \$10 }' | grep -qx 'draining 0'"
+answers 30 >"$WORK/a3"
+check "new requests avoid the drained m$victim ($(count "m$victim" "$WORK/a3"))" \
+    test "$(grep -c '^server=' "$WORK/a3")" -eq 30 -a "$(count "m$victim" "$WORK/a3")" -eq 0
+touch "$WORK/go"
+wait "$keep" 2>/dev/null
+second=$(sed -n 2p "$WORK/keep" | grep -o 'server=m[0-9]')
+check "the established connection to the drained m$victim still works (${second:-none})" test "$second" = "$first"
+
+ctl member weight "10.20.0.1$victim:8080" 4 >/dev/null
+check "members shows weight 4 for m$victim" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock members | awk '\$1 == \"web\" && \$3 == \"10.20.0.1$victim:8080\" { print \$5, \$10, \$11 }' | grep -qx 'up 4 4'"
+answers 60 >"$WORK/a4"
+n=$(count "m$victim" "$WORK/a4")
+check "weighted round robin 4:1:1 gives m$victim about two thirds of 60 requests ($n)" test "$n" -ge 34 -a "$n" -le 46
+
+out=$(ctl member disable 10.20.0.99:8080); rc=$?
+check "an unknown member is an error with exit 1 ($out)" test "$rc" -eq 1 -a -n "$(grep '^error: no member 10.20.0.99:8080' <<<"$out")"
+out=$(ctl member weight 10.20.0.11:8080 lots); rc=$?
+check "a bad weight is an error with exit 1" test "$rc" -eq 1
+stop_sluice; rc=$?
+check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
+finish
