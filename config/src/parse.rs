@@ -31,6 +31,7 @@ const DATAPLANE_KEYS: &[&str] = &[
     "burst",
     "mbufs",
     "poll",
+    "file_prefix",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
 const TIMEOUT_KEYS: &[&str] = &[
@@ -143,7 +144,27 @@ fn dataplane(t: &Tab) -> Res<Dataplane> {
         burst: t.int("burst", 1, 512)?.unwrap_or(d.burst),
         mbufs: t.int("mbufs", 1024, i64::from(u32::MAX))?,
         poll: t.choice("poll", Poll::SPELLINGS)?.unwrap_or(d.poll),
+        file_prefix: file_prefix(t)?.unwrap_or(d.file_prefix),
     })
+}
+
+/// `file_prefix`: a name for a directory under /var/run/dpdk.
+fn file_prefix(t: &Tab) -> Res<Option<String>> {
+    let Some(p) = t.string("file_prefix")? else {
+        return Ok(None);
+    };
+    let valid = (1..=32).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(t.err(
+            "file_prefix",
+            format!(
+                "invalid file prefix {p:?}: use 1 to 32 characters from A-Z, a-z, 0-9, '_' and '-'"
+            ),
+        ));
+    }
+    Ok(Some(p))
 }
 
 fn control(t: &Tab) -> Res<Control> {

@@ -65,6 +65,9 @@ pub struct Dataplane {
     pub burst: u16,
     pub mbufs: Option<u32>,
     pub poll: Poll,
+    /// EAL `--file-prefix`: names the runtime directory
+    /// (`/var/run/dpdk/<prefix>/`) where DPDK's tools find this instance.
+    pub file_prefix: String,
 }
 
 impl Default for Dataplane {
@@ -77,6 +80,7 @@ impl Default for Dataplane {
             burst: 32,
             mbufs: None,
             poll: Poll::Busy,
+            file_prefix: "sluice".to_string(),
         }
     }
 }

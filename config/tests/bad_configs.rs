@@ -57,7 +57,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key in dataplane",
             format!("[dataplane]\nworkers = 2\nthreads = 4\n{IFACES}"),
-            "t.toml:3: dataplane.threads: unknown key \"threads\"; accepted keys: workers, lcores, eal_args, sessions_per_worker, burst, mbufs, poll",
+            "t.toml:3: dataplane.threads: unknown key \"threads\"; accepted keys: workers, lcores, eal_args, sessions_per_worker, burst, mbufs, poll, file_prefix",
         ),
         (
             "unknown key in a member inline table",
@@ -345,6 +345,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 .map(|i| format!("[[interface]]\nname = \"i{i}\"\ndevice = \"d{i}\"\naddresses = [\"10.{i}.0.1/24\"]\n\n"))
                 .collect(),
             "t.toml:81: interface[16]: at most 16 interfaces (the switch's per-port counters hold that many)",
+        ),
+        (
+            "file prefix with a slash",
+            "[dataplane]\nfile_prefix = \"../x\"\n".into(),
+            "t.toml:2: dataplane.file_prefix: invalid file prefix \"../x\": use 1 to 32 characters from A-Z, a-z, 0-9, '_' and '-'",
         ),
         (
             "pool without members key",

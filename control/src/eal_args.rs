@@ -124,7 +124,11 @@ pub fn build(cfg: &Config, extra: &[String], cpus: &[u32]) -> (Vec<String>, Opti
     // Sluice runs as a primary process with no secondaries: keep EAL's
     // shared files out of the way unless the user manages them.
     let has = |opt: &str| user.iter().any(|a| a.starts_with(opt));
-    if !has("--file-prefix") && !has("--proc-type") && !has("--in-memory") && !has("--no-shconf") {
+    if !has("--file-prefix") {
+        // DPDK's tools (dpdk-telemetry.py -f PREFIX) find the instance by it.
+        args.push(format!("--file-prefix={}", dp.file_prefix));
+    }
+    if !has("--proc-type") && !has("--in-memory") && !has("--no-shconf") {
         // --in-memory implies hugepages; with --no-huge, --no-shconf does the same job.
         args.push(
             if has("--no-huge") {
@@ -206,6 +210,7 @@ forwarding = "dest_nat"
                 "--vdev",
                 "net_tap_sl0,iface=sluice-ext",
                 "--no-pci",
+                "--file-prefix=sluice",
                 "--no-shconf",
                 "--no-huge",
                 "-m",

@@ -197,47 +197,31 @@ impl Worker {
     /// Writes a packet the worker asked for (see [`Worker::pop_generated`])
     /// into an empty buffer and routes it.
     pub fn write_generated<P: PacketBuf>(&mut self, g: Generated, buf: &mut P) -> Verdict {
-        let result = match g {
-            Generated::Probe {
-                session: s,
-                to_client,
-            } => {
-                let (src, dst, member) = if to_client {
-                    ((s.vip, s.vport), (s.client, s.cport), None)
-                } else {
-                    ((s.client, s.cport), (s.vip, s.vport), Some(s))
-                };
-                let seg = Segment {
-                    src,
-                    dst,
-                    seq: PROBE_SEQ,
-                    ack: 0,
-                    flags: flags::ACK,
-                };
-                self.send_segment(buf, &seg, member)
+        let (s, to_client, seq, ack, flags) = match g {
+            Generated::Probe { session, to_client } => {
+                (session, to_client, PROBE_SEQ, 0, flags::ACK)
             }
             Generated::Rst {
-                session: s,
+                session,
                 to_client,
                 seq,
                 ack,
                 flags,
-            } => {
-                let (src, dst, member) = if to_client {
-                    ((s.vip, s.vport), (s.client, s.cport), None)
-                } else {
-                    ((s.client, s.cport), (s.vip, s.vport), Some(s))
-                };
-                let seg = Segment {
-                    src,
-                    dst,
-                    seq,
-                    ack,
-                    flags,
-                };
-                self.send_segment(buf, &seg, member)
-            }
+            } => (session, to_client, seq, ack, flags),
         };
+        let (src, dst, member) = if to_client {
+            ((s.vip, s.vport), (s.client, s.cport), None)
+        } else {
+            ((s.client, s.cport), (s.vip, s.vport), Some(s))
+        };
+        let seg = Segment {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+        };
+        let result = self.send_segment(buf, &seg, member);
         match result {
             Ok(v) => v,
             Err(r) => {

@@ -129,14 +129,6 @@ fn bare_frame(dst: Mac, src: Mac, p: &Pkt) -> Vec<u8> {
     f
 }
 
-/// The IPv4 ident of an untagged frame.
-fn ident_of(frame: &[u8]) -> u16 {
-    if frame.len() < 34 {
-        return 0;
-    }
-    u16::from_be_bytes([frame[18], frame[19]])
-}
-
 /// Idents the switch wrote so far in one test: each must differ from every
 /// one before it (RFC 791: unique while packets may be in flight).
 #[derive(Default)]

@@ -309,14 +309,6 @@ fn encap(inner: &Pkt, src: Ipv4Addr, member: Ipv4Addr, gre: bool, ident: u16) ->
     with_tos(outer, inner.tos)
 }
 
-/// The IPv4 ident of the packet in an untagged frame.
-fn ident_of(frame: &[u8]) -> u16 {
-    if frame.len() < 34 {
-        return 0;
-    }
-    u16::from_be_bytes([frame[18], frame[19]])
-}
-
 /// Idents the switch wrote so far in one test: each new one must differ
 /// from the one before (RFC 791: unique while packets may be in flight).
 #[derive(Default)]

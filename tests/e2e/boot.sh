@@ -44,6 +44,8 @@ for workers in 1 2; do
         grep -qE '^sluice_icmp_echo_replies_total\{worker="0"\} [0-9]+' "$WORK/metrics"
     check "GET /metrics serves drops by reason" grep -q '^sluice_drops_total{reason="no_session",worker="0"}' "$WORK/metrics"
     check "other paths get 404" bash -c "curl -s -o /dev/null -w '%{http_code}' http://$metrics/ | grep -qx 404"
+    tele=$(echo /ethdev/list | timeout 10 dpdk-telemetry.py -f sluice 2>&1)
+    check "dpdk-telemetry.py -f sluice lists the ports ($(tail -1 <<<"$tele"))" grep -q '"/ethdev/list": \[0, 1' <<<"$tele"
     sock=$LAB_DIR/sluice.sock
     check "control socket is mode 0600 ($(stat -c %a "$sock"))" test "$(stat -c %a "$sock")" = 600
     # A client that connects and says nothing must not hold up the others.

@@ -461,3 +461,11 @@ fn builder_checksums_verify() {
         0x220d
     );
 }
+
+/// The IPv4 ident of the packet in an untagged frame.
+pub fn ident_of(frame: &[u8]) -> u16 {
+    if frame.len() < 34 {
+        return 0;
+    }
+    u16::from_be_bytes([frame[18], frame[19]])
+}
