@@ -167,7 +167,13 @@ fn answer(command: &str, view: &View) -> String {
 async fn serve_ctl(stream: tokio::net::UnixStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, w) = stream.into_split();
     let line = read_request(r).await?;
-    write_all(w, answer(&line, &view).as_bytes()).await
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let out = if words.first() == Some(&"sessions") {
+        crate::sessions::run(&view, &words[1..]).await
+    } else {
+        answer(&line, &view)
+    };
+    write_all(w, out.as_bytes()).await
 }
 
 async fn serve_metrics(stream: tokio::net::TcpStream, view: Arc<View>) -> std::io::Result<()> {

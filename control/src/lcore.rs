@@ -67,6 +67,8 @@ pub struct Lcore {
     pub from_kernel: Option<RingConsumer>,
     /// Interface index of each DPDK port id (ids need not follow `[[interface]]` order).
     pub port_index: Arc<[u16]>,
+    /// Requests from `sluicectl sessions`, one slice per loop turn at most.
+    pub inspect: crate::sessions::WorkerMailbox,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     /// Addresses to announce by gratuitous ARP at start: (port, ip).
@@ -124,6 +126,7 @@ impl Lcore {
                 last_ms = now_ms;
                 self.worker.maintain(sweep_budget);
             }
+            self.answer_inspect();
             self.send_arp_requests(&mut b);
             self.send_generated_packets(&mut b);
             self.flush(&mut b);
@@ -174,6 +177,15 @@ impl Lcore {
                 Verdict::Kernel => b.kernel.push(m),
                 Verdict::Consumed | Verdict::Drop(_) => drop(m),
             }
+        }
+    }
+
+    /// Serves one slice of a `sluicectl sessions` request, if one waits (a
+    /// non-blocking look at the mailbox; nothing is allocated here).
+    fn answer_inspect(&mut self) {
+        if let Ok(mut req) = self.inspect.0.try_recv() {
+            self.worker.inspect(&mut req);
+            let _ = self.inspect.1.try_send(req);
         }
     }
 

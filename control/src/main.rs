@@ -16,6 +16,7 @@ mod health;
 mod lcore;
 mod members;
 mod report;
+mod sessions;
 
 use boot::{Ports, Rings, KERNEL_RING_SIZE, RING_SIZE, RX_DESC, TAP_DESC, TX_DESC};
 use clock::Clock;
@@ -206,6 +207,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
 /// What `launch` leaves for the control thread.
 struct Running {
     stats: Vec<Arc<WorkerStats>>,
+    mailboxes: Vec<sessions::Mailbox>,
     kernel: exception::Counters,
 }
 
@@ -232,6 +234,7 @@ fn launch(
     // while handles are alive) and all before any lcore is launched; each
     // goes down with its lcore's state at the end of its run.
     let mut jobs: Vec<Box<dyn FnOnce() -> i32 + Send>> = Vec::new();
+    let mut mailboxes = Vec::new();
     let announce = announcements(shared);
     for w in 0..workers {
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
@@ -241,6 +244,8 @@ fn launch(
             tx.push(port.tx_queue(w).map_err(err)?);
         }
         let i = usize::from(w);
+        let (control_end, worker_end) = sessions::mailbox();
+        mailboxes.push(control_end);
         let lc = lcore::Lcore {
             worker: Worker::new(
                 w,
@@ -262,6 +267,7 @@ fn launch(
                 None
             },
             port_index: port_index.clone(),
+            inspect: worker_end,
             clock,
             stop: stop.clone(),
             announce: if w == 0 { announce.clone() } else { Vec::new() },
@@ -283,7 +289,11 @@ fn launch(
             return Err(format!("cannot launch lcore {lcore_id}: {e}"));
         }
     }
-    Ok(Running { stats, kernel })
+    Ok(Running {
+        stats,
+        mailboxes,
+        kernel,
+    })
 }
 
 /// The exception path's lcore state: each tap's queues, the rings from the
@@ -347,6 +357,8 @@ fn control_view(
         plan,
         health,
         kernel: running.kernel,
+        mailboxes: running.mailboxes,
+        sessions_gate: tokio::sync::Mutex::new(()),
     }
 }
 

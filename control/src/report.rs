@@ -25,6 +25,10 @@ pub struct View {
     pub health: Statuses,
     /// Exception-path counters per interface (None without a kernel interface).
     pub kernel: crate::exception::Counters,
+    /// Each worker's session mailbox, and the gate that lets one `sessions`
+    /// request use them at a time.
+    pub mailboxes: Vec<crate::sessions::Mailbox>,
+    pub sessions_gate: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn mac(m: [u8; 6]) -> String {

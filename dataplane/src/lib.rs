@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod fixedmap;
+pub mod inspect;
 pub mod members;
 pub mod neighbor;
 pub mod packet;

@@ -587,6 +587,12 @@ impl<E: Entry> SessionTable<E> {
         removed
     }
 
+    /// The live entry at `idx`, if any (for scanning the table in slices).
+    #[inline]
+    pub fn live(&self, idx: u32) -> Option<&E> {
+        self.entries.get(idx as usize).filter(|e| !e.is_free())
+    }
+
     /// Live entries with their indices (control/debug use; a full scan).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &E)> + '_ {
         self.entries

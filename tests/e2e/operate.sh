@@ -77,6 +77,53 @@ answers 60 >"$WORK/a4"
 n=$(count "m$victim" "$WORK/a4")
 check "weighted round robin 4:1:1 gives m$victim about two thirds of 60 requests ($n)" test "$n" -ge 34 -a "$n" -le 46
 
+section "sessions: list and flush"
+client python3 - "$VIP" "$WORK/go2" >"$WORK/keep2" 2>&1 <<'PY' &
+import socket, sys, time, os
+vip, go = sys.argv[1], sys.argv[2]
+s = socket.create_connection((vip, 80), timeout=3)
+print("port", s.getsockname()[1], flush=True)
+def ask():
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while not (b"\r\n\r\n" in data and b"server=" in data and data.endswith(b"\n")):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print(data.split(b"\r\n\r\n", 1)[-1].decode().strip(), flush=True)
+ask()
+for _ in range(200):
+    if os.path.exists(go):
+        break
+    time.sleep(0.1)
+try:
+    ask()
+    print("result answered")
+except socket.timeout:
+    print("result timeout")
+except ConnectionResetError:
+    print("result reset")
+PY
+keep2=$!
+for _ in $(seq 50); do grep -q server= "$WORK/keep2" 2>/dev/null && break; sleep 0.1; done
+cport=$(awk '$1 == "port" { print $2 }' "$WORK/keep2")
+srv=$(grep -o 'server=m[0-9]' "$WORK/keep2" | head -1)
+ctl sessions --client 198.51.100.2 >"$WORK/sessions"
+line=$(grep "^198.51.100.2:$cport " "$WORK/sessions")
+check "sessions lists the open connection ($line)" test -n "$line"
+check "  with its member (${srv:-?} = 10.20.0.1${srv#server=m}:8080) and state" \
+    bash -c "grep -q ' web 198.51.100.10:80 10.20.0.1${srv#server=m}:8080 ' <<<'$line' && grep -q ' established ' <<<'$line'"
+check "sessions --member filters" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock sessions --member 10.20.0.1${srv#server=m}:8080 | grep -q '^198.51.100.2:$cport '"
+check "sessions --virtual-server web-udp does not list it" bash -c "! $SLUICECTL --socket $LAB_DIR/sluice.sock sessions --virtual-server web-udp | grep -q ':$cport '"
+out=$(ctl sessions flush --client 198.51.100.2 --member "10.20.0.1${srv#server=m}:8080")
+check "sessions flush removes it ($out)" grep -Eq '^flushed [1-9][0-9]* sessions$' <<<"$out"
+check "it is no longer listed" bash -c "! $SLUICECTL --socket $LAB_DIR/sluice.sock sessions --client 198.51.100.2 | grep -q '^198.51.100.2:$cport '"
+touch "$WORK/go2"
+wait "$keep2" 2>/dev/null
+check "the flushed connection's next request is not forwarded ($(tail -1 "$WORK/keep2"))" grep -qx 'result timeout' "$WORK/keep2"
+check "a bad sessions argument is an error" bash -c "! $SLUICECTL --socket $LAB_DIR/sluice.sock sessions --limit many"
+
 out=$(ctl member disable 10.20.0.99:8080); rc=$?
 check "an unknown member is an error with exit 1 ($out)" test "$rc" -eq 1 -a -n "$(grep '^error: no member 10.20.0.99:8080' <<<"$out")"
 out=$(ctl member weight 10.20.0.11:8080 lots); rc=$?

@@ -19,6 +19,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),
     (
+        "sessions",
+        "[flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N]: list (or remove) sessions",
+    ),
+    (
         "member",
         "disable|enable|drain ADDR:PORT [--pool NAME], or weight ADDR:PORT N [--pool NAME]: until restart",
     ),
@@ -60,10 +64,10 @@ fn main() -> ExitCode {
                 print!("{}", usage());
                 return ExitCode::SUCCESS;
             }
-            "member" if command.is_none() => {
+            "member" | "sessions" if command.is_none() => {
                 // The rest of the line is the member command's own.
                 let rest: Vec<String> = it.by_ref().collect();
-                command = Some(format!("member {}", rest.join(" ")));
+                command = Some(format!("{a} {}", rest.join(" ")));
             }
             c if COMMANDS.iter().any(|(name, _)| *name == c) || c == "vs" || c == "arp" => {
                 command = Some(c.to_string())

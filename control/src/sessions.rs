@@ -1,0 +1,168 @@
+//! `sluicectl sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]]
+//! [--client ADDR] [--limit N]`: gathers sessions from the workers that own
+//! them, a bounded slice per request, without stopping them.
+
+use crate::report::View;
+use sluice_dataplane::conntrack;
+use sluice_dataplane::inspect::{Inspect, SessionFilter};
+use sluice_dataplane::session::Session4;
+use std::fmt::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N]";
+/// Sessions listed unless `--limit` says otherwise.
+const DEFAULT_LIMIT: usize = 1000;
+/// How long a worker may take to answer one slice.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The control thread's ends of one worker's mailbox.
+pub struct Mailbox {
+    pub to_worker: SyncSender<Inspect>,
+    pub from_worker: Mutex<Receiver<Inspect>>,
+}
+
+/// The worker's ends.
+pub type WorkerMailbox = (Receiver<Inspect>, SyncSender<Inspect>);
+
+/// A mailbox pair: one request at a time, in each direction.
+pub fn mailbox() -> (Mailbox, WorkerMailbox) {
+    let (to_worker, requests) = std::sync::mpsc::sync_channel(1);
+    let (replies, from_worker) = std::sync::mpsc::sync_channel(1);
+    let control = Mailbox {
+        to_worker,
+        from_worker: Mutex::new(from_worker),
+    };
+    (control, (requests, replies))
+}
+
+struct Request {
+    filter: SessionFilter,
+    flush: bool,
+    limit: usize,
+}
+
+fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
+    let mut r = Request {
+        filter: SessionFilter::default(),
+        flush: false,
+        limit: DEFAULT_LIMIT,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().copied().ok_or(format!("{a} needs a value"));
+        match *a {
+            "flush" => r.flush = true,
+            "--virtual-server" => {
+                let name = value()?;
+                let i = view.shared.services.iter().position(|v| v.name == name);
+                r.filter.vs = Some(i.ok_or(format!("no virtual server {name:?}"))? as u16);
+            }
+            "--member" => {
+                let m = value()?;
+                if let Ok(sa) = m.parse::<SocketAddrV4>() {
+                    r.filter.member = Some(u32::from(*sa.ip()));
+                    r.filter.member_port = Some(sa.port());
+                } else {
+                    let ip: Ipv4Addr = m.parse().map_err(|_| format!("bad member {m:?}"))?;
+                    r.filter.member = Some(u32::from(ip));
+                }
+            }
+            "--client" => {
+                let c = value()?;
+                let ip: Ipv4Addr = c.parse().map_err(|_| format!("bad client {c:?}"))?;
+                r.filter.client = Some(u32::from(ip));
+            }
+            "--limit" => {
+                let n = value()?;
+                r.limit = n.parse().map_err(|_| format!("bad limit {n:?}"))?;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(r)
+}
+
+/// Serves one `sessions ...` request.
+pub async fn run(view: &View, args: &[&str]) -> String {
+    let req = match parse(view, args) {
+        Ok(r) => r,
+        Err(e) => return format!("error: {e}\n{USAGE}\n"),
+    };
+    // One sessions request at a time: each mailbox holds one slice.
+    let _gate = view.sessions_gate.lock().await;
+    let mut found = Vec::new();
+    let mut removed = 0;
+    for (w, mb) in view.mailboxes.iter().enumerate() {
+        let mut cursor = 0;
+        while cursor != u32::MAX && found.len() < req.limit {
+            let room = (req.limit - found.len()).min(1024);
+            let slice = Inspect {
+                filter: req.filter,
+                flush: req.flush,
+                cursor,
+                found: Vec::with_capacity(if req.flush { 0 } else { room }),
+                removed: 0,
+            };
+            let Some(done) = ask(mb, slice).await else {
+                return format!("error: worker {w} did not answer within {WORKER_TIMEOUT:?}\n");
+            };
+            cursor = done.cursor;
+            removed += done.removed;
+            found.extend(done.found);
+        }
+    }
+    if req.flush {
+        crate::log(format!("admin: {removed} sessions flushed"));
+        return format!("flushed {removed} sessions\n");
+    }
+    list(view, &found)
+}
+
+/// Sends one slice to a worker and waits for its answer.
+async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
+    {
+        let rx = mb.from_worker.lock().ok()?;
+        // A late answer to a request given up on earlier is stale.
+        while rx.try_recv().is_ok() {}
+    }
+    mb.to_worker.try_send(slice).ok()?;
+    let start = tokio::time::Instant::now();
+    loop {
+        match mb.from_worker.lock().ok()?.try_recv() {
+            Ok(done) => return Some(done),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        if start.elapsed() > WORKER_TIMEOUT {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn list(view: &View, found: &[Session4]) -> String {
+    let now = view.clock.now_ms() as u32;
+    let mut o = String::from("client virtual_server vip member snat state idle\n");
+    for s in found {
+        let vs = view
+            .shared
+            .services
+            .get(usize::from(s.vs))
+            .map_or("?", |v| v.name.as_str());
+        let ep = |a: u32, p: u16| format!("{}:{p}", Ipv4Addr::from(a));
+        let idle = f64::from(now.wrapping_sub(s.last_seen)) / 1000.0;
+        let _ = writeln!(
+            o,
+            "{} {vs} {} {} {} {} {idle:.1}s",
+            ep(s.client, s.cport),
+            ep(s.vip, s.vport),
+            ep(s.member, s.mport),
+            ep(s.snat, s.sport),
+            conntrack::state_name(s.state, s.proto),
+        );
+    }
+    o
+}
