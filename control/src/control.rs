@@ -147,32 +147,51 @@ async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Re
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
-fn answer(command: &str, view: &View) -> String {
-    let words: Vec<&str> = command.split_whitespace().collect();
-    if words.first() == Some(&"member") {
-        return crate::admin::member(view, &words[1..]);
+/// The answer to one request line; `--json` anywhere asks for JSON.
+async fn answer(line: &str, view: &View) -> String {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    let json = words.contains(&"--json");
+    words.retain(|w| *w != "--json");
+    let text = match words.first().copied() {
+        Some("member") => crate::admin::member(view, &words[1..]),
+        Some("sessions") => return crate::sessions::run(view, &words[1..], json).await,
+        Some(command) if json => {
+            return match view.json(command) {
+                Some(v) => format!("{v}\n"),
+                None => error_json(&format!("unknown command {command:?}")),
+            }
+        }
+        Some("status") => view.status(),
+        Some("stats") => view.stats(),
+        Some("virtual-servers" | "vs") => view.virtual_servers(),
+        Some("members") => view.members(),
+        Some("neighbors" | "arp") => view.neighbors(),
+        Some("routes") => view.routes(),
+        Some("metrics") => view.metrics(),
+        _ => format!("error: unknown command {:?}\n", line.trim()),
+    };
+    if !json {
+        return text;
     }
-    match command.trim() {
-        "status" => view.status(),
-        "stats" => view.stats(),
-        "virtual-servers" | "vs" => view.virtual_servers(),
-        "members" => view.members(),
-        "neighbors" | "arp" => view.neighbors(),
-        "routes" => view.routes(),
-        "metrics" => view.metrics(),
-        other => format!("error: unknown command {other:?}\n"),
+    // member: its lines, or its error.
+    match text.strip_prefix("error: ") {
+        Some(e) => error_json(e.trim()),
+        None => format!(
+            "{}\n",
+            serde_json::json!({ "ok": text.lines().collect::<Vec<_>>() })
+        ),
     }
+}
+
+/// An error as JSON; `sluicectl` exits 1 on it as on `error:` text.
+pub fn error_json(message: &str) -> String {
+    format!("{}\n", serde_json::json!({ "error": message }))
 }
 
 async fn serve_ctl(stream: tokio::net::UnixStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, w) = stream.into_split();
     let line = read_request(r).await?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let out = if words.first() == Some(&"sessions") {
-        crate::sessions::run(&view, &words[1..]).await
-    } else {
-        answer(&line, &view)
-    };
+    let out = answer(&line, &view).await;
     write_all(w, out.as_bytes()).await
 }
 

@@ -13,6 +13,7 @@ mod eal_args;
 mod exception;
 mod features;
 mod health;
+mod json;
 mod lcore;
 mod members;
 mod report;

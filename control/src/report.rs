@@ -12,6 +12,23 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+/// What `sluicectl members` shows of one member of one virtual server.
+pub struct MemberRow {
+    pub virtual_server: String,
+    pub pool: String,
+    pub member: String,
+    pub role: &'static str,
+    pub state: &'static str,
+    pub since_s: u64,
+    pub sessions: u64,
+    pub check: String,
+    pub latency_ms: Option<f64>,
+    pub weight: u32,
+    pub effective_weight: u32,
+    pub limit: Option<u32>,
+    pub last: Option<String>,
+}
+
 /// What the control thread knows about the running switch.
 pub struct View {
     pub shared: Arc<Shared>,
@@ -105,7 +122,7 @@ impl View {
 
     /// What a member is, as an operator reads it: disabled and down win
     /// over draining, which wins over up.
-    fn member_state(&self, m: &Member) -> &'static str {
+    pub fn member_state(&self, m: &Member) -> &'static str {
         let st = &self.shared.members;
         if !st.is_enabled(m.id) {
             "disabled"
@@ -119,53 +136,75 @@ impl View {
     }
 
     /// Sessions of member `id`, summed over the workers.
-    fn member_sessions(&self, id: u32) -> u64 {
+    pub fn member_sessions(&self, id: u32) -> u64 {
         self.shared.members.sessions(id)
     }
 
     /// One line per (virtual server, member): role, state and since when,
     /// active sessions, the check and its last result.
-    pub fn members(&self) -> String {
+    /// One row per (virtual server, member), for `members` in text or JSON.
+    pub fn member_rows(&self) -> Vec<MemberRow> {
         let now = self.clock.now_ms();
-        let mut o = String::from(
-            "virtual_server pool member role state since sessions check latency last\n",
-        );
+        let mut rows = Vec::new();
         for vs in &self.shared.services {
             for m in &vs.members {
                 let target = self.plan.target_of.get(m.id as usize).copied().flatten();
                 let status = target
                     .and_then(|t| self.health.get(t))
                     .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
-                let since = status.as_ref().map_or(0, |s| s.since_ms);
-                let latency = status
-                    .as_ref()
-                    .and_then(|s| s.last_latency)
-                    .map_or("-".to_string(), |d| {
-                        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
-                    });
-                let last = status
-                    .as_ref()
-                    .map_or("-".to_string(), |s| s.last_reason.clone());
-                let limit = m.max_connections.map_or("-".to_string(), |l| l.to_string());
-                let _ = writeln!(
-                    o,
-                    "{} {} {}:{} {} {} {}s {} {} {latency} {} {} {limit} {last}",
-                    vs.name,
-                    vs.pool,
-                    m.ip,
-                    m.port,
-                    if m.backup { "backup" } else { "primary" },
-                    self.member_state(m),
-                    now.saturating_sub(since) / 1000,
-                    self.member_sessions(m.id),
-                    self.plan
+                rows.push(MemberRow {
+                    virtual_server: vs.name.clone(),
+                    pool: vs.pool.clone(),
+                    member: format!("{}:{}", m.ip, m.port),
+                    role: if m.backup { "backup" } else { "primary" },
+                    state: self.member_state(m),
+                    since_s: now.saturating_sub(status.as_ref().map_or(0, |s| s.since_ms)) / 1000,
+                    sessions: self.member_sessions(m.id),
+                    check: self
+                        .plan
                         .check_name
                         .get(m.id as usize)
-                        .map_or("none", |c| c.as_str()),
-                    self.shared.members.configured_weight(m.id),
-                    self.shared.members.weight(m.id),
-                );
+                        .map_or("none".to_string(), |c| c.clone()),
+                    latency_ms: status
+                        .as_ref()
+                        .and_then(|s| s.last_latency)
+                        .map(|d| d.as_secs_f64() * 1000.0),
+                    weight: self.shared.members.configured_weight(m.id),
+                    effective_weight: self.shared.members.weight(m.id),
+                    limit: m.max_connections,
+                    last: status.map(|s| s.last_reason),
+                });
             }
+        }
+        rows
+    }
+
+    /// One line per (virtual server, member): role, state and since when,
+    /// sessions, the check and its last result, weights and limit.
+    pub fn members(&self) -> String {
+        let mut o = String::from(
+            "virtual_server pool member role state since sessions check latency weight effective limit last\n",
+        );
+        for r in self.member_rows() {
+            let latency = r
+                .latency_ms
+                .map_or("-".to_string(), |l| format!("{l:.1}ms"));
+            let limit = r.limit.map_or("-".to_string(), |l| l.to_string());
+            let _ = writeln!(
+                o,
+                "{} {} {} {} {} {}s {} {} {latency} {} {} {limit} {}",
+                r.virtual_server,
+                r.pool,
+                r.member,
+                r.role,
+                r.state,
+                r.since_s,
+                r.sessions,
+                r.check,
+                r.weight,
+                r.effective_weight,
+                r.last.as_deref().unwrap_or("-"),
+            );
         }
         o
     }
@@ -276,7 +315,7 @@ impl View {
     }
 
     /// A per-virtual-server counter of virtual server `i`, over the workers.
-    fn vs_counter(&self, i: usize, which: impl Fn(&WorkerStats) -> &[AtomicU64]) -> u64 {
+    pub fn vs_counter(&self, i: usize, which: impl Fn(&WorkerStats) -> &[AtomicU64]) -> u64 {
         self.stats
             .iter()
             .filter_map(|s| which(s).get(i))

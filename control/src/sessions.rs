@@ -86,10 +86,17 @@ fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
 }
 
 /// Serves one `sessions ...` request.
-pub async fn run(view: &View, args: &[&str]) -> String {
+pub async fn run(view: &View, args: &[&str], json: bool) -> String {
+    let fail = |e: String| {
+        if json {
+            crate::control::error_json(&e)
+        } else {
+            format!("error: {e}\n{USAGE}\n")
+        }
+    };
     let req = match parse(view, args) {
         Ok(r) => r,
-        Err(e) => return format!("error: {e}\n{USAGE}\n"),
+        Err(e) => return fail(e),
     };
     // One sessions request at a time: each mailbox holds one slice.
     let _gate = view.sessions_gate.lock().await;
@@ -107,7 +114,9 @@ pub async fn run(view: &View, args: &[&str]) -> String {
                 removed: 0,
             };
             let Some(done) = ask(mb, slice).await else {
-                return format!("error: worker {w} did not answer within {WORKER_TIMEOUT:?}\n");
+                return fail(format!(
+                    "worker {w} did not answer within {WORKER_TIMEOUT:?}"
+                ));
             };
             cursor = done.cursor;
             removed += done.removed;
@@ -116,9 +125,27 @@ pub async fn run(view: &View, args: &[&str]) -> String {
     }
     if req.flush {
         crate::log(format!("admin: {removed} sessions flushed"));
-        return format!("flushed {removed} sessions\n");
+        return match json {
+            true => format!("{}\n", serde_json::json!({ "flushed": removed })),
+            false => format!("flushed {removed} sessions\n"),
+        };
     }
-    list(view, &found)
+    let rows: Vec<Row> = found.iter().map(|s| row(view, s)).collect();
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::Value::Array(rows.iter().map(Row::json).collect())
+        );
+    }
+    let mut o = String::from("client virtual_server vip member snat state idle\n");
+    for r in rows {
+        let _ = writeln!(
+            o,
+            "{} {} {} {} {} {} {:.1}s",
+            r.client, r.virtual_server, r.vip, r.member, r.snat, r.state, r.idle_s
+        );
+    }
+    o
 }
 
 /// Sends one slice to a worker and waits for its answer.
@@ -143,26 +170,40 @@ async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
     }
 }
 
-fn list(view: &View, found: &[Session4]) -> String {
+/// One session as `sluicectl sessions` shows it.
+struct Row {
+    client: String,
+    virtual_server: String,
+    vip: String,
+    member: String,
+    snat: String,
+    state: &'static str,
+    idle_s: f64,
+}
+
+impl Row {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "client": self.client, "virtual_server": self.virtual_server, "vip": self.vip,
+            "member": self.member, "snat": self.snat, "state": self.state, "idle_s": self.idle_s,
+        })
+    }
+}
+
+fn row(view: &View, s: &Session4) -> Row {
     let now = view.clock.now_ms() as u32;
-    let mut o = String::from("client virtual_server vip member snat state idle\n");
-    for s in found {
-        let vs = view
+    let ep = |a: u32, p: u16| format!("{}:{p}", Ipv4Addr::from(a));
+    Row {
+        client: ep(s.client, s.cport),
+        virtual_server: view
             .shared
             .services
             .get(usize::from(s.vs))
-            .map_or("?", |v| v.name.as_str());
-        let ep = |a: u32, p: u16| format!("{}:{p}", Ipv4Addr::from(a));
-        let idle = f64::from(now.wrapping_sub(s.last_seen)) / 1000.0;
-        let _ = writeln!(
-            o,
-            "{} {vs} {} {} {} {} {idle:.1}s",
-            ep(s.client, s.cport),
-            ep(s.vip, s.vport),
-            ep(s.member, s.mport),
-            ep(s.snat, s.sport),
-            conntrack::state_name(s.state, s.proto),
-        );
+            .map_or("?".to_string(), |v| v.name.clone()),
+        vip: ep(s.vip, s.vport),
+        member: ep(s.member, s.mport),
+        snat: ep(s.snat, s.sport),
+        state: conntrack::state_name(s.state, s.proto),
+        idle_s: f64::from(now.wrapping_sub(s.last_seen)) / 1000.0,
     }
-    o
 }

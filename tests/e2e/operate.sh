@@ -124,6 +124,14 @@ wait "$keep2" 2>/dev/null
 check "the flushed connection's next request is not forwarded ($(tail -1 "$WORK/keep2"))" grep -qx 'result timeout' "$WORK/keep2"
 check "a bad sessions argument is an error" bash -c "! $SLUICECTL --socket $LAB_DIR/sluice.sock sessions --limit many"
 
+section "--json on every command"
+for c in status stats virtual-servers members neighbors routes metrics sessions "member enable 10.20.0.11:8080"; do
+    check "sluicectl --json $c parses as JSON" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock --json $c | python3 -c 'import json, sys; json.load(sys.stdin)'"
+done
+check "members --json names each member's state" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock --json members | python3 -c 'import json, sys; rows = json.load(sys.stdin); assert {r[\"member\"] for r in rows} == {\"10.20.0.11:8080\", \"10.20.0.12:8080\", \"10.20.0.13:8080\"}; assert all(r[\"state\"] in (\"up\", \"draining\") for r in rows)'"
+out=$("$SLUICECTL" --socket "$LAB_DIR/sluice.sock" --json member disable 10.20.0.99:8080); rc=$?
+check "a JSON error exits 1 ($out)" bash -c "test $rc -eq 1 && python3 -c 'import json, sys; assert \"error\" in json.loads(sys.argv[1])' '$out'"
+
 out=$(ctl member disable 10.20.0.99:8080); rc=$?
 check "an unknown member is an error with exit 1 ($out)" test "$rc" -eq 1 -a -n "$(grep '^error: no member 10.20.0.99:8080' <<<"$out")"
 out=$(ctl member weight 10.20.0.11:8080 lots); rc=$?

@@ -30,7 +30,7 @@ const COMMANDS: &[(&str, &str)] = &[
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: sluicectl [--socket PATH | --config FILE] COMMAND\n\n\
+        "usage: sluicectl [--socket PATH | --config FILE] [--json] COMMAND\n\n\
          The socket defaults to the one named in --config's [control] section,\n\
          else /run/sluice/sluice.sock.\n\ncommands:\n",
     );
@@ -43,10 +43,12 @@ fn usage() -> String {
 fn main() -> ExitCode {
     let mut socket = None;
     let mut command = None;
+    let mut json = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--socket" | "-s" => socket = it.next(),
+            "--json" => json = true,
             "--config" | "-c" => {
                 let Some(file) = it.next() else {
                     eprint!("{}", usage());
@@ -81,15 +83,18 @@ fn main() -> ExitCode {
             }
         }
     }
-    let Some(command) = command else {
+    let Some(mut command) = command else {
         eprint!("{}", usage());
         return ExitCode::from(2);
     };
+    if json {
+        command.push_str(" --json");
+    }
     let path = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_string());
     match ask(&path, &command) {
         Ok(answer) => {
             print!("{answer}");
-            if answer.starts_with("error:") {
+            if answer.starts_with("error:") || answer.starts_with("{\"error\"") {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
