@@ -110,7 +110,7 @@ pub async fn serve(
             Ok((s, _)) = accept_metrics(metrics.as_ref()) => {
                 tokio::spawn(bounded(serve_metrics(s, view.clone())));
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => note_hangup(),
         }
     }
     Ok(())
@@ -210,11 +210,25 @@ async fn serve_metrics(stream: tokio::net::TcpStream, view: Arc<View>) -> std::i
     write_all(w, (head + &body).as_bytes()).await
 }
 
-/// Sets `stop` on SIGINT or SIGTERM.
+/// Sets `stop` on SIGINT or SIGTERM. SIGHUP, which asks daemons to reload,
+/// must not kill the switch: it is caught and logged (this build has no
+/// reload yet).
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
     }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, HANGUP.clone())
+        .map_err(|e| e.to_string())?;
     Ok(stop)
+}
+
+static HANGUP: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Logs a SIGHUP received since the last look.
+fn note_hangup() {
+    if HANGUP.swap(false, Ordering::Relaxed) {
+        crate::log("SIGHUP received: this build cannot reload its configuration; nothing changed (restart to apply a changed file)");
+    }
 }

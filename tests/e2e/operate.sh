@@ -136,6 +136,10 @@ out=$(ctl member disable 10.20.0.99:8080); rc=$?
 check "an unknown member is an error with exit 1 ($out)" test "$rc" -eq 1 -a -n "$(grep '^error: no member 10.20.0.99:8080' <<<"$out")"
 out=$(ctl member weight 10.20.0.11:8080 lots); rc=$?
 check "a bad weight is an error with exit 1" test "$rc" -eq 1
+kill -HUP "$SLUICE_PID"
+sleep 0.5
+check "SIGHUP does not stop the switch" ctl status
+check "and is logged as not reloading" grep -q "SIGHUP received: this build cannot reload" "$WORK/sluice.out"
 stop_sluice; rc=$?
 check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
 finish
