@@ -17,6 +17,11 @@ use std::time::Duration;
 pub const MAX_BURST: usize = 512;
 /// How far ahead of the packet being processed its successors are prefetched.
 const PREFETCH_AHEAD: usize = 3;
+/// Frames held for an unresolved next hop: at most this many per worker,
+/// this many per next hop, for this long (three ARP requests, one a second).
+const HOLD_MAX: usize = 256;
+const HOLD_PER_HOP: usize = 8;
+const HOLD_MS: u64 = 3000;
 /// Idle turns before an adaptive worker starts sleeping, and its longest nap.
 const IDLE_SPIN_TURNS: u32 = 200;
 const MAX_NAP_US: u64 = 200;
@@ -81,6 +86,9 @@ struct Buffers {
     tx: Vec<Vec<Mbuf>>,
     redirect: Vec<Vec<Mbuf>>,
     kernel: Vec<Mbuf>,
+    /// Frames waiting for a next hop's MAC: (frame, port, next hop, deadline).
+    held: Vec<(Mbuf, u16, Ipv4Addr, u64)>,
+    now_ms: u64,
 }
 
 impl Lcore {
@@ -96,6 +104,8 @@ impl Lcore {
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
             kernel: Vec::with_capacity(burst * 4),
+            held: Vec::with_capacity(HOLD_MAX),
+            now_ms: 0,
         };
         let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
         let mut last_ms = u64::MAX;
@@ -104,6 +114,7 @@ impl Lcore {
         while !self.stop.load(Ordering::Relaxed) {
             let now_ms = self.clock.now_ms();
             self.worker.set_time(now_ms);
+            b.now_ms = now_ms;
             let mut got = 0;
             for p in 0..self.rx.len() {
                 b.rx.clear();
@@ -127,6 +138,9 @@ impl Lcore {
                 self.worker.maintain(sweep_budget);
             }
             self.answer_inspect();
+            if !b.held.is_empty() {
+                self.release_held(&mut b);
+            }
             self.send_arp_requests(&mut b);
             self.send_generated_packets(&mut b);
             self.flush(&mut b);
@@ -175,7 +189,33 @@ impl Lcore {
                 Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
                 Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
                 Verdict::Kernel => b.kernel.push(m),
+                Verdict::Hold { port, next_hop } => {
+                    hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
+                }
                 Verdict::Consumed | Verdict::Drop(_) => drop(m),
+            }
+        }
+    }
+
+    /// Sends the held frames whose next hop's MAC is now known; drops, and
+    /// counts, those held too long.
+    fn release_held(&mut self, b: &mut Buffers) {
+        let mut i = 0;
+        while i < b.held.len() {
+            let (port, hop, deadline) = (b.held[i].1, b.held[i].2, b.held[i].3);
+            match self
+                .worker
+                .resolve_held(port, hop, &mut MbufPkt(&mut b.held[i].0))
+            {
+                Verdict::Tx(p) => {
+                    let (m, ..) = b.held.swap_remove(i);
+                    b.tx[usize::from(p)].push(m);
+                }
+                _ if b.now_ms >= deadline => {
+                    drop(b.held.swap_remove(i));
+                    self.worker.stats().dropped(DropReason::NeighborUnresolved);
+                }
+                _ => i += 1,
             }
         }
     }
@@ -216,10 +256,16 @@ impl Lcore {
                 self.worker.stats().dropped(DropReason::NoMbuf);
                 continue;
             };
-            if let Verdict::Tx(p) = self.worker.write_generated(g, &mut MbufPkt(&mut m)) {
-                if let Some(q) = b.tx.get_mut(usize::from(p)) {
-                    q.push(m);
+            match self.worker.write_generated(g, &mut MbufPkt(&mut m)) {
+                Verdict::Tx(p) => {
+                    if let Some(q) = b.tx.get_mut(usize::from(p)) {
+                        q.push(m);
+                    }
                 }
+                Verdict::Hold { port, next_hop } => {
+                    hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
+                }
+                _ => {}
             }
         }
     }
@@ -310,6 +356,27 @@ impl Lcore {
             }
         }
     }
+}
+
+/// Holds a frame for its next hop's MAC, within the per-worker and per-hop
+/// bounds; beyond them it is dropped and counted.
+fn hold(
+    worker: &Worker,
+    held: &mut Vec<(Mbuf, u16, Ipv4Addr, u64)>,
+    now_ms: u64,
+    m: Mbuf,
+    port: u16,
+    next_hop: Ipv4Addr,
+) {
+    let same = held
+        .iter()
+        .filter(|h| h.1 == port && h.2 == next_hop)
+        .count();
+    if held.len() >= HOLD_MAX || same >= HOLD_PER_HOP {
+        worker.stats().dropped(DropReason::NeighborUnresolved);
+        return;
+    }
+    held.push((m, port, next_hop, now_ms + HOLD_MS));
 }
 
 /// The interface a packet belongs to, from its DPDK port id (`u16::MAX`

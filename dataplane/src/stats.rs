@@ -52,7 +52,7 @@ reasons! {
     NoMember => "no_member", "new session refused: no member available";
     SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
     NoRoute => "no_route", "no route to the destination";
-    NeighborUnresolved => "neighbor_unresolved", "next hop MAC unknown (ARP request sent)";
+    NeighborUnresolved => "neighbor_unresolved", "held frame whose next hop's MAC stayed unknown, or no room to hold it";
     TtlExceeded => "ttl_exceeded", "TTL would reach zero";
     IcmpNoSession => "icmp_no_session", "ICMP error quoting a packet of no known session";
     IcmpUnsupported => "icmp_unsupported", "ICMP message the switch does not forward";
@@ -105,6 +105,8 @@ pub struct WorkerStats {
     /// Sessions ended by RSTs the switch sent (`on_member_down = "reset"`,
     /// `reset_on_timeout`).
     pub sessions_reset: AtomicU64,
+    /// Frames held while their next hop's MAC was resolved.
+    pub held: AtomicU64,
     /// New sessions that found their client's member in the persistence table.
     pub persistence_hits: AtomicU64,
     /// Persistence entries of this worker (a gauge).
@@ -150,6 +152,7 @@ impl WorkerStats {
             rejected_no_member: AtomicU64::new(0),
             sessions_reset: AtomicU64::new(0),
             rejected_full: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             persistence_hits: AtomicU64::new(0),
             persistence_entries: AtomicU64::new(0),
             vs_rejected: zeros(services),
@@ -198,7 +201,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 21] {
+    pub fn scalars(&self) -> [(&'static str, u64); 22] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -214,6 +217,7 @@ impl WorkerStats {
             ("icmp_errors_sent", g(&self.icmp_errors_sent)),
             ("to_kernel", g(&self.to_kernel)),
             ("rejected_no_member", g(&self.rejected_no_member)),
+            ("held", g(&self.held)),
             ("rejected_full", g(&self.rejected_full)),
             ("sessions_reset", g(&self.sessions_reset)),
             ("persistence_entries", g(&self.persistence_entries)),

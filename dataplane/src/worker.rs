@@ -32,6 +32,10 @@ pub enum Verdict {
     /// For the switch's own kernel interface on the port it arrived on (the
     /// exception path).
     Kernel,
+    /// Ready for `port` but the MAC of `next_hop` is not known yet (an ARP
+    /// request is on its way): the daemon holds the frame a little and sends
+    /// it once [`Worker::resolve_held`] finds the MAC.
+    Hold { port: u16, next_hop: Ipv4Addr },
 }
 
 impl From<wire::Error> for DropReason {
@@ -253,7 +257,7 @@ impl Worker {
         };
         match verdict {
             Verdict::Drop(r) => self.stats.dropped(r),
-            Verdict::Kernel => {}
+            Verdict::Kernel | Verdict::Hold { .. } => {}
             Verdict::Redirect(_) => stats::inc(&self.stats.redirected),
             _ => {}
         }
@@ -309,35 +313,67 @@ impl Worker {
     }
 
     /// Sends a frame to an already routed next hop: resolves its MAC and
-    /// sets the frame's MACs.
+    /// sets the frame's MACs; while the MAC is unknown the frame is held.
     #[inline]
     pub(crate) fn egress_via<P: PacketBuf>(
         &mut self,
         pkt: &mut P,
         hop: NextHop,
     ) -> Result<Verdict, DropReason> {
-        let mac = match self.shared.neighbors.lookup(hop.next_hop, hop.port) {
+        match self.neighbor_mac(hop) {
+            Some(mac) => Ok(self.set_macs(pkt, hop.port, mac)),
+            None => {
+                stats::inc(&self.stats.held);
+                Ok(Verdict::Hold {
+                    port: hop.port,
+                    next_hop: hop.next_hop,
+                })
+            }
+        }
+    }
+
+    /// The usable MAC of a next hop, asking ARP for it when it is unknown,
+    /// expired or going stale.
+    #[inline]
+    fn neighbor_mac(&mut self, hop: NextHop) -> Option<Mac> {
+        match self.shared.neighbors.lookup(hop.next_hop, hop.port) {
             Some(e) => {
                 let (usable, stale) = e.usable(self.now_ms);
                 if stale {
                     self.request_arp(hop.port, hop.next_hop);
                 }
-                if !usable {
-                    return Err(DropReason::NeighborUnresolved);
-                }
-                e.mac
+                usable.then_some(e.mac)
             }
             None => {
                 self.request_arp(hop.port, hop.next_hop);
-                return Err(DropReason::NeighborUnresolved);
+                None
             }
-        };
-        let src = self.port_mac(hop.port);
+        }
+    }
+
+    #[inline]
+    fn set_macs<P: PacketBuf>(&mut self, pkt: &mut P, port: u16, mac: Mac) -> Verdict {
+        let src = self.port_mac(port);
         let mut frame = ethernet::Frame::new_unchecked(pkt.data_mut());
         frame.set_dst_addr(mac);
         frame.set_src_addr(src);
         stats::inc(&self.stats.forwarded);
-        Ok(Verdict::Tx(hop.port))
+        Verdict::Tx(port)
+    }
+
+    /// A held frame (see [`Verdict::Hold`]): `Tx` with its MACs set once the
+    /// next hop's MAC is known, else `Hold` again.
+    pub fn resolve_held<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        next_hop: Ipv4Addr,
+        pkt: &mut P,
+    ) -> Verdict {
+        let hop = NextHop { port, next_hop };
+        match self.neighbor_mac(hop) {
+            Some(mac) => self.set_macs(pkt, port, mac),
+            None => Verdict::Hold { port, next_hop },
+        }
     }
 
     /// Queues an ARP request for `ip` on `port`, at most one per second per address.

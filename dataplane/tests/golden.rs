@@ -15,6 +15,7 @@ use sluice_dataplane::conntrack::tcp as st;
 use sluice_dataplane::packet::{PacketBuf, VecBuf};
 use sluice_dataplane::service::{client_owner, snat_port_owner, SNAT_FIRST_PORT};
 use sluice_dataplane::stats::DropReason as R;
+use sluice_dataplane::worker::Verdict;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
@@ -146,12 +147,13 @@ fn arp_learning_resolves_unknown_member() {
     let mut lab = Lab::new(1, 64);
     // Port-0 server: the member keeps the client's port; its MAC is unknown.
     let syn = Pkt::tcp((CLIENT, 40000), (VIP_ANY, 443), SYN);
-    lab.c(
-        "SYN to member without MAC",
+    let d = lab.c(
+        "SYN to member without MAC: held",
         EXT,
         &from_router(&syn),
-        Expect::Drop(R::NeighborUnresolved),
+        Expect::Held(INT, ANY),
     );
+    assert_deltas(&d, &[("held", 1), ("forwarded", 0)]);
     assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
     assert_eq!(lab.workers[0].pop_arp_request(), None);
     // Rate limited: no second request within a second.
@@ -159,7 +161,25 @@ fn arp_learning_resolves_unknown_member() {
         "retransmitted SYN, still unresolved",
         EXT,
         &from_router(&syn),
-        Expect::Drop(R::NeighborUnresolved),
+        Expect::Held(INT, ANY),
+    );
+    // The daemon keeps such a frame and asks again until the MAC is known.
+    let (v, held) = lab.run(0, EXT, &from_router(&syn), false);
+    assert_eq!(
+        v,
+        Verdict::Hold {
+            port: INT,
+            next_hop: ANY
+        }
+    );
+    let mut buf = VecBuf::new(&held);
+    assert_eq!(
+        lab.workers[0].resolve_held(INT, ANY, &mut buf),
+        Verdict::Hold {
+            port: INT,
+            next_hop: ANY
+        },
+        "still unknown: held on"
     );
     assert_eq!(lab.workers[0].pop_arp_request(), None);
 
@@ -190,8 +210,18 @@ fn arp_learning_resolves_unknown_member() {
     let d = lab.c("ARP reply from member", INT, &reply, Expect::Kernel);
     assert_deltas(&d, &[("arp_learned", 1)]);
 
-    // Now the SYN goes out, to the learned MAC, keeping port 443.
+    // The held SYN goes out now, to the learned MAC, keeping port 443.
     let want = to_int(ANY_MAC, &syn.clone().natted((CLIENT, 40000), (ANY, 443)));
+    let mut buf = VecBuf::new(&held);
+    assert_eq!(
+        lab.workers[0].resolve_held(INT, ANY, &mut buf),
+        Verdict::Tx(INT)
+    );
+    assert!(
+        buf.data() == want.as_slice(),
+        "released frame\n{}",
+        diff(buf.data(), &want)
+    );
     let d = lab.c(
         "SYN after learning",
         EXT,
@@ -221,10 +251,10 @@ fn arp_learning_resolves_unknown_member() {
     lab.set_time(T0 + 91_000);
     let late = Pkt::tcp((CLIENT, 40002), (VIP_ANY, 443), SYN);
     lab.c(
-        "learned MAC expired",
+        "learned MAC expired: held",
         EXT,
         &from_router(&late),
-        Expect::Drop(R::NeighborUnresolved),
+        Expect::Held(INT, ANY),
     );
     assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
 }

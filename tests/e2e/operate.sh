@@ -124,6 +124,21 @@ wait "$keep2" 2>/dev/null
 check "the flushed connection's next request is not forwarded ($(tail -1 "$WORK/keep2"))" grep -qx 'result timeout' "$WORK/keep2"
 check "a bad sessions argument is an error" bash -c "! $SLUICECTL --socket $LAB_DIR/sluice.sock sessions --limit many"
 
+section "first packets wait for ARP instead of being dropped"
+client ip addr add 198.51.100.7/24 dev c0
+held_before=$(counter held)
+got=$(client python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.bind(('198.51.100.7', 0)); s.sendto(b'hi', ('$VIP', 8080))
+try:
+    print(s.recvfrom(200)[0].decode().strip())
+except socket.timeout:
+    print('timeout')" 2>&1)
+client ip addr del 198.51.100.7/24 dev c0
+check "the one UDP datagram from a client whose MAC the switch did not know is answered ($got)" grep -q 'client=198.51.100.7' <<<"$got"
+check "its answer was held for ARP, not dropped (held $held_before -> $(counter held))" test "$(counter held)" -gt "$held_before"
+
 section "--json on every command"
 for c in status stats virtual-servers members neighbors routes metrics sessions "member enable 10.20.0.11:8080"; do
     check "sluicectl --json $c parses as JSON" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock --json $c | python3 -c 'import json, sys; json.load(sys.stdin)'"

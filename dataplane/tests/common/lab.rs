@@ -234,6 +234,8 @@ pub enum Expect {
     Redirect(u16),
     /// Handed to the exception path (the kernel interface), untouched.
     Kernel,
+    /// Held for the MAC of this next hop on this port (an ARP request queued).
+    Held(u16, Ipv4Addr),
 }
 
 /// Counter values of one worker by name (scalars and `drop.<reason>`).
@@ -362,6 +364,14 @@ impl Lab {
                 );
             }
             Expect::Consumed => assert_eq!(verdict, Verdict::Consumed, "{name}: verdict"),
+            Expect::Held(port, next_hop) => assert_eq!(
+                verdict,
+                Verdict::Hold {
+                    port: *port,
+                    next_hop: *next_hop
+                },
+                "{name}: verdict"
+            ),
             Expect::Kernel => {
                 assert_eq!(verdict, Verdict::Kernel, "{name}: verdict");
                 assert_eq!(
