@@ -1730,13 +1730,6 @@ fn session_table_full() {
     lab.workers[0].sessions().check_consistency().unwrap();
 }
 
-/// Keeps the number of golden cases visible in the test output.
-#[test]
-fn zz_case_count() {
-    // Test order is not guaranteed; this only reports what ran before it.
-    eprintln!("golden cases so far: {}", CASES.load(Ordering::Relaxed));
-}
-
 // ---------------------------------------------------------------------------
 // Regressions and maintenance
 // ---------------------------------------------------------------------------

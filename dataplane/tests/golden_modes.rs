@@ -1390,12 +1390,3 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
     );
     lab.workers[0].sessions().check_consistency().unwrap();
 }
-
-#[test]
-fn zz_case_count() {
-    // Test order is not guaranteed; this only reports what ran before it.
-    eprintln!(
-        "golden mode cases so far: {}",
-        CASES.load(std::sync::atomic::Ordering::Relaxed)
-    );
-}

@@ -20,6 +20,9 @@ fn main() {
     }
     smoke();
     println!("test dpdk_smoke ... ok");
+    // A panic above exits non-zero; reaching here is one passed test, in the
+    // form scripts/test.sh counts.
+    println!("1 passed, 0 failed");
 }
 
 fn eal_args() -> Vec<String> {

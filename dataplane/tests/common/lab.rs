@@ -10,7 +10,6 @@ use sluice_dataplane::stats::{DropReason, WorkerStats};
 use sluice_dataplane::worker::{Verdict, Worker};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const EXT: u16 = 0;
@@ -207,9 +206,6 @@ pub fn arp_frame(
     eth(dst, src, ETH_ARP, &arp(op, sha, spa, tha, tpa))
 }
 
-/// Golden cases checked so far (all test threads together).
-pub static CASES: AtomicUsize = AtomicUsize::new(0);
-
 /// The shared tables of the lab for `workers` workers.
 pub fn shared(workers: u16) -> Arc<Shared> {
     shared_from(CONFIG, &[EXT_MAC, INT_MAC], workers)
@@ -343,7 +339,6 @@ impl Lab {
         redirected: bool,
         expect: impl FnOnce(&[u8]) -> Expect,
     ) -> BTreeMap<String, i64> {
-        CASES.fetch_add(1, Ordering::Relaxed);
         let before = snapshot(&self.workers[w].stats().clone());
         let (verdict, out) = self.run(w, port, frame, redirected);
         let after = snapshot(&self.workers[w].stats().clone());
