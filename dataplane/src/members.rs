@@ -17,11 +17,27 @@
 use crate::stats;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-/// One worker's session counts: `[2 * id]` established (or opening),
-/// `[2 * id + 1]` closing. Aligned so rows never share a cache line.
-#[derive(Debug)]
+/// One cache line of counts: a row is made of whole lines, allocated with
+/// the line's alignment, so two workers' rows never share a cache line.
+#[derive(Debug, Default)]
 #[repr(align(64))]
-struct Row(Box<[AtomicU64]>);
+struct Line([AtomicU64; 8]);
+
+/// One worker's session counts: count `2 * id` is established (or
+/// opening), `2 * id + 1` closing.
+#[derive(Debug)]
+struct Row(Box<[Line]>);
+
+impl Row {
+    fn new(counts: usize) -> Row {
+        Row((0..counts.div_ceil(8)).map(|_| Line::default()).collect())
+    }
+
+    #[inline]
+    fn get(&self, at: usize) -> Option<&AtomicU64> {
+        self.0.get(at / 8).map(|l| &l.0[at % 8])
+    }
+}
 
 /// Health, effective weight and load of every configured member.
 #[derive(Debug)]
@@ -46,9 +62,7 @@ impl MemberStates {
             enabled: members.iter().map(|m| AtomicBool::new(m.1)).collect(),
             configured: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
             weight: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
-            rows: (0..workers.max(1))
-                .map(|_| Row((0..2 * n).map(|_| AtomicU64::new(0)).collect()))
-                .collect(),
+            rows: (0..workers.max(1)).map(|_| Row::new(2 * n)).collect(),
         }
     }
 
@@ -131,7 +145,7 @@ impl MemberStates {
 
     #[inline]
     fn count(&self, worker: u16, at: usize) -> Option<&AtomicU64> {
-        self.rows.get(usize::from(worker))?.0.get(at)
+        self.rows.get(usize::from(worker))?.get(at)
     }
 
     /// Worker `worker` opened a session on member `id`.
@@ -171,7 +185,7 @@ impl MemberStates {
     pub fn load(&self, id: u32) -> (u64, u64) {
         let at = 2 * id as usize;
         self.rows.iter().fold((0, 0), |(a, c), r| {
-            let get = |i: usize| r.0.get(i).map_or(0, |x| x.load(Relaxed));
+            let get = |i: usize| r.get(i).map_or(0, |x| x.load(Relaxed));
             (a + get(at), c + get(at + 1))
         })
     }

@@ -111,6 +111,8 @@ pub struct WorkerStats {
     pub persistence_hits: AtomicU64,
     /// Persistence entries of this worker (a gauge).
     pub persistence_entries: AtomicU64,
+    /// Persistence entries pushed out by newer ones before they expired.
+    pub persistence_evicted: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
     /// `members_full` refusals per virtual server.
@@ -155,6 +157,7 @@ impl WorkerStats {
             held: AtomicU64::new(0),
             persistence_hits: AtomicU64::new(0),
             persistence_entries: AtomicU64::new(0),
+            persistence_evicted: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
@@ -201,7 +204,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 22] {
+    pub fn scalars(&self) -> [(&'static str, u64); 23] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -222,6 +225,7 @@ impl WorkerStats {
             ("sessions_reset", g(&self.sessions_reset)),
             ("persistence_entries", g(&self.persistence_entries)),
             ("persistence_hits", g(&self.persistence_hits)),
+            ("persistence_evicted", g(&self.persistence_evicted)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

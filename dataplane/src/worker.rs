@@ -463,6 +463,7 @@ impl Worker {
         b.persist.sweep(budget as usize, stamp);
         stats::set(&stats.persistence_entries, u64::from(b.persist.len()));
         stats::set(&stats.persistence_hits, b.persist_hits);
+        stats::set(&stats.persistence_evicted, b.persist.evicted());
         if self.id == 0 && now.saturating_sub(self.last_refresh_ms) >= 1000 {
             self.last_refresh_ms = now;
             self.refresh_neighbors();
