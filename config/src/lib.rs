@@ -3,6 +3,7 @@
 //! error names the file, line and key so operators can fix it directly.
 
 mod error;
+mod live;
 mod net;
 mod parse;
 mod reader;
@@ -13,6 +14,7 @@ mod vs;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use live::restart_keys;
 pub use net::MAX_INTERFACES;
 pub use types::*;
 pub use values::{is_prime, next_prime, parse_duration};

@@ -55,10 +55,11 @@ fn parse<'a>(args: &[&'a str]) -> Result<(Action, &'a str, Option<&'a str>), Str
 }
 
 fn apply(view: &View, action: Action, addr: &str, pool: Option<&str>) -> String {
-    let states = &view.shared.members;
+    let live = view.live();
+    let states = &live.shared.members;
     // A pool's member appears once per virtual server using the pool.
     let mut matched: BTreeMap<u32, String> = BTreeMap::new();
-    for vs in &view.shared.services {
+    for (_, vs) in live.shared.servers() {
         if pool.is_some_and(|p| p != vs.pool) {
             continue;
         }

@@ -169,3 +169,34 @@ pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String
     }
     Ok(r)
 }
+
+/// Addresses worker 0 announces by gratuitous ARP at start (and those a
+/// reload adds): each interface
+/// address on its port, VIPs and SNAT addresses on every port they are reachable from.
+pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, std::net::Ipv4Addr)> {
+    let mut out = Vec::new();
+    for (i, p) in shared.ports.iter().enumerate() {
+        for (a, _) in &p.addresses {
+            out.push((i as u16, *a));
+        }
+    }
+    for (_, vs) in shared.servers() {
+        for (i, _) in shared.ports.iter().enumerate() {
+            if shared
+                .routes
+                .connected(vs.vip)
+                .is_none_or(|r| usize::from(r.port) == i)
+            {
+                out.push((i as u16, vs.vip));
+            }
+        }
+    }
+    for s in &shared.snat_addrs {
+        if let Some(r) = shared.routes.connected(*s) {
+            out.push((r.port, *s));
+        }
+    }
+    out.sort_by_key(|(p, a)| (*p, u32::from(*a)));
+    out.dedup();
+    out
+}

@@ -110,7 +110,13 @@ pub async fn serve(
             Ok((s, _)) = accept_metrics(metrics.as_ref()) => {
                 tokio::spawn(bounded(serve_metrics(s, view.clone())));
             }
-            _ = tick.tick() => note_hangup(),
+            _ = tick.tick() => {
+                if HANGUP.swap(false, Ordering::Relaxed) {
+                    crate::log("SIGHUP received: reloading the configuration");
+                    let view = view.clone();
+                    tokio::spawn(async move { crate::reload::run(view).await });
+                }
+            }
         }
     }
     Ok(())
@@ -148,13 +154,21 @@ async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Re
 }
 
 /// The answer to one request line; `--json` anywhere asks for JSON.
-async fn answer(line: &str, view: &View) -> String {
+async fn answer(line: &str, view: &Arc<View>) -> String {
     let mut words: Vec<&str> = line.split_whitespace().collect();
     let json = words.contains(&"--json");
     words.retain(|w| *w != "--json");
     let text = match words.first().copied() {
         Some("member") => crate::admin::member(view, &words[1..]),
         Some("sessions") => return crate::sessions::run(view, &words[1..], json).await,
+        Some("reload") => {
+            let outcome = crate::reload::run(view.clone()).await;
+            return if json {
+                crate::reload::json(&outcome)
+            } else {
+                crate::reload::text(&outcome)
+            };
+        }
         Some(command) if json => {
             return match view.json(command) {
                 Some(v) => format!("{v}\n"),
@@ -210,9 +224,8 @@ async fn serve_metrics(stream: tokio::net::TcpStream, view: Arc<View>) -> std::i
     write_all(w, (head + &body).as_bytes()).await
 }
 
-/// Sets `stop` on SIGINT or SIGTERM. SIGHUP, which asks daemons to reload,
-/// must not kill the switch: it is caught and logged (this build has no
-/// reload yet).
+/// Sets `stop` on SIGINT or SIGTERM; SIGHUP asks for a reload (the serve
+/// loop looks for it every `STOP_POLL`).
 pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -225,10 +238,3 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
 
 static HANGUP: std::sync::LazyLock<Arc<AtomicBool>> =
     std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
-
-/// Logs a SIGHUP received since the last look.
-fn note_hangup() {
-    if HANGUP.swap(false, Ordering::Relaxed) {
-        crate::log("SIGHUP received: this build cannot reload its configuration; nothing changed (restart to apply a changed file)");
-    }
-}

@@ -24,7 +24,8 @@ impl View {
     }
 
     fn status_json(&self) -> Value {
-        let ports: Vec<Value> = self
+        let live = self.live();
+        let ports: Vec<Value> = live
             .shared
             .ports
             .iter()
@@ -45,11 +46,12 @@ impl View {
         json!({
             "version": env!("CARGO_PKG_VERSION"), "dpdk": sluice_ffi::version(),
             "uptime_s": self.started.elapsed().as_secs(), "workers": self.stats.len(),
-            "sessions": sessions, "ports": ports,
+            "sessions": sessions, "ports": ports, "generation": live.shared.generation,
         })
     }
 
     fn stats_json(&self) -> Value {
+        let live = self.live();
         let workers: Vec<Value> = self
             .stats
             .iter()
@@ -66,17 +68,18 @@ impl View {
                 Value::Object(w)
             })
             .collect();
-        let servers: Vec<Value> = (self.shared.services.iter().enumerate())
-            .map(|(i, v)| {
+        let servers: Vec<Value> = (live.shared.servers())
+            .map(|(slot, v)| {
+                let i = usize::from(slot);
                 json!({
-                    "name": v.name,
+                    "name": v.name, "removed": v.retired, "sessions": self.vs_sessions(slot),
                     "rejected_no_member": self.vs_counter(i, |s| &s.vs_rejected),
                     "denied": self.vs_counter(i, |s| &s.vs_denied),
                     "rejected_full": self.vs_counter(i, |s| &s.vs_full),
                 })
             })
             .collect();
-        let kernel: Vec<Value> = (self.shared.ports.iter().zip(&self.kernel))
+        let kernel: Vec<Value> = (live.shared.ports.iter().zip(&self.kernel))
             .filter_map(|(p, c)| {
                 let c = c.as_ref()?;
                 Some(json!({
@@ -89,18 +92,18 @@ impl View {
     }
 
     fn virtual_servers_json(&self) -> Value {
-        let list: Vec<Value> = self
+        let live = self.live();
+        let list: Vec<Value> = live
             .shared
-            .services
-            .iter()
-            .map(|v| {
+            .servers()
+            .map(|(slot, v)| {
                 let members: Vec<Value> = v
                     .members
                     .iter()
                     .map(|m| {
                         json!({
                             "member": format!("{}:{}", m.ip, m.port), "backup": m.backup,
-                            "weight": self.shared.members.configured_weight(m.id),
+                            "weight": live.shared.members.configured_weight(m.id),
                             "state": self.member_state(m),
                         })
                     })
@@ -109,7 +112,10 @@ impl View {
                     "name": v.name, "vip": v.vip.to_string(), "port": v.port,
                     "protocol": if v.proto == 6 { "tcp" } else { "udp" },
                     "forwarding": v.forwarding.as_str(), "method": v.method.as_str(),
-                    "pool": v.pool, "members": members,
+                    "pool": v.pool, "members": members, "sessions": self.vs_sessions(slot),
+                    "removed": v.retired,
+                    "removed_members": v.retired_members.iter()
+                        .map(|m| format!("{}:{}", m.ip, m.port)).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -117,10 +123,11 @@ impl View {
     }
 
     fn neighbors_json(&self) -> Value {
+        let live = self.live();
         let now = self.clock.now_ms();
-        let list: Vec<Value> = (self.shared.neighbors.entries().into_iter())
+        let list: Vec<Value> = (live.shared.neighbors.entries().into_iter())
             .map(|(ip, port, e)| {
-                let name = self
+                let name = live
                     .shared
                     .ports
                     .get(usize::from(port))
@@ -137,9 +144,10 @@ impl View {
     }
 
     fn routes_json(&self) -> Value {
-        let list: Vec<Value> = (self.shared.routes.routes().iter())
+        let live = self.live();
+        let list: Vec<Value> = (live.shared.routes.routes().iter())
             .map(|r| {
-                let name = self
+                let name = live
                     .shared
                     .ports
                     .get(usize::from(r.port))

@@ -74,6 +74,8 @@ pub struct Lcore {
     pub port_index: Arc<[u16]>,
     /// Requests from `sluicectl sessions`, one slice per loop turn at most.
     pub inspect: crate::sessions::WorkerMailbox,
+    /// New configuration snapshots, taken between bursts.
+    pub reload: crate::reload::WorkerEnd,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     /// Addresses to announce by gratuitous ARP at start: (port, ip).
@@ -138,6 +140,7 @@ impl Lcore {
                 self.worker.maintain(sweep_budget);
             }
             self.answer_inspect();
+            self.take_new_configuration(&mut b);
             if !b.held.is_empty() {
                 self.release_held(&mut b);
             }
@@ -217,6 +220,22 @@ impl Lcore {
                 }
                 _ => i += 1,
             }
+        }
+    }
+
+    /// Moves to a new configuration snapshot if one waits (a non-blocking
+    /// look; everything it needs was built by the control thread); worker 0
+    /// announces the addresses it adds.
+    fn take_new_configuration(&mut self, b: &mut Buffers) {
+        let Ok(mut adopt) = self.reload.0.try_recv() else {
+            return;
+        };
+        let announce = std::mem::take(&mut adopt.announce);
+        let left = self.worker.adopt(adopt);
+        let _ = self.reload.1.try_send(left);
+        if self.worker.id == 0 {
+            self.announce = announce;
+            self.announce(b);
         }
     }
 

@@ -16,6 +16,7 @@ mod health;
 mod json;
 mod lcore;
 mod members;
+mod reload;
 mod report;
 mod sessions;
 
@@ -184,17 +185,20 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         shared.services.len(),
         cfg.control.socket.display()
     ));
-    let view = Arc::new(control_view(cfg, &shared, &ports, running, clock));
+    let view = Arc::new(control_view(
+        cfg,
+        &args.config,
+        &shared,
+        &ports,
+        running,
+        clock,
+    ));
     let served = rt.block_on(async {
-        let on_change = members::on_change(shared.members.clone(), &view.plan, clock);
-        let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
-        let checks = health::spawn(
-            view.plan.targets.clone(),
-            view.health.clone(),
-            clock_fn,
-            on_change,
-        );
+        let checks = reload::start_checks(&view.live(), clock);
+        *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()) = checks;
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
+        let checks =
+            std::mem::take(&mut *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()));
         checks.iter().for_each(|c| c.abort());
         served
     });
@@ -209,6 +213,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
 struct Running {
     stats: Vec<Arc<WorkerStats>>,
     mailboxes: Vec<sessions::Mailbox>,
+    reload: Vec<reload::WorkerChannel>,
     kernel: exception::Counters,
 }
 
@@ -229,14 +234,15 @@ fn launch(
     let workers = cfg.dataplane.workers;
     let port_index = boot::port_index(&ports.wire);
     let stats: Vec<Arc<WorkerStats>> = (0..workers)
-        .map(|_| Arc::new(WorkerStats::new(shared.services.len())))
+        .map(|_| Arc::new(WorkerStats::new(shared.vs_capacity())))
         .collect();
     // Queue handles are taken after the ports are started (start refuses
     // while handles are alive) and all before any lcore is launched; each
     // goes down with its lcore's state at the end of its run.
     let mut jobs: Vec<Box<dyn FnOnce() -> i32 + Send>> = Vec::new();
     let mut mailboxes = Vec::new();
-    let announce = announcements(shared);
+    let mut reloads = Vec::new();
+    let announce = boot::announcements(shared);
     for w in 0..workers {
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
         for port in &ports.wire {
@@ -247,6 +253,8 @@ fn launch(
         let i = usize::from(w);
         let (control_end, worker_end) = sessions::mailbox();
         mailboxes.push(control_end);
+        let (reload_control, reload_worker) = reload::channel();
+        reloads.push(reload_control);
         let lc = lcore::Lcore {
             worker: Worker::new(
                 w,
@@ -269,6 +277,7 @@ fn launch(
             },
             port_index: port_index.clone(),
             inspect: worker_end,
+            reload: reload_worker,
             clock,
             stop: stop.clone(),
             announce: if w == 0 { announce.clone() } else { Vec::new() },
@@ -293,6 +302,7 @@ fn launch(
     Ok(Running {
         stats,
         mailboxes,
+        reload: reloads,
         kernel,
     })
 }
@@ -336,6 +346,7 @@ fn exception_lcore(
 
 fn control_view(
     cfg: &Config,
+    path: &std::path::Path,
     shared: &Arc<Shared>,
     ports: &Ports,
     running: Running,
@@ -349,18 +360,28 @@ fn control_view(
         ));
     }
     let health = health::statuses(plan.targets.len(), clock.now_ms());
-    report::View {
+    let live = report::Live {
+        config: cfg.clone(),
         shared: shared.clone(),
-        stats: running.stats,
-        ports: ports.wire.clone(),
-        started: std::time::Instant::now(),
-        clock,
         plan,
         health,
-        kernel: running.kernel,
-        mailboxes: running.mailboxes,
-        sessions_gate: tokio::sync::Mutex::new(()),
-    }
+    };
+    let reload = reload::Channels {
+        workers: running.reload,
+        checks: std::sync::Mutex::new(Vec::new()),
+        gate: tokio::sync::Mutex::new(()),
+        sessions_per_worker: cfg.dataplane.sessions_per_worker,
+    };
+    report::View::new(
+        live,
+        running.stats,
+        ports.wire.clone(),
+        clock,
+        running.kernel,
+        running.mailboxes,
+        reload,
+        path.to_path_buf(),
+    )
 }
 
 /// Waits for the lcores, stops the ports, prints the final counters.
@@ -379,34 +400,4 @@ fn shutdown(eal: &Eal, ports: &Ports, view: &report::View) {
         port.close();
     }
     log("stopped");
-}
-
-/// Addresses worker 0 announces by gratuitous ARP at start: each interface
-/// address on its port, VIPs and SNAT addresses on every port they are reachable from.
-fn announcements(shared: &Shared) -> Vec<(u16, std::net::Ipv4Addr)> {
-    let mut out = Vec::new();
-    for (i, p) in shared.ports.iter().enumerate() {
-        for (a, _) in &p.addresses {
-            out.push((i as u16, *a));
-        }
-    }
-    for vs in &shared.services {
-        for (i, _) in shared.ports.iter().enumerate() {
-            if shared
-                .routes
-                .connected(vs.vip)
-                .is_none_or(|r| usize::from(r.port) == i)
-            {
-                out.push((i as u16, vs.vip));
-            }
-        }
-    }
-    for s in &shared.snat_addrs {
-        if let Some(r) = shared.routes.connected(*s) {
-            out.push((r.port, *s));
-        }
-    }
-    out.sort_by_key(|(p, a)| (*p, u32::from(*a)));
-    out.dedup();
-    out
 }

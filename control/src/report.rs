@@ -29,23 +29,35 @@ pub struct MemberRow {
     pub last: Option<String>,
 }
 
-/// What the control thread knows about the running switch.
-pub struct View {
+/// The running configuration as the control thread sees it: replaced as a
+/// whole by a reload.
+pub struct Live {
+    pub config: sluice_config::Config,
     pub shared: Arc<Shared>,
-    pub stats: Vec<Arc<WorkerStats>>,
-    pub ports: Vec<Port>,
-    pub started: std::time::Instant,
-    pub clock: Clock,
     /// The health checks and what they decide.
     pub plan: Plan,
     /// Health of each check target (`plan.targets`).
     pub health: Statuses,
+}
+
+/// What the control thread knows about the running switch.
+pub struct View {
+    live: std::sync::RwLock<Arc<Live>>,
+    pub stats: Vec<Arc<WorkerStats>>,
+    pub ports: Vec<Port>,
+    pub started: std::time::Instant,
+    pub clock: Clock,
     /// Exception-path counters per interface (None without a kernel interface).
     pub kernel: crate::exception::Counters,
     /// Each worker's session mailbox, and the gate that lets one `sessions`
     /// request use them at a time.
     pub mailboxes: Vec<crate::sessions::Mailbox>,
     pub sessions_gate: tokio::sync::Mutex<()>,
+    /// Each worker's reload channel, the running health-check tasks, and
+    /// the gate that lets one reload run at a time.
+    pub reload: crate::reload::Channels,
+    /// The configuration file a reload reads.
+    pub config_path: std::path::PathBuf,
 }
 
 pub(crate) fn mac(m: [u8; 6]) -> String {
@@ -56,7 +68,53 @@ pub(crate) fn mac(m: [u8; 6]) -> String {
 }
 
 impl View {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        live: Live,
+        stats: Vec<Arc<WorkerStats>>,
+        ports: Vec<Port>,
+        clock: Clock,
+        kernel: crate::exception::Counters,
+        mailboxes: Vec<crate::sessions::Mailbox>,
+        reload: crate::reload::Channels,
+        config_path: std::path::PathBuf,
+    ) -> View {
+        View {
+            live: std::sync::RwLock::new(Arc::new(live)),
+            stats,
+            ports,
+            started: std::time::Instant::now(),
+            clock,
+            kernel,
+            mailboxes,
+            sessions_gate: tokio::sync::Mutex::new(()),
+            reload,
+            config_path,
+        }
+    }
+
+    /// The running configuration.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `live` the running configuration (a reload, once every worker took it).
+    pub fn replace_live(&self, live: Live) -> Arc<Live> {
+        let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(live))
+    }
+
+    /// Sessions of virtual-server slot `slot`, summed over the workers.
+    pub fn vs_sessions(&self, slot: u16) -> u64 {
+        self.stats
+            .iter()
+            .filter_map(|s| s.vs_sessions.get(usize::from(slot)))
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+
     pub fn status(&self) -> String {
+        let live = self.live();
         let mut o = String::new();
         let sessions: u64 = self
             .stats
@@ -71,7 +129,7 @@ impl View {
             sluice_ffi::version()
         );
         let _ = writeln!(o, "workers {}  sessions {}", self.stats.len(), sessions);
-        for (i, p) in self.shared.ports.iter().enumerate() {
+        for (i, p) in live.shared.ports.iter().enumerate() {
             let link = self.ports[i].link();
             let addrs: Vec<String> = p
                 .addresses
@@ -92,18 +150,21 @@ impl View {
     }
 
     pub fn virtual_servers(&self) -> String {
+        let live = self.live();
         let mut o = String::new();
-        for vs in &self.shared.services {
+        for (slot, vs) in live.shared.servers() {
             let proto = if vs.proto == 6 { "tcp" } else { "udp" };
             let _ = writeln!(
                 o,
-                "{} {}:{} {} {} method {}",
+                "{} {}:{} {} {} method {} sessions {}{}",
                 vs.name,
                 vs.vip,
                 vs.port,
                 proto,
                 vs.forwarding.as_str(),
-                vs.method.as_str()
+                vs.method.as_str(),
+                self.vs_sessions(slot),
+                if vs.retired { " removed, draining" } else { "" }
             );
             for m in &vs.members {
                 let _ = writeln!(
@@ -111,10 +172,13 @@ impl View {
                     "  member {}:{} weight {}{} {}",
                     m.ip,
                     m.port,
-                    self.shared.members.configured_weight(m.id),
+                    live.shared.members.configured_weight(m.id),
                     if m.backup { " backup" } else { "" },
                     self.member_state(m)
                 );
+            }
+            for m in &vs.retired_members {
+                let _ = writeln!(o, "  member {}:{} removed, draining", m.ip, m.port);
             }
         }
         o
@@ -123,7 +187,8 @@ impl View {
     /// What a member is, as an operator reads it: disabled and down win
     /// over draining, which wins over up.
     pub fn member_state(&self, m: &Member) -> &'static str {
-        let st = &self.shared.members;
+        let live = self.live();
+        let st = &live.shared.members;
         if !st.is_enabled(m.id) {
             "disabled"
         } else if !st.is_up(m.id) {
@@ -137,30 +202,37 @@ impl View {
 
     /// Sessions of member `id`, summed over the workers.
     pub fn member_sessions(&self, id: u32) -> u64 {
-        self.shared.members.sessions(id)
+        let live = self.live();
+        live.shared.members.sessions(id)
     }
 
     /// One line per (virtual server, member): role, state and since when,
     /// active sessions, the check and its last result.
     /// One row per (virtual server, member), for `members` in text or JSON.
     pub fn member_rows(&self) -> Vec<MemberRow> {
+        let live = self.live();
         let now = self.clock.now_ms();
         let mut rows = Vec::new();
-        for vs in &self.shared.services {
-            for m in &vs.members {
-                let target = self.plan.target_of.get(m.id as usize).copied().flatten();
+        for (_, vs) in live.shared.servers() {
+            let retired = vs.retired_members.iter().map(|m| (m, true));
+            for (m, removed) in vs.members.iter().map(|m| (m, vs.retired)).chain(retired) {
+                let target = live.plan.target_of.get(m.id as usize).copied().flatten();
                 let status = target
-                    .and_then(|t| self.health.get(t))
+                    .and_then(|t| live.health.get(t))
                     .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
                 rows.push(MemberRow {
                     virtual_server: vs.name.clone(),
                     pool: vs.pool.clone(),
                     member: format!("{}:{}", m.ip, m.port),
                     role: if m.backup { "backup" } else { "primary" },
-                    state: self.member_state(m),
+                    state: if removed {
+                        "removed"
+                    } else {
+                        self.member_state(m)
+                    },
                     since_s: now.saturating_sub(status.as_ref().map_or(0, |s| s.since_ms)) / 1000,
                     sessions: self.member_sessions(m.id),
-                    check: self
+                    check: live
                         .plan
                         .check_name
                         .get(m.id as usize)
@@ -169,8 +241,8 @@ impl View {
                         .as_ref()
                         .and_then(|s| s.last_latency)
                         .map(|d| d.as_secs_f64() * 1000.0),
-                    weight: self.shared.members.configured_weight(m.id),
-                    effective_weight: self.shared.members.weight(m.id),
+                    weight: live.shared.members.configured_weight(m.id),
+                    effective_weight: live.shared.members.weight(m.id),
                     limit: m.max_connections,
                     last: status.map(|s| s.last_reason),
                 });
@@ -210,10 +282,11 @@ impl View {
     }
 
     pub fn neighbors(&self) -> String {
+        let live = self.live();
         let now = self.clock.now_ms();
         let mut o = String::new();
-        for (ip, port, e) in self.shared.neighbors.entries() {
-            let name = self
+        for (ip, port, e) in live.shared.neighbors.entries() {
+            let name = live
                 .shared
                 .ports
                 .get(usize::from(port))
@@ -239,9 +312,10 @@ impl View {
     }
 
     pub fn routes(&self) -> String {
+        let live = self.live();
         let mut o = String::new();
-        for r in self.shared.routes.routes() {
-            let name = self
+        for r in live.shared.routes.routes() {
+            let name = live
                 .shared
                 .ports
                 .get(usize::from(r.port))
@@ -258,8 +332,9 @@ impl View {
 
     /// Per-port and per-worker counters; drop reasons that are zero are left out.
     pub fn stats(&self) -> String {
+        let live = self.live();
         let mut o = String::new();
-        for (i, p) in self.shared.ports.iter().enumerate() {
+        for (i, p) in live.shared.ports.iter().enumerate() {
             let (rx, tx): (u64, u64) = self.stats.iter().fold((0, 0), |(r, t), s| {
                 (
                     r + s.ports[i].rx_packets.load(Relaxed),
@@ -289,17 +364,21 @@ impl View {
                 }
             }
         }
-        for (i, vs) in self.shared.services.iter().enumerate() {
+        for (slot, vs) in live.shared.servers() {
+            let i = usize::from(slot);
             let _ = writeln!(
                 o,
-                "virtual_server {} rejected_no_member {} denied {} rejected_full {}",
+                "virtual_server {} rejected_no_member {} denied {} rejected_full {} sessions {}{}",
                 vs.name,
                 self.vs_counter(i, |s| &s.vs_rejected),
                 self.vs_counter(i, |s| &s.vs_denied),
                 self.vs_counter(i, |s| &s.vs_full),
+                self.vs_sessions(slot),
+                if vs.retired { " removed" } else { "" },
             );
         }
-        for (p, c) in self.shared.ports.iter().zip(&self.kernel) {
+        let _ = writeln!(o, "configuration generation {}", live.shared.generation);
+        for (p, c) in live.shared.ports.iter().zip(&self.kernel) {
             if let Some(c) = c {
                 let _ = writeln!(
                     o,
@@ -325,9 +404,10 @@ impl View {
 
     /// Prometheus text exposition format.
     pub fn metrics(&self) -> String {
+        let live = self.live();
         let mut o = String::new();
         let _ = writeln!(o, "# HELP sluice_port_packets_total Packets per port, direction and worker.\n# TYPE sluice_port_packets_total counter");
-        for (i, p) in self.shared.ports.iter().enumerate() {
+        for (i, p) in live.shared.ports.iter().enumerate() {
             for (w, s) in self.stats.iter().enumerate() {
                 let c = &s.ports[i];
                 let _ = writeln!(
@@ -373,25 +453,26 @@ impl View {
     /// sessions and checks; per virtual server: refused sessions; per port:
     /// the exception path.
     fn member_metrics(&self, o: &mut String) {
+        let live = self.live();
         let _ = writeln!(o, "# HELP sluice_member_up Whether the member passes its health check (1) or not (0).\n# TYPE sluice_member_up gauge");
         let _ = writeln!(o, "# HELP sluice_member_sessions Active sessions on the member.\n# TYPE sluice_member_sessions gauge");
         let _ = writeln!(o, "# HELP sluice_health_checks_total Health checks of the member.\n# TYPE sluice_health_checks_total counter");
         let _ = writeln!(o, "# HELP sluice_health_check_failures_total Failed health checks of the member.\n# TYPE sluice_health_check_failures_total counter");
-        for vs in &self.shared.services {
-            for m in &vs.members {
+        for (_, vs) in live.shared.servers() {
+            for m in vs.members.iter().chain(&vs.retired_members) {
                 let labels = format!(
                     "virtual_server=\"{}\",pool=\"{}\",member=\"{}:{}\"",
                     vs.name, vs.pool, m.ip, m.port
                 );
-                let up = u8::from(self.shared.members.is_up(m.id));
+                let up = u8::from(live.shared.members.is_up(m.id));
                 let _ = writeln!(o, "sluice_member_up{{{labels}}} {up}");
                 let _ = writeln!(
                     o,
                     "sluice_member_sessions{{{labels}}} {}",
                     self.member_sessions(m.id)
                 );
-                let target = self.plan.target_of.get(m.id as usize).copied().flatten();
-                if let Some(st) = target.and_then(|t| self.health.get(t)) {
+                let target = live.plan.target_of.get(m.id as usize).copied().flatten();
+                if let Some(st) = target.and_then(|t| live.health.get(t)) {
                     let st = st.lock().unwrap_or_else(|e| e.into_inner());
                     let _ = writeln!(o, "sluice_health_checks_total{{{labels}}} {}", st.checks);
                     let _ = writeln!(
@@ -403,7 +484,18 @@ impl View {
             }
         }
         let _ = writeln!(o, "# HELP sluice_virtual_server_rejected_total New sessions refused, by reason: no_member and full answered with a RST / ICMP unreachable, denied (source ACL) dropped.\n# TYPE sluice_virtual_server_rejected_total counter");
-        for (i, vs) in self.shared.services.iter().enumerate() {
+        let _ = writeln!(o, "# HELP sluice_virtual_server_sessions Open sessions of the virtual server.\n# TYPE sluice_virtual_server_sessions gauge");
+        for (slot, vs) in live.shared.servers() {
+            let _ = writeln!(
+                o,
+                "sluice_virtual_server_sessions{{virtual_server=\"{}\"}} {}",
+                vs.name,
+                self.vs_sessions(slot)
+            );
+        }
+        let _ = writeln!(o, "# HELP sluice_config_generation Configuration generation: 0 at boot, one more per reload.\n# TYPE sluice_config_generation gauge\nsluice_config_generation {}", live.shared.generation);
+        for (slot, vs) in live.shared.servers() {
+            let i = usize::from(slot);
             for (reason, v) in [
                 ("no_member", self.vs_counter(i, |s| &s.vs_rejected)),
                 ("full", self.vs_counter(i, |s| &s.vs_full)),
@@ -417,7 +509,7 @@ impl View {
             }
         }
         let _ = writeln!(o, "# HELP sluice_kernel_frames_total Frames through the exception path per port and direction.\n# TYPE sluice_kernel_frames_total counter");
-        for (p, c) in self.shared.ports.iter().zip(&self.kernel) {
+        for (p, c) in live.shared.ports.iter().zip(&self.kernel) {
             if let Some(c) = c {
                 let _ = writeln!(
                     o,

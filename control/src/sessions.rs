@@ -57,8 +57,8 @@ fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
             "flush" => r.flush = true,
             "--virtual-server" => {
                 let name = value()?;
-                let i = view.shared.services.iter().position(|v| v.name == name);
-                r.filter.vs = Some(i.ok_or(format!("no virtual server {name:?}"))? as u16);
+                let i = view.live().shared.slot_of(name);
+                r.filter.vs = Some(i.ok_or(format!("no virtual server {name:?}"))?);
             }
             "--member" => {
                 let m = value()?;
@@ -196,9 +196,9 @@ fn row(view: &View, s: &Session4) -> Row {
     Row {
         client: ep(s.client, s.cport),
         virtual_server: view
+            .live()
             .shared
-            .services
-            .get(usize::from(s.vs))
+            .service(s.vs)
             .map_or("?".to_string(), |v| v.name.clone()),
         vip: ep(s.vip, s.vport),
         member: ep(s.member, s.mport),

@@ -340,7 +340,7 @@ fn main() {
     let mut balancer = sluice_dataplane::sched::pick::Balancer::new(&sh, 0);
     let flow = Tuple4 {
         src: 0xcb00_7107,
-        dst: u32::from(sh.services[0].vip),
+        dst: u32::from(sh.service(0).expect("the bench config has a server").vip),
         sport: 40000,
         dport: 80,
         proto: 6,

@@ -89,7 +89,10 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Forward);
         }
-        let one_way = self.shared.services[usize::from(vs)].one_way();
+        let one_way = self
+            .shared
+            .service(self.sessions.get(idx).vs)
+            .is_some_and(|v| v.one_way());
         let s = self.touch(idx, Dir::Forward, &flow, one_way);
         self.send_to_member(pkt, &flow, &s)
     }
@@ -127,7 +130,10 @@ impl Worker {
         flow: &Flow,
         s: &Session4,
     ) -> Result<Verdict, DropReason> {
-        let server = &self.shared.services[usize::from(s.vs)];
+        let server = self
+            .shared
+            .service(s.vs)
+            .ok_or(DropReason::NoVirtualServer)?;
         let (forwarding, encap, mss_clamp) = (server.forwarding, server.encap, server.mss_clamp);
         match forwarding {
             Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
@@ -245,7 +251,7 @@ impl Worker {
     /// Moves a session between its member's established and closing counts.
     #[cold]
     fn member_moved(&self, s: &Session4, closing: bool) {
-        let vs = self.shared.services.get(usize::from(s.vs));
+        let vs = self.shared.service(s.vs);
         if let Some(m) = vs.and_then(|v| v.member_of(s.member, s.mport)) {
             self.shared.members.moved(self.id, m.id, closing);
         }
@@ -268,7 +274,11 @@ impl Worker {
             return Err(DropReason::SpoofedSource);
         }
         let shared = self.shared.clone();
-        let vs = &shared.services[usize::from(vs_idx)];
+        let vs = match shared.service(vs_idx) {
+            Some(v) if !v.retired => v,
+            // Removed by a reload: its sessions drain, new ones are refused.
+            _ => return Err(DropReason::NoVirtualServer),
+        };
         if !vs.acl.permits(t.src) {
             if let Some(c) = self.stats.vs_denied.get(usize::from(vs_idx)) {
                 stats::inc(c);
@@ -311,6 +321,9 @@ impl Worker {
         match self.sessions.insert(s) {
             Ok(idx) => {
                 stats::inc(&self.stats.sessions_created);
+                if let Some(c) = self.stats.vs_sessions.get(usize::from(vs_idx)) {
+                    stats::inc(c);
+                }
                 shared.members.opened(self.id, member.id);
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
                 Ok(idx)

@@ -27,4 +27,5 @@ mod icmp;
 mod ipv4;
 pub mod nat;
 pub mod persist;
+pub mod reload;
 mod reset;

@@ -1,6 +1,6 @@
 //! Member state as the workers see it, outside the configuration snapshot
-//! and indexed by a member id (the member's position in the flat list of
-//! every pool's members):
+//! and indexed by a stable member id (given to a (pool, address) when it is
+//! first configured and kept across reloads; see `shared::Identity`):
 //!
 //! - health (up or down), the administrative state (enabled, weight: from
 //!   the configuration, changed at run time by `sluicectl member`) and the
@@ -56,16 +56,34 @@ impl MemberStates {
     /// serves at once after boot; checks take members down), for `workers`
     /// workers.
     pub fn new(members: &[(u32, bool)], workers: u16) -> MemberStates {
-        let n = members.len();
+        MemberStates::with_capacity(members, workers, members.len())
+    }
+
+    /// Like [`MemberStates::new`], with room for `capacity` member ids (at
+    /// least `members.len()`), so members added by a reload get ids without
+    /// reallocating what the workers read.
+    pub fn with_capacity(members: &[(u32, bool)], workers: u16, capacity: usize) -> MemberStates {
+        let n = capacity.max(members.len());
+        let at = |i: usize| members.get(i).copied().unwrap_or((0, false));
         MemberStates {
             up: (0..n).map(|_| AtomicBool::new(true)).collect(),
-            enabled: members.iter().map(|m| AtomicBool::new(m.1)).collect(),
-            configured: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
-            weight: members.iter().map(|m| AtomicU32::new(m.0)).collect(),
+            enabled: (0..n).map(|i| AtomicBool::new(at(i).1)).collect(),
+            configured: (0..n).map(|i| AtomicU32::new(at(i).0)).collect(),
+            weight: (0..n).map(|i| AtomicU32::new(at(i).0)).collect(),
             rows: (0..workers.max(1)).map(|_| Row::new(2 * n)).collect(),
         }
     }
 
+    /// Gives id `id` to a member that was not configured before (control
+    /// thread, before the snapshot naming it is published): up, as at boot,
+    /// with this weight and administrative state.
+    pub fn assign(&self, id: u32, weight: u32, enabled: bool) {
+        self.set(id, true);
+        self.set_enabled(id, enabled);
+        self.set_configured_weight(id, weight);
+    }
+
+    /// Member ids this table has room for.
     pub fn len(&self) -> usize {
         self.up.len()
     }
@@ -232,6 +250,19 @@ mod tests {
         assert!(!s.available(1) && !s.is_enabled(1));
         let d = MemberStates::new(&[(1, false), (0, true)], 1);
         assert!(!d.available(0) && !d.available(1), "disabled, draining");
+    }
+
+    #[test]
+    fn room_for_members_a_reload_adds() {
+        let s = MemberStates::with_capacity(&[(3, true)], 2, 8);
+        assert_eq!(s.len(), 8);
+        assert!(s.available(0));
+        assert!(!s.available(5), "a spare id has no weight yet");
+        s.opened(1, 5);
+        s.assign(5, 7, true);
+        assert!(s.available(5));
+        assert_eq!((s.weight(5), s.configured_weight(5)), (7, 7));
+        assert_eq!(s.load(5), (1, 0), "assignment keeps the rows");
     }
 
     #[test]

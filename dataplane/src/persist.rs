@@ -19,7 +19,8 @@ const WAYS: usize = 4;
 struct Slot {
     /// 0 = empty; else the key with its top bit set.
     key: u64,
-    member: u16,
+    /// Member id (`MemberStates`), stable across reloads.
+    member: u32,
     /// Clock stamp (low 32 bits of the process milliseconds) after which
     /// the entry is gone; compared with wrapping arithmetic.
     expires: u32,
@@ -65,6 +66,11 @@ impl PersistTable {
         }
     }
 
+    /// Entries the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Live entries (expired ones count until the sweep or a lookup clears them).
     pub fn len(&self) -> u32 {
         self.len
@@ -87,7 +93,7 @@ impl PersistTable {
 
     /// The member remembered for `key`, if its entry has not expired.
     #[inline]
-    pub fn get(&mut self, key: u64, now: u32) -> Option<u16> {
+    pub fn get(&mut self, key: u64, now: u32) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
         }
@@ -103,7 +109,7 @@ impl PersistTable {
 
     /// Remembers `member` for `key` until `expires` (a later stamp than an
     /// existing entry's only ever extends it for the same member).
-    pub fn put(&mut self, key: u64, member: u16, expires: u32, now: u32) {
+    pub fn put(&mut self, key: u64, member: u32, expires: u32, now: u32) {
         if self.slots.is_empty() {
             return;
         }
@@ -201,7 +207,7 @@ mod tests {
         // One set of four: every key lands in it.
         let mut t = PersistTable::with_capacity(4);
         for c in 0..4u32 {
-            t.put(key(0, c), c as u16, 100 + c, 0);
+            t.put(key(0, c), c, 100 + c, 0);
         }
         assert_eq!((t.len(), t.evicted()), (4, 0));
         t.put(key(0, 9), 9, 500, 0);

@@ -48,7 +48,7 @@ pub(crate) enum Judgement {
 
 /// Whether the sweep keeps, expires, resets or probes session `s` at `now`.
 pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
-    let vs = shared.services.get(usize::from(s.vs));
+    let vs = shared.service(s.vs);
     let pending = s.state & flag::RESET_PENDING != 0;
     let member_too = vs.is_some_and(|v| !v.one_way());
     if shared.session_expired(s, now) {
@@ -62,7 +62,7 @@ pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
     let Some(vs) = vs else {
         return Judgement::Keep;
     };
-    if vs.on_member_down != OnMemberDown::Reset || pending {
+    if vs.on_member_down != OnMemberDown::Reset || pending || vs.draining(s.member, s.mport) {
         return Judgement::Keep;
     }
     let down = vs

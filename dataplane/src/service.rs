@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 /// A pool member as the packet path sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Member {
     pub ip: Ipv4Addr,
     pub port: u16,
@@ -57,9 +57,12 @@ pub struct Persistence {
 }
 
 /// One virtual server with its own copy of its pool's members.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct VirtualServer {
     pub name: String,
+    /// Removed by a reload while it still had sessions: they continue until
+    /// they end, new ones are refused.
+    pub retired: bool,
     /// The pool's name (for display).
     pub pool: String,
     /// What happens to the sessions of a member that goes down.
@@ -78,6 +81,9 @@ pub struct VirtualServer {
     pub proto: u8,
     pub forwarding: Forwarding,
     pub members: Vec<Member>,
+    /// Members a reload removed from this server while they had sessions:
+    /// never chosen, kept so those sessions still find their member.
+    pub retired_members: Vec<Member>,
     /// Indexes into `Shared::snat_addrs`.
     pub snat: Vec<u16>,
     /// Established-TCP / UDP idle timeout override.
@@ -173,10 +179,20 @@ impl VirtualServer {
 
     /// The member a session with member address `ip` and member port `port`
     /// is on (a port-0 server's members take the client's port).
+    /// A member removed by a reload is found among the retired ones.
     pub fn member_of(&self, ip: u32, port: u16) -> Option<&Member> {
+        let is = |m: &&Member| u32::from(m.ip) == ip && (self.port == 0 || m.port == port);
         self.members
             .iter()
-            .find(|m| u32::from(m.ip) == ip && (self.port == 0 || m.port == port))
+            .find(is)
+            .or_else(|| self.retired_members.iter().find(is))
+    }
+
+    /// Whether a session on member `ip:port` drains rather than follows its
+    /// member's health: its server or its member was removed by a reload.
+    pub fn draining(&self, ip: u32, port: u16) -> bool {
+        let is = |m: &Member| u32::from(m.ip) == ip && (self.port == 0 || m.port == port);
+        self.retired || (!self.members.iter().any(is) && self.retired_members.iter().any(is))
     }
 }
 
@@ -216,7 +232,7 @@ pub fn client_owner(ip: Ipv4Addr, workers: u16) -> u16 {
 
 /// Free SNAT ports of one address, owned by one worker: a FIFO ring so a
 /// port is reused as late as possible (the member may hold it in TIME_WAIT).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PortRing {
     ports: Vec<u16>,
     head: usize,
@@ -281,6 +297,8 @@ mod tests {
     fn vs(members: Vec<Member>) -> VirtualServer {
         VirtualServer {
             name: "t".into(),
+            retired: false,
+            retired_members: Vec::new(),
             pool: "p".into(),
             on_member_down: OnMemberDown::Keep,
             method: Method::RoundRobin,

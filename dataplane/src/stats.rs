@@ -119,6 +119,10 @@ pub struct WorkerStats {
     pub vs_full: Box<[AtomicU64]>,
     /// `source_denied` drops per virtual server.
     pub vs_denied: Box<[AtomicU64]>,
+    /// Sessions open per virtual server (a gauge).
+    pub vs_sessions: Box<[AtomicU64]>,
+    /// Configuration generation the worker runs (0: the boot one).
+    pub generation: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -132,7 +136,7 @@ fn zeros(n: usize) -> Box<[AtomicU64]> {
 }
 
 impl WorkerStats {
-    /// Counters for `services` virtual servers.
+    /// Counters for `services` virtual-server slots (`Shared::vs_capacity`).
     pub fn new(services: usize) -> Self {
         WorkerStats {
             ports: Default::default(),
@@ -161,6 +165,8 @@ impl WorkerStats {
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
+            vs_sessions: zeros(services),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -180,7 +186,7 @@ pub fn inc(c: &AtomicU64) {
 /// Subtracts one from a gauge this thread alone writes.
 #[inline(always)]
 pub fn dec(c: &AtomicU64) {
-    c.store(c.load(Relaxed).wrapping_sub(1), Relaxed);
+    c.store(c.load(Relaxed).saturating_sub(1), Relaxed);
 }
 
 /// Sets a gauge this thread alone writes.

@@ -163,7 +163,7 @@ impl Worker {
             .iter()
             .map(|_| PortRing::new(id, shared.workers))
             .collect();
-        let balancer = Balancer::new(&shared, (sessions as usize / 4).max(1024));
+        let balancer = Balancer::new(&shared, crate::reload::persist_entries(sessions));
         Worker {
             id,
             sessions: SessionTable::with_capacity(sessions),
@@ -452,7 +452,7 @@ impl Worker {
                     false
                 }
             },
-            |_, s| forget(shared, worker, snat, balancer, s, stamp),
+            |_, s| forget(shared, stats, worker, snat, balancer, s, stamp),
         );
         if removed > 0 {
             stats::add(&self.stats.sessions_expired, u64::from(removed - reset));
@@ -475,9 +475,8 @@ impl Worker {
     fn refresh_neighbors(&mut self) {
         let shared = self.shared.clone();
         let hops = shared
-            .services
-            .iter()
-            .flat_map(|vs| vs.members.iter().map(|m| m.ip))
+            .servers()
+            .flat_map(|(_, vs)| vs.members.iter().map(|m| m.ip))
             .chain(shared.routes.routes().iter().filter_map(|r| r.gateway));
         for ip in hops {
             let Some(hop) = shared.routes.lookup(ip) else {
@@ -505,6 +504,7 @@ impl Worker {
         let stamp = self.stamp();
         forget(
             &self.shared,
+            &self.stats,
             self.id,
             &mut self.snat,
             &mut self.balancer,
@@ -585,6 +585,7 @@ fn push_generated(q: &mut [Option<Generated>], head: usize, len: &mut usize, g: 
 /// persistence entry runs its timeout from now.
 fn forget(
     shared: &Shared,
+    stats: &WorkerStats,
     worker: u16,
     snat: &mut [PortRing],
     balancer: &mut Balancer,
@@ -592,7 +593,10 @@ fn forget(
     now: u32,
 ) {
     release_snat(shared, snat, s);
-    let Some(vs) = shared.services.get(usize::from(s.vs)) else {
+    if let Some(c) = stats.vs_sessions.get(usize::from(s.vs)) {
+        stats::dec(c);
+    }
+    let Some(vs) = shared.service(s.vs) else {
         return;
     };
     if let Some(m) = vs.member_of(s.member, s.mport) {

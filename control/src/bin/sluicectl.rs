@@ -24,7 +24,11 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "member",
-        "disable|enable|drain ADDR:PORT [--pool NAME], or weight ADDR:PORT N [--pool NAME]: until restart",
+        "disable|enable|drain ADDR:PORT [--pool NAME], or weight ADDR:PORT N [--pool NAME]: until the next reload",
+    ),
+    (
+        "reload",
+        "read the configuration file again and apply it live (sessions stay); prints the generation and what changed",
     ),
 ];
 

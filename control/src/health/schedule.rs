@@ -40,7 +40,12 @@ pub(super) async fn run(task: Task, n: usize) {
     let mut ticks = time::interval_at(start, interval);
     // A probe slower than the interval delays the next one, never bunches them.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut state = RiseFall::new(check.fall, check.rise);
+    // A target a reload kept resumes from its status: up or down, and
+    // confirmed once checked.
+    let mut state = {
+        let status = lock(&task.statuses[task.index]);
+        RiseFall::resume(check.fall, check.rise, status.up, status.last_ok.is_some())
+    };
     loop {
         ticks.tick().await;
         let outcome = probe::check(&task.target).await;

@@ -35,17 +35,52 @@ impl Balancer {
     /// State for `shared`'s virtual servers; room for `persist_entries`
     /// persistence entries when any virtual server uses persistence.
     pub fn new(shared: &Shared, persist_entries: usize) -> Balancer {
-        let persistent = shared.services.iter().any(|v| v.persistence.is_some());
+        let persistent = shared.servers().any(|(_, v)| v.persistence.is_some());
+        let (rr, wrr) = Balancer::cursors(shared);
         Balancer {
-            rr: vec![0; shared.services.len()],
-            wrr: shared
-                .services
-                .iter()
-                .map(|v| SmoothWrr::new(v.members.len()))
-                .collect(),
+            rr,
+            wrr,
             persist: PersistTable::with_capacity(if persistent { persist_entries } else { 0 }),
             persist_hits: 0,
         }
+    }
+
+    /// Fresh cursors and smooth-WRR state for every slot of `shared`.
+    pub fn cursors(shared: &Shared) -> (Vec<u32>, Vec<SmoothWrr>) {
+        let slots = shared.services.len();
+        let members = |i: usize| shared.services[i].as_ref().map_or(0, |v| v.members.len());
+        (
+            vec![0; slots],
+            (0..slots).map(|i| SmoothWrr::new(members(i))).collect(),
+        )
+    }
+
+    /// Takes the cursors built for a new configuration, keeping its own for
+    /// the slots in `keep` (same members in the same order); returns the
+    /// replaced ones, so whoever built them also frees them.
+    pub fn adopt(
+        &mut self,
+        mut rr: Vec<u32>,
+        mut wrr: Vec<SmoothWrr>,
+        keep: &[bool],
+    ) -> (Vec<u32>, Vec<SmoothWrr>) {
+        for (slot, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+            if let (Some(old), Some(new)) = (self.rr.get(slot), rr.get_mut(slot)) {
+                *new = *old;
+            }
+            if let (Some(old), Some(new)) = (self.wrr.get_mut(slot), wrr.get_mut(slot)) {
+                std::mem::swap(old, new);
+            }
+        }
+        std::mem::swap(&mut self.rr, &mut rr);
+        std::mem::swap(&mut self.wrr, &mut wrr);
+        (rr, wrr)
+    }
+
+    /// Whether the persistence table has room (it has none when no virtual
+    /// server used persistence at boot).
+    pub fn persists(&self) -> bool {
+        self.persist.capacity() > 0
     }
 
     /// The member (index into the server's members) of a new session of
@@ -57,31 +92,40 @@ impl Balancer {
         t: &Tuple4,
         now: u32,
     ) -> Result<u16, Refusal> {
-        let server = &shared.services[usize::from(vs)];
+        let Some(server) = shared.service(vs) else {
+            return Err(Refusal::NoMember);
+        };
         let Some(p) = server.persistence else {
-            return self.by_method(shared, vs, t);
+            return self.by_method(shared, server, vs, t);
         };
         let key = persist::key(vs, t.src & p.mask);
         let expires = now.wrapping_add(p.timeout_ms);
-        if let Some(m) = self.persist.get(key, now) {
+        if let Some(id) = self.persist.get(key, now) {
+            // Entries name the member by id: a reload may move it in the list.
             let usable = server
                 .members
-                .get(usize::from(m))
-                .is_some_and(|m| m.eligible(&shared.members));
-            if usable {
+                .iter()
+                .position(|m| m.id == id && m.eligible(&shared.members));
+            if let Some(m) = usable {
                 self.persist_hits += 1;
-                self.persist.put(key, m, expires, now);
-                return Ok(m);
+                self.persist.put(key, id, expires, now);
+                return Ok(m as u16);
             }
         }
-        let m = self.by_method(shared, vs, t)?;
-        self.persist.put(key, m, expires, now);
+        let m = self.by_method(shared, server, vs, t)?;
+        self.persist
+            .put(key, server.members[usize::from(m)].id, expires, now);
         Ok(m)
     }
 
     /// The pool's method over the usable primaries, else over the backups.
-    fn by_method(&mut self, shared: &Shared, vs: u16, t: &Tuple4) -> Result<u16, Refusal> {
-        let server = &shared.services[usize::from(vs)];
+    fn by_method(
+        &mut self,
+        shared: &Shared,
+        server: &VirtualServer,
+        vs: u16,
+        t: &Tuple4,
+    ) -> Result<u16, Refusal> {
         for backups in [false, true] {
             if let Some(m) = self.in_tier(shared, server, usize::from(vs), t, backups) {
                 return Ok(m);
@@ -113,10 +157,12 @@ impl Balancer {
                 0
             }
         };
-        let cursor = &mut self.rr[vs];
+        let (Some(cursor), Some(wrr)) = (self.rr.get_mut(vs), self.wrr.get_mut(vs)) else {
+            return None;
+        };
         match server.method {
             Method::RoundRobin => server.pick_round_robin(st, backups, cursor),
-            Method::WeightedRoundRobin => self.wrr[vs].pick(weight).map(|i| i as u16),
+            Method::WeightedRoundRobin => wrr.pick(weight).map(|i| i as u16),
             Method::LeastConnections | Method::WeightedLeastConnections => {
                 let weighted = server.method == Method::WeightedLeastConnections;
                 let load = |i: usize| {

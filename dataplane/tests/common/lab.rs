@@ -277,13 +277,43 @@ impl Lab {
         let workers = sh.workers;
         let workers = (0..workers)
             .map(|id| {
-                let stats = WorkerStats::new(sh.services.len());
+                let stats = WorkerStats::new(sh.vs_capacity());
                 let mut w = Worker::new(id, sh.clone(), Arc::new(stats), capacity);
                 w.set_time(u64::from(T0));
                 w
             })
             .collect();
         Lab { workers }
+    }
+
+    /// Moves every worker to `config` as the control thread does on a
+    /// reload: the new tables from the running ones and the workers'
+    /// session counts, then each worker takes them between two frames.
+    #[allow(dead_code)]
+    pub fn reload(
+        &mut self,
+        config: &str,
+    ) -> Result<Arc<Shared>, sluice_dataplane::shared::ReloadError> {
+        let cfg = sluice_config::parse(config, "test.toml").expect("reload config parses");
+        let old = self.workers[0].shared().clone();
+        let stats: Vec<Arc<WorkerStats>> = self.workers.iter().map(|w| w.stats().clone()).collect();
+        let sessions = |slot: u16| -> u64 {
+            stats
+                .iter()
+                .map(|s| {
+                    s.vs_sessions[usize::from(slot)].load(std::sync::atomic::Ordering::Relaxed)
+                })
+                .sum()
+        };
+        let next = Arc::new(old.reload(&cfg, &sessions)?);
+        for w in &mut self.workers {
+            let capacity = w.sessions().capacity();
+            let adopt =
+                sluice_dataplane::reload::Adopt::prepare(&old, next.clone(), w.id, capacity);
+            let left = w.adopt(adopt);
+            assert_eq!(left.generation, next.generation);
+        }
+        Ok(next)
     }
 
     pub fn set_time(&mut self, ms: u32) {

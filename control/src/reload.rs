@@ -1,0 +1,393 @@
+//! `sluicectl reload` and SIGHUP: read the configuration file again,
+//! validate all of it, refuse what cannot change live, and apply the rest
+//! without touching a session.
+//!
+//! The new snapshot is built on the control thread beside the running one
+//! (`Shared::reload` keeps slots, member ids and SNAT indexes, and keeps
+//! removed servers and members while they have sessions). Member states and
+//! health checks are brought in line, then each worker is handed the
+//! snapshot and the per-worker state built for it through its own channel;
+//! it takes it between two bursts and hands back what it replaced. The old
+//! snapshot is freed here once every worker has moved on: packets never
+//! wait, and no worker ever takes a lock.
+
+use crate::clock::Clock;
+use crate::health::{self, Status, Statuses, Target};
+use crate::members;
+use crate::report::{Live, View};
+use sluice_config::{Config, ConfigError};
+use sluice_dataplane::reload::{Adopt, Leftovers};
+use sluice_dataplane::shared::{ReloadError, Shared};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// How long a worker may take to move to a new snapshot (it looks once per
+/// loop turn, so this is only reached by a stuck worker).
+const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The control thread's end of one worker's reload channel.
+pub struct WorkerChannel {
+    to_worker: SyncSender<Adopt>,
+    from_worker: Mutex<Receiver<Leftovers>>,
+}
+
+/// The worker's end: snapshots in, what they replaced out.
+pub type WorkerEnd = (Receiver<Adopt>, SyncSender<Leftovers>);
+
+/// A channel pair for one worker.
+pub fn channel() -> (WorkerChannel, WorkerEnd) {
+    let (to_worker, snapshots) = std::sync::mpsc::sync_channel(1);
+    let (leftovers, from_worker) = std::sync::mpsc::sync_channel(1);
+    let control = WorkerChannel {
+        to_worker,
+        from_worker: Mutex::new(from_worker),
+    };
+    (control, (snapshots, leftovers))
+}
+
+/// What a reload needs besides the view.
+pub struct Channels {
+    pub workers: Vec<WorkerChannel>,
+    /// The running health-check tasks, replaced by a reload.
+    pub checks: Mutex<Vec<JoinHandle<()>>>,
+    /// One reload at a time.
+    pub gate: tokio::sync::Mutex<()>,
+    /// Session slots per worker (sizes a persistence table a reload adds).
+    pub sessions_per_worker: u32,
+}
+
+/// Why a reload was refused; nothing changed.
+#[derive(Debug)]
+pub enum Refused {
+    /// The file does not parse or validate (file, line, key).
+    Invalid(ConfigError),
+    /// It changes what only a restart can change.
+    NeedsRestart(ConfigError),
+    /// It does not fit what was sized at boot.
+    Capacity { file: String, error: ReloadError },
+    /// A worker did not take the new snapshot in time.
+    Worker(u16),
+    /// The reload task itself failed (a bug): see the log.
+    Aborted,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Invalid(e) | Refused::NeedsRestart(e) => {
+                write!(f, "{e}; the running configuration stays")
+            }
+            Refused::Capacity { file, error } => {
+                write!(f, "{file}: {error}; the running configuration stays")
+            }
+            Refused::Worker(w) => write!(
+                f,
+                "worker {w} did not take the new configuration within {WORKER_TIMEOUT:?}; workers may run different generations until it does"
+            ),
+            Refused::Aborted => write!(f, "the reload stopped half way; see the log"),
+        }
+    }
+}
+
+/// A reload that was applied.
+#[derive(Debug)]
+pub struct Applied {
+    pub generation: u64,
+    /// What changed, a line each.
+    pub changes: Vec<String>,
+}
+
+/// Starts the health checks of `live` (on the control thread's runtime).
+pub fn start_checks(live: &Live, clock: Clock) -> Vec<JoinHandle<()>> {
+    let on_change = members::on_change(live.shared.members.clone(), &live.plan, clock);
+    let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
+    health::spawn(
+        live.plan.targets.clone(),
+        live.health.clone(),
+        clock_fn,
+        on_change,
+    )
+}
+
+/// Reloads, logging the outcome; what `sluicectl reload` and SIGHUP run.
+/// Runs as a task of its own, so a client that goes away cannot cancel a
+/// reload half done.
+pub async fn run(view: Arc<View>) -> Result<Applied, Refused> {
+    let task = tokio::spawn(async move {
+        let outcome = reload(&view).await;
+        match &outcome {
+            Ok(a) => {
+                for c in &a.changes {
+                    crate::log(format!("reload: {c}"));
+                }
+                crate::log(format!(
+                    "reload: generation {} running ({} changes)",
+                    a.generation,
+                    a.changes.len()
+                ));
+            }
+            Err(e) => crate::log(format!("reload refused: {e}")),
+        }
+        outcome
+    });
+    task.await.unwrap_or(Err(Refused::Aborted))
+}
+
+async fn reload(view: &View) -> Result<Applied, Refused> {
+    let _one = view.reload.gate.lock().await;
+    let running = view.live();
+    let cfg = sluice_config::load(&view.config_path)
+        .and_then(|c| crate::features::check_supported(&c).map(|_| c))
+        .map_err(Refused::Invalid)?;
+    let keys = sluice_config::restart_keys(&running.config, &cfg);
+    if let Some(first) = keys.first() {
+        let message = format!("cannot change without a restart: {}", keys.join(", "));
+        return Err(Refused::NeedsRestart(cfg.error(first, message)));
+    }
+    let next = running
+        .shared
+        .reload(&cfg, &|slot| view.vs_sessions(slot))
+        .map_err(|error| Refused::Capacity {
+            file: cfg.file.clone(),
+            error,
+        })?;
+    let next = Arc::new(next);
+    let changes = changes(&running.config, &cfg, &running.shared, &next, view);
+    apply_member_settings(&cfg, &running.shared, &next);
+    let plan = members::plan(&cfg, &next);
+    let statuses = carry_health(&running, &plan.targets, view.clock.now_ms());
+    let live = Live {
+        config: cfg,
+        shared: next.clone(),
+        plan,
+        health: statuses,
+    };
+    apply_health(&live);
+    restart_checks(view, &live);
+    // Checks and member states follow the new file from here on, so the
+    // view does too, even if a worker is late to take it.
+    let published = publish(view, &running.shared, &next).await;
+    view.replace_live(live);
+    published?;
+    Ok(Applied {
+        generation: next.generation,
+        changes,
+    })
+}
+
+/// Administrative state from the file (a reload drops run-time changes made
+/// by `sluicectl member`), and a fresh state for members new to the switch.
+fn apply_member_settings(cfg: &Config, old: &Shared, next: &Shared) {
+    let states = &next.members;
+    for (p, pool) in cfg.pools.iter().enumerate() {
+        for (j, m) in pool.members.iter().enumerate() {
+            let id = next.member_id(p, j);
+            let known = match m.address {
+                std::net::SocketAddr::V4(a) => old.member_key_id(&pool.name, a) == Some(id),
+                std::net::SocketAddr::V6(_) => continue,
+            };
+            if known {
+                states.set_enabled(id, m.enabled);
+                states.set_configured_weight(id, m.weight);
+            } else {
+                states.assign(id, m.weight, m.enabled);
+            }
+        }
+    }
+}
+
+/// The same check of the same address and port from the same source.
+fn same_target(a: &Target, b: &Target) -> bool {
+    (a.addr, a.port, a.source) == (b.addr, b.port, b.source) && *a.check == *b.check
+}
+
+/// Statuses for the new targets: a target the running configuration
+/// already checks keeps its status (and so its state and counters); a new
+/// one starts up and unconfirmed, as at boot.
+fn carry_health(running: &Live, targets: &[Target], now_ms: u64) -> Statuses {
+    let fresh = health::statuses(targets.len(), now_ms);
+    for (t, status) in targets.iter().zip(fresh.iter()) {
+        let before = running.plan.targets.iter().position(|o| same_target(o, t));
+        if let Some(old) = before.and_then(|i| running.health.get(i)) {
+            let carried: Status = old.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            *status.lock().unwrap_or_else(|e| e.into_inner()) = carried;
+        }
+    }
+    fresh
+}
+
+/// Member health words as the new targets' statuses say; unchecked
+/// members are up.
+fn apply_health(live: &Live) {
+    let states = &live.shared.members;
+    for (p, pool) in live.config.pools.iter().enumerate() {
+        for j in 0..pool.members.len() {
+            let id = live.shared.member_id(p, j);
+            let target = live.plan.target_of.get(id as usize).copied().flatten();
+            let up = target
+                .and_then(|t| live.health.get(t))
+                .is_none_or(|s| s.lock().unwrap_or_else(|e| e.into_inner()).up);
+            states.set(id, up);
+        }
+    }
+}
+
+/// Replaces the health-check tasks with those of `live`.
+fn restart_checks(view: &View, live: &Live) {
+    let fresh = start_checks(live, view.clock);
+    let mut checks = view.reload.checks.lock().unwrap_or_else(|e| e.into_inner());
+    for old in std::mem::replace(&mut *checks, fresh) {
+        old.abort();
+    }
+}
+
+/// Hands `next` to every worker and waits until each has moved on; the
+/// snapshots they replaced are dropped here, on the control thread.
+async fn publish(view: &View, old: &Shared, next: &Arc<Shared>) -> Result<(), Refused> {
+    let sessions = view.reload.sessions_per_worker;
+    for (w, ch) in view.reload.workers.iter().enumerate() {
+        let mut adopt = Adopt::prepare(old, next.clone(), w as u16, sessions);
+        if w == 0 {
+            let before = crate::boot::announcements(old);
+            adopt.announce = crate::boot::announcements(next);
+            adopt.announce.retain(|a| !before.contains(a));
+        }
+        if ch.to_worker.try_send(adopt).is_err() {
+            return Err(Refused::Worker(w as u16));
+        }
+    }
+    let start = Instant::now();
+    for (w, ch) in view.reload.workers.iter().enumerate() {
+        loop {
+            let got = ch
+                .from_worker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .try_recv();
+            match got {
+                Ok(left) if left.generation == next.generation => break,
+                Ok(_) => continue,
+                Err(TryRecvError::Empty) if start.elapsed() < WORKER_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(_) => return Err(Refused::Worker(w as u16)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a reload changes, as operators read it.
+fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &View) -> Vec<String> {
+    let mut out = Vec::new();
+    let servers = |c: &Config| -> BTreeMap<String, sluice_config::VirtualServer> {
+        c.virtual_servers
+            .iter()
+            .map(|v| (v.name.clone(), v.clone()))
+            .collect()
+    };
+    let (a, b) = (servers(old), servers(new));
+    for (name, v) in &b {
+        match a.get(name) {
+            None => out.push(format!(
+                "virtual server {name} added ({} {})",
+                v.address,
+                v.protocol.as_str()
+            )),
+            Some(o) if o != v || old.pools[o.pool] != new.pools[v.pool] => {
+                out.push(format!("virtual server {name} changed"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in a.keys().filter(|n| !b.contains_key(*n)) {
+        let slot = before.slot_of(name);
+        let sessions = slot.map_or(0, |s| view.vs_sessions(s));
+        let kept = slot.is_some_and(|s| next.service(s).is_some_and(|v| v.retired));
+        out.push(if kept {
+            format!("virtual server {name} removed; its {sessions} sessions drain")
+        } else {
+            format!("virtual server {name} removed")
+        });
+    }
+    member_changes(old, new, &mut out);
+    if old.health_checks != new.health_checks {
+        out.push("health checks changed".to_string());
+    }
+    if old.timeouts != new.timeouts {
+        out.push("timeouts changed".to_string());
+    }
+    out
+}
+
+/// Members added, removed and re-weighted, per pool.
+fn member_changes(old: &Config, new: &Config, out: &mut Vec<String>) {
+    type Members = BTreeMap<(String, String), (u32, bool)>;
+    let members = |c: &Config| -> Members {
+        c.pools
+            .iter()
+            .flat_map(|p| {
+                p.members.iter().map(move |m| {
+                    (
+                        (p.name.clone(), m.address.to_string()),
+                        (m.weight, m.enabled),
+                    )
+                })
+            })
+            .collect()
+    };
+    let (a, b) = (members(old), members(new));
+    for ((pool, addr), (w, enabled)) in &b {
+        match a.get(&(pool.clone(), addr.clone())) {
+            None => out.push(format!("pool {pool}: member {addr} added")),
+            Some((ow, oe)) if (ow, oe) != (w, enabled) => out.push(format!(
+                "pool {pool}: member {addr} weight {ow} -> {w}{}",
+                if enabled == oe {
+                    String::new()
+                } else if *enabled {
+                    ", enabled".to_string()
+                } else {
+                    ", disabled".to_string()
+                }
+            )),
+            Some(_) => {}
+        }
+    }
+    for (pool, addr) in a.keys().filter(|k| !b.contains_key(*k)) {
+        out.push(format!(
+            "pool {pool}: member {addr} removed; its sessions drain"
+        ));
+    }
+}
+
+/// The text `sluicectl reload` prints (`error: ...` on refusal).
+pub fn text(outcome: &Result<Applied, Refused>) -> String {
+    match outcome {
+        Ok(a) => {
+            let mut o = format!("reloaded: generation {}\n", a.generation);
+            for c in &a.changes {
+                o.push_str(&format!("  {c}\n"));
+            }
+            if a.changes.is_empty() {
+                o.push_str("  nothing changed\n");
+            }
+            o
+        }
+        Err(e) => format!("error: reload refused: {e}\n"),
+    }
+}
+
+/// The JSON `sluicectl reload --json` prints.
+pub fn json(outcome: &Result<Applied, Refused>) -> String {
+    match outcome {
+        Ok(a) => format!(
+            "{}\n",
+            serde_json::json!({ "generation": a.generation, "changes": a.changes })
+        ),
+        Err(e) => crate::control::error_json(&format!("reload refused: {e}")),
+    }
+}

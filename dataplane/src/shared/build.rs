@@ -1,0 +1,449 @@
+//! Building a configuration snapshot, at boot or for a reload.
+//!
+//! Identity is what a reload must keep: a virtual server keeps its slot (by
+//! name) and a member its id (by pool name and address), so sessions made
+//! before the reload still name the right ones. What the new file removed
+//! is kept, retired, while it has sessions: a virtual server refuses new
+//! sessions but serves its own until they end; a member is never chosen
+//! again but its sessions still find it. SNAT addresses are only appended,
+//! so their indexes (in sessions and in each worker's port rings) hold.
+
+use super::{Local, Port, ReloadError, Shared, Timeouts};
+use crate::acl::SourceAcl;
+use crate::fixedmap::FixedMap;
+use crate::members::MemberStates;
+use crate::neighbor::NeighborTable;
+use crate::route::RouteTable;
+use crate::sched::maglev::{Maglev, MaglevMember};
+use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
+use crate::wire::{ipv4::proto, Mac};
+use sluice_config::{Config, Encapsulation, Forwarding, Method, Pool, Prefix, Protocol};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+
+/// What every generation shares or fixes at boot.
+pub(super) struct Base {
+    pub workers: u16,
+    pub macs: Vec<Mac>,
+    pub neighbors: Arc<NeighborTable>,
+    pub members: Arc<MemberStates>,
+    pub vs_capacity: usize,
+    pub owner_mask: u32,
+    pub generation: u64,
+}
+
+/// The running snapshot a reload starts from, and the session counts per
+/// virtual-server slot that decide what of it must be kept.
+pub(super) struct Previous<'a> {
+    pub shared: &'a Shared,
+    pub vs_sessions: &'a dyn Fn(u16) -> u64,
+}
+
+type Ids = HashMap<(String, SocketAddrV4), u32>;
+/// Removed virtual servers kept for their sessions, with their slots.
+type Retired = Vec<(u16, VirtualServer)>;
+
+pub(super) fn build(
+    cfg: &Config,
+    base: Base,
+    prev: Option<Previous>,
+) -> Result<Shared, ReloadError> {
+    let (ports, routes) = network(cfg, &base.macs);
+    let (ids, member_ids) = member_ids(cfg, &base.members, prev.as_ref())?;
+    let (slots, retired) = vs_slots(cfg, base.vs_capacity, &base.members, prev.as_ref())?;
+    let mut snat_addrs = prev
+        .as_ref()
+        .map(|p| p.shared.snat_addrs.clone())
+        .unwrap_or_default();
+    let top = slots.iter().chain(retired.iter().map(|(s, _)| s)).max();
+    let mut services: Vec<Option<VirtualServer>> = vec![None; top.map_or(0, |s| *s as usize + 1)];
+    for (slot, vs) in retired {
+        services[usize::from(slot)] = Some(vs);
+    }
+    let maglevs: Vec<Option<Arc<Maglev>>> = cfg.pools.iter().map(maglev_of).collect();
+    for (i, vs) in cfg.virtual_servers.iter().enumerate() {
+        let slot = usize::from(slots[i]);
+        let Some(mut server) = virtual_server(
+            cfg,
+            vs,
+            &member_ids[vs.pool],
+            maglevs[vs.pool].clone(),
+            &mut snat_addrs,
+        ) else {
+            continue;
+        };
+        if let Some(before) = prev.as_ref().and_then(|p| p.shared.service(slots[i])) {
+            server.retired_members = still_draining(before, &server, &base.members);
+        }
+        services[slot] = Some(server);
+    }
+    let local = locals(&ports, &services, &snat_addrs);
+    let mut vs_map = FixedMap::with_capacity(services.len() + 1);
+    // Retired servers first: a live one on the same address and port wins.
+    for retired in [true, false] {
+        for (slot, v) in services.iter().enumerate() {
+            if let Some(v) = v.as_ref().filter(|v| v.retired == retired) {
+                vs_map.insert(vs_key(v.vip, v.port, v.proto), slot as u16);
+            }
+        }
+    }
+    let t = &cfg.timeouts;
+    Ok(Shared {
+        workers: base.workers,
+        ports,
+        local,
+        routes,
+        neighbors: base.neighbors,
+        services,
+        vs_map,
+        snat_addrs,
+        timeouts: Timeouts {
+            tcp_syn: super::ms(t.tcp_syn),
+            tcp_established: super::ms(t.tcp_established),
+            tcp_fin: super::ms(t.tcp_fin),
+            tcp_close: super::ms(t.tcp_close),
+            udp: super::ms(t.udp),
+            icmp: super::ms(t.icmp),
+        },
+        members: base.members,
+        generation: base.generation,
+        member_ids,
+        ids,
+        vs_capacity: base.vs_capacity,
+        owner_mask: base.owner_mask,
+    })
+}
+
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn v4_socket(a: SocketAddr) -> Option<SocketAddrV4> {
+    Some(SocketAddrV4::new(v4(a.ip())?, a.port()))
+}
+
+/// IPv4 prefixes as (network, length); IPv6 ones are skipped (refused at boot).
+fn v4_prefixes(list: &[Prefix]) -> Vec<(u32, u8)> {
+    list.iter()
+        .filter_map(|p| Some((u32::from(v4(p.addr)?), p.len)))
+        .collect()
+}
+
+/// Ports and routes: the interfaces' connected prefixes and the static routes.
+fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable) {
+    let mut routes = RouteTable::default();
+    let mut ports = Vec::new();
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        let port = i as u16;
+        let mut addresses = Vec::new();
+        for a in &itf.addresses {
+            let Some(ip) = v4(a.addr) else { continue };
+            addresses.push((ip, a.prefix_len));
+            routes.add(ip, a.prefix_len, None, port);
+        }
+        ports.push(Port {
+            name: itf.name.clone(),
+            mac: macs.get(i).copied().unwrap_or_default(),
+            addresses,
+            mtu: itf.mtu,
+            kernel: itf.kernel_interface.is_some(),
+        });
+    }
+    for r in &cfg.routes {
+        if let (Some(dst), Some(gw)) = (v4(r.destination.addr), v4(r.gateway)) {
+            routes.add(dst, r.destination.len, Some(gw), r.interface as u16);
+        }
+    }
+    (ports, routes)
+}
+
+/// The switch's own addresses: interface addresses, the VIPs of every
+/// server (retired ones too, while their sessions last) and every SNAT address.
+fn locals(
+    ports: &[Port],
+    services: &[Option<VirtualServer>],
+    snat_addrs: &[Ipv4Addr],
+) -> FixedMap<Local> {
+    let mut local: FixedMap<Local> =
+        FixedMap::with_capacity(256 + services.len() * 4 + snat_addrs.len() * 2);
+    let mut mark = |ip: Ipv4Addr, f: &dyn Fn(&mut Local)| {
+        let key = u64::from(u32::from(ip));
+        let mut l = local.get(key).unwrap_or_default();
+        f(&mut l);
+        local.insert(key, l);
+    };
+    for (i, p) in ports.iter().enumerate() {
+        for (ip, _) in &p.addresses {
+            mark(*ip, &|l| l.interface = Some(i as u16));
+        }
+    }
+    for (i, a) in snat_addrs.iter().enumerate() {
+        mark(*a, &|l| l.snat = Some(i as u16));
+    }
+    for v in services.iter().flatten() {
+        mark(v.vip, &|l| l.vip = true);
+    }
+    local
+}
+
+/// Member ids per pool and member (config indexes), and the id of every
+/// (pool, address) kept. At boot ids follow the configuration order, as
+/// `MemberStates` was filled; a reload keeps the ids of members still
+/// configured and of removed ones with sessions, and gives new members the
+/// lowest free ids.
+fn member_ids(
+    cfg: &Config,
+    states: &MemberStates,
+    prev: Option<&Previous>,
+) -> Result<(Ids, Vec<Vec<u32>>), ReloadError> {
+    let key = |pool: &Pool, m: &sluice_config::Member| {
+        v4_socket(m.address).map(|a| (pool.name.clone(), a))
+    };
+    let mut ids = Ids::new();
+    let Some(prev) = prev else {
+        let mut next = 0u32;
+        let per_pool = cfg
+            .pools
+            .iter()
+            .map(|p| {
+                let pool_ids: Vec<u32> = (next..next + p.members.len() as u32).collect();
+                for (m, id) in p.members.iter().zip(&pool_ids) {
+                    if let Some(k) = key(p, m) {
+                        ids.insert(k, *id);
+                    }
+                }
+                next += p.members.len() as u32;
+                pool_ids
+            })
+            .collect();
+        return Ok((ids, per_pool));
+    };
+    let configured: HashSet<(String, SocketAddrV4)> = cfg
+        .pools
+        .iter()
+        .flat_map(|p| p.members.iter().filter_map(move |m| key(p, m)))
+        .collect();
+    for (k, id) in &prev.shared.ids {
+        if configured.contains(k) || states.sessions(*id) > 0 {
+            ids.insert(k.clone(), *id);
+        }
+    }
+    let mut used = vec![false; states.len()];
+    for id in ids.values() {
+        if let Some(u) = used.get_mut(*id as usize) {
+            *u = true;
+        }
+    }
+    let mut free = (0..states.len() as u32).filter(|i| !used[*i as usize]);
+    let mut per_pool = Vec::with_capacity(cfg.pools.len());
+    for p in &cfg.pools {
+        let mut pool_ids = Vec::with_capacity(p.members.len());
+        for m in &p.members {
+            let Some(k) = key(p, m) else {
+                pool_ids.push(u32::MAX);
+                continue;
+            };
+            let id = match ids.get(&k) {
+                Some(id) => *id,
+                None => {
+                    let id = free.next().ok_or(ReloadError::TooManyMembers {
+                        capacity: states.len(),
+                    })?;
+                    ids.insert(k, id);
+                    id
+                }
+            };
+            pool_ids.push(id);
+        }
+        per_pool.push(pool_ids);
+    }
+    Ok((ids, per_pool))
+}
+
+/// The slot of each configured virtual server, and the removed servers
+/// kept (retired) in theirs while they have sessions. A server keeps the
+/// slot of the server of its name, live or retired; a new one takes the
+/// lowest free slot.
+fn vs_slots(
+    cfg: &Config,
+    capacity: usize,
+    states: &MemberStates,
+    prev: Option<&Previous>,
+) -> Result<(Vec<u16>, Retired), ReloadError> {
+    let n = cfg.virtual_servers.len();
+    let Some(prev) = prev else {
+        return Ok(((0..n as u16).collect(), Vec::new()));
+    };
+    let mut taken = vec![false; capacity];
+    let mut slots: Vec<Option<u16>> = vec![None; n];
+    for (i, v) in cfg.virtual_servers.iter().enumerate() {
+        let mut named = prev.shared.servers().filter(|(_, s)| s.name == v.name);
+        if let Some((slot, _)) = named.next() {
+            slots[i] = Some(slot);
+            taken[usize::from(slot)] = true;
+        }
+    }
+    let mut retired = Vec::new();
+    for (slot, v) in prev.shared.servers() {
+        if taken[usize::from(slot)] || (prev.vs_sessions)(slot) == 0 {
+            continue;
+        }
+        let mut kept = v.clone();
+        kept.retired = true;
+        kept.maglev = None;
+        kept.retired_members = (v.members.iter().chain(&v.retired_members))
+            .filter(|m| states.sessions(m.id) > 0)
+            .cloned()
+            .collect();
+        kept.members = Vec::new();
+        taken[usize::from(slot)] = true;
+        retired.push((slot, kept));
+    }
+    let mut free = (0..capacity).filter(|s| !taken[*s]).map(|s| s as u16);
+    let slots = slots
+        .into_iter()
+        .map(|s| match s {
+            Some(s) => Ok(s),
+            None => free
+                .next()
+                .ok_or(ReloadError::TooManyVirtualServers { capacity }),
+        })
+        .collect::<Result<Vec<u16>, ReloadError>>()?;
+    Ok((slots, retired))
+}
+
+/// The members `before` had (or still drained) that `now` no longer has and
+/// that still hold sessions.
+fn still_draining(
+    before: &VirtualServer,
+    now: &VirtualServer,
+    states: &MemberStates,
+) -> Vec<Member> {
+    let kept = |m: &&Member| now.members.iter().any(|n| n.ip == m.ip && n.port == m.port);
+    before
+        .members
+        .iter()
+        .chain(&before.retired_members)
+        .filter(|m| !kept(m) && states.sessions(m.id) > 0)
+        .cloned()
+        .collect()
+}
+
+/// The Maglev table of a pool balanced by a hash method: primaries only
+/// (backups take over by round robin when no primary is usable). Its size
+/// was validated with the configuration, so a failure leaves the pool
+/// without a table and its hash methods fall back to round robin.
+fn maglev_of(pool: &Pool) -> Option<Arc<Maglev>> {
+    if !matches!(
+        pool.method,
+        Method::SourceHash | Method::SourcePortHash | Method::Maglev
+    ) {
+        return None;
+    }
+    let members: Vec<MaglevMember> = pool
+        .members
+        .iter()
+        .filter_map(|m| {
+            Some(MaglevMember {
+                addr: v4(m.address.ip())?,
+                port: m.address.port(),
+                weight: if m.backup { 0 } else { m.weight },
+            })
+        })
+        .collect();
+    Maglev::build(&members, pool.maglev_table_size)
+        .ok()
+        .map(Arc::new)
+}
+
+/// The SNAT address indexes of a server, appending new addresses.
+fn snat_indexes(vs: &sluice_config::VirtualServer, snat_addrs: &mut Vec<Ipv4Addr>) -> Vec<u16> {
+    if !matches!(vs.forwarding, Forwarding::BothNat | Forwarding::LanToLan) {
+        return Vec::new();
+    }
+    vs.snat_addresses
+        .iter()
+        .filter_map(|a| v4(*a))
+        .map(|a| {
+            (match snat_addrs.iter().position(|s| *s == a) {
+                Some(p) => p,
+                None => {
+                    snat_addrs.push(a);
+                    snat_addrs.len() - 1
+                }
+            }) as u16
+        })
+        .collect()
+}
+
+/// One configured virtual server as the packet path sees it (None for IPv6).
+fn virtual_server(
+    cfg: &Config,
+    vs: &sluice_config::VirtualServer,
+    ids: &[u32],
+    maglev: Option<Arc<Maglev>>,
+    snat_addrs: &mut Vec<Ipv4Addr>,
+) -> Option<VirtualServer> {
+    let vip = v4(vs.address.ip())?;
+    let pool = &cfg.pools[vs.pool];
+    let members = pool
+        .members
+        .iter()
+        .zip(ids)
+        .filter_map(|(m, id)| {
+            Some(Member {
+                ip: v4(m.address.ip())?,
+                port: m.address.port(),
+                weight: m.weight,
+                backup: m.backup,
+                enabled: m.enabled,
+                id: *id,
+                max_connections: m.max_connections,
+            })
+        })
+        .collect();
+    Some(VirtualServer {
+        name: vs.name.clone(),
+        retired: false,
+        pool: pool.name.clone(),
+        on_member_down: pool.on_member_down,
+        method: pool.method,
+        maglev,
+        acl: SourceAcl::new(
+            &v4_prefixes(&vs.allow_sources),
+            &v4_prefixes(&vs.deny_sources),
+        ),
+        persistence: vs.persistence.as_ref().map(|p| Persistence {
+            timeout_ms: super::ms(p.timeout),
+            mask: crate::route::mask(p.netmask.min(32)),
+        }),
+        reset_on_timeout: vs.reset_on_timeout,
+        vip,
+        port: vs.address.port(),
+        proto: match vs.protocol {
+            Protocol::Tcp => proto::TCP,
+            Protocol::Udp => proto::UDP,
+        },
+        forwarding: vs.forwarding,
+        members,
+        retired_members: Vec::new(),
+        snat: snat_indexes(vs, snat_addrs),
+        idle_timeout_ms: vs.idle_timeout.map(super::ms),
+        lan_subnets: v4_prefixes(&vs.lan_subnets),
+        encap: match (vs.forwarding, vs.encapsulation) {
+            (Forwarding::L3Dsr, Some(Encapsulation::Gre)) => Encap::Gre,
+            (Forwarding::L3Dsr, Some(Encapsulation::Dscp)) => Encap::Dscp(vs.dscp.unwrap_or(0)),
+            (Forwarding::L3Dsr, _) => Encap::Ipip,
+            _ => Encap::None,
+        },
+        mss_clamp: match vs.mss_clamp {
+            Some(sluice_config::MssClamp::Off) => MssClamp::Off,
+            Some(sluice_config::MssClamp::Value(v)) => MssClamp::Value(v),
+            Some(sluice_config::MssClamp::Auto) | None => MssClamp::Auto,
+        },
+    })
+}

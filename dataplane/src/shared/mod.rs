@@ -1,0 +1,311 @@
+//! What every worker reads and nobody changes on the packet path: ports,
+//! owned addresses, routes, virtual servers. Built once from the
+//! configuration. The neighbour table and member health inside are atomics.
+
+mod build;
+
+use crate::fixedmap::FixedMap;
+use crate::members::MemberStates;
+use crate::neighbor::NeighborTable;
+use crate::route::RouteTable;
+use crate::service::{client_owner, VirtualServer};
+use crate::session::Session4;
+use crate::wire::Mac;
+use build::{build, Base, Previous};
+use sluice_config::Config;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+/// One DPDK port as the pipeline sees it; index = position in `[[interface]]`.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub name: String,
+    pub mac: Mac,
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+    pub mtu: u16,
+    /// Whether an exception-path kernel interface takes this port's traffic
+    /// for the switch's own addresses.
+    pub kernel: bool,
+}
+
+/// What an owned address is. An address may be several things at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Local {
+    /// An interface address, on this port.
+    pub interface: Option<u16>,
+    /// A VIP of at least one virtual server.
+    pub vip: bool,
+    /// A source-NAT address (index into `Shared::snat_addrs`).
+    pub snat: Option<u16>,
+}
+
+/// Idle timeouts in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_syn: u32,
+    pub tcp_established: u32,
+    pub tcp_fin: u32,
+    pub tcp_close: u32,
+    pub udp: u32,
+    pub icmp: u32,
+}
+
+fn ms(d: std::time::Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX / 2)) as u32
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub workers: u16,
+    pub ports: Vec<Port>,
+    pub local: FixedMap<Local>,
+    pub routes: RouteTable,
+    /// Learned and static MACs; the same table in every generation.
+    pub neighbors: Arc<NeighborTable>,
+    /// Virtual servers by slot: a server keeps its slot (sessions name it)
+    /// across reloads for as long as it or its sessions exist. `None`: free.
+    pub services: Vec<Option<VirtualServer>>,
+    pub vs_map: FixedMap<u16>,
+    /// Every SNAT address ever configured, in order: a reload only appends,
+    /// so sessions and each worker's port rings keep their indexes.
+    pub snat_addrs: Vec<Ipv4Addr>,
+    pub timeouts: Timeouts,
+    /// Health of every member, by member id (see [`Shared::member_id`]); the
+    /// same table in every generation.
+    pub members: Arc<MemberStates>,
+    /// Configuration generation: 0 at boot, one more per reload.
+    pub generation: u64,
+    /// Member id of each member of each pool (config indexes).
+    member_ids: Vec<Vec<u32>>,
+    /// Member id of every (pool, address) configured, or removed but still
+    /// holding sessions.
+    ids: HashMap<(String, SocketAddrV4), u32>,
+    /// Slots the per-worker counters have room for.
+    vs_capacity: usize,
+    /// Client addresses are masked with this before choosing their worker:
+    /// the shortest persistence netmask, so all clients that share a
+    /// persistence entry share its worker. Fixed at boot.
+    owner_mask: u32,
+}
+
+/// Why a reload cannot be applied; the running configuration stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadError {
+    /// More virtual servers (with those still draining) than the slots
+    /// sized at boot.
+    TooManyVirtualServers { capacity: usize },
+    /// More members (with those still draining) than the ids sized at boot.
+    TooManyMembers { capacity: usize },
+    /// A persistence netmask shorter than the running workers' split of
+    /// clients: its clients could land on different workers.
+    PersistenceNetmask {
+        virtual_server: String,
+        netmask: u8,
+        running: u8,
+    },
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::TooManyVirtualServers { capacity } => write!(
+                f,
+                "more than {capacity} virtual servers, counting removed ones still draining: wait for them to drain or restart"
+            ),
+            ReloadError::TooManyMembers { capacity } => write!(
+                f,
+                "more than {capacity} pool members, counting removed ones still draining: wait for them to drain or restart"
+            ),
+            ReloadError::PersistenceNetmask {
+                virtual_server,
+                netmask,
+                running,
+            } => write!(
+                f,
+                "virtual server {virtual_server}: persistence netmask /{netmask} is shorter than the /{running} the workers split clients by since boot; restart to apply it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Slots and ids a reload may not exceed, fixed at boot so the counters and
+/// member states workers write are never reallocated.
+fn capacity(n: usize) -> usize {
+    (2 * n).max(1024)
+}
+
+/// The shortest persistence netmask of `cfg`, as a mask (all ones without
+/// persistence).
+fn persistence_mask(cfg: &Config) -> u32 {
+    cfg.virtual_servers
+        .iter()
+        .filter_map(|v| v.persistence.as_ref())
+        .map(|p| crate::route::mask(p.netmask.min(32)))
+        .fold(u32::MAX, |a, m| a & m)
+}
+
+impl Shared {
+    /// Builds the tables. `macs[i]` is the MAC of the port of `cfg.interfaces[i]`.
+    /// IPv6 entries are skipped here (the daemon refuses them until supported).
+    pub fn new(cfg: &Config, macs: &[Mac], workers: u16) -> Shared {
+        let n: usize = cfg.pools.iter().map(|p| p.members.len()).sum();
+        let mut weights = Vec::with_capacity(n);
+        for p in &cfg.pools {
+            weights.extend(p.members.iter().map(|m| (m.weight, m.enabled)));
+        }
+        let base = Base {
+            workers: workers.max(1),
+            macs: macs.to_vec(),
+            neighbors: Arc::new(NeighborTable::with_capacity(4096)),
+            members: Arc::new(MemberStates::with_capacity(&weights, workers, capacity(n))),
+            vs_capacity: capacity(cfg.virtual_servers.len()),
+            owner_mask: persistence_mask(cfg),
+            generation: 0,
+        };
+        for n in &cfg.neighbors {
+            if let IpAddr::V4(ip) = n.address {
+                base.neighbors.set_static(ip, n.interface as u16, n.mac);
+            }
+        }
+        // Boot: ids in configuration order, as `MemberStates` was filled.
+        build(cfg, base, None).expect("a boot configuration fits the capacity sized for it")
+    }
+
+    /// The snapshot for a new configuration, keeping what a reload keeps:
+    /// slots of virtual servers and ids of members by name and address, SNAT
+    /// address indexes, the neighbour and member tables, and, while they have
+    /// sessions (`vs_sessions(slot)`, `MemberStates::sessions`), removed
+    /// virtual servers and members. What cannot change live (ports, routes,
+    /// workers) must have been refused before; it is rebuilt the same.
+    pub fn reload(
+        &self,
+        cfg: &Config,
+        vs_sessions: &dyn Fn(u16) -> u64,
+    ) -> Result<Shared, ReloadError> {
+        let running = self.owner_mask.leading_ones() as u8;
+        // One worker owns every client whatever the split.
+        for v in cfg.virtual_servers.iter().filter(|_| self.workers > 1) {
+            if let Some(p) = &v.persistence {
+                if crate::route::mask(p.netmask.min(32)) & self.owner_mask != self.owner_mask {
+                    return Err(ReloadError::PersistenceNetmask {
+                        virtual_server: v.name.clone(),
+                        netmask: p.netmask,
+                        running,
+                    });
+                }
+            }
+        }
+        let base = Base {
+            workers: self.workers,
+            macs: self.ports.iter().map(|p| p.mac).collect(),
+            neighbors: self.neighbors.clone(),
+            members: self.members.clone(),
+            vs_capacity: self.vs_capacity,
+            owner_mask: self.owner_mask,
+            generation: self.generation + 1,
+        };
+        build(
+            cfg,
+            base,
+            Some(Previous {
+                shared: self,
+                vs_sessions,
+            }),
+        )
+    }
+
+    /// The virtual server in `slot`, if any.
+    #[inline]
+    pub fn service(&self, slot: u16) -> Option<&VirtualServer> {
+        self.services.get(usize::from(slot))?.as_ref()
+    }
+
+    /// Every virtual server with its slot, live and retired.
+    pub fn servers(&self) -> impl Iterator<Item = (u16, &VirtualServer)> {
+        self.services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i as u16, v.as_ref()?)))
+    }
+
+    /// The slot of the configured (not retired) virtual server `name`.
+    pub fn slot_of(&self, name: &str) -> Option<u16> {
+        self.servers()
+            .find(|(_, v)| !v.retired && v.name == name)
+            .map(|(i, _)| i)
+    }
+
+    /// Slots the per-worker counters must have room for.
+    pub fn vs_capacity(&self) -> usize {
+        self.vs_capacity
+    }
+
+    /// The id of member `addr` of pool `pool` (by name), if configured or
+    /// still draining.
+    pub fn member_key_id(&self, pool: &str, addr: SocketAddrV4) -> Option<u32> {
+        self.ids.get(&(pool.to_string(), addr)).copied()
+    }
+
+    /// The worker that owns the sessions of `client` (see [`client_owner`]),
+    /// by its address masked to the shortest persistence netmask.
+    #[inline]
+    pub fn client_owner(&self, client: Ipv4Addr) -> u16 {
+        client_owner(
+            Ipv4Addr::from(u32::from(client) & self.owner_mask),
+            self.workers,
+        )
+    }
+
+    /// The member id of member `member` of pool `pool` (config indexes).
+    pub fn member_id(&self, pool: usize, member: usize) -> u32 {
+        self.member_ids
+            .get(pool)
+            .and_then(|p| p.get(member))
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+
+    #[inline]
+    pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
+        self.local.get(u64::from(u32::from(ip)))
+    }
+
+    /// Whether session `s` has idled out at `now_ms`: its state's timeout, or
+    /// its virtual server's `idle_timeout` for established TCP and UDP.
+    #[inline]
+    pub fn session_expired(&self, s: &Session4, now_ms: u32) -> bool {
+        let idle = self.service(s.vs).and_then(|v| v.idle_timeout_ms);
+        let limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
+        now_ms.wrapping_sub(s.last_seen) >= limit
+    }
+
+    /// Whether the switch answers ARP for `ip` on `port`: its own interface
+    /// addresses on their port, VIPs and SNAT addresses on every port.
+    #[inline]
+    pub fn answers_arp(&self, ip: Ipv4Addr, port: u16) -> bool {
+        match self.local(ip) {
+            Some(l) => l.vip || l.snat.is_some() || l.interface == Some(port),
+            None => false,
+        }
+    }
+
+    /// The first address of a port, used as the source of its ARP requests.
+    pub fn port_address(&self, port: u16, towards: Ipv4Addr) -> Ipv4Addr {
+        let Some(p) = self.ports.get(usize::from(port)) else {
+            return Ipv4Addr::UNSPECIFIED;
+        };
+        let addrs = &p.addresses;
+        addrs
+            .iter()
+            .find(|(a, len)| {
+                let m = crate::route::mask(*len);
+                u32::from(*a) & m == u32::from(towards) & m
+            })
+            .or(addrs.first())
+            .map(|(a, _)| *a)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+}
