@@ -99,6 +99,8 @@ fn main() {
         // EAL / lcores / launch / version / cycles
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_pdump_init")
+        .allowlist_function("rte_pdump_uninit")
         .allowlist_function("rte_eal_remote_launch")
         .allowlist_function("rte_eal_wait_lcore")
         .allowlist_function("rte_eal_mp_wait_lcore")

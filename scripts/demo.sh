@@ -3,7 +3,8 @@
 # servers to it in network namespaces, balances requests through the VIP in
 # Dest-NAT and then Both-NAT, shows who answered and the switch's counters,
 # fails a server over and back (health checks), shows the kernel interface
-# of the exception path, and tears everything down. Needs root; installs
+# of the exception path, reloads a changed file live (and refuses a change
+# that needs a restart), and tears everything down. Needs root; installs
 # what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +50,7 @@ demo_mode() {
     echo "\$ curl -m 2 http://$VIP:81/     # a port no virtual server serves"
     client curl -s -m 2 http://$VIP:81/ || echo "  (no answer: dropped by the switch's port filter)"
     run $CTL members
-    [ "$mode" = dest_nat ] && failover
+    [ "$mode" = dest_nat ] && failover && live_reload
     run $CTL neighbors
     run $CTL stats
     kill -TERM "$PID"; wait "$PID" || true; PID=""
@@ -95,10 +96,42 @@ failover() {
     requests 6
 }
 
+live_reload() {
+    echo
+    echo "---- reload: the file changes, sessions stay ----"
+    local cfg=$LAB_DIR/sluice.toml
+    sed -i '/{ address = "10.20.0.13:8080" },/d' "$cfg"
+    cat >>"$cfg" <<'TOML'
+
+[[virtual_server]]
+name = "web2"
+address = "198.51.100.20:80"
+protocol = "tcp"
+pool = "web"
+forwarding = "dest_nat"
+TOML
+    echo "  (edited $cfg: member 10.20.0.13 removed, virtual server web2 on 198.51.100.20:80 added)"
+    run $CTL reload
+    grep 'reload:' "$LAB_DIR/sluice.log" | sed 's/^/  | /'
+    echo
+    echo "\$ for i in 1..6; do curl http://$VIP/; done     # m3 is no longer in the pool"
+    requests 6
+    echo
+    echo "\$ curl http://198.51.100.20/     # the new virtual server"
+    printf '  %s\n' "$(client curl -s -m 3 http://198.51.100.20/ || echo failed)"
+    sed -i 's/^workers = 2$/workers = 1/' "$cfg"
+    echo
+    echo "  (edited $cfg again: workers = 1, which only a restart can change)"
+    run $CTL reload || true
+    sed -i 's/^workers = 1$/workers = 2/' "$cfg"
+    printf '  still serving: %s\n' "$(client curl -s -m 3 http://$VIP/ || echo failed)"
+}
+
 demo_mode dest_nat
 demo_mode both_nat
 echo
 echo "Dest-NAT: servers saw the client's own address (198.51.100.2)."
 echo "Both-NAT: servers saw the switch's SNAT address (10.20.0.100)."
 echo "Failover: a dead server left the rotation in about 2 s x 4 and came back after 2 good checks."
+echo "Reload: a member removed and a virtual server added live; a change needing a restart was refused."
 echo "demo finished; lab torn down."

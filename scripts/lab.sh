@@ -60,6 +60,7 @@ down() {
         ip netns pids "$(ns "$n")" 2>/dev/null | xargs -r kill 2>/dev/null || true
         ip netns del "$(ns "$n")" 2>/dev/null || true
     done
+    nft delete table netdev "${LAB}_ports" 2>/dev/null || true
     ip link del "${LAB}-ext" 2>/dev/null || true
     ip link del "${LAB}-int" 2>/dev/null || true
     rm -rf "$LAB_DIR"
@@ -161,6 +162,16 @@ NFT
         # The switch's ports belong to DPDK: keep the kernel quiet on them.
         sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
     done
+    # On a real NIC bound to DPDK the kernel never sees the switch's frames;
+    # here the ports are veths the host kernel also receives on, and it
+    # would answer for the kernel interfaces' addresses (same MAC) a second
+    # time. Its stack is cut off at ingress; AF_PACKET sees frames before.
+    nft -f - <<NFT
+table netdev ${LAB}_ports {
+    chain ext { type filter hook ingress device "${LAB}-ext" priority 0; policy drop; }
+    chain int { type filter hook ingress device "${LAB}-int" priority 0; policy drop; }
+}
+NFT
     # Wait for the servers to listen.
     for i in "${MEMBERS[@]}"; do wait_member "$i" || true; done
     echo "lab $LAB up: client $(ns client) 198.51.100.2, members 10.20.0.11-13:8080 (gateway: $gw)"

@@ -121,26 +121,27 @@ pub fn build(cfg: &Config, extra: &[String], cpus: &[u32]) -> (Vec<String>, Opti
         args.push("--no-pci".to_string());
     }
     let user: Vec<&String> = dp.eal_args.iter().chain(extra.iter()).collect();
-    // Sluice runs as a primary process with no secondaries: keep EAL's
-    // shared files out of the way unless the user manages them.
+    // With hugepages EAL keeps its shared files under the file prefix, so
+    // DPDK's tools attach as secondary processes (dpdk-dumpcap). Without
+    // hugepages no secondary can attach: keep the files out of the way.
     let has = |opt: &str| user.iter().any(|a| a.starts_with(opt));
     if !has("--file-prefix") {
         // DPDK's tools (dpdk-telemetry.py -f PREFIX) find the instance by it.
         args.push(format!("--file-prefix={}", dp.file_prefix));
     }
-    if !has("--proc-type") && !has("--in-memory") && !has("--no-shconf") {
-        // --in-memory implies hugepages; with --no-huge, --no-shconf does the same job.
-        args.push(
-            if has("--no-huge") {
-                "--no-shconf"
-            } else {
-                "--in-memory"
-            }
-            .to_string(),
-        );
+    if has("--no-huge") && !has("--proc-type") && !has("--in-memory") && !has("--no-shconf") {
+        args.push("--no-shconf".to_string());
     }
     args.extend(user.into_iter().cloned());
     (args, warning)
+}
+
+/// The EAL argument that keeps secondary processes (DPDK's tools) from
+/// attaching, if any.
+pub fn without_shared_files(args: &[String]) -> Option<&str> {
+    args.iter()
+        .map(String::as_str)
+        .find(|a| matches!(*a, "--no-shconf" | "--in-memory" | "--no-huge"))
 }
 
 #[cfg(test)]
@@ -218,5 +219,34 @@ forwarding = "dest_nat"
                 "--log-level=7"
             ]
         );
+    }
+
+    #[test]
+    fn hugepages_keep_the_shared_files_dpdk_tools_need() {
+        let cfg = sluice_config::parse(
+            r#"
+[dataplane]
+eal_args = ["-m", "256"]
+[[interface]]
+name = "ext"
+device = "net_null0"
+addresses = ["198.51.100.1/24"]
+[pool.web]
+members = [{ address = "10.0.0.1:80" }]
+[[virtual_server]]
+name = "web"
+address = "198.51.100.10:80"
+protocol = "tcp"
+pool = "web"
+forwarding = "dest_nat"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let (args, _) = build(&cfg, &[], &[0, 1, 2]);
+        assert!(args.contains(&"--file-prefix=sluice".to_string()));
+        assert_eq!(without_shared_files(&args), None, "{args:?}");
+        let (args, _) = build(&cfg, &["--no-huge".to_string()], &[0, 1, 2]);
+        assert_eq!(without_shared_files(&args), Some("--no-shconf"));
     }
 }

@@ -37,7 +37,10 @@ const USAGE: &str = "usage: sluice --config FILE [--check] [-- EAL-ARGS...]
 
   --config FILE   the switch configuration (TOML)
   --check         validate the configuration and exit
-  -- ARGS         extra arguments for the DPDK EAL, after the generated ones";
+  -- ARGS         extra arguments for the DPDK EAL, after the generated ones
+
+Signals: SIGTERM or SIGINT stop the switch (workers finish their burst);
+SIGHUP reloads the configuration file, as `sluicectl reload` does.";
 
 const POOL_CACHE: u32 = 256;
 
@@ -155,6 +158,18 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
             if eal_args::exception_path(cfg) { " and the exception path" } else { "" },
             lcores.len()
         ));
+    }
+    match eal_args::without_shared_files(&eal_argv) {
+        Some(arg) => log(format!(
+            "packet capture with dpdk-dumpcap unavailable: EAL runs {arg}, and a secondary process needs hugepages and EAL's shared files"
+        )),
+        None => match eal.enable_capture() {
+            Ok(()) => log(format!(
+                "packet capture: dpdk-dumpcap --file-prefix={} -i PORT",
+                cfg.dataplane.file_prefix
+            )),
+            Err(e) => log(format!("packet capture with dpdk-dumpcap unavailable: {e}")),
+        },
     }
     let socket = eal.socket_id();
     let pool = Arc::new(Mempool::new("sluice_pkts", pool_size(cfg), POOL_CACHE, sluice_ffi::DEFAULT_DATA_ROOM, socket)

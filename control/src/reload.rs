@@ -298,7 +298,7 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
                 v.address,
                 v.protocol.as_str()
             )),
-            Some(o) if o != v || old.pools[o.pool] != new.pools[v.pool] => {
+            Some(o) if !same_server(old, o, new, v) => {
                 out.push(format!("virtual server {name} changed"))
             }
             Some(_) => {}
@@ -314,6 +314,20 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
             format!("virtual server {name} removed")
         });
     }
+    for p in &new.pools {
+        let before = old.pools.iter().find(|o| o.name == p.name);
+        let settings = |p: &sluice_config::Pool| sluice_config::Pool {
+            members: Vec::new(),
+            ..p.clone()
+        };
+        match before {
+            None => out.push(format!("pool {} added", p.name)),
+            Some(o) if settings(o) != settings(p) => {
+                out.push(format!("pool {} changed (method, check or limits)", p.name))
+            }
+            Some(_) => {}
+        }
+    }
     member_changes(old, new, &mut out);
     if old.health_checks != new.health_checks {
         out.push("health checks changed".to_string());
@@ -322,6 +336,23 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
         out.push("timeouts changed".to_string());
     }
     out
+}
+
+/// Whether a server's own settings are the same (its pool by name: pool
+/// indexes move when pools are added or removed).
+fn same_server(
+    old: &Config,
+    a: &sluice_config::VirtualServer,
+    new: &Config,
+    b: &sluice_config::VirtualServer,
+) -> bool {
+    let pool_a = &old.pools[a.pool].name;
+    let pool_b = &new.pools[b.pool].name;
+    pool_a == pool_b
+        && sluice_config::VirtualServer {
+            pool: b.pool,
+            ..a.clone()
+        } == *b
 }
 
 /// Members added, removed and re-weighted, per pool.

@@ -16,6 +16,8 @@ pub const LCORE_ID_ANY: u32 = u32::MAX;
 static INIT_ATTEMPTED: AtomicBool = AtomicBool::new(false);
 /// True between a successful `rte_eal_init` and the `Eal` drop.
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Whether `rte_pdump_init` succeeded (undone before EAL cleanup).
+static PDUMP: AtomicBool = AtomicBool::new(false);
 /// Mempools and rings that still own DPDK memory (including leaked ones).
 static LIVE_OBJECTS: AtomicUsize = AtomicUsize::new(0);
 
@@ -175,6 +177,23 @@ impl Eal {
         })
     }
 
+    /// Lets DPDK's packet-capture tool (`dpdk-dumpcap`, a secondary process)
+    /// capture on this primary's ports (`rte_pdump_init`). Fails where EAL
+    /// runs without shared files (`--no-shconf`, `--in-memory`, `--no-huge`):
+    /// no secondary process can attach then.
+    pub fn enable_capture(&self) -> Result<()> {
+        const OP: &str = "rte_pdump_init";
+        // SAFETY: EAL is initialised (self exists) and this is the main lcore;
+        // rte_pdump_init registers a multi-process handler and allocates its
+        // state, once (PDUMP is set only on success).
+        let ret = unsafe { sys::rte_pdump_init() };
+        if ret < 0 {
+            return Err(Error::from_rte_errno(OP));
+        }
+        PDUMP.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// The main lcore (the thread that called `init`).
     pub fn main_lcore(&self) -> u32 {
         // SAFETY: EAL is initialised (self exists); plain getter.
@@ -259,6 +278,11 @@ impl Drop for Eal {
         // job can still be touching DPDK state.
         unsafe { sys::rte_eal_mp_wait_lcore() };
         RUNNING.store(false, Ordering::Release);
+        if PDUMP.swap(false, Ordering::AcqRel) {
+            // SAFETY: main lcore, workers idle; undoes the successful
+            // rte_pdump_init of `enable_capture`.
+            unsafe { sys::rte_pdump_uninit() };
+        }
         if LIVE_OBJECTS.load(Ordering::Acquire) == 0 {
             // SAFETY: no mempool or ring (hence no mbuf) exists any more, all
             // workers are idle and `running()` is now false, so Port methods
