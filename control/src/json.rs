@@ -73,6 +73,10 @@ impl View {
                 let i = usize::from(slot);
                 json!({
                     "name": v.name, "removed": v.retired, "sessions": self.vs_sessions(slot),
+                    "packets_in": self.vs_counter(i, |s| &s.vs_packets_in),
+                    "bytes_in": self.vs_counter(i, |s| &s.vs_bytes_in),
+                    "packets_out": self.vs_counter(i, |s| &s.vs_packets_out),
+                    "bytes_out": self.vs_counter(i, |s| &s.vs_bytes_out),
                     "rejected_no_member": self.vs_counter(i, |s| &s.vs_rejected),
                     "denied": self.vs_counter(i, |s| &s.vs_denied),
                     "rejected_full": self.vs_counter(i, |s| &s.vs_full),

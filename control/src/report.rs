@@ -12,6 +12,12 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+type VsCounter = fn(&WorkerStats) -> &[AtomicU64];
+const VS_PACKETS_IN: VsCounter = |s| &s.vs_packets_in;
+const VS_BYTES_IN: VsCounter = |s| &s.vs_bytes_in;
+const VS_PACKETS_OUT: VsCounter = |s| &s.vs_packets_out;
+const VS_BYTES_OUT: VsCounter = |s| &s.vs_bytes_out;
+
 /// What `sluicectl members` shows of one member of one virtual server.
 pub struct MemberRow {
     pub virtual_server: String,
@@ -368,12 +374,16 @@ impl View {
             let i = usize::from(slot);
             let _ = writeln!(
                 o,
-                "virtual_server {} rejected_no_member {} denied {} rejected_full {} sessions {}{}",
+                "virtual_server {} rejected_no_member {} denied {} rejected_full {} sessions {} packets_in {} bytes_in {} packets_out {} bytes_out {}{}",
                 vs.name,
                 self.vs_counter(i, |s| &s.vs_rejected),
                 self.vs_counter(i, |s| &s.vs_denied),
                 self.vs_counter(i, |s| &s.vs_full),
                 self.vs_sessions(slot),
+                self.vs_counter(i, VS_PACKETS_IN),
+                self.vs_counter(i, VS_BYTES_IN),
+                self.vs_counter(i, VS_PACKETS_OUT),
+                self.vs_counter(i, VS_BYTES_OUT),
                 if vs.retired { " removed" } else { "" },
             );
         }
@@ -492,6 +502,24 @@ impl View {
                 vs.name,
                 self.vs_sessions(slot)
             );
+        }
+        let _ = writeln!(o, "# HELP sluice_virtual_server_packets_total Packets of the virtual server's sessions, by direction (in: client to member).\n# TYPE sluice_virtual_server_packets_total counter");
+        let _ = writeln!(o, "# HELP sluice_virtual_server_bytes_total Bytes (frames as received) of the virtual server's sessions, by direction.\n# TYPE sluice_virtual_server_bytes_total counter");
+        for (slot, vs) in live.shared.servers() {
+            let i = usize::from(slot);
+            for (metric, dir, which) in [
+                ("packets", "in", VS_PACKETS_IN),
+                ("bytes", "in", VS_BYTES_IN),
+                ("packets", "out", VS_PACKETS_OUT),
+                ("bytes", "out", VS_BYTES_OUT),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "sluice_virtual_server_{metric}_total{{virtual_server=\"{}\",direction=\"{dir}\"}} {}",
+                    vs.name,
+                    self.vs_counter(i, which)
+                );
+            }
         }
         let _ = writeln!(o, "# HELP sluice_config_generation Configuration generation: 0 at boot, one more per reload.\n# TYPE sluice_config_generation gauge\nsluice_config_generation {}", live.shared.generation);
         for (slot, vs) in live.shared.servers() {

@@ -94,6 +94,7 @@ impl Worker {
             .service(self.sessions.get(idx).vs)
             .is_some_and(|v| v.one_way());
         let s = self.touch(idx, Dir::Forward, &flow, one_way);
+        self.stats.count_vs(s.vs, true, pkt.data().len());
         self.send_to_member(pkt, &flow, &s)
     }
 
@@ -206,6 +207,7 @@ impl Worker {
             return self.reset_session(idx, &flow, Dir::Reverse);
         }
         let s = self.touch(idx, Dir::Reverse, &flow, false);
+        self.stats.count_vs(s.vs, false, pkt.data().len());
         nat::rewrite(
             &mut pkt.data_mut()[flow.l3..],
             flow.ihl,

@@ -121,6 +121,12 @@ pub struct WorkerStats {
     pub vs_denied: Box<[AtomicU64]>,
     /// Sessions open per virtual server (a gauge).
     pub vs_sessions: Box<[AtomicU64]>,
+    /// Packets and bytes (frames as received) per virtual server of its
+    /// sessions, client to member (`_in`) and member to client (`_out`).
+    pub vs_packets_in: Box<[AtomicU64]>,
+    pub vs_bytes_in: Box<[AtomicU64]>,
+    pub vs_packets_out: Box<[AtomicU64]>,
+    pub vs_bytes_out: Box<[AtomicU64]>,
     /// Configuration generation the worker runs (0: the boot one).
     pub generation: AtomicU64,
 }
@@ -166,7 +172,28 @@ impl WorkerStats {
             vs_full: zeros(services),
             vs_denied: zeros(services),
             vs_sessions: zeros(services),
+            vs_packets_in: zeros(services),
+            vs_bytes_in: zeros(services),
+            vs_packets_out: zeros(services),
+            vs_bytes_out: zeros(services),
             generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Counts a packet of a session of virtual-server slot `vs`, client to
+    /// member (`inbound`) or back.
+    #[inline]
+    pub fn count_vs(&self, vs: u16, inbound: bool, bytes: usize) {
+        let (p, b) = if inbound {
+            (&self.vs_packets_in, &self.vs_bytes_in)
+        } else {
+            (&self.vs_packets_out, &self.vs_bytes_out)
+        };
+        if let (Some(p), Some(b)) = (p.get(usize::from(vs)), b.get(usize::from(vs))) {
+            inc(p);
+            add(b, bytes as u64);
         }
     }
 }

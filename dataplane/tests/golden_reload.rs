@@ -165,6 +165,14 @@ fn sessions_of_a_removed_member_and_server_carry_on_and_new_ones_follow_the_file
 
     // The removed member's session, both ways, as before.
     web_data_both_ways(&mut lab, "removed member", 40000, 0);
+    let st = lab.workers[0].stats();
+    let web = (
+        st.vs_packets_in[0].load(Relaxed),
+        st.vs_packets_out[0].load(Relaxed),
+    );
+    assert_eq!(web, (3, 2), "SYN, ACK, data in; SYN-ACK, reply out");
+    let data_len = from_router(&Pkt::tcp((CLIENT, 1), (VIP_WEB, 80), ACK).payload(b"GET /")).len();
+    assert!(st.vs_bytes_in[0].load(Relaxed) > data_len as u64);
     // The removed server's session, with its SNAT port, both ways.
     let (c, vip, m, s) = (
         (CLIENT, 44000),
