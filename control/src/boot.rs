@@ -106,19 +106,34 @@ fn configure_tap(
     Ok(tap)
 }
 
-/// Interface index of each DPDK port id: DPDK numbers PCI devices before
-/// vdevs and in bus order, so ids need not follow `[[interface]]` order.
-pub fn port_index(wire: &[Port]) -> Arc<[u16]> {
-    let len = wire
-        .iter()
-        .map(|p| usize::from(p.id()) + 1)
-        .max()
-        .unwrap_or(0);
-    let mut index = vec![u16::MAX; len];
-    for (i, p) in wire.iter().enumerate() {
-        index[usize::from(p.id())] = i as u16;
+/// The `[[interface]]` index of each DPDK port id. DPDK numbers ports in
+/// probe order (PCI devices before vdevs, each bus in its own order), not in
+/// the configuration's order, so a frame's port id is mapped once here.
+#[derive(Clone, Debug)]
+pub struct PortMap(Arc<[u16]>);
+
+impl PortMap {
+    /// `ids[i]`: the port id of interface i.
+    pub fn new(ids: &[u16]) -> PortMap {
+        let len = ids.iter().map(|id| usize::from(*id) + 1).max().unwrap_or(0);
+        let mut index = vec![u16::MAX; len];
+        for (i, id) in ids.iter().enumerate() {
+            index[usize::from(*id)] = i as u16;
+        }
+        PortMap(index.into())
     }
-    index.into()
+
+    /// The map of the wire ports (`wire[i]` is interface i's port).
+    pub fn of(wire: &[Port]) -> PortMap {
+        PortMap::new(&wire.iter().map(|p| p.id()).collect::<Vec<_>>())
+    }
+
+    /// The interface of port id `port`; `u16::MAX` for a port that is no
+    /// interface's (its frames are dropped as unknown).
+    #[inline]
+    pub fn interface(&self, port: u16) -> u16 {
+        self.0.get(usize::from(port)).copied().unwrap_or(u16::MAX)
+    }
 }
 
 /// Rings between lcores.
@@ -199,4 +214,23 @@ pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, std
     out.sort_by_key(|(p, a)| (*p, u32::from(*a)));
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PortMap;
+
+    #[test]
+    fn port_ids_in_another_order_map_to_their_interfaces() {
+        // A PCI device probed first (id 0) serving interface 2, and two
+        // vdevs (ids 3 and 1) serving interfaces 0 and 1.
+        let map = PortMap::new(&[3, 1, 0]);
+        assert_eq!(map.interface(3), 0);
+        assert_eq!(map.interface(1), 1);
+        assert_eq!(map.interface(0), 2);
+        assert_eq!(map.interface(2), u16::MAX, "a port no interface uses");
+        assert_eq!(map.interface(200), u16::MAX);
+        let same = PortMap::new(&[0, 1]);
+        assert_eq!((same.interface(0), same.interface(1)), (0, 1));
+    }
 }

@@ -71,7 +71,7 @@ pub struct Lcore {
     /// Worker 0: frames the kernel interfaces send, to transmit as they are.
     pub from_kernel: Option<RingConsumer>,
     /// Interface index of each DPDK port id (ids need not follow `[[interface]]` order).
-    pub port_index: Arc<[u16]>,
+    pub port_index: crate::boot::PortMap,
     /// Requests from `sluicectl sessions`, one slice per loop turn at most.
     pub inspect: crate::sessions::WorkerMailbox,
     /// New configuration snapshots, taken between bursts.
@@ -182,7 +182,7 @@ impl Lcore {
             let m = &mut b.rx[i];
             let (in_port, redirected) = match port {
                 Some(p) => (p, false),
-                None => (interface_of(&self.port_index, m), true),
+                None => (self.port_index.interface(m.port()), true),
             };
             let v = self.worker.process(in_port, &mut MbufPkt(m), redirected);
             b.verdicts.push(v);
@@ -258,7 +258,7 @@ impl Lcore {
         for m in b.rx.drain(..) {
             match b
                 .tx
-                .get_mut(usize::from(interface_of(&self.port_index, &m)))
+                .get_mut(usize::from(self.port_index.interface(m.port())))
             {
                 Some(q) => q.push(m),
                 None => drop(m),
@@ -396,16 +396,6 @@ fn hold(
         return;
     }
     held.push((m, port, next_hop, now_ms + HOLD_MS));
-}
-
-/// The interface a packet belongs to, from its DPDK port id (`u16::MAX`
-/// for a port that is no interface's).
-#[inline]
-pub fn interface_of(port_index: &[u16], m: &Mbuf) -> u16 {
-    port_index
-        .get(usize::from(m.port()))
-        .copied()
-        .unwrap_or(u16::MAX)
 }
 
 impl Drop for Lcore {

@@ -247,7 +247,7 @@ fn launch(
     stop: &Arc<AtomicBool>,
 ) -> Result<Running, String> {
     let workers = cfg.dataplane.workers;
-    let port_index = boot::port_index(&ports.wire);
+    let port_index = boot::PortMap::of(&ports.wire);
     let stats: Vec<Arc<WorkerStats>> = (0..workers)
         .map(|_| Arc::new(WorkerStats::new(shared.vs_capacity())))
         .collect();
@@ -328,7 +328,7 @@ fn exception_lcore(
     ports: &Ports,
     from_workers: Vec<sluice_ffi::RingConsumer>,
     to_wire: sluice_ffi::RingProducer,
-    port_index: Arc<[u16]>,
+    port_index: boot::PortMap,
     stop: &Arc<AtomicBool>,
 ) -> Result<(exception::ExceptionLcore, exception::Counters), String> {
     let mut links = Vec::new();

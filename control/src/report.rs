@@ -447,7 +447,10 @@ impl View {
         }
         for (w, s) in self.stats.iter().enumerate() {
             for (name, v) in s.scalars() {
-                let kind = if matches!(name, "sessions_active" | "persistence_entries") {
+                let kind = if matches!(
+                    name,
+                    "sessions_active" | "persistence_entries" | "embryonic"
+                ) {
                     ""
                 } else {
                     "_total"

@@ -180,6 +180,15 @@ pub fn timeout_ms(state: u8, protocol: u8, t: &Timeouts, idle: Option<u32>) -> u
     }
 }
 
+/// Whether a session is half-open: a TCP client's SYN seen but not the
+/// client's ACK that completes the handshake (the member may have answered:
+/// it does, to a spoofed source, whose ACK never comes). A SYN flood from
+/// spoofed sources leaves only such sessions.
+#[inline]
+pub fn embryonic(state: u8, protocol: u8) -> bool {
+    protocol == proto::TCP && matches!(state & tcp::MASK, tcp::SYN_SENT | tcp::SYN_RECV)
+}
+
 /// A name for `sluicectl sessions`.
 pub fn state_name(state: u8, protocol: u8) -> &'static str {
     match protocol {

@@ -243,6 +243,7 @@ impl Worker {
             conntrack::update_tcp(s.state, dir, flow.tcp_flags)
         };
         let s = *s;
+        self.embryonic_changed(Some(before), Some(s.state), s.proto);
         let closing = conntrack::closing(s.state, s.proto);
         if closing != conntrack::closing(before, s.proto) {
             self.member_moved(&s, closing);
@@ -267,7 +268,9 @@ impl Worker {
         if t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags) {
             return Err(DropReason::NoSession);
         }
-        if self.sessions.len() >= self.sessions.capacity() {
+        if t.proto == proto::TCP {
+            self.admit_syn()?;
+        } else if self.sessions.len() >= self.sessions.capacity() {
             return Err(DropReason::SessionTableFull);
         }
         if self.shared.local(t.src.into()).is_some() {
@@ -297,7 +300,14 @@ impl Worker {
         let member = &vs.members[usize::from(m)];
         let mport = if vs.port == 0 { t.dport } else { member.port };
         let (snat, sport, ring) = if vs.source_nat_for(t.src) {
-            self.alloc_snat(&vs.snat).ok_or(DropReason::SnatExhausted)?
+            match self.alloc_snat(&vs.snat) {
+                Some(got) => got,
+                // A half-open session gives its port up to a new one.
+                None if t.proto == proto::TCP && self.evict_embryonic(true) => {
+                    self.alloc_snat(&vs.snat).ok_or(DropReason::SnatExhausted)?
+                }
+                None => return Err(DropReason::SnatExhausted),
+            }
         } else {
             (t.src, t.sport, None)
         };
@@ -323,6 +333,7 @@ impl Worker {
         match self.sessions.insert(s) {
             Ok(idx) => {
                 stats::inc(&self.stats.sessions_created);
+                self.embryonic_changed(None, Some(s.state), s.proto);
                 if let Some(c) = self.stats.vs_sessions.get(usize::from(vs_idx)) {
                     stats::inc(c);
                 }

@@ -47,11 +47,11 @@ pub(crate) enum Judgement {
 }
 
 /// Whether the sweep keeps, expires, resets or probes session `s` at `now`.
-pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32) -> Judgement {
+pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32, syn_pressure: bool) -> Judgement {
     let vs = shared.service(s.vs);
     let pending = s.state & flag::RESET_PENDING != 0;
     let member_too = vs.is_some_and(|v| !v.one_way());
-    if shared.session_expired(s, now) {
+    if shared.session_expired(s, now, syn_pressure) {
         let established =
             s.proto == proto::TCP && s.state & tcp_state::MASK == tcp_state::ESTABLISHED;
         if established && !pending && vs.is_some_and(|v| v.reset_on_timeout) {

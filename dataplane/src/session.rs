@@ -587,6 +587,27 @@ impl<E: Entry> SessionTable<E> {
         removed
     }
 
+    /// The first live entry from `cursor` on (wrapping around) that `pick`
+    /// accepts, looking at no more than `budget` entries; the cursor is
+    /// left after the entries looked at, so successive calls go round.
+    pub fn find_from(
+        &self,
+        cursor: &mut u32,
+        budget: u32,
+        mut pick: impl FnMut(&E) -> bool,
+    ) -> Option<u32> {
+        let cap = self.capacity();
+        for _ in 0..budget.min(cap) {
+            let idx = *cursor % cap.max(1);
+            *cursor = (idx + 1) % cap;
+            let e = &self.entries[idx as usize];
+            if !e.is_free() && pick(e) {
+                return Some(idx);
+            }
+        }
+        None
+    }
+
     /// The live entry at `idx`, if any (for scanning the table in slices).
     #[inline]
     pub fn live(&self, idx: u32) -> Option<&E> {

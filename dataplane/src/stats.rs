@@ -51,6 +51,7 @@ reasons! {
     SessionTableFull => "session_table_full", "new session refused: session table full";
     NoMember => "no_member", "new session refused: no member available";
     SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
+    SynFlood => "syn_flood", "new session refused: half-open sessions at their limit and none could make room";
     NoRoute => "no_route", "no route to the destination";
     NeighborUnresolved => "neighbor_unresolved", "held frame whose next hop's MAC stayed unknown, or no room to hold it";
     TtlExceeded => "ttl_exceeded", "TTL would reach zero";
@@ -113,6 +114,10 @@ pub struct WorkerStats {
     pub persistence_entries: AtomicU64,
     /// Persistence entries pushed out by newer ones before they expired.
     pub persistence_evicted: AtomicU64,
+    /// Half-open TCP sessions (client SYN seen, no answer yet; a gauge).
+    pub embryonic: AtomicU64,
+    /// Half-open sessions removed to make room for a new one (a SYN flood).
+    pub embryonic_evicted: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
     /// `members_full` refusals per virtual server.
@@ -168,6 +173,8 @@ impl WorkerStats {
             persistence_hits: AtomicU64::new(0),
             persistence_entries: AtomicU64::new(0),
             persistence_evicted: AtomicU64::new(0),
+            embryonic: AtomicU64::new(0),
+            embryonic_evicted: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
@@ -237,7 +244,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 23] {
+    pub fn scalars(&self) -> [(&'static str, u64); 25] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -259,6 +266,8 @@ impl WorkerStats {
             ("persistence_entries", g(&self.persistence_entries)),
             ("persistence_hits", g(&self.persistence_hits)),
             ("persistence_evicted", g(&self.persistence_evicted)),
+            ("embryonic", g(&self.embryonic)),
+            ("embryonic_evicted", g(&self.embryonic_evicted)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

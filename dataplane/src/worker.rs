@@ -153,6 +153,8 @@ pub struct Worker {
     kernel: KernelLimiter,
     last_refresh_ms: u64,
     ip_ident: u16,
+    /// Where the search for a half-open session to evict resumes.
+    pub(crate) evict_cursor: u32,
 }
 
 impl Worker {
@@ -185,6 +187,7 @@ impl Worker {
             },
             last_refresh_ms: 0,
             ip_ident: 0,
+            evict_cursor: 0,
             shared,
             stats,
         }
@@ -413,6 +416,7 @@ impl Worker {
     /// refills the kernel rate limiter; and (on worker 0, once a second)
     /// keeps the MACs of members and gateways fresh.
     pub fn maintain(&mut self, budget: u32) {
+        let pressure = self.syn_pressure();
         let now = self.now_ms;
         let stamp = now as u32;
         self.kernel.refill(now);
@@ -429,7 +433,7 @@ impl Worker {
         let mut reset = 0;
         let removed = self.sessions.sweep(
             budget,
-            |s| match crate::reset::judge(shared, s, stamp) {
+            |s| match crate::reset::judge(shared, s, stamp, pressure) {
                 crate::reset::Judgement::Keep => false,
                 crate::reset::Judgement::Expired => true,
                 crate::reset::Judgement::Reset => {
@@ -518,7 +522,8 @@ impl Worker {
     /// Whether a session has idled out at the current time.
     #[inline]
     pub(crate) fn expired(&self, s: &Session4) -> bool {
-        self.shared.session_expired(s, self.stamp())
+        self.shared
+            .session_expired(s, self.stamp(), self.syn_pressure())
     }
 
     /// Hands a frame for the switch's own address to the kernel interface of
@@ -595,6 +600,9 @@ fn forget(
     release_snat(shared, snat, s);
     if let Some(c) = stats.vs_sessions.get(usize::from(s.vs)) {
         stats::dec(c);
+    }
+    if conntrack::embryonic(s.state, s.proto) {
+        stats::dec(&stats.embryonic);
     }
     let Some(vs) = shared.service(s.vs) else {
         return;

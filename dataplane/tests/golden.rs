@@ -1670,6 +1670,27 @@ fn session_table_full() {
             Expect::Tx(INT, want),
         );
     }
+    // Both answered: established, so a new SYN cannot push them out (only
+    // half-open sessions give way, see golden_flood.rs).
+    for (i, cport) in [48000u16, 48001].into_iter().enumerate() {
+        let c = (CLIENT, cport);
+        let sa = Pkt::tcp((WEB[i], 8080), c, SYN | ACK);
+        let want = to_router(&sa.clone().natted(vip, c));
+        lab.c(
+            &format!("session {i} reply"),
+            INT,
+            &from_int(WEB_MAC[i], &sa),
+            Expect::Tx(EXT, want),
+        );
+        let ack = Pkt::tcp(c, vip, ACK);
+        let want = to_int(WEB_MAC[i], &ack.clone().natted(c, (WEB[i], 8080)));
+        lab.c(
+            &format!("session {i} ACK"),
+            EXT,
+            &from_router(&ack),
+            Expect::Tx(INT, want),
+        );
+    }
     let third = Pkt::tcp((CLIENT, 48002), vip, SYN);
     let d = lab.c(
         "third session refused",
@@ -1692,23 +1713,15 @@ fn session_table_full() {
         &from_router(&udp),
         Expect::Drop(R::SessionTableFull),
     );
-    // The existing sessions keep working, both ways.
+    // The existing sessions keep working.
     for (i, cport) in [48000u16, 48001].into_iter().enumerate() {
         let c = (CLIENT, cport);
-        let sa = Pkt::tcp((WEB[i], 8080), c, SYN | ACK);
-        let want = to_router(&sa.clone().natted(vip, c));
+        let data = Pkt::tcp(c, vip, ACK | PSH).payload(b"more");
+        let want = to_int(WEB_MAC[i], &data.clone().natted(c, (WEB[i], 8080)));
         lab.c(
-            &format!("session {i} reply"),
-            INT,
-            &from_int(WEB_MAC[i], &sa),
-            Expect::Tx(EXT, want),
-        );
-        let ack = Pkt::tcp(c, vip, ACK);
-        let want = to_int(WEB_MAC[i], &ack.clone().natted(c, (WEB[i], 8080)));
-        lab.c(
-            &format!("session {i} ACK"),
+            &format!("session {i} data"),
             EXT,
-            &from_router(&ack),
+            &from_router(&data),
             Expect::Tx(INT, want),
         );
     }

@@ -1330,7 +1330,9 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
         Expect::Tx(INT, to_int(WEB_MAC[0], &rst.clone().natted(o, m))),
     );
 
-    // T0 + 1s: take every other port of worker 0's ring.
+    // T0 + 1s: take every other port of worker 0's ring, with established
+    // sessions (half-open ones would give their ports up to new sessions:
+    // see golden_flood.rs).
     lab.set_time(T0 + 1000);
     for (k, want) in ring.iter().enumerate().skip(1) {
         let c = lan_ports.pop().unwrap();
@@ -1338,6 +1340,18 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
         let (v, out) = lab.run(0, INT, &frame, true);
         assert_eq!(v, Verdict::Tx(INT), "filler {k}");
         assert_eq!(u16::from_be_bytes([out[34], out[35]]), *want, "filler {k}");
+        let answer = from_int(WEB_MAC[0], &Pkt::tcp(m, (SNAT_IP, *want), SYN | ACK));
+        assert_eq!(
+            lab.run(0, INT, &answer, true).0,
+            Verdict::Tx(INT),
+            "filler {k} answered"
+        );
+        let ack = from_int(WEB_MAC[1], &Pkt::tcp(c, vip, ACK));
+        assert_eq!(
+            lab.run(0, INT, &ack, true).0,
+            Verdict::Tx(INT),
+            "filler {k} established"
+        );
     }
     let c = lan_ports.pop().unwrap();
     lab.c_owner(
@@ -1355,7 +1369,7 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
         Expect::Tx(INT, to_int(WEB_MAC[0], &syn.clone().natted(o2, m))),
     );
 
-    // T0 + tcp_close: A and O expire (the fillers, syn_sent since T0 + 1s, live on).
+    // T0 + tcp_close: A and O expire (the fillers, established at T0 + 1s, live on).
     let before = snapshot(lab.workers[0].stats());
     lab.set_time(T0 + TCP_CLOSE_MS);
     lab.maintain();

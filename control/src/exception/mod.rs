@@ -56,7 +56,7 @@ pub struct ExceptionLcore {
     /// The ring to worker 0 for the kernel's frames.
     pub to_wire: RingProducer,
     /// Interface index of each DPDK port id (`u16::MAX` for other ports).
-    pub port_index: Arc<[u16]>,
+    pub port_index: crate::boot::PortMap,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -75,7 +75,7 @@ impl ExceptionLcore {
                 rx.clear();
                 got += ring.dequeue_burst(&mut rx, BURST);
                 for m in rx.drain(..) {
-                    let i = crate::lcore::interface_of(&self.port_index, &m);
+                    let i = self.port_index.interface(m.port());
                     match to_tap.get_mut(usize::from(i)) {
                         Some(q) => q.push(m),
                         None => drop(m),

@@ -276,9 +276,13 @@ impl Shared {
     /// Whether session `s` has idled out at `now_ms`: its state's timeout, or
     /// its virtual server's `idle_timeout` for established TCP and UDP.
     #[inline]
-    pub fn session_expired(&self, s: &Session4, now_ms: u32) -> bool {
+    /// Under `syn_pressure` (a SYN flood) half-open sessions expire early.
+    pub fn session_expired(&self, s: &Session4, now_ms: u32, syn_pressure: bool) -> bool {
         let idle = self.service(s.vs).and_then(|v| v.idle_timeout_ms);
-        let limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
+        let mut limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
+        if syn_pressure && crate::conntrack::embryonic(s.state, s.proto) {
+            limit = limit.min(crate::flood::PRESSURE_SYN_TIMEOUT_MS);
+        }
         now_ms.wrapping_sub(s.last_seen) >= limit
     }
 
