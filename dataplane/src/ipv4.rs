@@ -278,33 +278,13 @@ impl Worker {
             // replies would be steered as the switch's own traffic.
             return Err(DropReason::SpoofedSource);
         }
-        let shared = self.shared.clone();
-        let vs = match shared.service(vs_idx) {
-            Some(v) if !v.retired => v,
-            // Removed by a reload: its sessions drain, new ones are refused.
-            _ => return Err(DropReason::NoVirtualServer),
-        };
-        if !vs.acl.permits(t.src) {
-            if let Some(c) = self.stats.vs_denied.get(usize::from(vs_idx)) {
-                stats::inc(c);
-            }
-            return Err(DropReason::SourceDenied);
-        }
-        let m = self
-            .balancer
-            .choose(&shared, vs_idx, &t, self.now_ms as u32)
-            .map_err(|r| match r {
-                Refusal::NoMember => DropReason::NoMember,
-                Refusal::Full => DropReason::MembersFull,
-            })?;
-        let member = &vs.members[usize::from(m)];
-        let mport = if vs.port == 0 { t.dport } else { member.port };
-        let (snat, sport, ring) = if vs.source_nat_for(t.src) {
-            match self.alloc_snat(&vs.snat) {
+        let (member_ip, member_id, mport, source_nat) = self.choose_member(vs_idx, &t)?;
+        let (snat, sport, ring) = if source_nat {
+            match self.alloc_snat(vs_idx) {
                 Some(got) => got,
                 // A half-open session gives its port up to a new one.
                 None if t.proto == proto::TCP && self.evict_embryonic(true) => {
-                    self.alloc_snat(&vs.snat).ok_or(DropReason::SnatExhausted)?
+                    self.alloc_snat(vs_idx).ok_or(DropReason::SnatExhausted)?
                 }
                 None => return Err(DropReason::SnatExhausted),
             }
@@ -319,7 +299,7 @@ impl Worker {
         let s = Session4 {
             client: t.src,
             vip: t.dst,
-            member: u32::from(member.ip),
+            member: u32::from(member_ip),
             snat,
             cport: t.sport,
             vport: t.dport,
@@ -337,7 +317,7 @@ impl Worker {
                 if let Some(c) = self.stats.vs_sessions.get(usize::from(vs_idx)) {
                     stats::inc(c);
                 }
-                shared.members.opened(self.id, member.id);
+                self.shared.members.opened(self.id, member_id);
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
                 Ok(idx)
             }
@@ -353,13 +333,47 @@ impl Worker {
         }
     }
 
+    /// The member of a new session of server `vs_idx` (the server's ACL
+    /// first): its address, id and port, and whether the session is
+    /// source-NATed. Borrows the snapshot in place (no reference count is
+    /// touched per session).
+    #[inline]
+    fn choose_member(
+        &mut self,
+        vs_idx: u16,
+        t: &Tuple4,
+    ) -> Result<(Ipv4Addr, u32, u16, bool), DropReason> {
+        let vs = match self.shared.service(vs_idx) {
+            Some(v) if !v.retired => v,
+            // Removed by a reload: its sessions drain, new ones are refused.
+            _ => return Err(DropReason::NoVirtualServer),
+        };
+        if !vs.acl.permits(t.src) {
+            if let Some(c) = self.stats.vs_denied.get(usize::from(vs_idx)) {
+                stats::inc(c);
+            }
+            return Err(DropReason::SourceDenied);
+        }
+        let m = self
+            .balancer
+            .choose(&self.shared, vs_idx, t, self.now_ms as u32)
+            .map_err(|r| match r {
+                Refusal::NoMember => DropReason::NoMember,
+                Refusal::Full => DropReason::MembersFull,
+            })?;
+        let member = &vs.members[usize::from(m)];
+        let mport = if vs.port == 0 { t.dport } else { member.port };
+        Ok((member.ip, member.id, mport, vs.source_nat_for(t.src)))
+    }
+
     /// A SNAT address and port from this worker's rings, rotating over the
     /// virtual server's addresses. Returns (address, port, ring index).
-    fn alloc_snat(&mut self, addrs: &[u16]) -> Option<(u32, u16, Option<usize>)> {
+    fn alloc_snat(&mut self, vs_idx: u16) -> Option<(u32, u16, Option<usize>)> {
+        let addrs = &self.shared.service(vs_idx)?.snat;
         let n = addrs.len();
         for step in 0..n {
             let i = usize::from(addrs[(self.snat_rr as usize + step) % n]);
-            if let Some(p) = self.snat[i].alloc() {
+            if let Some(p) = self.snat.get_mut(i).and_then(|r| r.alloc()) {
                 self.snat_rr = self.snat_rr.wrapping_add(1);
                 return Some((u32::from(self.shared.snat_addrs[i]), p, Some(i)));
             }
