@@ -243,6 +243,10 @@ impl Worker {
             conntrack::update_tcp(s.state, dir, flow.tcp_flags)
         };
         let s = *s;
+        if s.state == before {
+            // Most packets: nothing to recount.
+            return s;
+        }
         self.embryonic_changed(Some(before), Some(s.state), s.proto);
         let closing = conntrack::closing(s.state, s.proto);
         if closing != conntrack::closing(before, s.proto) {

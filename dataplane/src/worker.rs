@@ -82,6 +82,21 @@ pub enum Generated {
 
 const GENERATED_QUEUE: usize = 64;
 
+/// A next hop whose MAC this worker resolved recently: packets to it skip
+/// the shared neighbour table (a hash and a seqlock read) for
+/// `HOP_CACHE_MS`, after which the table is asked again (and ARP refreshes a
+/// stale entry as usual). A changed MAC is picked up within that time.
+#[derive(Clone, Copy, Debug, Default)]
+struct CachedHop {
+    ip: u32,
+    port: u16,
+    mac: Mac,
+    until_ms: u64,
+}
+
+const HOP_CACHE: usize = 64;
+const HOP_CACHE_MS: u64 = 100;
+
 /// Packets sent to the kernel per class and worker: a token bucket each, so a
 /// flood at the switch's own address costs the workers a counter, never the
 /// exception path's capacity for health-check replies and ARP.
@@ -155,6 +170,10 @@ pub struct Worker {
     ip_ident: u16,
     /// Where the search for a half-open session to evict resumes.
     pub(crate) evict_cursor: u32,
+    /// Whether half-open sessions expire early (a SYN flood), as of the
+    /// last `maintain`.
+    pub(crate) syn_pressure: bool,
+    hops: [CachedHop; HOP_CACHE],
 }
 
 impl Worker {
@@ -188,6 +207,8 @@ impl Worker {
             last_refresh_ms: 0,
             ip_ident: 0,
             evict_cursor: 0,
+            syn_pressure: false,
+            hops: [CachedHop::default(); HOP_CACHE],
             shared,
             stats,
         }
@@ -323,8 +344,22 @@ impl Worker {
         pkt: &mut P,
         hop: NextHop,
     ) -> Result<Verdict, DropReason> {
+        let ip = u32::from(hop.next_hop);
+        let at = (ip as usize ^ usize::from(hop.port) << 5) % HOP_CACHE;
+        let cached = self.hops[at];
+        if cached.ip == ip && cached.port == hop.port && self.now_ms < cached.until_ms {
+            return Ok(self.set_macs(pkt, hop.port, cached.mac));
+        }
         match self.neighbor_mac(hop) {
-            Some(mac) => Ok(self.set_macs(pkt, hop.port, mac)),
+            Some(mac) => {
+                self.hops[at] = CachedHop {
+                    ip,
+                    port: hop.port,
+                    mac,
+                    until_ms: self.now_ms + HOP_CACHE_MS,
+                };
+                Ok(self.set_macs(pkt, hop.port, mac))
+            }
             None => {
                 stats::inc(&self.stats.held);
                 Ok(Verdict::Hold {
@@ -417,6 +452,7 @@ impl Worker {
     /// keeps the MACs of members and gateways fresh.
     pub fn maintain(&mut self, budget: u32) {
         let pressure = self.syn_pressure();
+        self.syn_pressure = pressure;
         let now = self.now_ms;
         let stamp = now as u32;
         self.kernel.refill(now);
@@ -523,7 +559,7 @@ impl Worker {
     #[inline]
     pub(crate) fn expired(&self, s: &Session4) -> bool {
         self.shared
-            .session_expired(s, self.stamp(), self.syn_pressure())
+            .session_expired(s, self.stamp(), self.syn_pressure)
     }
 
     /// Hands a frame for the switch's own address to the kernel interface of

