@@ -99,6 +99,7 @@ fn main() {
         // EAL / lcores / launch / version / cycles
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_pktmbuf_free_bulk")
         .allowlist_function("rte_pdump_init")
         .allowlist_function("rte_pdump_uninit")
         .allowlist_function("rte_eal_remote_launch")

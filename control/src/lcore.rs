@@ -88,6 +88,8 @@ struct Buffers {
     tx: Vec<Vec<Mbuf>>,
     redirect: Vec<Vec<Mbuf>>,
     kernel: Vec<Mbuf>,
+    /// Frames of the burst being processed that go nowhere.
+    free: Vec<Mbuf>,
     /// Frames waiting for a next hop's MAC: (frame, port, next hop, deadline).
     held: Vec<(Mbuf, u16, Ipv4Addr, u64)>,
     now_ms: u64,
@@ -106,6 +108,7 @@ impl Lcore {
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
             kernel: Vec::with_capacity(burst * 4),
+            free: Vec::with_capacity(MAX_BURST),
             held: Vec::with_capacity(HOLD_MAX),
             now_ms: 0,
         };
@@ -171,8 +174,13 @@ impl Lcore {
         for m in b.rx.iter().take(PREFETCH_AHEAD) {
             m.prefetch();
         }
+        let mut bytes = 0;
         for m in b.rx.iter() {
             self.worker.prefetch_session(m.data());
+            bytes += m.len();
+        }
+        if let Some(p) = port {
+            self.worker.count_rx(p, n as u64, bytes as u64);
         }
         b.verdicts.clear();
         for i in 0..n {
@@ -195,9 +203,11 @@ impl Lcore {
                 Verdict::Hold { port, next_hop } => {
                     hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
                 }
-                Verdict::Consumed | Verdict::Drop(_) => drop(m),
+                Verdict::Consumed | Verdict::Drop(_) => b.free.push(m),
             }
         }
+        // What the burst dropped goes back to the pool in one call.
+        Mbuf::free_bulk(&mut b.free);
     }
 
     /// Sends the held frames whose next hop's MAC is now known; drops, and

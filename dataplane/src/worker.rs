@@ -266,15 +266,19 @@ impl Worker {
         self.sessions.prefetch(t.hash());
     }
 
-    /// Processes one frame received on `port`. `redirected` frames came from
-    /// another worker, which counted their reception already.
+    /// Counts frames received on `port`, once per burst (the caller's job:
+    /// [`Worker::process`] does not count them).
+    #[inline]
+    pub fn count_rx(&self, port: u16, packets: u64, bytes: u64) {
+        let c = &self.stats.ports[usize::from(port) % stats::MAX_PORTS];
+        stats::add(&c.rx_packets, packets);
+        stats::add(&c.rx_bytes, bytes);
+    }
+
+    /// Processes one frame received on `port` (counted by the caller with
+    /// [`Worker::count_rx`]); `redirected` frames came from another worker.
     #[inline]
     pub fn process<P: PacketBuf>(&mut self, port: u16, pkt: &mut P, redirected: bool) -> Verdict {
-        if !redirected {
-            let c = &self.stats.ports[usize::from(port) % stats::MAX_PORTS];
-            stats::inc(&c.rx_packets);
-            stats::add(&c.rx_bytes, pkt.data().len() as u64);
-        }
         let verdict = match self.dispatch(port, pkt, redirected) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),

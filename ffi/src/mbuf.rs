@@ -189,6 +189,29 @@ impl Drop for Mbuf {
 }
 
 impl Mbuf {
+    /// Returns every mbuf of `mbufs` to its pool in one call
+    /// (`rte_pktmbuf_free_bulk`) and leaves `mbufs` empty.
+    pub fn free_bulk(mbufs: &mut Vec<Mbuf>) {
+        let n = mbufs.len();
+        let Ok(count) = u32::try_from(n) else {
+            mbufs.clear();
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        // SAFETY: `Mbuf` is repr(transparent) over a non-null rte_mbuf
+        // pointer, so the buffer is an array of `n` valid pointers, each the
+        // unique owner of its mbuf. Length 0 is set first so no `Drop` runs:
+        // ownership passes to rte_pktmbuf_free_bulk, which frees each exactly
+        // once (segments included); `count` is `n`.
+        unsafe {
+            mbufs.set_len(0);
+            let ptrs = mbufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+            sys::rte_pktmbuf_free_bulk(ptrs, count);
+        }
+    }
+
     #[inline]
     fn raw(&self) -> &sys::rte_mbuf {
         // SAFETY: the pointer is valid and uniquely owned by self for its

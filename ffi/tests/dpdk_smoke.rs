@@ -138,6 +138,11 @@ fn smoke() {
             "alloc_bulk must not grow the vec"
         );
         assert_eq!(v.capacity(), 16);
+        // Freed in one call: the vec is left empty, its capacity kept.
+        Mbuf::free_bulk(&mut v);
+        assert!(v.is_empty() && v.capacity() == 16);
+        assert_eq!(pool.in_use(), base_in_use);
+        Mbuf::free_bulk(&mut v);
     }
     assert_eq!(pool.in_use(), base_in_use);
 

@@ -337,6 +337,9 @@ impl Lab {
         redirected: bool,
     ) -> (Verdict, Vec<u8>) {
         let mut buf = VecBuf::new(frame);
+        if !redirected {
+            self.workers[w].count_rx(port, 1, frame.len() as u64);
+        }
         let v = self.workers[w].process(port, &mut buf, redirected);
         (v, buf.data().to_vec())
     }
