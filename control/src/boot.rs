@@ -61,7 +61,7 @@ pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Port
             .info()
             .map_err(|e| format!("interface {}: {e}", itf.name))?;
         crate::log(format!(
-            "interface {} = port {} ({}), mac {}, {workers} queue(s), rss {}",
+            "interface {} = port {} ({}), mac {}, {workers} queue(s), rss {}, ipv4 checksums checked by {}",
             itf.name,
             port.id(),
             info.driver,
@@ -70,7 +70,8 @@ pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Port
                 "on"
             } else {
                 "off (packets are handed to their owning worker in software)"
-            }
+            },
+            if setup.rx_ip_cksum { "the NIC" } else { "the workers" }
         ));
         ports.wire.push(port);
         ports.macs.push(mac);

@@ -50,6 +50,10 @@ impl PacketBuf for MbufPkt<'_> {
     fn trim(&mut self, n: usize) -> bool {
         self.0.trim(n)
     }
+    #[inline(always)]
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        self.0.ip_checksum()
+    }
 }
 
 /// Everything one worker lcore owns.

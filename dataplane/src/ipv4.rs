@@ -37,7 +37,13 @@ impl Worker {
         redirected: bool,
     ) -> Result<Verdict, DropReason> {
         let ip = ipv4::Packet::new_checked(&pkt.data()[l3..])?;
-        if !ip.verify_checksum() {
+        // The NIC's verdict where it checked (a redirected frame keeps its
+        // mbuf flags), else our own.
+        let good = match pkt.ip_checksum_verified() {
+            Some(good) => good,
+            None => ip.verify_checksum(),
+        };
+        if !good {
             return Err(DropReason::IpChecksum);
         }
         let (dst, protocol) = (ip.dst_addr(), ip.protocol());

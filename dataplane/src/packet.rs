@@ -13,6 +13,12 @@ pub trait PacketBuf {
     fn append(&mut self, n: usize) -> bool;
     /// Removes `n` bytes from the end; false if the packet is shorter.
     fn trim(&mut self, n: usize) -> bool;
+    /// What the NIC found of the IPv4 header checksum: good, bad, or `None`
+    /// when it did not check (the pipeline then checks it itself).
+    #[inline]
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A heap buffer with DPDK-like headroom, for tests and benchmarks.
@@ -21,6 +27,8 @@ pub struct VecBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// What a NIC would have said of the IPv4 header checksum.
+    nic_ip_checksum: Option<bool>,
 }
 
 impl VecBuf {
@@ -35,7 +43,15 @@ impl VecBuf {
             buf,
             start: Self::HEADROOM,
             end: Self::HEADROOM + frame.len(),
+            nic_ip_checksum: None,
         }
+    }
+
+    /// The buffer as a NIC that checks IPv4 header checksums hands it over:
+    /// `good` is its verdict.
+    pub fn checked_by_nic(mut self, good: bool) -> VecBuf {
+        self.nic_ip_checksum = Some(good);
+        self
     }
 
     /// An empty buffer, as a freshly allocated mbuf is.
@@ -54,6 +70,9 @@ impl VecBuf {
 impl PacketBuf for VecBuf {
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
+    }
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        self.nic_ip_checksum
     }
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.end]

@@ -1854,3 +1854,48 @@ fn a_changed_member_mac_is_used_within_the_hop_cache_time() {
         Expect::Tx(INT, to(NEW_MAC)),
     );
 }
+
+#[test]
+fn the_nic_verdict_on_ipv4_checksums_is_taken_where_it_checked() {
+    let mut lab = Lab::new(1, 64);
+    let c = (CLIENT, 40200);
+    let syn = Pkt::tcp(c, (VIP_WEB, 80), SYN);
+    let good = from_router(&syn);
+    let mut bad = good.clone();
+    bad[14 + 10] ^= 0x01; // the IPv4 header checksum
+    let mut run = |frame: &[u8], nic: Option<bool>| {
+        let buf = VecBuf::new(frame);
+        let mut buf = match nic {
+            Some(v) => buf.checked_by_nic(v),
+            None => buf,
+        };
+        lab.workers[0].process(EXT, &mut buf, false)
+    };
+    assert_eq!(
+        run(&bad, None),
+        Verdict::Drop(R::IpChecksum),
+        "no NIC verdict: checked here"
+    );
+    assert_eq!(
+        run(&good, Some(false)),
+        Verdict::Drop(R::IpChecksum),
+        "the NIC said bad"
+    );
+    assert_eq!(
+        run(&bad, Some(true)),
+        Verdict::Tx(INT),
+        "the NIC said good: not checked again"
+    );
+    // The same flow again: the session the previous SYN made, on web[0].
+    let want = to_int(WEB_MAC[0], &syn.clone().natted(c, (WEB[0], 8080)));
+    let mut buf = VecBuf::new(&good).checked_by_nic(true);
+    assert_eq!(
+        lab.workers[0].process(EXT, &mut buf, false),
+        Verdict::Tx(INT)
+    );
+    assert!(
+        buf.data() == want.as_slice(),
+        "forwarded as usual\n{}",
+        diff(buf.data(), &want)
+    );
+}

@@ -73,3 +73,4 @@ const uint64_t sluice_rss_udp = RTE_ETH_RSS_UDP;
 const uint64_t sluice_tx_offload_ipv4_cksum = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
 const uint64_t sluice_tx_offload_tcp_cksum = RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 const uint64_t sluice_tx_offload_udp_cksum = RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+const uint64_t sluice_rx_offload_ipv4_cksum = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;

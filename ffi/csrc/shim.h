@@ -48,5 +48,6 @@ extern const uint64_t sluice_rss_udp;
 extern const uint64_t sluice_tx_offload_ipv4_cksum;
 extern const uint64_t sluice_tx_offload_tcp_cksum;
 extern const uint64_t sluice_tx_offload_udp_cksum;
+extern const uint64_t sluice_rx_offload_ipv4_cksum;
 
 #endif

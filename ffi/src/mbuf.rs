@@ -344,6 +344,20 @@ impl Mbuf {
         self.raw_mut().port = port;
     }
 
+    /// What the NIC found of the IPv4 header checksum: `Some(true)` good,
+    /// `Some(false)` bad, `None` not checked (`RTE_MBUF_F_RX_IP_CKSUM_*`).
+    #[inline]
+    pub fn ip_checksum(&self) -> Option<bool> {
+        let flags = self.raw().ol_flags & u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK);
+        if flags == u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD) {
+            Some(true)
+        } else if flags == u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// The NIC's RSS hash, if it computed one (`RTE_MBUF_F_RX_RSS_HASH`).
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {

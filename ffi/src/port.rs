@@ -156,6 +156,8 @@ pub struct PortSetup {
     pub rss: bool,
     /// IPv4 + TCP + UDP transmit checksum offload is on (all three supported).
     pub tx_cksum_offload: bool,
+    /// The NIC verifies received IPv4 header checksums.
+    pub rx_ip_cksum: bool,
 }
 
 /// Link state (`rte_eth_link_get_nowait`).
@@ -387,6 +389,13 @@ impl Port {
         if cksum {
             conf.txmode.offloads |= want;
         }
+        // The NIC checks received IPv4 header checksums where it can, and
+        // the pipeline then skips its own check (`Mbuf::ip_checksum`).
+        let rx_ip = rx_offload_ipv4_cksum();
+        let rx_ip_cksum = info.rx_offload_capa & rx_ip != 0;
+        if rx_ip_cksum {
+            conf.rxmode.offloads |= rx_ip;
+        }
 
         // The old queues are gone from here on, whatever happens below.
         state.set_table(self.id, None);
@@ -441,6 +450,7 @@ impl Port {
         Ok(PortSetup {
             rss,
             tx_cksum_offload: cksum,
+            rx_ip_cksum,
         })
     }
 
@@ -826,6 +836,12 @@ fn tx_offloads() -> TxOffloads {
             udp: sys::sluice_tx_offload_udp_cksum,
         }
     }
+}
+
+/// RTE_ETH_RX_OFFLOAD_IPV4_CKSUM.
+fn rx_offload_ipv4_cksum() -> u64 {
+    // SAFETY: an immutable constant defined in the shim.
+    unsafe { sys::sluice_rx_offload_ipv4_cksum }
 }
 
 /// RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP.
