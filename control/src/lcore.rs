@@ -26,6 +26,27 @@ const HOLD_MS: u64 = 3000;
 const IDLE_SPIN_TURNS: u32 = 200;
 const MAX_NAP_US: u64 = 200;
 
+/// A worker's state, allocated by the worker's own lcore so its session
+/// table is first touched there (and so lands on that lcore's NUMA node),
+/// in transparent huge pages where the kernel gives them (see `boot` for
+/// the warning when it does not).
+pub fn worker(
+    id: u16,
+    shared: Arc<sluice_dataplane::shared::Shared>,
+    stats: Arc<WorkerStats>,
+    sessions: u32,
+) -> Worker {
+    let advise = |addr: usize, len: usize| {
+        if !sluice_ffi::advise_hugepages(addr, len) {
+            crate::log(format!(
+                "warning: worker {id}: the kernel refused huge pages for {} MB of session table: 4 KB pages",
+                len >> 20
+            ));
+        }
+    };
+    Worker::new_advised(id, shared, stats, sessions, &advise)
+}
+
 /// The pipeline's view of an mbuf.
 pub struct MbufPkt<'a>(pub &'a mut Mbuf);
 

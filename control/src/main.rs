@@ -25,7 +25,6 @@ use clock::Clock;
 use sluice_config::Config;
 use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::WorkerStats;
-use sluice_dataplane::worker::Worker;
 use sluice_ffi::{Eal, Mempool};
 
 use std::path::PathBuf;
@@ -171,6 +170,13 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
             Err(e) => log(format!("packet capture with dpdk-dumpcap unavailable: {e}")),
         },
     }
+    match sluice_ffi::transparent_hugepages().as_deref() {
+        Some("always" | "madvise") => {}
+        other => log(format!(
+            "warning: session tables on 4 KB pages: transparent huge pages are {} (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled)",
+            other.unwrap_or("not in this kernel")
+        )),
+    }
     let socket = eal.socket_id();
     let pool = Arc::new(Mempool::new("sluice_pkts", pool_size(cfg), POOL_CACHE, sluice_ffi::DEFAULT_DATA_ROOM, socket)
         .map_err(|e| format!("cannot create the packet pool: {e} (raise -m in eal_args or lower dataplane.mbufs)"))?);
@@ -270,34 +276,44 @@ fn launch(
         mailboxes.push(control_end);
         let (reload_control, reload_worker) = reload::channel();
         reloads.push(reload_control);
-        let lc = lcore::Lcore {
-            worker: Worker::new(
-                w,
-                shared.clone(),
-                stats[i].clone(),
-                cfg.dataplane.sessions_per_worker,
-            ),
-            rx,
-            tx,
-            burst: usize::from(cfg.dataplane.burst),
-            adaptive: matches!(cfg.dataplane.poll, sluice_config::Poll::Adaptive),
-            pool: pool.clone(),
-            to: std::mem::take(&mut rings.to[i]),
-            from: std::mem::take(&mut rings.from[i]),
-            kernel: rings.to_kernel[i].take(),
-            from_kernel: if w == 0 {
-                rings.from_kernel.take()
-            } else {
-                None
-            },
-            port_index: port_index.clone(),
-            inspect: worker_end,
-            reload: reload_worker,
-            clock,
-            stop: stop.clone(),
-            announce: if w == 0 { announce.clone() } else { Vec::new() },
+        let (to, from) = (
+            std::mem::take(&mut rings.to[i]),
+            std::mem::take(&mut rings.from[i]),
+        );
+        let kernel = rings.to_kernel[i].take();
+        let from_kernel = if w == 0 {
+            rings.from_kernel.take()
+        } else {
+            None
         };
-        jobs.push(Box::new(move || lc.run()));
+        let (shared, stats, pool) = (shared.clone(), stats[i].clone(), pool.clone());
+        let (port_index, stop) = (port_index.clone(), stop.clone());
+        let announce = if w == 0 { announce.clone() } else { Vec::new() };
+        let dp = &cfg.dataplane;
+        let (burst, sessions) = (usize::from(dp.burst), dp.sessions_per_worker);
+        let adaptive = matches!(dp.poll, sluice_config::Poll::Adaptive);
+        jobs.push(Box::new(move || {
+            let lc = lcore::Lcore {
+                // Built here, on the worker's own lcore: see `lcore::worker`.
+                worker: lcore::worker(w, shared, stats, sessions),
+                rx,
+                tx,
+                burst,
+                adaptive,
+                pool,
+                to,
+                from,
+                kernel,
+                from_kernel,
+                port_index,
+                inspect: worker_end,
+                reload: reload_worker,
+                clock,
+                stop,
+                announce,
+            };
+            lc.run()
+        }));
     }
     let mut kernel = vec![None; ports.wire.len()];
     if let Some(to_wire) = rings.to_wire {

@@ -349,13 +349,30 @@ impl<E: Entry> core::fmt::Debug for SessionTable<E> {
 impl<E: Entry> SessionTable<E> {
     /// Allocates a table for `capacity` sessions (at most [`MAX_CAPACITY`]).
     pub fn with_capacity(capacity: u32) -> Self {
+        Self::with_capacity_advised(capacity, &|_, _| {})
+    }
+
+    /// Like [`with_capacity`](Self::with_capacity), calling `advise(address,
+    /// bytes)` for the entries and the index between their allocation and
+    /// their first touch (the daemon asks for transparent huge pages there).
+    pub fn with_capacity_advised(capacity: u32, advise: &dyn Fn(usize, usize)) -> Self {
         assert!(
             capacity <= MAX_CAPACITY,
             "session table capacity {capacity} > {MAX_CAPACITY}"
         );
         let nb = bucket_count(capacity);
-        let entries = vec![E::free(); capacity as usize];
-        let index = vec![Bucket::default(); nb as usize];
+        let mut entries: Vec<E> = Vec::with_capacity(capacity as usize);
+        advise(
+            entries.as_ptr() as usize,
+            entries.capacity() * std::mem::size_of::<E>(),
+        );
+        entries.resize(capacity as usize, E::free());
+        let mut index: Vec<Bucket> = Vec::with_capacity(nb as usize);
+        advise(
+            index.as_ptr() as usize,
+            index.capacity() * std::mem::size_of::<Bucket>(),
+        );
+        index.resize(nb as usize, Bucket::default());
         // Pop order 0, 1, 2, ...: a young table uses the start of `entries`.
         let mut free = Vec::with_capacity(capacity as usize);
         free.extend((0..capacity).rev());

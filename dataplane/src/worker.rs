@@ -179,6 +179,18 @@ pub struct Worker {
 impl Worker {
     /// Allocates everything the worker will ever need (the session table, SNAT rings).
     pub fn new(id: u16, shared: Arc<Shared>, stats: Arc<WorkerStats>, sessions: u32) -> Worker {
+        Worker::new_advised(id, shared, stats, sessions, &|_, _| {})
+    }
+
+    /// [`Worker::new`], passing `advise` to the session table (see
+    /// `SessionTable::with_capacity_advised`).
+    pub fn new_advised(
+        id: u16,
+        shared: Arc<Shared>,
+        stats: Arc<WorkerStats>,
+        sessions: u32,
+        advise: &dyn Fn(usize, usize),
+    ) -> Worker {
         let snat = shared
             .snat_addrs
             .iter()
@@ -187,7 +199,7 @@ impl Worker {
         let balancer = Balancer::new(&shared, crate::reload::persist_entries(sessions));
         Worker {
             id,
-            sessions: SessionTable::with_capacity(sessions),
+            sessions: SessionTable::with_capacity_advised(sessions, advise),
             snat,
             balancer,
             snat_rr: 0,

@@ -49,6 +49,7 @@
 mod eal;
 mod error;
 mod mbuf;
+mod memory;
 mod port;
 mod ring;
 mod sys;
@@ -56,6 +57,7 @@ mod sys;
 pub use eal::{lcore_id, tsc, tsc_hz, version, Eal, LCORE_ID_ANY};
 pub use error::{Error, Result};
 pub use mbuf::{L4Csum, Mbuf, Mempool, DEFAULT_DATA_ROOM, HEADROOM};
+pub use memory::{advise_hugepages, transparent_hugepages};
 pub use port::{DevInfo, Link, Port, PortConfig, PortSetup, PortStats, RxQueue, TxQueue};
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
