@@ -36,7 +36,9 @@ const USAGE: &str = "usage: sluice --config FILE [--check] [-- EAL-ARGS...]
 
   --config FILE   the switch configuration (TOML)
   --check         validate the configuration and exit
-  -- ARGS         extra arguments for the DPDK EAL, after the generated ones
+  -- ARGS         extra arguments for the DPDK EAL, with dataplane.eal_args
+                  before the generated device arguments (devices they add
+                  are probed first)
 
 Signals: SIGTERM or SIGINT stop the switch (workers finish their burst);
 SIGHUP reloads the configuration file, as `sluicectl reload` does.";

@@ -157,4 +157,22 @@ check "SIGHUP does not stop the switch" ctl status
 check "and reloads the unchanged file" grep -q "SIGHUP received: reloading the configuration" "$WORK/sluice.out"
 stop_sluice; rc=$?
 check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
+
+section "ports probed in another order than the interfaces (an extra vdev first)"
+# dataplane.eal_args come before the interfaces' devices, so this spare
+# port is probed first and takes port id 0: ext is port 1, int port 2.
+"$HERE/scripts/lab.sh" config dest_nat 2 |
+    sed 's/^eal_args = \["--no-huge"/eal_args = ["--vdev", "net_null7", "--no-huge"/' >"$WORK/order.toml"
+check "the config adds a vdev before the interfaces" grep -q 'eal_args = \["--vdev", "net_null7"' "$WORK/order.toml"
+if start_sluice "$WORK/order.toml"; then
+    check "ext is DPDK port 1 and int port 2" bash -c "grep -q 'interface ext = port 1 ' '$WORK/sluice.out' && grep -q 'interface int = port 2 ' '$WORK/sluice.out'"
+    red0=$(counter redirected)
+    answers 40 >"$WORK/order"
+    check "40 requests through both workers are answered ($(grep -c '^server=' "$WORK/order")/40)" test "$(grep -c '^server=' "$WORK/order")" -eq 40
+    red=$(counter redirected)
+    check "packets handed between workers took part ($red0 -> $red redirected)" test "$red" -gt "$red0"
+    stop_sluice
+else
+    bad "sluice starts with the extra vdev"
+fi
 finish
