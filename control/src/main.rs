@@ -15,6 +15,7 @@ mod features;
 mod health;
 mod json;
 mod lcore;
+mod mailbox;
 mod members;
 mod reload;
 mod report;

@@ -20,7 +20,7 @@ use sluice_dataplane::reload::{Adopt, Leftovers};
 use sluice_dataplane::shared::{ReloadError, Shared};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -29,24 +29,16 @@ use tokio::task::JoinHandle;
 /// loop turn, so this is only reached by a stuck worker).
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The control thread's end of one worker's reload channel.
-pub struct WorkerChannel {
-    to_worker: SyncSender<Adopt>,
-    from_worker: Mutex<Receiver<Leftovers>>,
-}
+/// The control thread's end of one worker's reload channel: snapshots
+/// out, what they replaced back.
+pub type WorkerChannel = crate::mailbox::Mailbox<Adopt, Leftovers>;
 
-/// The worker's end: snapshots in, what they replaced out.
-pub type WorkerEnd = (Receiver<Adopt>, SyncSender<Leftovers>);
+/// The worker's end.
+pub type WorkerEnd = crate::mailbox::WorkerEnd<Adopt, Leftovers>;
 
 /// A channel pair for one worker.
 pub fn channel() -> (WorkerChannel, WorkerEnd) {
-    let (to_worker, snapshots) = std::sync::mpsc::sync_channel(1);
-    let (leftovers, from_worker) = std::sync::mpsc::sync_channel(1);
-    let control = WorkerChannel {
-        to_worker,
-        from_worker: Mutex::new(from_worker),
-    };
-    (control, (snapshots, leftovers))
+    crate::mailbox::mailbox()
 }
 
 /// What a reload needs besides the view.

@@ -8,8 +8,7 @@ use sluice_dataplane::inspect::{Inspect, SessionFilter};
 use sluice_dataplane::session::Session4;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use std::sync::Mutex;
+use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
 const USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N]";
@@ -18,24 +17,16 @@ const DEFAULT_LIMIT: usize = 1000;
 /// How long a worker may take to answer one slice.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The control thread's ends of one worker's mailbox.
-pub struct Mailbox {
-    pub to_worker: SyncSender<Inspect>,
-    pub from_worker: Mutex<Receiver<Inspect>>,
-}
+/// The control thread's ends of one worker's session mailbox: slices of
+/// the table out and back.
+pub type Mailbox = crate::mailbox::Mailbox<Inspect, Inspect>;
 
 /// The worker's ends.
-pub type WorkerMailbox = (Receiver<Inspect>, SyncSender<Inspect>);
+pub type WorkerMailbox = crate::mailbox::WorkerEnd<Inspect, Inspect>;
 
-/// A mailbox pair: one request at a time, in each direction.
+/// A session mailbox pair.
 pub fn mailbox() -> (Mailbox, WorkerMailbox) {
-    let (to_worker, requests) = std::sync::mpsc::sync_channel(1);
-    let (replies, from_worker) = std::sync::mpsc::sync_channel(1);
-    let control = Mailbox {
-        to_worker,
-        from_worker: Mutex::new(from_worker),
-    };
-    (control, (requests, replies))
+    crate::mailbox::mailbox()
 }
 
 struct Request {

@@ -41,17 +41,6 @@ const PROBE_SEQ: u32 = 0x5eed_0001;
 /// Ethernet + IPv4 + TCP without options: a segment the switch writes.
 const SEGMENT_FRAME_LEN: usize = 54;
 
-/// The lab config with each `(from, to)` edit applied; every `from` must
-/// occur exactly once, so a config change cannot silently void a variant.
-fn variant(edits: &[(&str, &str)]) -> String {
-    let mut cfg = CONFIG.to_string();
-    for (from, to) in edits {
-        assert_eq!(cfg.matches(from).count(), 1, "config edit anchor {from:?}");
-        cfg = cfg.replace(from, to);
-    }
-    cfg
-}
-
 fn lab_from(config: &str) -> Lab {
     Lab::with_shared(shared_from(config, &[EXT_MAC, INT_MAC], 1), 64)
 }

@@ -39,17 +39,6 @@ forwarding = "both_nat"
 snat_addresses = ["10.20.0.100"]
 "#;
 
-/// The lab config with each `(from, to)` edit applied; every `from` must
-/// occur exactly once.
-fn variant(edits: &[(&str, &str)]) -> String {
-    let mut cfg = CONFIG.to_string();
-    for (from, to) in edits {
-        assert_eq!(cfg.matches(from).count(), 1, "config edit anchor {from:?}");
-        cfg = cfg.replace(from, to);
-    }
-    cfg
-}
-
 /// The lab config without web member 10.20.0.11 and without the "both"
 /// server, plus the "new" server.
 fn shrunk() -> String {

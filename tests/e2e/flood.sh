@@ -23,31 +23,8 @@ if ! start_sluice "$WORK/flood.toml"; then bad "sluice starts"; finish; exit; fi
 client ping -c 1 -W 2 198.51.100.1 >/dev/null 2>&1
 
 # An established keep-alive connection: one answer now, one during the flood.
-client python3 - "$VIP" "$WORK/go" >"$WORK/keep" 2>&1 <<'PY' &
-import socket, sys, time, os
-vip, go = sys.argv[1], sys.argv[2]
-s = socket.create_connection((vip, 80), timeout=10)
-def ask():
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while not (b"\r\n\r\n" in data and b"server=" in data and data.endswith(b"\n")):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    print(data.split(b"\r\n\r\n", 1)[-1].decode().strip(), flush=True)
-ask()
-for _ in range(300):
-    if os.path.exists(go):
-        break
-    time.sleep(0.05)
-try:
-    ask()
-except Exception as e:
-    print("error", type(e).__name__, flush=True)
-PY
-KEEP=$!
-for _ in $(seq 50); do grep -q server= "$WORK/keep" 2>/dev/null && break; sleep 0.1; done
+keepalive "$VIP" "$WORK/keep" "$WORK/go"
+KEEP=$KEEP_PID
 check "an established connection is open ($(head -1 "$WORK/keep"))" grep -q '^server=m' "$WORK/keep"
 
 evicted0=$(counter embryonic_evicted)

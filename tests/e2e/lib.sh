@@ -111,3 +111,33 @@ finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
 }
+
+# keepalive VIP OUT GO: one HTTP/1.1 connection asks once, waits for the
+# file GO, asks again; OUT gets both answers ("server=mX ...") or an error.
+keepalive() {
+    client python3 - "$1" "$3" >"$2" 2>&1 <<'PY' &
+import socket, sys, time, os
+vip, go = sys.argv[1], sys.argv[2]
+s = socket.create_connection((vip, 80), timeout=10)
+def ask():
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while not (b"\r\n\r\n" in data and b"server=" in data and data.endswith(b"\n")):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print(data.split(b"\r\n\r\n", 1)[-1].decode().strip(), flush=True)
+ask()
+for _ in range(300):
+    if os.path.exists(go):
+        break
+    time.sleep(0.1)
+try:
+    ask()
+except Exception as e:
+    print("error", type(e).__name__, flush=True)
+PY
+    KEEP_PID=$!
+    for _ in $(seq 50); do grep -q server= "$2" 2>/dev/null && break; sleep 0.1; done
+}

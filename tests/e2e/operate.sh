@@ -34,30 +34,8 @@ answers 30 >"$WORK/a2"
 check "enabled again: m1 serves ($(count m1 "$WORK/a2"))" test "$(count m1 "$WORK/a2")" -gt 0
 
 # A keep-alive connection, then m2 drained under it.
-client python3 - "$VIP" "$WORK/go" >"$WORK/keep" 2>&1 <<'PY' &
-import socket, sys, time, os
-vip, go = sys.argv[1], sys.argv[2]
-s = socket.create_connection((vip, 80), timeout=10)
-def ask():
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    # Headers, then the one-line body "server=mX client=IP\n".
-    while not (b"\r\n\r\n" in data and b"server=" in data and data.endswith(b"\n")):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
-    print(body, flush=True)
-ask()
-for _ in range(200):
-    if os.path.exists(go):
-        break
-    time.sleep(0.1)
-ask()
-PY
-keep=$!
-for _ in $(seq 50); do grep -q server= "$WORK/keep" 2>/dev/null && break; sleep 0.1; done
+keepalive "$VIP" "$WORK/keep" "$WORK/go"
+keep=$KEEP_PID
 first=$(head -1 "$WORK/keep" | grep -o 'server=m[0-9]')
 check "a keep-alive connection is open (${first:-none})" test -n "$first"
 victim=${first#server=m}

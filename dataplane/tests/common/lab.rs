@@ -206,6 +206,18 @@ pub fn arp_frame(
     eth(dst, src, ETH_ARP, &arp(op, sha, spa, tha, tpa))
 }
 
+/// The lab config with each `(from, to)` edit applied; every `from` must
+/// occur exactly once, so a config change cannot silently void a variant.
+#[allow(dead_code)]
+pub fn variant(edits: &[(&str, &str)]) -> String {
+    let mut cfg = CONFIG.to_string();
+    for (from, to) in edits {
+        assert_eq!(cfg.matches(from).count(), 1, "config edit anchor {from:?}");
+        cfg = cfg.replace(from, to);
+    }
+    cfg
+}
+
 /// The shared tables of the lab for `workers` workers.
 pub fn shared(workers: u16) -> Arc<Shared> {
     shared_from(CONFIG, &[EXT_MAC, INT_MAC], workers)
