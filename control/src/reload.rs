@@ -65,6 +65,8 @@ pub enum Refused {
     Worker(u16),
     /// The reload task itself failed (a bug): see the log.
     Aborted,
+    /// A worker has not taken the previous reload's snapshot yet.
+    Behind(u16),
 }
 
 impl fmt::Display for Refused {
@@ -81,6 +83,10 @@ impl fmt::Display for Refused {
                 "worker {w} did not take the new configuration within {WORKER_TIMEOUT:?}; workers may run different generations until it does"
             ),
             Refused::Aborted => write!(f, "the reload stopped half way; see the log"),
+            Refused::Behind(w) => write!(
+                f,
+                "worker {w} still runs an older configuration generation; nothing changed (try again)"
+            ),
         }
     }
 }
@@ -132,6 +138,12 @@ pub async fn run(view: Arc<View>) -> Result<Applied, Refused> {
 async fn reload(view: &View) -> Result<Applied, Refused> {
     let _one = view.reload.gate.lock().await;
     let running = view.live();
+    // Every worker must run the current generation: what the last reload
+    // removed is freed now only if no worker can still be using it, and each
+    // worker's state is prepared from the snapshot it runs.
+    if let Some(w) = lagging_worker(view, running.shared.generation) {
+        return Err(Refused::Behind(w));
+    }
     let cfg = sluice_config::load(&view.config_path)
         .and_then(|c| crate::features::check_supported(&c).map(|_| c))
         .map_err(Refused::Invalid)?;
@@ -237,10 +249,23 @@ fn restart_checks(view: &View, live: &Live) {
     }
 }
 
+/// The first worker whose running generation is not `generation`.
+fn lagging_worker(view: &View, generation: u64) -> Option<u16> {
+    view.stats
+        .iter()
+        .position(|s| s.generation.load(std::sync::atomic::Ordering::Relaxed) != generation)
+        .map(|w| w as u16)
+}
+
 /// Hands `next` to every worker and waits until each has moved on; the
 /// snapshots they replaced are dropped here, on the control thread.
 async fn publish(view: &View, old: &Shared, next: &Arc<Shared>) -> Result<(), Refused> {
     let sessions = view.reload.sessions_per_worker;
+    for ch in &view.reload.workers {
+        // A late answer to an earlier reload that timed out.
+        let stale = ch.from_worker.lock().unwrap_or_else(|e| e.into_inner());
+        while stale.try_recv().is_ok() {}
+    }
     for (w, ch) in view.reload.workers.iter().enumerate() {
         let mut adopt = Adopt::prepare(old, next.clone(), w as u16, sessions);
         if w == 0 {
@@ -261,7 +286,7 @@ async fn publish(view: &View, old: &Shared, next: &Arc<Shared>) -> Result<(), Re
                 .unwrap_or_else(|e| e.into_inner())
                 .try_recv();
             match got {
-                Ok(left) if left.generation == next.generation => break,
+                Ok(left) if left.generation >= next.generation => break,
                 Ok(_) => continue,
                 Err(TryRecvError::Empty) if start.elapsed() < WORKER_TIMEOUT => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -300,7 +325,7 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
         let slot = before.slot_of(name);
         let sessions = slot.map_or(0, |s| view.vs_sessions(s));
         let kept = slot.is_some_and(|s| next.service(s).is_some_and(|v| v.retired));
-        out.push(if kept {
+        out.push(if kept && sessions > 0 {
             format!("virtual server {name} removed; its {sessions} sessions drain")
         } else {
             format!("virtual server {name} removed")

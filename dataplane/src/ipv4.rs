@@ -278,17 +278,18 @@ impl Worker {
         if t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags) {
             return Err(DropReason::NoSession);
         }
-        if t.proto == proto::TCP {
-            self.admit_syn()?;
-        } else if self.sessions.len() >= self.sessions.capacity() {
-            return Err(DropReason::SessionTableFull);
-        }
         if self.shared.local(t.src.into()).is_some() {
             // A client claiming one of the switch's own addresses: its
             // replies would be steered as the switch's own traffic.
             return Err(DropReason::SpoofedSource);
         }
         let (member_ip, member_id, mport, source_nat) = self.choose_member(vs_idx, &t)?;
+        // Room last: a SYN refused anyway (ACL, no member) evicts nothing.
+        if t.proto == proto::TCP {
+            self.admit_syn()?;
+        } else if self.sessions.len() >= self.sessions.capacity() {
+            return Err(DropReason::SessionTableFull);
+        }
         let (snat, sport, ring) = if source_nat {
             match self.alloc_snat(vs_idx) {
                 Some(got) => got,

@@ -285,3 +285,34 @@ fn a_reload_that_does_not_fit_changes_nothing() {
     let one = Lab::new(1, 64).reload(&sticky.replace("workers = 2", "workers = 1"));
     assert!(one.is_ok());
 }
+
+#[test]
+fn what_a_reload_removes_is_kept_until_the_next_even_without_sessions() {
+    // A worker still on the old snapshot may open a session on it until it
+    // takes the new one, so a slot or an id is never reused by the same reload.
+    let mut lab = Lab::new(1, 64);
+    let smaller = variant(&[
+        ("  { address = \"10.20.0.13:8080\" },\n", ""),
+        (
+            "\n[[virtual_server]]\nname = \"dns\"\naddress = \"198.51.100.12:53\"\nprotocol = \"udp\"\npool = \"dns\"\nforwarding = \"dest_nat\"\n",
+            "",
+        ),
+    ]);
+    let removed = SocketAddrV4::new(WEB[2], 8080);
+    let next = lab.reload(&smaller).expect("reload applies");
+    assert!(
+        next.service(VS_DNS).is_some_and(|v| v.retired),
+        "kept, retired"
+    );
+    assert_eq!(
+        next.member_key_id("web", removed),
+        Some(2),
+        "its id is kept"
+    );
+    let next = lab.reload(&smaller).expect("reload applies");
+    assert!(
+        next.service(VS_DNS).is_none(),
+        "no sessions: let go at the next reload"
+    );
+    assert_eq!(next.member_key_id("web", removed), None);
+}

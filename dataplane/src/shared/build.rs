@@ -7,6 +7,11 @@
 //! sessions but serves its own until they end; a member is never chosen
 //! again but its sessions still find it. SNAT addresses are only appended,
 //! so their indexes (in sessions and in each worker's port rings) hold.
+//!
+//! What a reload removes is kept retired at least until the next reload,
+//! even without sessions: until every worker has taken the new snapshot, a
+//! worker still on the old one may open a session on it. A reload waits for
+//! every worker, so at the next one only the session counts decide.
 
 use super::{Local, Port, ReloadError, Shared, Timeouts};
 use crate::acl::SourceAcl;
@@ -227,8 +232,9 @@ fn member_ids(
         .iter()
         .flat_map(|p| p.members.iter().filter_map(move |m| key(p, m)))
         .collect();
+    let live_before: HashSet<u32> = prev.shared.member_ids.iter().flatten().copied().collect();
     for (k, id) in &prev.shared.ids {
-        if configured.contains(k) || states.sessions(*id) > 0 {
+        if configured.contains(k) || live_before.contains(id) || states.sessions(*id) > 0 {
             ids.insert(k.clone(), *id);
         }
     }
@@ -289,14 +295,16 @@ fn vs_slots(
     }
     let mut retired = Vec::new();
     for (slot, v) in prev.shared.servers() {
-        if taken[usize::from(slot)] || (prev.vs_sessions)(slot) == 0 {
+        // Removed by this reload: kept once whatever its count (see above).
+        if taken[usize::from(slot)] || (v.retired && (prev.vs_sessions)(slot) == 0) {
             continue;
         }
         let mut kept = v.clone();
         kept.retired = true;
         kept.maglev = None;
-        kept.retired_members = (v.members.iter().chain(&v.retired_members))
-            .filter(|m| states.sessions(m.id) > 0)
+        let drained = |m: &&Member| states.sessions(m.id) > 0;
+        kept.retired_members = (v.members.iter())
+            .chain(v.retired_members.iter().filter(drained))
             .cloned()
             .collect();
         kept.members = Vec::new();
@@ -316,19 +324,19 @@ fn vs_slots(
     Ok((slots, retired))
 }
 
-/// The members `before` had (or still drained) that `now` no longer has and
-/// that still hold sessions.
+/// The members `before` had that `now` no longer has, and those it was
+/// still draining that hold sessions.
 fn still_draining(
     before: &VirtualServer,
     now: &VirtualServer,
     states: &MemberStates,
 ) -> Vec<Member> {
     let kept = |m: &&Member| now.members.iter().any(|n| n.ip == m.ip && n.port == m.port);
-    before
-        .members
-        .iter()
-        .chain(&before.retired_members)
-        .filter(|m| !kept(m) && states.sessions(m.id) > 0)
+    let drained = |m: &&Member| states.sessions(m.id) > 0;
+    // Removed by this reload: kept once whatever its count (module docs).
+    (before.members.iter())
+        .chain(before.retired_members.iter().filter(drained))
+        .filter(|m| !kept(m))
         .cloned()
         .collect()
 }
