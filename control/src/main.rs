@@ -218,7 +218,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         clock,
     ));
     let served = rt.block_on(async {
-        let checks = reload::start_checks(&view.live(), clock);
+        let checks = reload::start_checks(&view.live(), clock, &view.reload.ramps);
         *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()) = checks;
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
         let checks =
@@ -405,6 +405,7 @@ fn control_view(
         checks: std::sync::Mutex::new(Vec::new()),
         gate: tokio::sync::Mutex::new(()),
         sessions_per_worker: cfg.dataplane.sessions_per_worker,
+        ramps: members::ramps(&shared.members),
     };
     report::View::new(
         live,

@@ -92,18 +92,43 @@ fn source_for(shared: &Shared, member: Ipv4Addr) -> Option<Ipv4Addr> {
     port.kernel.then(|| shared.port_address(hop.port, member))
 }
 
+/// One counter per member id for the life of the process: bumping it ends
+/// any slow-start ramp running for that member (a newer health change, or a
+/// reload that sets its weight).
+pub type Ramps = Arc<[AtomicU64]>;
+
+/// Ramp counters for `states`' member ids.
+pub fn ramps(states: &MemberStates) -> Ramps {
+    (0..states.len()).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// Ends the slow start running for member `id`, if any.
+pub fn end_ramp(ramps: &Ramps, id: u32) {
+    if let Some(g) = ramps.get(id as usize) {
+        g.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The callback that writes a target's result to its members' health words,
 /// and starts the slow start of members that come back up.
-pub fn on_change(states: Arc<MemberStates>, plan: &Plan, clock: Clock) -> health::OnChange {
+pub fn on_change(
+    states: Arc<MemberStates>,
+    plan: &Plan,
+    clock: Clock,
+    generations: Ramps,
+) -> health::OnChange {
     let members = plan.members.clone();
     let slow = plan.slow_start.clone();
-    let generations: Arc<[AtomicU64]> = slow.iter().map(|_| AtomicU64::new(0)).collect();
     Arc::new(move |t: usize, up: bool| {
         for &id in members.get(t).into_iter().flatten() {
             // A newer change ends any ramp still running for this member.
-            let generation = generations[id as usize].fetch_add(1, Ordering::Relaxed) + 1;
+            let Some(counter) = generations.get(id as usize) else {
+                continue;
+            };
+            let generation = counter.fetch_add(1, Ordering::Relaxed) + 1;
             states.set(id, up);
-            if let (true, Some((weight, duration))) = (up, slow[id as usize]) {
+            let slow_start = slow.get(id as usize).copied().flatten();
+            if let (true, Some((weight, duration))) = (up, slow_start) {
                 states.set_weight(id, ramp(weight, Duration::ZERO, duration));
                 let ramp = SlowStart {
                     states: states.clone(),

@@ -50,6 +50,8 @@ pub struct Channels {
     pub gate: tokio::sync::Mutex<()>,
     /// Session slots per worker (sizes a persistence table a reload adds).
     pub sessions_per_worker: u32,
+    /// Slow-start ramp counters by member id, for the life of the process.
+    pub ramps: members::Ramps,
 }
 
 /// Why a reload was refused; nothing changed.
@@ -100,8 +102,9 @@ pub struct Applied {
 }
 
 /// Starts the health checks of `live` (on the control thread's runtime).
-pub fn start_checks(live: &Live, clock: Clock) -> Vec<JoinHandle<()>> {
-    let on_change = members::on_change(live.shared.members.clone(), &live.plan, clock);
+pub fn start_checks(live: &Live, clock: Clock, ramps: &members::Ramps) -> Vec<JoinHandle<()>> {
+    let states = live.shared.members.clone();
+    let on_change = members::on_change(states, &live.plan, clock, ramps.clone());
     let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
     health::spawn(
         live.plan.targets.clone(),
@@ -161,7 +164,7 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
         })?;
     let next = Arc::new(next);
     let changes = changes(&running.config, &cfg, &running.shared, &next, view);
-    apply_member_settings(&cfg, &running.shared, &next);
+    apply_member_settings(&cfg, &running.shared, &next, &view.reload.ramps);
     let plan = members::plan(&cfg, &next);
     let statuses = carry_health(&running, &plan.targets, view.clock.now_ms());
     let live = Live {
@@ -185,11 +188,13 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
 
 /// Administrative state from the file (a reload drops run-time changes made
 /// by `sluicectl member`), and a fresh state for members new to the switch.
-fn apply_member_settings(cfg: &Config, old: &Shared, next: &Shared) {
+fn apply_member_settings(cfg: &Config, old: &Shared, next: &Shared, ramps: &members::Ramps) {
     let states = &next.members;
     for (p, pool) in cfg.pools.iter().enumerate() {
         for (j, m) in pool.members.iter().enumerate() {
             let id = next.member_id(p, j);
+            // The file's weight holds from now: a ramp still running ends.
+            members::end_ramp(ramps, id);
             let known = match m.address {
                 std::net::SocketAddr::V4(a) => old.member_key_id(&pool.name, a) == Some(id),
                 std::net::SocketAddr::V6(_) => continue,
@@ -242,7 +247,7 @@ fn apply_health(live: &Live) {
 
 /// Replaces the health-check tasks with those of `live`.
 fn restart_checks(view: &View, live: &Live) {
-    let fresh = start_checks(live, view.clock);
+    let fresh = start_checks(live, view.clock, &view.reload.ramps);
     let mut checks = view.reload.checks.lock().unwrap_or_else(|e| e.into_inner());
     for old in std::mem::replace(&mut *checks, fresh) {
         old.abort();
