@@ -179,29 +179,32 @@ mod tests {
         assert_eq!(lcore_map(1, &[5]), ("0@5,1@5".to_string(), true));
     }
 
-    #[test]
-    fn generated_command_line() {
-        let cfg = sluice_config::parse(
+    /// A one-interface configuration with these `[dataplane]` keys.
+    fn config(dataplane: &str) -> sluice_config::Config {
+        let text = format!(
             r#"
 [dataplane]
-workers = 2
-eal_args = ["--no-huge", "-m", "512"]
+{dataplane}
 [[interface]]
 name = "ext"
 device = "net_af_packet0,iface=lb-ext"
 addresses = ["198.51.100.1/24"]
 [pool.p]
-members = [{ address = "198.51.100.20:80" }]
+members = [{{ address = "198.51.100.20:80" }}]
 [[virtual_server]]
 name = "v"
 address = "198.51.100.10:80"
 protocol = "tcp"
 pool = "p"
 forwarding = "dest_nat"
-"#,
-            "t.toml",
-        )
-        .unwrap();
+"#
+        );
+        sluice_config::parse(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn generated_command_line() {
+        let cfg = config("workers = 2\neal_args = [\"--no-huge\", \"-m\", \"512\"]");
         let (args, warn) = build(&cfg, &["--log-level=7".to_string()], &[0, 1]);
         assert!(warn.is_some());
         assert_eq!(
@@ -227,26 +230,7 @@ forwarding = "dest_nat"
 
     #[test]
     fn hugepages_keep_the_shared_files_dpdk_tools_need() {
-        let cfg = sluice_config::parse(
-            r#"
-[dataplane]
-eal_args = ["-m", "256"]
-[[interface]]
-name = "ext"
-device = "net_null0"
-addresses = ["198.51.100.1/24"]
-[pool.web]
-members = [{ address = "10.0.0.1:80" }]
-[[virtual_server]]
-name = "web"
-address = "198.51.100.10:80"
-protocol = "tcp"
-pool = "web"
-forwarding = "dest_nat"
-"#,
-            "t.toml",
-        )
-        .unwrap();
+        let cfg = config("eal_args = [\"-m\", \"256\"]");
         let (args, _) = build(&cfg, &[], &[0, 1, 2]);
         assert!(args.contains(&"--file-prefix=sluice".to_string()));
         assert_eq!(without_shared_files(&args), None, "{args:?}");

@@ -6,7 +6,7 @@ use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
 use crate::sched::pick::Refusal;
-use crate::service::{find_vs, snat_port_owner};
+use crate::service::{find_vs, snat_port_owner, Rewrite};
 use crate::session::{Dir, InsertError, Session4, Tuple4};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
@@ -95,13 +95,15 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Forward);
         }
-        let one_way = self
+        // The server is looked up once: conntrack and the rewrite need it.
+        let rewrite = self
             .shared
             .service(self.sessions.get(idx).vs)
-            .is_some_and(|v| v.one_way());
-        let s = self.touch(idx, Dir::Forward, &flow, one_way);
+            .ok_or(DropReason::NoVirtualServer)?
+            .rewrite();
+        let s = self.touch(idx, Dir::Forward, &flow, rewrite.one_way());
         self.stats.count_vs(s.vs, true, pkt.data().len());
-        self.send_to_member(pkt, &flow, &s)
+        self.send_to_member(pkt, &flow, &s, rewrite)
     }
 
     /// The session of a client packet: the existing one, or a new one when
@@ -128,20 +130,21 @@ impl Worker {
         }
     }
 
-    /// Sends a client packet of session `s` to its member, rewritten as the
-    /// virtual server's forwarding mode says.
+    /// Sends a client packet of session `s` to its member, rewritten as its
+    /// virtual server says (`rewrite`).
     #[inline]
     pub(crate) fn send_to_member<P: PacketBuf>(
         &mut self,
         pkt: &mut P,
         flow: &Flow,
         s: &Session4,
+        rewrite: Rewrite,
     ) -> Result<Verdict, DropReason> {
-        let server = self
-            .shared
-            .service(s.vs)
-            .ok_or(DropReason::NoVirtualServer)?;
-        let (forwarding, encap, mss_clamp) = (server.forwarding, server.encap, server.mss_clamp);
+        let Rewrite {
+            forwarding,
+            encap,
+            mss_clamp,
+        } = rewrite;
         match forwarding {
             Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
                 nat::rewrite(

@@ -251,7 +251,10 @@ impl Worker {
             None => self.egress(buf, seg.dst.0.into()),
             Some(s) => {
                 let flow = parse_flow(buf.data(), ethernet::HEADER_LEN)?;
-                self.send_to_member(buf, &flow, &s)
+                let rewrite = (self.shared.service(s.vs))
+                    .ok_or(DropReason::NoVirtualServer)?
+                    .rewrite();
+                self.send_to_member(buf, &flow, &s, rewrite)
             }
         }
     }

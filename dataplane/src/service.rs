@@ -129,7 +129,34 @@ pub enum MssClamp {
     Value(u16),
 }
 
+/// How a server's packets to its members are rewritten: copied from the
+/// snapshot once per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    pub forwarding: Forwarding,
+    pub encap: Encap,
+    pub mss_clamp: MssClamp,
+}
+
+impl Rewrite {
+    /// Whether only the client-to-member direction passes the switch.
+    #[inline]
+    pub fn one_way(self) -> bool {
+        matches!(self.forwarding, Forwarding::L2Dsr | Forwarding::L3Dsr)
+    }
+}
+
 impl VirtualServer {
+    /// How its packets to members are rewritten.
+    #[inline]
+    pub fn rewrite(&self) -> Rewrite {
+        Rewrite {
+            forwarding: self.forwarding,
+            encap: self.encap,
+            mss_clamp: self.mss_clamp,
+        }
+    }
+
     /// Whether sessions of this server may own a SNAT port.
     #[inline]
     pub fn source_nat(&self) -> bool {
@@ -154,7 +181,7 @@ impl VirtualServer {
     /// Whether only the client-to-member direction passes the switch.
     #[inline]
     pub fn one_way(&self) -> bool {
-        matches!(self.forwarding, Forwarding::L2Dsr | Forwarding::L3Dsr)
+        self.rewrite().one_way()
     }
 
     /// Round robin over the eligible members of one tier (primaries or

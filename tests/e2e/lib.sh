@@ -113,12 +113,15 @@ finish() {
 }
 
 # keepalive VIP OUT GO: one HTTP/1.1 connection asks once, waits for the
-# file GO, asks again; OUT gets both answers ("server=mX ...") or an error.
+# file GO, asks again; OUT gets both answers ("server=mX ...") or "error
+# EXCEPTION" (e.g. TimeoutError), OUT.port the connection's local port.
 keepalive() {
-    client python3 - "$1" "$3" >"$2" 2>&1 <<'PY' &
+    client python3 - "$1" "$3" "$2.port" >"$2" 2>&1 <<'PY' &
 import socket, sys, time, os
-vip, go = sys.argv[1], sys.argv[2]
+vip, go, port = sys.argv[1], sys.argv[2], sys.argv[3]
 s = socket.create_connection((vip, 80), timeout=10)
+with open(port, "w") as f:
+    print(s.getsockname()[1], file=f)
 def ask():
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     data = b""
