@@ -1,10 +1,11 @@
 //! The ARP responder and resolver: answers for owned addresses, learns the
 //! MACs of hosts that talk to the switch, and builds its own requests.
 
+use crate::exception::KernelClass;
 use crate::packet::PacketBuf;
 use crate::stats::{self, DropReason};
 use crate::wire::{arp, ethernet};
-use crate::worker::{KernelClass, Verdict, Worker};
+use crate::worker::{Verdict, Worker};
 use std::net::Ipv4Addr;
 
 /// Ethernet + ARP, without padding.
@@ -69,7 +70,7 @@ impl Worker {
                         .local(target_ip)
                         .is_some_and(|l| l.interface == Some(port)) =>
             {
-                match self.hand_to_kernel(port, KernelClass::Arp) {
+                match self.hand_to_kernel(port, sender_ip, KernelClass::Arp) {
                     Ok(v) => Ok(v),
                     Err(_) => Ok(Verdict::Consumed),
                 }

@@ -2,6 +2,7 @@
 //! that quote a packet of a session (so path-MTU discovery and port
 //! unreachables keep working through the NAT).
 
+use crate::exception::KernelClass;
 use crate::ipv4::Flow;
 use crate::nat;
 use crate::packet::PacketBuf;
@@ -11,7 +12,7 @@ use crate::stats::{self, DropReason};
 use crate::wire::checksum::adjust16;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{ethernet, icmpv4};
-use crate::worker::{KernelClass, Verdict, Worker};
+use crate::worker::{Verdict, Worker};
 use std::net::Ipv4Addr;
 
 /// Bytes of the offending packet's payload an ICMP error quotes after its IP
@@ -33,6 +34,7 @@ impl Worker {
         }
         let msg = icmpv4::Packet::new_checked(ip.payload())?;
         let interface = local.is_some_and(|l| l.interface.is_some());
+        let src = ip.src_addr();
         match msg.msg_type() {
             icmpv4::kind::ECHO_REQUEST if local.is_some() => self.echo_reply(port, pkt, l3),
             icmpv4::kind::DEST_UNREACHABLE
@@ -42,11 +44,11 @@ impl Worker {
                 // unreachable, or a router's unreachable about its ping:
                 // sessions are never ICMP, so such a quote is the kernel's).
                 Err(DropReason::IcmpNoSession | DropReason::IcmpUnsupported) if interface => {
-                    self.hand_to_kernel(port, KernelClass::Icmp)
+                    self.hand_to_kernel(port, src, KernelClass::Icmp)
                 }
                 other => other,
             },
-            _ if interface => self.hand_to_kernel(port, KernelClass::Icmp),
+            _ if interface => self.hand_to_kernel(port, src, KernelClass::Icmp),
             _ if local.is_some() => Err(DropReason::LocalUnhandled),
             _ => Err(DropReason::NotForUs),
         }

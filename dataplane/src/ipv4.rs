@@ -2,6 +2,7 @@
 //! choice, rewrite, egress, in the order a packet meets them.
 
 use crate::conntrack;
+use crate::exception::KernelClass;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
@@ -11,7 +12,7 @@ use crate::session::{Dir, InsertError, Session4, Tuple4};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{tcp, udp};
-use crate::worker::{KernelClass, Verdict, Worker};
+use crate::worker::{Verdict, Worker};
 use sluice_config::Forwarding;
 use std::net::Ipv4Addr;
 
@@ -183,7 +184,8 @@ impl Worker {
             proto::UDP => KernelClass::Udp,
             _ => KernelClass::Icmp,
         };
-        self.hand_to_kernel(port, class)
+        let src = ipv4::Packet::new_unchecked(&pkt.data()[l3..]).src_addr();
+        self.hand_to_kernel(port, src, class)
     }
 
     /// Member → client (Dest-NAT) or member → SNAT address (Both-NAT).

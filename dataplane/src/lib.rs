@@ -23,6 +23,7 @@ pub mod worker;
 mod arp;
 pub mod conntrack;
 mod dsr;
+pub mod exception;
 mod flood;
 mod icmp;
 mod ipv4;

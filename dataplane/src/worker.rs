@@ -6,6 +6,7 @@
 //! `icmp.rs` echo replies and ICMP error translation.
 
 use crate::conntrack;
+use crate::exception::{KernelClass, KernelLimiter};
 use crate::fixedmap::mix64;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
@@ -97,52 +98,6 @@ struct CachedHop {
 const HOP_CACHE: usize = 64;
 const HOP_CACHE_MS: u64 = 100;
 
-/// Packets sent to the kernel per class and worker: a token bucket each, so a
-/// flood at the switch's own address costs the workers a counter, never the
-/// exception path's capacity for health-check replies and ARP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelClass {
-    Arp = 0,
-    Icmp = 1,
-    /// TCP segments opening a connection to the switch (SYN without ACK).
-    TcpSyn = 2,
-    /// Other TCP: replies to the kernel's own connections (health checks).
-    Tcp = 3,
-    Udp = 4,
-}
-
-/// Packets per second and burst per class and worker (`KernelClass` order).
-const KERNEL_RATE: [u32; 5] = [2_000, 2_000, 2_000, 20_000, 5_000];
-
-#[derive(Debug)]
-struct KernelLimiter {
-    tokens: [u32; 5],
-    refilled_ms: u64,
-}
-
-impl KernelLimiter {
-    fn refill(&mut self, now_ms: u64) {
-        let elapsed = now_ms.saturating_sub(self.refilled_ms).min(1000) as u32;
-        if elapsed == 0 {
-            return;
-        }
-        self.refilled_ms = now_ms;
-        for (t, rate) in self.tokens.iter_mut().zip(KERNEL_RATE) {
-            *t = (*t + rate * elapsed / 1000).min(rate);
-        }
-    }
-
-    #[inline]
-    fn take(&mut self, class: KernelClass) -> bool {
-        let t = &mut self.tokens[class as usize];
-        if *t == 0 {
-            return false;
-        }
-        *t -= 1;
-        true
-    }
-}
-
 /// All state of one worker; owned by its lcore alone.
 #[derive(Debug)]
 pub struct Worker {
@@ -212,10 +167,7 @@ impl Worker {
             generated: [None; GENERATED_QUEUE],
             generated_head: 0,
             generated_len: 0,
-            kernel: KernelLimiter {
-                tokens: KERNEL_RATE,
-                refilled_ms: 0,
-            },
+            kernel: KernelLimiter::default(),
             last_refresh_ms: 0,
             ip_ident: 0,
             evict_cursor: 0,
@@ -578,15 +530,22 @@ impl Worker {
             .session_expired(s, self.stamp(), self.syn_pressure)
     }
 
-    /// Hands a frame for the switch's own address to the kernel interface of
-    /// `port`, within its class's rate; without a kernel interface the
-    /// frame is the dataplane's to drop.
+    /// Hands a frame from `src` for the switch's own address to the kernel
+    /// interface of `port`, within the rate of its class on that port (a
+    /// configured member's frames, on the port towards it, in the members'
+    /// class whatever their kind); without a kernel interface the frame is
+    /// the dataplane's to drop.
     #[inline]
     pub(crate) fn hand_to_kernel(
         &mut self,
         port: u16,
+        src: Ipv4Addr,
         class: KernelClass,
     ) -> Result<Verdict, DropReason> {
+        let class = match self.shared.member_port(src) {
+            Some(p) if p == port => KernelClass::Member,
+            _ => class,
+        };
         let kernel = self
             .shared
             .ports
@@ -595,7 +554,7 @@ impl Worker {
         if !kernel {
             return Err(DropReason::LocalUnhandled);
         }
-        if !self.kernel.take(class) {
+        if !self.kernel.take(port, class) {
             return Err(DropReason::KernelRateLimited);
         }
         Ok(Verdict::Kernel)

@@ -1209,13 +1209,13 @@ fn kernel_rate_limit_per_class() {
         &from_router(&ts),
         Expect::Kernel,
     );
-    // The limit counts per worker, not per port: int is limited too.
-    let int_syn = Pkt::tcp((WEB[0], 9002), (INT_IP, 22), SYN);
+    // Each port has its own budgets: int is not limited by ext's SYNs.
+    let int_syn = Pkt::tcp((NEIGHBOUR, 9002), (INT_IP, 22), SYN);
     lab.c(
-        "SYN to int address while limited",
+        "SYN to int address while ext is limited",
         INT,
-        &from_int(WEB_MAC[0], &int_syn),
-        Expect::Drop(R::KernelRateLimited),
+        &from_int(NEIGHBOUR_MAC, &int_syn),
+        Expect::Kernel,
     );
     // Echo requests are the dataplane's, not limited.
     let req = Pkt::echo_request(CLIENT, EXT_IP, 1, 2, b"x");
@@ -1251,7 +1251,64 @@ fn kernel_rate_limit_per_class() {
         "after 1 s, over",
     );
     let limited = lab.workers[0].stats().drops_of(R::KernelRateLimited);
-    assert_eq!(limited, 3 + 1 + 1 + 1 + 1);
+    assert_eq!(limited, 3 + 1 + 1 + 1);
+}
+
+/// A host on the members' LAN that is no member.
+const NEIGHBOUR: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 99);
+const NEIGHBOUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+
+/// Runs `n` copies of `frame` through worker 0 within the current
+/// millisecond; returns how many went to the kernel.
+fn flood_kernel(lab: &mut Lab, port: u16, frame: &[u8], n: u32) -> u32 {
+    (0..n)
+        .filter(|_| lab.run(0, port, frame, false).0 == Verdict::Kernel)
+        .count() as u32
+}
+
+#[test]
+fn a_flood_at_the_external_address_never_starves_health_check_replies() {
+    const TCP_RATE: u32 = 20_000; // KERNEL_RATE[Tcp]: per second, and burst
+    let mut lab = Lab::new(1, 64);
+    lab.maintain();
+    let junk = from_router(&Pkt::tcp((CLIENT, 40000), (EXT_IP, 22), ACK));
+    assert_eq!(flood_kernel(&mut lab, EXT, &junk, TCP_RATE + 1), TCP_RATE);
+    assert_eq!(
+        lab.workers[0].stats().drops_of(R::KernelRateLimited),
+        1,
+        "the 20,001st is over ext's budget"
+    );
+    // A member's answer to a health check, in the same millisecond.
+    let syn_ack = Pkt::tcp((WEB[0], 8080), (INT_IP, 40001), SYN | ACK).seq_ack(77, 1001);
+    lab.c(
+        "member's SYN-ACK to the int address after a flood at ext",
+        INT,
+        &from_int(WEB_MAC[0], &syn_ack),
+        Expect::Kernel,
+    );
+    // A flood claiming the member's address from outside spends ext's
+    // budget, not the member's.
+    let spoofed = from_router(&Pkt::tcp((WEB[0], 8080), (EXT_IP, 40002), SYN | ACK));
+    assert_eq!(flood_kernel(&mut lab, EXT, &spoofed, TCP_RATE), 0);
+    // Nor can a host beside the members spend it.
+    let beside = from_int(
+        NEIGHBOUR_MAC,
+        &Pkt::tcp((NEIGHBOUR, 40003), (INT_IP, 22), ACK),
+    );
+    assert_eq!(flood_kernel(&mut lab, INT, &beside, TCP_RATE + 1), TCP_RATE);
+    lab.c(
+        "member's SYN-ACK after floods at both addresses",
+        INT,
+        &from_int(WEB_MAC[0], &syn_ack),
+        Expect::Kernel,
+    );
+    let echo_reply = Pkt::icmp(WEB[1], INT_IP, 0, 0, [0, 7, 0, 1], b"sluice-health/1\0");
+    lab.c(
+        "member's echo reply to an ICMP check",
+        INT,
+        &from_int(WEB_MAC[1], &echo_reply),
+        Expect::Kernel,
+    );
 }
 
 #[test]
@@ -1259,7 +1316,13 @@ fn arp_replies_over_the_kernel_rate_are_still_learned() {
     const ARP_RATE: u32 = 2000; // KERNEL_RATE[Arp]
     let mut lab = Lab::new(1, 64);
     let reply = arp_frame(
-        INT_MAC, WEB_MAC[0], ARP_REP, WEB_MAC[0], WEB[0], INT_MAC, INT_IP,
+        INT_MAC,
+        NEIGHBOUR_MAC,
+        ARP_REP,
+        NEIGHBOUR_MAC,
+        NEIGHBOUR,
+        INT_MAC,
+        INT_IP,
     );
     for i in 0..ARP_RATE {
         lab.c(&format!("ARP reply {i}"), INT, &reply, Expect::Kernel);

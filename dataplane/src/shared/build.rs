@@ -84,6 +84,7 @@ pub(super) fn build(
         services[slot] = Some(server);
     }
     let local = locals(&ports, &services, &snat_addrs);
+    let member_ports = member_ports(cfg, &routes);
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
     // Retired servers first: a live one on the same address and port wins.
     for retired in [true, false] {
@@ -98,6 +99,7 @@ pub(super) fn build(
         workers: base.workers,
         ports,
         local,
+        member_ports,
         routes,
         neighbors: base.neighbors,
         services,
@@ -193,6 +195,20 @@ fn locals(
         mark(v.vip, &|l| l.vip = true);
     }
     local
+}
+
+/// Every pool member's address, with the port of its route.
+fn member_ports(cfg: &Config, routes: &RouteTable) -> FixedMap<u16> {
+    let addrs: Vec<Ipv4Addr> = (cfg.pools.iter())
+        .flat_map(|p| p.members.iter().filter_map(|m| v4(m.address.ip())))
+        .collect();
+    let mut map = FixedMap::with_capacity(addrs.len());
+    for a in addrs {
+        if let Some(hop) = routes.lookup(a) {
+            map.insert(u64::from(u32::from(a)), hop.port);
+        }
+    }
+    map
 }
 
 /// Member ids per pool and member (config indexes), and the id of every

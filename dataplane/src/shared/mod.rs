@@ -60,6 +60,10 @@ pub struct Shared {
     pub workers: u16,
     pub ports: Vec<Port>,
     pub local: FixedMap<Local>,
+    /// The port towards each configured member address (every pool's, so
+    /// replies to health checks are recognised): the exception path gives
+    /// their frames a budget of their own (see `exception`).
+    pub member_ports: FixedMap<u16>,
     pub routes: RouteTable,
     /// Learned and static MACs; the same table in every generation.
     pub neighbors: Arc<NeighborTable>,
@@ -266,6 +270,13 @@ impl Shared {
             .and_then(|p| p.get(member))
             .copied()
             .unwrap_or(u32::MAX)
+    }
+
+    /// The port the switch reaches member address `ip` through, if `ip` is
+    /// a configured member's.
+    #[inline]
+    pub fn member_port(&self, ip: Ipv4Addr) -> Option<u16> {
+        self.member_ports.get(u64::from(u32::from(ip)))
     }
 
     #[inline]
