@@ -144,6 +144,11 @@ fn frame(buf: &mut [u8], flow: u32, vip: [u8; 4], flags: u8) {
     tcp[0..2].copy_from_slice(&sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
     tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    if flags & ACK != 0 {
+        // Acknowledges the members' SYN-ACKs (sequence number 0, see
+        // `reply_frame`), so the handshake confirms the session.
+        tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
+    }
     tcp[12] = 5 << 4;
     tcp[13] = flags;
     tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());

@@ -11,7 +11,10 @@ pub mod tcp {
     pub const SYN_RECV: u8 = 1;
     pub const ESTABLISHED: u8 = 2;
     pub const FIN_WAIT: u8 = 3;
+    /// Closed by FINs from both sides or by the client's RST.
     pub const CLOSED: u8 = 4;
+    /// Closed by the member's RST.
+    pub const CLOSED_BY_MEMBER: u8 = 5;
     pub const MASK: u8 = 0x07;
     /// A FIN was seen from the client / from the member.
     pub const FIN_CLIENT: u8 = 0x08;
@@ -26,10 +29,24 @@ pub mod flag {
     /// the session (or the client's answer to the switch's ACK probe) is
     /// answered with a RST to both ends, carrying that packet's sequence numbers.
     pub const RESET_PENDING: u8 = 0x40;
-    /// The RST that closed the session came from the member (else the client).
-    pub const RST_BY_MEMBER: u8 = 0x80;
-    pub const KEEP: u8 = SNAT_PORT | RESET_PENDING;
+    /// The session has shown that a real client is behind it (see
+    /// `flood`): in the NAT modes the client acknowledged the member's
+    /// SYN-ACK, in the DSR modes the client kept the flow going for
+    /// `DSR_CONFIRM_MS`; a UDP session, that the member answered. Until
+    /// then a TCP session may be evicted for a new one.
+    pub const CONFIRMED: u8 = 0x80;
+    pub const KEEP: u8 = SNAT_PORT | RESET_PENDING | CONFIRMED;
 }
+
+/// How long the client of a DSR session must keep it going before it counts
+/// as confirmed: the switch never sees the member's side, so time is the
+/// only evidence it can ask of a blind sender.
+pub const DSR_CONFIRM_MS: u32 = 1_000;
+
+/// How far past the member's initial sequence number the client's ACK may
+/// be and still acknowledge its SYN-ACK (data the member sent with or right
+/// after it, as TCP Fast Open does); a blind guess hits it once in 65,536.
+pub const HANDSHAKE_WINDOW: u32 = 1 << 16;
 
 /// Whether a TCP segment may open a session: SYN without ACK or RST.
 #[inline]
@@ -43,26 +60,33 @@ pub fn initial(_proto: u8) -> u8 {
     tcp::SYN_SENT
 }
 
-/// The state after a packet with TCP `f` flags travelling in `dir`.
+#[inline]
+fn is_closed(st: u8) -> bool {
+    st >= tcp::CLOSED
+}
+
+/// The state after a packet with TCP `f` flags travelling in `dir`;
+/// `acked`: the packet acknowledges the member's SYN-ACK (its ACK number is
+/// within [`HANDSHAKE_WINDOW`] of the member's sequence number plus one).
+/// Only such an ACK completes the handshake and confirms the session.
 ///
 /// A RST closes the session (the `tcp_close` timeout), but the switch does
 /// not track sequence numbers, so it cannot tell an in-window RST from a
 /// forged or stale one: if its sender then goes on with ordinary segments,
 /// it was not a RST its receiver took, and the session is open again.
 #[inline]
-pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
-    let keep = state & flag::KEEP;
+pub fn update_tcp(state: u8, dir: Dir, f: u8, acked: bool) -> u8 {
+    let mut keep = state & flag::KEEP;
     let mut fins = state & (tcp::FIN_CLIENT | tcp::FIN_MEMBER);
     if f & flags::RST != 0 {
-        let by = if dir == Dir::Reverse {
-            flag::RST_BY_MEMBER
-        } else {
-            0
+        let closed = match dir {
+            Dir::Reverse => tcp::CLOSED_BY_MEMBER,
+            Dir::Forward => tcp::CLOSED,
         };
-        return tcp::CLOSED | fins | keep | by;
+        return closed | fins | keep;
     }
     let mut st = state & tcp::MASK;
-    if st == tcp::CLOSED && revives(state, dir, f) {
+    if is_closed(st) && revives(state, dir, f) {
         st = if fins != 0 {
             tcp::FIN_WAIT
         } else {
@@ -75,8 +99,9 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
         {
             st = tcp::SYN_RECV
         }
-        (tcp::SYN_RECV, Dir::Forward) if f & (flags::SYN | flags::ACK) == flags::ACK => {
-            st = tcp::ESTABLISHED
+        (tcp::SYN_RECV, Dir::Forward) if f & (flags::SYN | flags::ACK) == flags::ACK && acked => {
+            st = tcp::ESTABLISHED;
+            keep |= flag::CONFIRMED;
         }
         _ => {}
     }
@@ -87,19 +112,13 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
         };
         st = if fins == tcp::FIN_CLIENT | tcp::FIN_MEMBER {
             tcp::CLOSED
-        } else if st != tcp::CLOSED {
+        } else if !is_closed(st) {
             tcp::FIN_WAIT
         } else {
             st
         };
     }
-    // Who sent the RST matters only while the session stays closed by it.
-    let rst_by = if st == tcp::CLOSED {
-        state & flag::RST_BY_MEMBER
-    } else {
-        0
-    };
-    st | fins | keep | rst_by
+    st | fins | keep
 }
 
 /// Whether a segment shows that the RST which closed a session was not
@@ -108,7 +127,7 @@ pub fn update_tcp(state: u8, dir: Dir, f: u8) -> u8 {
 #[inline]
 fn revives(state: u8, dir: Dir, f: u8) -> bool {
     let both_fins = tcp::FIN_CLIENT | tcp::FIN_MEMBER;
-    let rst_dir = if state & flag::RST_BY_MEMBER != 0 {
+    let rst_dir = if state & tcp::MASK == tcp::CLOSED_BY_MEMBER {
         Dir::Reverse
     } else {
         Dir::Forward
@@ -129,7 +148,8 @@ pub fn closing(state: u8, protocol: u8) -> bool {
 /// The state after a client packet in a direct-server-return mode, where the
 /// switch never sees the member's side: the client's ACK after its SYN means
 /// established; a client FIN half-closes (the member may still be sending,
-/// so the session lives until the `tcp_fin` timeout); a RST closes.
+/// so the session lives until the `tcp_fin` timeout); a RST closes. Whether
+/// the session is confirmed is the caller's to decide (`DSR_CONFIRM_MS`).
 #[inline]
 pub fn update_tcp_one_way(state: u8, f: u8) -> u8 {
     let keep = state & flag::KEEP;
@@ -137,7 +157,7 @@ pub fn update_tcp_one_way(state: u8, f: u8) -> u8 {
     if f & flags::RST != 0 {
         return tcp::CLOSED | (state & tcp::FIN_CLIENT) | keep;
     }
-    if st == tcp::CLOSED && revives(state, Dir::Forward, f) {
+    if is_closed(st) && revives(state, Dir::Forward, f) {
         return (if state & tcp::FIN_CLIENT != 0 {
             tcp::FIN_WAIT
         } else {
@@ -180,13 +200,13 @@ pub fn timeout_ms(state: u8, protocol: u8, t: &Timeouts, idle: Option<u32>) -> u
     }
 }
 
-/// Whether a session is half-open: a TCP client's SYN seen but not the
-/// client's ACK that completes the handshake (the member may have answered:
-/// it does, to a spoofed source, whose ACK never comes). A SYN flood from
-/// spoofed sources leaves only such sessions.
+/// Whether a session is unconfirmed (the flood defence's "half-open"): a
+/// TCP session that has not shown a real client behind it (see
+/// [`flag::CONFIRMED`]), whatever FIN or RST it saw. A flood of spoofed
+/// SYNs, or of SYN and blind ACK pairs, leaves only such sessions.
 #[inline]
 pub fn embryonic(state: u8, protocol: u8) -> bool {
-    protocol == proto::TCP && matches!(state & tcp::MASK, tcp::SYN_SENT | tcp::SYN_RECV)
+    protocol == proto::TCP && state & flag::CONFIRMED == 0
 }
 
 /// A name for `sluicectl sessions`.
@@ -209,60 +229,84 @@ mod tests {
     use super::*;
     use flags::*;
 
+    const C: u8 = flag::CONFIRMED;
+
     #[test]
     fn handshake_to_close() {
         let mut s = initial(proto::TCP);
         assert!(opens_tcp(SYN));
         assert!(!opens_tcp(SYN | ACK));
         assert!(!opens_tcp(ACK));
-        s = update_tcp(s, Dir::Forward, SYN);
+        s = update_tcp(s, Dir::Forward, SYN, false);
         assert_eq!(s, tcp::SYN_SENT);
-        s = update_tcp(s, Dir::Reverse, SYN | ACK);
+        s = update_tcp(s, Dir::Reverse, SYN | ACK, false);
         assert_eq!(s, tcp::SYN_RECV);
-        s = update_tcp(s, Dir::Forward, ACK);
-        assert_eq!(s, tcp::ESTABLISHED);
-        s = update_tcp(s, Dir::Forward, ACK | PSH);
-        assert_eq!(s, tcp::ESTABLISHED);
+        s = update_tcp(s, Dir::Forward, ACK, true);
+        assert_eq!(s, tcp::ESTABLISHED | C);
+        s = update_tcp(s, Dir::Forward, ACK | PSH, false);
+        assert_eq!(s, tcp::ESTABLISHED | C);
         assert!(!reusable(s));
-        s = update_tcp(s, Dir::Reverse, FIN | ACK);
-        assert_eq!(s, tcp::FIN_WAIT | tcp::FIN_MEMBER);
+        s = update_tcp(s, Dir::Reverse, FIN | ACK, false);
+        assert_eq!(s, tcp::FIN_WAIT | tcp::FIN_MEMBER | C);
         assert!(reusable(s));
-        s = update_tcp(s, Dir::Forward, FIN | ACK);
+        s = update_tcp(s, Dir::Forward, FIN | ACK, false);
         assert_eq!(s & tcp::MASK, tcp::CLOSED);
         assert_eq!(
-            update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST) & tcp::MASK,
-            tcp::CLOSED
+            update_tcp(tcp::ESTABLISHED, Dir::Reverse, RST, false) & tcp::MASK,
+            tcp::CLOSED_BY_MEMBER
         );
     }
 
     #[test]
-    fn rst_not_taken_reopens_only_from_its_sender() {
-        let est = tcp::ESTABLISHED | flag::SNAT_PORT;
-        let by_member = update_tcp(est, Dir::Reverse, RST | ACK);
+    fn only_an_ack_of_the_syn_ack_confirms() {
+        let syn_recv = tcp::SYN_RECV | flag::SNAT_PORT;
+        // A blind ACK (not acknowledging the member's SYN-ACK) changes nothing.
+        assert_eq!(update_tcp(syn_recv, Dir::Forward, ACK, false), syn_recv);
+        assert!(embryonic(syn_recv, proto::TCP));
+        // Nor does an ACK before the member answered.
         assert_eq!(
-            by_member,
-            tcp::CLOSED | flag::RST_BY_MEMBER | flag::SNAT_PORT
+            update_tcp(tcp::SYN_SENT, Dir::Forward, ACK, true),
+            tcp::SYN_SENT
         );
+        // FIN or RST leave an unconfirmed session unconfirmed.
+        let fin = update_tcp(syn_recv, Dir::Forward, FIN | ACK, false);
+        assert_eq!(fin, tcp::FIN_WAIT | tcp::FIN_CLIENT | flag::SNAT_PORT);
+        assert!(embryonic(fin, proto::TCP));
+        let rst = update_tcp(syn_recv, Dir::Reverse, RST, false);
+        assert!(embryonic(rst, proto::TCP) && reusable(rst));
+        // Revived by its sender, still unconfirmed.
+        let revived = update_tcp(rst, Dir::Reverse, ACK, false);
+        assert_eq!(revived, tcp::ESTABLISHED | flag::SNAT_PORT);
+        assert!(embryonic(revived, proto::TCP));
+        assert!(!embryonic(tcp::ESTABLISHED | C, proto::TCP));
+        assert!(!embryonic(0, proto::UDP), "only TCP sessions are half-open");
+    }
+
+    #[test]
+    fn rst_not_taken_reopens_only_from_its_sender() {
+        let est = tcp::ESTABLISHED | flag::SNAT_PORT | C;
+        let by_member = update_tcp(est, Dir::Reverse, RST | ACK, false);
+        assert_eq!(by_member, tcp::CLOSED_BY_MEMBER | flag::SNAT_PORT | C);
         assert!(closing(by_member, proto::TCP));
         // The client's packets in flight do not revive it; the member's do.
-        assert_eq!(update_tcp(by_member, Dir::Forward, ACK), by_member);
+        assert_eq!(update_tcp(by_member, Dir::Forward, ACK, false), by_member);
         assert_eq!(
-            update_tcp(by_member, Dir::Reverse, ACK | PSH) & tcp::MASK,
-            tcp::ESTABLISHED
+            update_tcp(by_member, Dir::Reverse, ACK | PSH, false),
+            tcp::ESTABLISHED | flag::SNAT_PORT | C
         );
-        let by_client = update_tcp(est, Dir::Forward, RST);
-        assert_eq!(update_tcp(by_client, Dir::Reverse, ACK), by_client);
+        let by_client = update_tcp(est, Dir::Forward, RST, false);
+        assert_eq!(update_tcp(by_client, Dir::Reverse, ACK, false), by_client);
         assert_eq!(
-            update_tcp(by_client, Dir::Forward, ACK) & tcp::MASK,
+            update_tcp(by_client, Dir::Forward, ACK, false) & tcp::MASK,
             tcp::ESTABLISHED
         );
         // Closed by FINs from both sides: nothing revives it.
         let fins = tcp::CLOSED | tcp::FIN_CLIENT | tcp::FIN_MEMBER;
-        assert_eq!(update_tcp(fins, Dir::Forward, ACK), fins);
+        assert_eq!(update_tcp(fins, Dir::Forward, ACK, false), fins);
         // One FIN, then a RST not taken: back to closing, not established.
-        let half = update_tcp(tcp::FIN_WAIT | tcp::FIN_CLIENT, Dir::Forward, RST);
+        let half = update_tcp(tcp::FIN_WAIT | tcp::FIN_CLIENT, Dir::Forward, RST, false);
         assert_eq!(
-            update_tcp(half, Dir::Forward, ACK) & tcp::MASK,
+            update_tcp(half, Dir::Forward, ACK, false) & tcp::MASK,
             tcp::FIN_WAIT
         );
         assert!(!closing(tcp::ESTABLISHED, proto::TCP) && !closing(tcp::CLOSED, proto::UDP));
@@ -275,21 +319,31 @@ mod tests {
         assert_eq!(s, tcp::SYN_SENT | flag::SNAT_PORT);
         s = update_tcp_one_way(s, ACK);
         assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
+        assert!(
+            embryonic(s, proto::TCP),
+            "one-way: confirmed by time, not here"
+        );
+        s |= C;
         s = update_tcp_one_way(s, ACK | PSH);
-        assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT);
+        assert_eq!(s, tcp::ESTABLISHED | flag::SNAT_PORT | C);
         assert_eq!(
             update_tcp_one_way(s, FIN | ACK),
-            tcp::FIN_WAIT | tcp::FIN_CLIENT | flag::SNAT_PORT,
+            tcp::FIN_WAIT | tcp::FIN_CLIENT | flag::SNAT_PORT | C,
             "a client FIN half-closes: the member may still be sending"
         );
         let closed = update_tcp_one_way(s, RST);
         assert_eq!(closed & tcp::MASK, tcp::CLOSED);
         assert_eq!(
             update_tcp_one_way(closed, ACK),
-            tcp::ESTABLISHED | flag::SNAT_PORT,
+            tcp::ESTABLISHED | flag::SNAT_PORT | C,
             "the client goes on: its RST was not taken"
         );
-        let two_way = update_tcp(tcp::SYN_SENT | flag::SNAT_PORT, Dir::Reverse, SYN | ACK);
+        let two_way = update_tcp(
+            tcp::SYN_SENT | flag::SNAT_PORT,
+            Dir::Reverse,
+            SYN | ACK,
+            false,
+        );
         assert_eq!(two_way, tcp::SYN_RECV | flag::SNAT_PORT);
     }
 

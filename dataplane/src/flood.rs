@@ -1,34 +1,59 @@
-//! SYN floods: half-open sessions are bounded, expire early under pressure,
-//! and give way to new ones; established sessions are never touched.
+//! SYN floods: unconfirmed ("half-open") sessions are bounded, expire early
+//! under pressure, and give way to new ones; confirmed sessions are never
+//! touched.
 //!
-//! A spoofed SYN creates a session whose handshake never completes: the
-//! member may answer, but the client's ACK never comes (`syn_sent`,
-//! `syn_recv`). Such half-open sessions are counted per worker.
+//! A spoofed SYN creates a session no real client stands behind. The switch
+//! counts a TCP session as unconfirmed until it shows one (the `CONFIRMED`
+//! flag of its state), whatever SYN, ACK, FIN or RST it saw meanwhile:
 //!
-//! - **Bounded.** At most a quarter of the session table may be half-open.
-//!   A new SYN beyond that (or into a full table) evicts a half-open
-//!   session, found by a bounded scan from a cursor, instead of being
-//!   refused. Flood SYNs push each other out, and a real client's SYN
-//!   always gets in; it is safe once its handshake completes, a round trip
-//!   to the member and back later.
-//! - **Early expiry.** Past an eighth of the table, half-open sessions idle
+//! - **NAT modes** (both directions pass the switch): the member's SYN-ACK,
+//!   then a client ACK that acknowledges it (its ACK number within 64 KB
+//!   past the member's sequence number, kept per entry in `handshakes` while
+//!   unconfirmed). A blind ACK, sent without seeing the SYN-ACK, does not
+//!   count; nor does the member's RST to it, which leaves the session
+//!   evictable with its SNAT port.
+//! - **DSR modes** (only the client's side passes): nothing a blind sender
+//!   could not forge, so time: the client keeps the flow going for
+//!   `DSR_CONFIRM_MS` (one second). Short DSR connections stay unconfirmed
+//!   all their life, which costs them nothing unless a flood fills the
+//!   unconfirmed share. Under pressure (or with the table full), a confirmed
+//!   DSR session whose pool balances by a hash that still picks its member
+//!   may be evicted too: its next segment starts a session on that same
+//!   member (`resumes`, counted `sessions_resumed`).
+//! - **UDP**: a member's answer confirms it (one-way modes: time). UDP
+//!   sessions are never evicted; confirmation only decides whether their
+//!   client's persistence entry may push out others.
+//!
+//! The defence against unconfirmed sessions:
+//!
+//! - **Bounded.** At most a quarter of the session table may be
+//!   unconfirmed. A new SYN beyond that (or into a full table) evicts an
+//!   unconfirmed session, found by a bounded scan from a cursor, instead of
+//!   being refused. Flood sessions push each other out, and a real client's
+//!   SYN always gets in; it is safe once confirmed, a round trip later.
+//! - **Early expiry.** Past an eighth of the table, unconfirmed sessions idle
 //!   for more than a second expire, whatever `tcp_syn` says. The sweep,
 //!   bounded per loop turn, clears them after the flood.
 //! - **SNAT ports.** A new session that finds no free SNAT port takes the
-//!   port of a half-open session, so a flood at a Both-NAT server cannot
+//!   port of an unconfirmed session, so a flood at a Both-NAT server cannot
 //!   exhaust them.
 //!
 //! This is the embryonic-limit defence (as in LVS's `drop_entry`, or the
 //! kernel's SYN backlog under pressure), not SYN cookies: the switch keeps no
-//! sequence numbers (a 32-byte session entry) and so cannot proxy the
+//! sequence numbers in its 32-byte session entry and so cannot proxy the
 //! handshake as F5's or DPVS's synproxy do.
 
-use crate::conntrack::{self, flag};
-use crate::session::Session4;
+use crate::conntrack::{self, flag, tcp as st};
+use crate::ipv4::Flow;
+use crate::sched::pick::{hash_choice, is_hash};
+use crate::session::{Dir, Session4};
+use crate::shared::Shared;
 use crate::stats::{self, DropReason};
+use crate::wire::ipv4::proto;
+use crate::wire::tcp::flags;
 use crate::worker::Worker;
 
-/// Half-open sessions past `capacity / EMBRYONIC_SHARE` make room for new
+/// Unconfirmed sessions past `capacity / EMBRYONIC_SHARE` make room for new
 /// ones (a tiny table allows up to `EMBRYONIC_MIN`).
 const EMBRYONIC_SHARE: u32 = 4;
 const EMBRYONIC_MIN: u32 = 16;
@@ -73,11 +98,15 @@ impl Worker {
     }
 
     /// Evicts one half-open session (one holding a SNAT port when
-    /// `with_snat_port`); false when the bounded scan found none.
+    /// `with_snat_port`), or under pressure a DSR session that its pool's
+    /// hash method gives back to its member ([`rehashable`]); false when the
+    /// bounded scan found none.
     #[cold]
     pub(crate) fn evict_embryonic(&mut self, with_snat_port: bool) -> bool {
+        let pressure = self.syn_pressure || self.sessions.len() >= self.sessions.capacity();
+        let shared = &*self.shared;
         let pick = |s: &Session4| {
-            conntrack::embryonic(s.state, s.proto)
+            (conntrack::embryonic(s.state, s.proto) || (pressure && rehashable(shared, s)))
                 && (!with_snat_port || s.state & flag::SNAT_PORT != 0)
         };
         let mut cursor = self.evict_cursor;
@@ -91,6 +120,54 @@ impl Worker {
         true
     }
 
+    /// [`Worker::touch`] for a session not confirmed yet: the one place
+    /// that looks for evidence of a real client (module docs) and keeps
+    /// what it needs for that in `handshakes`.
+    #[cold]
+    pub(crate) fn touch_unconfirmed(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        flow: &Flow,
+        one_way: bool,
+    ) -> Session4 {
+        let now = self.stamp();
+        let s = *self.sessions.get(idx);
+        let before = s.state;
+        let mark = &mut self.handshakes[idx as usize];
+        let lasted = now.wrapping_sub(*mark) >= conntrack::DSR_CONFIRM_MS;
+        let after = match (s.proto, one_way) {
+            // A member's answer confirms a UDP session; a one-way one, time.
+            (proto::UDP, false) if dir == Dir::Reverse => before | flag::CONFIRMED,
+            (proto::UDP, true) if lasted => before | flag::CONFIRMED,
+            (proto::TCP, true) => {
+                let after = conntrack::update_tcp_one_way(before, flow.tcp_flags);
+                if lasted && after & st::MASK == st::ESTABLISHED {
+                    after | flag::CONFIRMED
+                } else {
+                    after
+                }
+            }
+            (proto::TCP, false) => {
+                let syn_ack = flags::SYN | flags::ACK;
+                if dir == Dir::Reverse && flow.tcp_flags & syn_ack == syn_ack {
+                    *mark = flow.seq.wrapping_add(1);
+                }
+                let acked = dir == Dir::Forward
+                    && flow.ack.wrapping_sub(*mark) < conntrack::HANDSHAKE_WINDOW;
+                conntrack::update_tcp(before, dir, flow.tcp_flags, acked)
+            }
+            _ => before,
+        };
+        let s = self.sessions.get_mut(idx);
+        s.state = after;
+        let s = *s;
+        if after != before {
+            self.state_changed(&s, before);
+        }
+        s
+    }
+
     /// Counts a session entering or leaving the half-open state.
     #[inline]
     pub(crate) fn embryonic_changed(&self, before: Option<u8>, after: Option<u8>, proto: u8) {
@@ -102,4 +179,31 @@ impl Worker {
             _ => {}
         }
     }
+}
+
+/// Whether a TCP segment without a session may start one mid-flow: in the
+/// DSR modes with a hash method, the member the hash picks is the one the
+/// flow had (its session was evicted, or it began on another node), and the
+/// switch has no state of the member's to lose. Any segment but a RST.
+#[inline]
+pub(crate) fn resumes(shared: &Shared, vs: u16, tcp_flags: u8) -> bool {
+    tcp_flags & flags::RST == 0
+        && shared
+            .service(vs)
+            .is_some_and(|v| v.one_way() && is_hash(v.method) && !v.retired)
+}
+
+/// Whether evicting session `s` loses nothing: a DSR session whose pool's
+/// hash still picks its member, so its next segment resumes it there.
+fn rehashable(shared: &Shared, s: &Session4) -> bool {
+    let Some(vs) = shared.service(s.vs) else {
+        return false;
+    };
+    if s.proto != proto::TCP || !resumes(shared, s.vs, 0) {
+        return false;
+    }
+    hash_choice(shared, vs, &s.forward()).is_some_and(|m| {
+        let m = &vs.members[usize::from(m)];
+        u32::from(m.ip) == s.member && (vs.port == 0 || m.port == s.mport)
+    })
 }

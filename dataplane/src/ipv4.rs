@@ -244,6 +244,9 @@ impl Worker {
         let now = self.stamp();
         let s = self.sessions.get_mut(idx);
         s.last_seen = now;
+        if s.state & conntrack::flag::CONFIRMED == 0 {
+            return self.touch_unconfirmed(idx, dir, flow, one_way);
+        }
         if s.proto != proto::TCP {
             return *s;
         }
@@ -251,19 +254,25 @@ impl Worker {
         s.state = if one_way {
             conntrack::update_tcp_one_way(s.state, flow.tcp_flags)
         } else {
-            conntrack::update_tcp(s.state, dir, flow.tcp_flags)
+            conntrack::update_tcp(s.state, dir, flow.tcp_flags, false)
         };
         let s = *s;
         if s.state == before {
             // Most packets: nothing to recount.
             return s;
         }
+        self.state_changed(&s, before);
+        s
+    }
+
+    /// Recounts what a session's new state changes: half-open sessions, its
+    /// member's closing sessions, its client's persistence entry.
+    pub(crate) fn state_changed(&mut self, s: &Session4, before: u8) {
         self.embryonic_changed(Some(before), Some(s.state), s.proto);
         let closing = conntrack::closing(s.state, s.proto);
         if closing != conntrack::closing(before, s.proto) {
-            self.member_moved(&s, closing);
+            self.member_moved(s, closing);
         }
-        s
     }
 
     /// Moves a session between its member's established and closing counts.
@@ -280,7 +289,8 @@ impl Worker {
     #[cold]
     fn new_session(&mut self, vs_idx: u16, flow: &Flow) -> Result<u32, DropReason> {
         let t = flow.tuple;
-        if t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags) {
+        let resumed = t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags);
+        if resumed && !crate::flood::resumes(&self.shared, vs_idx, flow.tcp_flags) {
             return Err(DropReason::NoSession);
         }
         if self.shared.local(t.src.into()).is_some() {
@@ -324,11 +334,19 @@ impl Worker {
             last_seen: self.stamp(),
             vs: vs_idx,
             proto: t.proto,
-            state: conntrack::initial(t.proto) | held,
+            state: if resumed {
+                conntrack::tcp::ESTABLISHED
+            } else {
+                conntrack::initial(t.proto)
+            } | held,
         };
         match self.sessions.insert(s) {
             Ok(idx) => {
+                self.handshakes[idx as usize] = s.last_seen;
                 stats::inc(&self.stats.sessions_created);
+                if resumed {
+                    stats::inc(&self.stats.sessions_resumed);
+                }
                 self.embryonic_changed(None, Some(s.state), s.proto);
                 if let Some(c) = self.stats.vs_sessions.get(usize::from(vs_idx)) {
                     stats::inc(c);

@@ -114,10 +114,14 @@ pub struct WorkerStats {
     pub persistence_entries: AtomicU64,
     /// Persistence entries pushed out by newer ones before they expired.
     pub persistence_evicted: AtomicU64,
-    /// Half-open TCP sessions (client SYN seen, no answer yet; a gauge).
+    /// Unconfirmed ("half-open") TCP sessions: no evidence of a real client
+    /// yet (see `flood`; a gauge).
     pub embryonic: AtomicU64,
     /// Half-open sessions removed to make room for a new one (a SYN flood).
     pub embryonic_evicted: AtomicU64,
+    /// Sessions started by a segment other than a SYN: DSR flows of a hash
+    /// method whose session was evicted (or began on another node).
+    pub sessions_resumed: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
     /// `members_full` refusals per virtual server.
@@ -175,6 +179,7 @@ impl WorkerStats {
             persistence_evicted: AtomicU64::new(0),
             embryonic: AtomicU64::new(0),
             embryonic_evicted: AtomicU64::new(0),
+            sessions_resumed: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
@@ -244,7 +249,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 25] {
+    pub fn scalars(&self) -> [(&'static str, u64); 26] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -268,6 +273,7 @@ impl WorkerStats {
             ("persistence_evicted", g(&self.persistence_evicted)),
             ("embryonic", g(&self.embryonic)),
             ("embryonic_evicted", g(&self.embryonic_evicted)),
+            ("sessions_resumed", g(&self.sessions_resumed)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),

@@ -105,6 +105,10 @@ pub struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) sessions: SessionTable<Session4>,
+    /// Per session entry, while it is unconfirmed (see `flood`): in the NAT
+    /// modes the member's initial sequence number plus one, once its
+    /// SYN-ACK passed; otherwise the clock stamp of the session's creation.
+    pub(crate) handshakes: Box<[u32]>,
     /// Free SNAT ports of this worker, one ring per `Shared::snat_addrs`.
     pub(crate) snat: Vec<PortRing>,
     /// Member choice: cursors, smooth-WRR state, persistence entries.
@@ -155,6 +159,7 @@ impl Worker {
         Worker {
             id,
             sessions: SessionTable::with_capacity_advised(sessions, advise),
+            handshakes: vec![0; sessions as usize].into_boxed_slice(),
             snat,
             balancer,
             snat_rr: 0,

@@ -11,7 +11,7 @@ mod common;
 
 use common::frame::*;
 use common::lab::*;
-use sluice_dataplane::conntrack::tcp as st;
+use sluice_dataplane::conntrack::{flag, tcp as st};
 use sluice_dataplane::packet::{PacketBuf, VecBuf};
 use sluice_dataplane::service::{client_owner, snat_port_owner, SNAT_FIRST_PORT};
 use sluice_dataplane::stats::DropReason as R;
@@ -19,10 +19,18 @@ use sluice_dataplane::worker::Verdict;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
+/// The TCP state of a session, without its `CONFIRMED` flag (asserted
+/// apart, where the handshake shows it).
 fn state(lab: &Lab, w: usize, client: Ipv4Addr, cport: u16) -> u8 {
     lab.session(w, client, cport)
         .unwrap_or_else(|| panic!("no session for {client}:{cport}"))
         .state
+        & !flag::CONFIRMED
+}
+
+fn confirmed(lab: &Lab, w: usize, client: Ipv4Addr, cport: u16) -> bool {
+    lab.session(w, client, cport)
+        .is_some_and(|s| s.state & flag::CONFIRMED != 0)
 }
 
 // ---------------------------------------------------------------------------
@@ -438,8 +446,13 @@ fn dest_nat_tcp_lifecycle() {
 
     let ack = Pkt::tcp(c, vip, ACK).seq_ack(101, 5001).id(3);
     let want = to_int(WEB_MAC[0], &ack.clone().natted(c, m));
+    assert!(!confirmed(&lab, 0, CLIENT, 40000));
     lab.c("client ACK", EXT, &from_router(&ack), Expect::Tx(INT, want));
     assert_eq!(state(&lab, 0, CLIENT, 40000), st::ESTABLISHED);
+    assert!(
+        confirmed(&lab, 0, CLIENT, 40000),
+        "the ACK acknowledges the SYN-ACK"
+    );
 
     let req = Pkt::tcp(c, vip, ACK | PSH)
         .seq_ack(101, 5001)
@@ -688,9 +701,13 @@ fn dest_nat_half_open_expiry_and_reuse() {
         (
             "SYN-ACK",
             INT,
-            from_int(WEB_MAC[2], &Pkt::tcp(m, c3, SYN | ACK)),
+            from_int(WEB_MAC[2], &Pkt::tcp(m, c3, SYN | ACK).seq_ack(9000, 1)),
         ),
-        ("ACK", EXT, from_router(&Pkt::tcp(c3, (VIP_WEB, 80), ACK))),
+        (
+            "ACK",
+            EXT,
+            from_router(&Pkt::tcp(c3, (VIP_WEB, 80), ACK).seq_ack(1, 9001)),
+        ),
     ] {
         let (v, _) = lab.run(0, port, &frame, false);
         assert!(

@@ -236,10 +236,12 @@ fn lab(workers: u16, capacity: u32) -> Lab {
     )
 }
 
+/// The TCP state of a session, without its `CONFIRMED` flag.
 fn state(lab: &Lab, client: Ipv4Addr, cport: u16) -> u8 {
     lab.session(0, client, cport)
         .unwrap_or_else(|| panic!("no session for {client}:{cport}"))
         .state
+        & !flag::CONFIRMED
 }
 
 fn with_tos(mut p: Pkt, tos: u8) -> Pkt {
@@ -1155,14 +1157,14 @@ fn lan_to_lan_source_nat_only_inside_lan_subnets() {
     let s = lab.session(0, CLIENT, 47000).unwrap();
     assert_eq!((Ipv4Addr::from(s.snat), s.sport), c);
     assert_eq!(s.state & flag::SNAT_PORT, 0, "holds no SNAT port");
-    let sa = Pkt::tcp(m, c, SYN | ACK);
+    let sa = Pkt::tcp(m, c, SYN | ACK).seq_ack(700, 1);
     lab.c(
         "LAN-to-LAN reply to outside client",
         INT,
         &from_int(WEB_MAC[0], &sa),
         Expect::Tx(EXT, to_router(&sa.clone().natted(vip, c))),
     );
-    let ack = Pkt::tcp(c, vip, ACK).payload(b"GET /");
+    let ack = Pkt::tcp(c, vip, ACK).seq_ack(1, 701).payload(b"GET /");
     lab.c(
         "LAN-to-LAN outside client data",
         EXT,
@@ -1204,14 +1206,14 @@ fn lan_to_lan_source_nat_only_inside_lan_subnets() {
     assert_eq!((Ipv4Addr::from(s.snat), s.sport), s3);
     assert_ne!(s.state & flag::SNAT_PORT, 0, "holds a SNAT port");
     assert_eq!(s.vs, VS_LAN);
-    let sa = Pkt::tcp(m, s3, SYN | ACK).payload(b"hello");
+    let sa = Pkt::tcp(m, s3, SYN | ACK).seq_ack(700, 1).payload(b"hello");
     lab.c(
         "LAN-to-LAN reply to SNAT -> VIP to inside client",
         INT,
         &from_int(WEB_MAC[0], &sa),
         Expect::Tx(INT, to_int(WEB_MAC[1], &sa.clone().natted(vip, c3))),
     );
-    let ack = Pkt::tcp(c3, vip, ACK).payload(&[0x77; 200]);
+    let ack = Pkt::tcp(c3, vip, ACK).seq_ack(1, 706).payload(&[0x77; 200]);
     lab.c(
         "LAN-to-LAN inside client data",
         INT,
@@ -1300,12 +1302,20 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
         &from_int(WEB_MAC[1], &syn),
         Expect::Tx(INT, to_int(WEB_MAC[0], &syn.clone().natted(sa, m))),
     );
-    let synack = Pkt::tcp(m, sa, SYN | ACK);
+    let synack = Pkt::tcp(m, sa, SYN | ACK).seq_ack(1000, 1);
     lab.c_owner(
         "reply to A's SNAT port (owned by worker 0)",
         INT,
         &from_int(WEB_MAC[0], &synack),
         Expect::Tx(INT, to_int(WEB_MAC[1], &synack.clone().natted(vip, a))),
+    );
+    // Confirmed (an unconfirmed one would give its port up to a new session).
+    let ack = Pkt::tcp(a, vip, ACK).seq_ack(1, 1001);
+    lab.c_owner(
+        "A completes its handshake",
+        INT,
+        &from_int(WEB_MAC[1], &ack),
+        Expect::Tx(INT, to_int(WEB_MAC[0], &ack.clone().natted(sa, m))),
     );
     let rst = Pkt::tcp(a, vip, RST | ACK);
     lab.c_owner(
@@ -1340,13 +1350,13 @@ fn lan_to_lan_snat_port_returned_after_expiry() {
         let (v, out) = lab.run(0, INT, &frame, true);
         assert_eq!(v, Verdict::Tx(INT), "filler {k}");
         assert_eq!(u16::from_be_bytes([out[34], out[35]]), *want, "filler {k}");
-        let answer = from_int(WEB_MAC[0], &Pkt::tcp(m, (SNAT_IP, *want), SYN | ACK));
+        let answer = Pkt::tcp(m, (SNAT_IP, *want), SYN | ACK).seq_ack(1000, 1);
         assert_eq!(
-            lab.run(0, INT, &answer, true).0,
+            lab.run(0, INT, &from_int(WEB_MAC[0], &answer), true).0,
             Verdict::Tx(INT),
             "filler {k} answered"
         );
-        let ack = from_int(WEB_MAC[1], &Pkt::tcp(c, vip, ACK));
+        let ack = from_int(WEB_MAC[1], &Pkt::tcp(c, vip, ACK).seq_ack(1, 1001));
         assert_eq!(
             lab.run(0, INT, &ack, true).0,
             Verdict::Tx(INT),

@@ -177,22 +177,39 @@ impl Balancer {
                 pick_least(members.len(), load, weight, cursor).map(|i| i as u16)
             }
             Method::SourceHash | Method::SourcePortHash | Method::Maglev => {
-                match (&server.maglev, backups) {
-                    (Some(table), false) => {
-                        if !(0..members.len()).any(usable) {
-                            return None;
-                        }
-                        let key = match server.method {
-                            Method::SourceHash => source_key(t.src),
-                            Method::SourcePortHash => source_port_key(t.src, t.sport),
-                            _ => flow_key(t),
-                        };
-                        table.lookup_eligible(key, |i| usable(usize::from(i)))
-                    }
+                match (server.maglev.is_some(), backups) {
+                    (true, false) => hash_choice(shared, server, t),
                     // Backups have no slots in the table: round robin.
                     _ => server.pick_round_robin(st, backups, cursor),
                 }
             }
         }
     }
+}
+
+/// Whether `method` picks by a hash of the flow (the same flow, the same
+/// member, on every worker and every node with the same configuration).
+pub fn is_hash(method: Method) -> bool {
+    matches!(
+        method,
+        Method::SourceHash | Method::SourcePortHash | Method::Maglev
+    )
+}
+
+/// The usable primary member a hash method picks for flow `t` (index into
+/// the server's members); `None` without a table or a usable primary.
+pub fn hash_choice(shared: &Shared, server: &VirtualServer, t: &Tuple4) -> Option<u16> {
+    let table = server.maglev.as_ref()?;
+    let st = &*shared.members;
+    let members = &server.members;
+    let usable = |i: usize| !members[i].backup && members[i].eligible(st);
+    if !(0..members.len()).any(usable) {
+        return None;
+    }
+    let key = match server.method {
+        Method::SourceHash => source_key(t.src),
+        Method::SourcePortHash => source_port_key(t.src, t.sport),
+        _ => flow_key(t),
+    };
+    table.lookup_eligible(key, |i| usable(usize::from(i)))
 }

@@ -22,7 +22,7 @@ use crate::route::RouteTable;
 use crate::sched::maglev::{Maglev, MaglevMember};
 use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
 use crate::wire::{ipv4::proto, Mac};
-use sluice_config::{Config, Encapsulation, Forwarding, Method, Pool, Prefix, Protocol};
+use sluice_config::{Config, Encapsulation, Forwarding, Pool, Prefix, Protocol};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -362,10 +362,7 @@ fn still_draining(
 /// was validated with the configuration, so a failure leaves the pool
 /// without a table and its hash methods fall back to round robin.
 fn maglev_of(pool: &Pool) -> Option<Arc<Maglev>> {
-    if !matches!(
-        pool.method,
-        Method::SourceHash | Method::SourcePortHash | Method::Maglev
-    ) {
+    if !crate::sched::pick::is_hash(pool.method) {
         return None;
     }
     let members: Vec<MaglevMember> = pool
