@@ -122,3 +122,47 @@ impl Worker {
         true
     }
 }
+
+/// At most one ARP request per next hop per this many milliseconds.
+pub(crate) const ARP_INTERVAL_MS: u32 = 1000;
+const LIMITER_SETS: usize = 64;
+const LIMITER_WAYS: usize = 4;
+
+/// When each next hop was last asked for, exactly: a request is admitted
+/// only if its hop was not asked within `ARP_INTERVAL_MS`, and a hop's
+/// record is never replaced before that interval is over, so no collision
+/// can let a hop be asked twice within it. When every slot of a hop's set
+/// is that young, the request waits (held frames ask again each loop turn).
+#[derive(Debug)]
+pub(crate) struct RequestLimiter {
+    /// (port << 32 | address, clock stamp of the request); key 0 is free.
+    slots: Box<[(u64, u32)]>,
+}
+
+impl Default for RequestLimiter {
+    fn default() -> RequestLimiter {
+        RequestLimiter {
+            slots: vec![(0, 0); LIMITER_SETS * LIMITER_WAYS].into_boxed_slice(),
+        }
+    }
+}
+
+impl RequestLimiter {
+    /// Whether a request for `ip` on `port` may go now (and records it).
+    pub(crate) fn admit(&mut self, port: u16, ip: Ipv4Addr, now: u32) -> bool {
+        let key = (u64::from(port) << 32 | u64::from(u32::from(ip))) | 1 << 48;
+        let set = (crate::fixedmap::mix64(key) as usize % LIMITER_SETS) * LIMITER_WAYS;
+        let slots = &mut self.slots[set..set + LIMITER_WAYS];
+        let young = |(_, at): &(u64, u32)| now.wrapping_sub(*at) < ARP_INTERVAL_MS;
+        let slot = match slots.iter().position(|(k, _)| *k == key) {
+            Some(i) if young(&slots[i]) => return false,
+            Some(i) => i,
+            None => match slots.iter().position(|s| s.0 == 0 || !young(s)) {
+                Some(i) => i,
+                None => return false,
+            },
+        };
+        slots[slot] = (key, now);
+        true
+    }
+}

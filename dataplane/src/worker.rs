@@ -7,7 +7,6 @@
 
 use crate::conntrack;
 use crate::exception::{KernelClass, KernelLimiter};
-use crate::fixedmap::mix64;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::sched::pick::Balancer;
@@ -49,16 +48,13 @@ impl From<wire::Error> for DropReason {
 }
 
 const ARP_QUEUE: usize = 16;
-const ARP_RATE_SLOTS: usize = 256;
-/// At most one ARP request per address per this many milliseconds.
-const ARP_INTERVAL_MS: u32 = 1000;
 
 /// ARP requests the worker wants sent; the daemon drains them after each burst.
 #[derive(Debug)]
 pub(crate) struct ArpOut {
     queue: [(u16, Ipv4Addr); ARP_QUEUE],
     len: usize,
-    sent: Box<[(u32, u32)]>,
+    limiter: crate::arp::RequestLimiter,
 }
 
 /// Packets the worker wants generated (it owns no buffers): the daemon
@@ -167,7 +163,7 @@ impl Worker {
             arp: ArpOut {
                 queue: [(0, Ipv4Addr::UNSPECIFIED); ARP_QUEUE],
                 len: 0,
-                sent: vec![(0, 0); ARP_RATE_SLOTS].into_boxed_slice(),
+                limiter: crate::arp::RequestLimiter::default(),
             },
             generated: [None; GENERATED_QUEUE],
             generated_head: 0,
@@ -387,20 +383,17 @@ impl Worker {
         }
     }
 
-    /// Queues an ARP request for `ip` on `port`, at most one per second per address.
+    /// Queues an ARP request for `ip` on `port`, at most one per second per
+    /// address (see [`crate::arp::RequestLimiter`]).
     pub(crate) fn request_arp(&mut self, port: u16, ip: Ipv4Addr) {
-        let key = u32::from(ip);
-        let slot = mix64(u64::from(key)) as usize % ARP_RATE_SLOTS;
-        let (last_ip, last_ms) = self.arp.sent[slot];
-        if last_ip == key && self.stamp().wrapping_sub(last_ms) < ARP_INTERVAL_MS {
+        if self.arp.len == ARP_QUEUE {
             return;
         }
-        if self.arp.len == ARP_QUEUE {
+        if !self.arp.limiter.admit(port, ip, self.stamp()) {
             return;
         }
         self.arp.queue[self.arp.len] = (port, ip);
         self.arp.len += 1;
-        self.arp.sent[slot] = (key, self.stamp());
     }
 
     /// An IPv4 identification for a header the switch writes.

@@ -1834,6 +1834,65 @@ fn maintenance_requests_arp_for_unresolved_members() {
     );
 }
 
+/// Frames held for `hops`, retried `turns` times within one millisecond as
+/// the worker loop does: how many ARP requests each hop got.
+fn arp_requests_for_held(lab: &mut Lab, hops: &[Ipv4Addr], turns: usize) -> Vec<usize> {
+    let mut asked = vec![0; hops.len()];
+    let mut buf = VecBuf::new(&[0u8; 60]);
+    for _ in 0..turns {
+        for hop in hops {
+            let v = lab.workers[0].resolve_held(INT, *hop, &mut buf);
+            assert_eq!(
+                v,
+                Verdict::Hold {
+                    port: INT,
+                    next_hop: *hop
+                }
+            );
+        }
+        while let Some((port, ip)) = lab.workers[0].pop_arp_request() {
+            assert_eq!(port, INT);
+            asked[hops.iter().position(|h| *h == ip).unwrap()] += 1;
+        }
+    }
+    asked
+}
+
+#[test]
+fn held_frames_ask_each_next_hop_at_most_once_a_second_whatever_collides() {
+    // Two hops on one slot of the 256-slot table the limiter used to be
+    // (slot = mix64(address) % 256): each one's request evicted the other's.
+    use sluice_dataplane::fixedmap::mix64;
+    let slot = |ip: Ipv4Addr| mix64(u64::from(u32::from(ip))) % 256;
+    let lan: Vec<Ipv4Addr> = (100..=250).map(|i| Ipv4Addr::new(10, 20, 0, i)).collect();
+    let (a, b) = lan
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            lan[i + 1..]
+                .iter()
+                .find(|b| slot(**b) == slot(*a))
+                .map(|b| (*a, *b))
+        })
+        .expect("two colliding addresses in a /24");
+    let mut lab = Lab::new(1, 64);
+    assert_eq!(arp_requests_for_held(&mut lab, &[a, b], 1000), [1, 1]);
+    // A crowd of hops: whatever shares a set, nobody is asked twice.
+    let crowd: Vec<Ipv4Addr> = (0..600u32)
+        .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 20, 0, 0)) + 256 + i))
+        .collect();
+    let mut lab = Lab::new(1, 64);
+    let asked = arp_requests_for_held(&mut lab, &crowd, 50);
+    assert!(asked.iter().all(|n| *n <= 1), "{asked:?}");
+    assert!(
+        asked.iter().filter(|n| **n == 1).count() >= 64,
+        "hops were asked"
+    );
+    // A second later each may be asked again.
+    lab.set_time(T0 + 1000);
+    assert_eq!(arp_requests_for_held(&mut lab, &[crowd[0]], 1000), [1]);
+}
+
 #[test]
 fn a_changed_member_mac_is_used_within_the_hop_cache_time() {
     const NEW_MAC: Mac = [0x02, 0, 0, 0, 0, 0x42];
