@@ -321,7 +321,7 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
                 v.protocol.as_str()
             )),
             Some(o) if !same_server(old, o, new, v) => {
-                out.push(format!("virtual server {name} changed"))
+                out.push(server_change(old, o, new, v, view))
             }
             Some(_) => {}
         }
@@ -358,6 +358,48 @@ fn changes(old: &Config, new: &Config, before: &Shared, next: &Shared, view: &Vi
         out.push("timeouts changed".to_string());
     }
     out
+}
+
+/// How a kept server changed: in place, or replaced by a new one when what
+/// identifies it changed (see `Shared::reload`), the old one draining.
+fn server_change(
+    old: &Config,
+    a: &sluice_config::VirtualServer,
+    new: &Config,
+    b: &sluice_config::VirtualServer,
+    view: &View,
+) -> String {
+    let name = &b.name;
+    let pools = (&old.pools[a.pool].name, &new.pools[b.pool].name);
+    let mut what = Vec::new();
+    if a.address != b.address {
+        what.push(format!("address {} -> {}", a.address, b.address));
+    }
+    if a.protocol != b.protocol {
+        what.push(format!(
+            "protocol {} -> {}",
+            a.protocol.as_str(),
+            b.protocol.as_str()
+        ));
+    }
+    if a.forwarding != b.forwarding {
+        what.push(format!("forwarding {} -> {}", a.forwarding, b.forwarding));
+    }
+    if pools.0 != pools.1 {
+        what.push(format!("pool {} -> {}", pools.0, pools.1));
+    }
+    if what.is_empty() {
+        return format!("virtual server {name} changed");
+    }
+    let sessions = view
+        .live()
+        .shared
+        .slot_of(name)
+        .map_or(0, |s| view.vs_sessions(s));
+    format!(
+        "virtual server {name} replaced ({}); its {sessions} sessions drain",
+        what.join(", ")
+    )
 }
 
 /// Whether a server's own settings are the same (its pool by name: pool

@@ -316,3 +316,108 @@ fn what_a_reload_removes_is_kept_until_the_next_even_without_sessions() {
     );
     assert_eq!(next.member_key_id("web", removed), None);
 }
+
+/// Closes web session `cport` on member `m` with FINs both ways.
+fn web_close(lab: &mut Lab, cport: u16, m: usize) {
+    let (c, vip, member) = ((CLIENT, cport), (VIP_WEB, 80), (WEB[m], 8080));
+    let fin = Pkt::tcp(c, vip, FIN | ACK).seq_ack(101, 5001);
+    let want = to_int(WEB_MAC[m], &fin.clone().natted(c, member));
+    lab.c("client FIN", EXT, &from_router(&fin), Expect::Tx(INT, want));
+    let fin = Pkt::tcp(member, c, FIN | ACK).seq_ack(5001, 102);
+    let want = to_router(&fin.clone().natted(vip, c));
+    lab.c(
+        "member FIN",
+        INT,
+        &from_int(WEB_MAC[m], &fin),
+        Expect::Tx(EXT, want),
+    );
+}
+
+#[test]
+fn sessions_of_a_renamed_pool_drain_on_their_old_member_ids() {
+    let mut lab = Lab::new(1, 64);
+    web_session(&mut lab, 40000, 0);
+    let old_id = lab.workers[0]
+        .shared()
+        .member_key_id("web", SocketAddrV4::new(WEB[0], 8080));
+    assert_eq!(old_id, Some(0));
+    let states = lab.workers[0].shared().members.clone();
+    assert_eq!(states.sessions(0), 1);
+
+    let renamed = variant(&[
+        ("[pool.web]", "[pool.web2]"),
+        ("pool = \"web\"", "pool = \"web2\""),
+    ]);
+    let next = lab.reload(&renamed).expect("reload applies");
+    let new_id = next
+        .member_key_id("web2", SocketAddrV4::new(WEB[0], 8080))
+        .expect("the renamed pool's member has an id");
+    assert_ne!(new_id, 0, "a new id: the old one is still the session's");
+    // The session carries on, counted on its old id all its life.
+    web_data_both_ways(&mut lab, "after the rename", 40000, 0);
+    // New sessions go to the renamed pool's ids.
+    web_syn(&mut lab, "a new session", 40001, 0);
+    assert_eq!((states.sessions(0), states.sessions(new_id)), (1, 1));
+    web_close(&mut lab, 40000, 0);
+    lab.set_time(T0 + TCP_SYN_MS.max(TCP_CLOSE_MS) + 1000);
+    lab.maintain();
+    assert_eq!(
+        (states.sessions(0), states.sessions(new_id)),
+        (0, 0),
+        "each session left the id it was counted on"
+    );
+    let next = lab.reload(&renamed).expect("reload applies");
+    assert_eq!(
+        next.member_key_id("web", SocketAddrV4::new(WEB[0], 8080)),
+        None,
+        "the old id is free"
+    );
+    assert!(
+        next.servers().all(|(_, v)| !v.retired),
+        "nothing left draining"
+    );
+}
+
+#[test]
+fn a_server_moved_to_a_pool_sharing_its_member_drains_on_the_old_ids() {
+    let mut lab = Lab::new(1, 64);
+    both_session(&mut lab, 44000);
+    let states = lab.workers[0].shared().members.clone();
+    let app = SocketAddrV4::new(APP, 80);
+    let old_id = lab.workers[0].shared().member_key_id("app", app).unwrap();
+    assert_eq!(states.sessions(old_id), 1);
+    // "both" moves to a new pool with the same member; "app" stays (dns uses
+    // nothing of it, so a second server keeps it).
+    let moved = variant(&[
+        (
+            "[pool.app]\nmembers = [ { address = \"10.20.0.21:80\" } ]\n",
+            "[pool.app]\nmembers = [ { address = \"10.20.0.21:80\" } ]\n\n[pool.app2]\nmembers = [ { address = \"10.20.0.21:80\" } ]\n",
+        ),
+        (BOTH_SERVER, &(BOTH_SERVER.replace("pool = \"app\"", "pool = \"app2\"") + NEW_SERVER)),
+    ]);
+    let next = lab.reload(&moved).expect("reload applies");
+    let new_id = next.member_key_id("app2", app).unwrap();
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        next.member_key_id("app", app),
+        Some(old_id),
+        "pool app still has it"
+    );
+    // The old session, with its SNAT port, both ways; then it ends.
+    let (c, vip, s) = ((CLIENT, 44000), (VIP_BOTH, 80), (SNAT_IP, SNAT_FIRST_PORT));
+    let rst = Pkt::tcp(c, vip, RST | ACK).seq_ack(101, 7001);
+    let want = to_int(APP_MAC, &rst.clone().natted(s, (APP, 80)));
+    lab.c(
+        "the old session ends",
+        EXT,
+        &from_router(&rst),
+        Expect::Tx(INT, want),
+    );
+    lab.set_time(T0 + TCP_CLOSE_MS + 1000);
+    lab.maintain();
+    assert_eq!(
+        (states.sessions(old_id), states.sessions(new_id)),
+        (0, 0),
+        "the old session left the old id"
+    );
+}

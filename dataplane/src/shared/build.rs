@@ -1,8 +1,10 @@
 //! Building a configuration snapshot, at boot or for a reload.
 //!
 //! Identity is what a reload must keep: a virtual server keeps its slot (by
-//! name) and a member its id (by pool name and address), so sessions made
-//! before the reload still name the right ones. What the new file removed
+//! name, address, port, protocol, forwarding mode and pool: a server that
+//! changed any of these is a new one, and the old one drains) and a member
+//! its id (by pool name and address), so sessions made before the reload
+//! still name the right ones. What the new file removed
 //! is kept, retired, while it has sessions: a virtual server refuses new
 //! sessions but serves its own until they end; a member is never chosen
 //! again but its sessions still find it. SNAT addresses are only appended,
@@ -288,8 +290,8 @@ fn member_ids(
 
 /// The slot of each configured virtual server, and the removed servers
 /// kept (retired) in theirs while they have sessions. A server keeps the
-/// slot of the server of its name, live or retired; a new one takes the
-/// lowest free slot.
+/// slot of the running server it is ([`same_identity`]), live or retired; a
+/// new or changed one takes the lowest free slot.
 fn vs_slots(
     cfg: &Config,
     capacity: usize,
@@ -303,8 +305,8 @@ fn vs_slots(
     let mut taken = vec![false; capacity];
     let mut slots: Vec<Option<u16>> = vec![None; n];
     for (i, v) in cfg.virtual_servers.iter().enumerate() {
-        let mut named = prev.shared.servers().filter(|(_, s)| s.name == v.name);
-        if let Some((slot, _)) = named.next() {
+        let mut same = (prev.shared.servers()).filter(|(_, s)| same_identity(cfg, v, s));
+        if let Some((slot, _)) = same.next() {
             slots[i] = Some(slot);
             taken[usize::from(slot)] = true;
         }
@@ -338,6 +340,24 @@ fn vs_slots(
         })
         .collect::<Result<Vec<u16>, ReloadError>>()?;
     Ok((slots, retired))
+}
+
+/// Whether configured server `v` is the running server `s`: the same name,
+/// and the same address, port, protocol, forwarding mode and pool. Sessions
+/// name their server by slot and their member by the server's member list,
+/// so a server that changed any of these is a new server in a new slot,
+/// and the old one drains its sessions, on its old members and member ids.
+fn same_identity(cfg: &Config, v: &sluice_config::VirtualServer, s: &VirtualServer) -> bool {
+    let proto = match v.protocol {
+        Protocol::Tcp => proto::TCP,
+        Protocol::Udp => proto::UDP,
+    };
+    s.name == v.name
+        && v4(v.address.ip()) == Some(s.vip)
+        && v.address.port() == s.port
+        && proto == s.proto
+        && v.forwarding == s.forwarding
+        && cfg.pools[v.pool].name == s.pool
 }
 
 /// The members `before` had that `now` no longer has, and those it was

@@ -318,6 +318,20 @@ impl Lab {
                 .sum()
         };
         let next = Arc::new(old.reload(&cfg, &sessions)?);
+        // Members new to the switch get their state, as the control thread
+        // gives it (`apply_member_settings`).
+        for (p, pool) in cfg.pools.iter().enumerate() {
+            for (j, m) in pool.members.iter().enumerate() {
+                let id = next.member_id(p, j);
+                let known = match m.address {
+                    std::net::SocketAddr::V4(a) => old.member_key_id(&pool.name, a) == Some(id),
+                    std::net::SocketAddr::V6(_) => true,
+                };
+                if !known {
+                    next.members.assign(id, m.weight, m.enabled);
+                }
+            }
+        }
         for w in &mut self.workers {
             let capacity = w.sessions().capacity();
             let adopt =
