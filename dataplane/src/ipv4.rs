@@ -273,6 +273,23 @@ impl Worker {
         if closing != conntrack::closing(before, s.proto) {
             self.member_moved(s, closing);
         }
+        if (s.state & !before) & conntrack::flag::CONFIRMED != 0 {
+            self.confirm_persistence(s);
+        }
+    }
+
+    /// A session was confirmed: its client's persistence entry is no longer
+    /// tentative (see `persist`).
+    #[cold]
+    fn confirm_persistence(&mut self, s: &Session4) {
+        let Some(vs) = self.shared.service(s.vs) else {
+            return;
+        };
+        let (Some(p), Some(m)) = (vs.persistence, vs.member_of(s.member, s.mport)) else {
+            return;
+        };
+        let key = crate::persist::key(s.vs, s.client & p.mask);
+        self.balancer.persist.confirm(key, m.id, self.now_ms as u32);
     }
 
     /// Moves a session between its member's established and closing counts.
@@ -352,6 +369,10 @@ impl Worker {
                     stats::inc(c);
                 }
                 self.shared.members.opened(self.id, member_id);
+                if let Some(p) = self.shared.service(vs_idx).and_then(|v| v.persistence) {
+                    let key = crate::persist::key(vs_idx, t.src & p.mask);
+                    self.balancer.persist.open(key, member_id, s.last_seen);
+                }
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
                 Ok(idx)
             }

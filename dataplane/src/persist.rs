@@ -1,15 +1,27 @@
 //! Source-IP persistence: which member a client (its address masked to the
-//! virtual server's netmask) had, until `timeout` after its last session ends.
+//! virtual server's netmask) had, for as long as it has sessions open and
+//! `timeout` after the last one ends (IPVS keeps its persistence template
+//! while connections use it, the same way).
 //!
 //! Every session of a client is owned by one worker (ownership follows the
 //! client address, see `service::client_owner`), so each worker keeps the
 //! entries of its own clients in its own table: no sharing, no locks.
 //!
+//! An entry is written when a session is admitted ([`PersistTable::open`]),
+//! not when a member is chosen, so a refused SYN leaves nothing; and it is
+//! *tentative* until one of its client's sessions is confirmed (a real
+//! client, see `flood`; [`PersistTable::confirm`]). A tentative entry never
+//! pushes out a confirmed one, so a flood of spoofed SYNs cannot evict the
+//! entries of real clients; yet the parallel connections a browser opens
+//! before its first handshake completes all find the first one's member.
+//!
 //! The table is fixed at boot and 4-way set associative: an entry lives in
-//! one set of four slots chosen by its key's hash. A new entry takes a free or
-//! expired slot of its set, else evicts the entry of the set that expires
-//! first (counted): memory is bounded and nothing allocates after boot.
-//! Expired entries are cleared by an incremental sweep, like sessions.
+//! one set of four slots chosen by its key's hash. A new entry takes a free
+//! or expired slot of its set, else evicts (counted) a tentative entry, or,
+//! when it is confirmed itself, the idle confirmed entry that expires
+//! first; an entry with open sessions is never evicted. Memory is bounded
+//! and nothing allocates after boot. Expired entries are cleared by an
+//! incremental sweep, like sessions.
 
 use crate::fixedmap::mix64;
 
@@ -22,8 +34,20 @@ struct Slot {
     /// Member id (`MemberStates`), stable across reloads.
     member: u32,
     /// Clock stamp (low 32 bits of the process milliseconds) after which
-    /// the entry is gone; compared with wrapping arithmetic.
+    /// the entry is gone once it has no open session; compared with
+    /// wrapping arithmetic.
     expires: u32,
+    /// Sessions of the client open on this entry.
+    sessions: u32,
+    /// A session of the client was confirmed.
+    confirmed: bool,
+}
+
+impl Slot {
+    #[inline]
+    fn gone(&self, now: u32) -> bool {
+        self.key == 0 || (self.sessions == 0 && expired(self.expires, now))
+    }
 }
 
 const USED: u64 = 1 << 63;
@@ -91,15 +115,21 @@ impl PersistTable {
         &mut self.slots[s..s + WAYS]
     }
 
-    /// The member remembered for `key`, if its entry has not expired.
-    #[inline]
-    pub fn get(&mut self, key: u64, now: u32) -> Option<u32> {
+    /// The entry of `key`, if present (expired or not).
+    fn find(&mut self, key: u64) -> Option<&mut Slot> {
         if self.slots.is_empty() {
             return None;
         }
         let tagged = key | USED;
-        let slot = self.set(key).iter_mut().find(|s| s.key == tagged)?;
-        if expired(slot.expires, now) {
+        self.set(key).iter_mut().find(|s| s.key == tagged)
+    }
+
+    /// The member remembered for `key`, if its entry is alive. Reads only:
+    /// a member chosen is not yet a session admitted.
+    #[inline]
+    pub fn get(&mut self, key: u64, now: u32) -> Option<u32> {
+        let slot = self.find(key)?;
+        if slot.gone(now) {
             *slot = Slot::default();
             self.len -= 1;
             return None;
@@ -107,50 +137,76 @@ impl PersistTable {
         Some(slot.member)
     }
 
-    /// Remembers `member` for `key` until `expires` (a later stamp than an
-    /// existing entry's only ever extends it for the same member).
-    pub fn put(&mut self, key: u64, member: u32, expires: u32, now: u32) {
-        if self.slots.is_empty() {
+    /// A session of `key`'s client was admitted on `member`: the entry
+    /// (tentative if new) remembers it, with one more open session.
+    pub fn open(&mut self, key: u64, member: u32, now: u32) {
+        if let Some(slot) = self.find(key).filter(|s| !s.gone(now)) {
+            slot.member = member;
+            slot.sessions += 1;
             return;
         }
-        let tagged = key | USED;
-        let set = self.set(key);
-        let slot = if let Some(i) = set.iter().position(|s| s.key == tagged) {
-            i
-        } else if let Some(i) = set
-            .iter()
-            .position(|s| s.key == 0 || expired(s.expires, now))
-        {
-            let fresh = set[i].key == 0;
-            set[i].key = 0;
-            self.len += u32::from(fresh);
-            i
-        } else {
-            // The entry that would expire first makes room.
-            let i = (0..WAYS)
-                .min_by_key(|&i| set[i].expires.wrapping_sub(now))
-                .unwrap_or(0);
-            self.evicted += 1;
-            i
-        };
-        let set = self.set(key);
-        set[slot] = Slot {
-            key: tagged,
-            member,
-            expires,
-        };
+        self.insert(key, member, now, false);
     }
 
-    /// Moves the expiry of `key`'s entry to `expires` (its client's session
-    /// ended: the timeout runs from now).
-    pub fn touch(&mut self, key: u64, expires: u32) {
+    /// A session of `key`'s client on `member` was confirmed: its entry is
+    /// no longer tentative (and is written, confirmed, if it was lost).
+    pub fn confirm(&mut self, key: u64, member: u32, now: u32) {
+        match self.find(key).filter(|s| !s.gone(now)) {
+            Some(slot) => slot.confirmed = true,
+            None => self.insert(key, member, now, true),
+        }
+    }
+
+    /// A session of `key`'s client ended: once none is left, the entry
+    /// lives until `expires`.
+    pub fn close(&mut self, key: u64, expires: u32) {
+        if let Some(slot) = self.find(key) {
+            slot.sessions = slot.sessions.saturating_sub(1);
+            if slot.sessions == 0 {
+                slot.expires = expires;
+            }
+        }
+    }
+
+    /// Writes a new entry with one open session, where its set has room
+    /// for it (module docs); nothing when it has none.
+    fn insert(&mut self, key: u64, member: u32, now: u32, confirmed: bool) {
         if self.slots.is_empty() {
             return;
         }
-        let tagged = key | USED;
-        if let Some(s) = self.set(key).iter_mut().find(|s| s.key == tagged) {
-            s.expires = expires;
-        }
+        // Which entries a new one may push out, most expendable first:
+        // tentative idle, tentative with sessions, and (for a confirmed new
+        // entry only) confirmed idle; never a confirmed one in use.
+        let rank = |s: &Slot| match (s.confirmed, s.sessions > 0) {
+            (false, false) => Some(0),
+            (false, true) => Some(1),
+            (true, false) if confirmed => Some(2),
+            (true, _) => None,
+        };
+        let set = self.set(key);
+        let slot = match set.iter().position(|s| s.gone(now)) {
+            Some(i) => i,
+            None => {
+                let victim = (0..WAYS)
+                    .filter_map(|i| Some((rank(&set[i])?, set[i].expires.wrapping_sub(now), i)))
+                    .min();
+                let Some((_, _, i)) = victim else {
+                    return;
+                };
+                self.evicted += 1;
+                i
+            }
+        };
+        let set = self.set(key);
+        let fresh = set[slot].key == 0;
+        set[slot] = Slot {
+            key: key | USED,
+            member,
+            expires: now,
+            sessions: 1,
+            confirmed,
+        };
+        self.len += u32::from(fresh);
     }
 
     /// Clears expired entries among the next `budget` slots. Returns how
@@ -160,7 +216,7 @@ impl PersistTable {
         let mut cleared = 0;
         for _ in 0..budget.min(n) {
             let s = &mut self.slots[self.sweep_at];
-            if s.key != 0 && expired(s.expires, now) {
+            if s.key != 0 && s.gone(now) {
                 *s = Slot::default();
                 cleared += 1;
             }
@@ -175,21 +231,37 @@ impl PersistTable {
 mod tests {
     use super::*;
 
+    /// A session opened and closed at `now`, the entry living until `until`.
+    fn visit(t: &mut PersistTable, k: u64, member: u32, now: u32, until: u32) {
+        t.open(k, member, now);
+        t.close(k, until);
+    }
+
     #[test]
-    fn remembers_until_expiry() {
+    fn lives_while_sessions_are_open_then_until_expiry() {
         let mut t = PersistTable::with_capacity(16);
         let k = key(1, 0x0a00_0001);
         assert_eq!(t.get(k, 0), None);
-        t.put(k, 2, 1000, 0);
-        assert_eq!((t.get(k, 999), t.len()), (Some(2), 1));
-        assert_eq!(t.get(key(2, 0x0a00_0001), 999), None, "per virtual server");
-        t.touch(k, 5000);
-        assert_eq!(t.get(k, 4999), Some(2));
-        assert_eq!(t.get(k, 5000), None);
+        t.open(k, 2, 0);
+        t.open(k, 2, 10);
+        assert_eq!(
+            (t.get(k, 1_000_000), t.len()),
+            (Some(2), 1),
+            "open: never expires"
+        );
+        assert_eq!(t.get(key(2, 0x0a00_0001), 5), None, "per virtual server");
+        t.close(k, 5000);
+        assert_eq!(t.get(k, 6000), Some(2), "one session still open");
+        t.close(k, 7000);
+        assert_eq!(t.get(k, 6999), Some(2));
+        assert_eq!(t.get(k, 7000), None, "timeout after the last one");
         assert!(t.is_empty());
-        t.put(k, 1, 10, 0);
-        t.put(k, 3, 20, 0);
+        visit(&mut t, k, 1, 0, 10);
+        t.open(k, 3, 5);
         assert_eq!((t.get(k, 15), t.len()), (Some(3), 1), "replaced in place");
+        t.close(k, 2);
+        t.close(k, 20);
+        assert_eq!(t.get(k, 19), Some(3), "a count never goes below zero");
     }
 
     #[test]
@@ -197,29 +269,62 @@ mod tests {
         let mut t = PersistTable::with_capacity(4);
         let k = key(0, 7);
         let now = u32::MAX - 10;
-        t.put(k, 1, now.wrapping_add(100), now);
+        visit(&mut t, k, 1, now, now.wrapping_add(100));
         assert_eq!(t.get(k, now.wrapping_add(50)), Some(1));
         assert_eq!(t.get(k, now.wrapping_add(100)), None);
     }
 
     #[test]
-    fn full_sets_evict_the_soonest_expiry_and_sweep_clears() {
+    fn tentative_entries_never_push_out_confirmed_ones() {
         // One set of four: every key lands in it.
         let mut t = PersistTable::with_capacity(4);
         for c in 0..4u32 {
-            t.put(key(0, c), c, 100 + c, 0);
+            visit(&mut t, key(0, c), c, 0, 100 + c);
+            t.confirm(key(0, c), c, 0);
+        }
+        // A flood of tentative entries finds no room.
+        for c in 10..100u32 {
+            t.open(key(0, c), c, 1);
         }
         assert_eq!((t.len(), t.evicted()), (4, 0));
-        t.put(key(0, 9), 9, 500, 0);
+        assert!((0..4).all(|c| t.get(key(0, c), 1) == Some(c)));
+        // A confirmed one pushes out the idle confirmed entry expiring first.
+        t.open(key(0, 9), 9, 1);
+        t.confirm(key(0, 9), 9, 1);
         assert_eq!((t.len(), t.evicted()), (4, 1));
         assert_eq!(t.get(key(0, 0), 1), None, "soonest expiry went");
         assert_eq!(t.get(key(0, 9), 1), Some(9));
         assert_eq!(t.sweep(4, 102), 2, "entries of 101 and 102 expired");
         assert_eq!(t.len(), 2);
-        t.put(key(0, 10), 10, 600, 102);
+        t.open(key(0, 10), 10, 102);
         assert_eq!((t.len(), t.evicted()), (3, 1), "a free slot, no eviction");
         let mut none = PersistTable::with_capacity(0);
-        none.put(key(0, 1), 1, 10, 0);
+        none.open(key(0, 1), 1, 0);
         assert_eq!((none.get(key(0, 1), 0), none.sweep(10, 0)), (None, 0));
+    }
+
+    #[test]
+    fn tentative_entries_push_each_other_out_and_busy_confirmed_ones_stay() {
+        let mut t = PersistTable::with_capacity(4);
+        for c in 0..4u32 {
+            t.open(key(0, c), c, 0);
+        }
+        t.confirm(key(0, 0), 0, 0);
+        // Spoofed sessions still open: the newest tentative one takes the
+        // place of another tentative one, never of the confirmed one.
+        for c in 10..20u32 {
+            t.open(key(0, c), c, 1);
+        }
+        assert_eq!(t.get(key(0, 0), 1), Some(0));
+        assert_eq!(t.get(key(0, 19), 1), Some(19));
+        // Confirmed and in use everywhere: nothing is pushed out.
+        let mut busy = PersistTable::with_capacity(4);
+        for c in 0..4u32 {
+            busy.open(key(0, c), c, 0);
+            busy.confirm(key(0, c), c, 0);
+        }
+        busy.open(key(0, 9), 9, 1);
+        busy.confirm(key(0, 9), 9, 1);
+        assert_eq!((busy.get(key(0, 9), 1), busy.evicted()), (None, 0));
     }
 }

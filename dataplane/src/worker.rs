@@ -596,7 +596,8 @@ fn push_generated(q: &mut [Option<Generated>], head: usize, len: &mut usize, g: 
 
 /// What a session leaves behind when it is removed: its SNAT port goes back
 /// to its ring, its member's session count goes down, and its client's
-/// persistence entry runs its timeout from now.
+/// persistence entry counts one open session less (and runs its timeout
+/// from now when none is left).
 fn forget(
     shared: &Shared,
     stats: &WorkerStats,
@@ -622,7 +623,7 @@ fn forget(
     }
     if let Some(p) = vs.persistence {
         let key = crate::persist::key(s.vs, s.client & p.mask);
-        balancer.persist.touch(key, now.wrapping_add(p.timeout_ms));
+        balancer.persist.close(key, now.wrapping_add(p.timeout_ms));
     }
 }
 

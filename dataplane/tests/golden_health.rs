@@ -1709,3 +1709,80 @@ fn persistence_keeps_a_client_on_its_member_across_ports_and_workers() {
         );
     }
 }
+
+/// A completed web session from `cport` on member `m`, then closed by FINs.
+fn web_session_closed(lab: &mut Lab, cport: u16, m: usize) {
+    web_syn(lab, &format!("{cport}: SYN"), cport, m);
+    web_handshake(lab, cport, WEB[m], WEB_MAC[m]);
+    let (c, vip, member) = ((CLIENT, cport), (VIP_WEB, 80), (WEB[m], 8080));
+    let fin = Pkt::tcp(c, vip, FIN | ACK).seq_ack(101, 5001);
+    let want = to_int(WEB_MAC[m], &fin.clone().natted(c, member));
+    lab.c("client FIN", EXT, &from_router(&fin), Expect::Tx(INT, want));
+    let fin = Pkt::tcp(member, c, FIN | ACK).seq_ack(5001, 102);
+    let want = to_router(&fin.clone().natted(vip, c));
+    lab.c(
+        "member FIN",
+        INT,
+        &from_int(WEB_MAC[m], &fin),
+        Expect::Tx(EXT, want),
+    );
+}
+
+#[test]
+fn a_spoofed_syn_flood_does_not_move_a_persistent_client() {
+    let mut lab = lab_from(&web_vs_with(
+        "persistence = { timeout = \"10s\", netmask = 32 }\n",
+    ));
+    web_session_closed(&mut lab, 49200, 0);
+    // Far more spoofed sources than the persistence table holds; each one's
+    // SYN is balanced round robin (20,001 picks: the cursor ends on member 1).
+    for i in 0..20_001u32 {
+        let src = Ipv4Addr::from(0x6440_0000 | i);
+        let syn = Pkt::tcp((src, 1024), (VIP_WEB, 80), SYN);
+        let (v, _) = lab.run(0, EXT, &from_router(&syn), false);
+        assert_eq!(v, Verdict::Tx(INT), "flood SYN {i}");
+    }
+    let fresh = Pkt::tcp((Ipv4Addr::new(192, 0, 2, 1), 1024), (VIP_WEB, 80), SYN);
+    let want = to_int(
+        WEB_MAC[1],
+        &fresh
+            .clone()
+            .natted((Ipv4Addr::new(192, 0, 2, 1), 1024), (WEB[1], 8080)),
+    );
+    lab.c(
+        "a new client: round robin",
+        EXT,
+        &from_router(&fresh),
+        Expect::Tx(INT, want),
+    );
+    web_syn(
+        &mut lab,
+        "the persistent client comes back: its member",
+        49201,
+        0,
+    );
+}
+
+#[test]
+fn a_client_whose_connection_outlives_the_timeout_keeps_its_member() {
+    let mut lab = lab_from(&web_vs_with(
+        "persistence = { timeout = \"10s\", netmask = 32 }\n",
+    ));
+    web_syn(&mut lab, "first connection", 49300, 0);
+    web_handshake(&mut lab, 49300, WEB[0], WEB_MAC[0]);
+    let (c, vip, m) = ((CLIENT, 49300), (VIP_WEB, 80), (WEB[0], 8080));
+    for t in [5_000, 15_000, 25_000, 30_000] {
+        lab.set_time(T0 + t);
+        lab.maintain();
+        let data = Pkt::tcp(c, vip, ACK | PSH).seq_ack(101, 5001).payload(b"x");
+        let want = to_int(WEB_MAC[0], &data.clone().natted(c, m));
+        lab.c(
+            &format!("data at {t} ms"),
+            EXT,
+            &from_router(&data),
+            Expect::Tx(INT, want),
+        );
+    }
+    // 30 s on, three times the timeout: the open connection kept the entry.
+    web_syn(&mut lab, "second connection, 30 s later", 49301, 0);
+}

@@ -98,8 +98,8 @@ impl Balancer {
         let Some(p) = server.persistence else {
             return self.by_method(shared, server, vs, t);
         };
+        // Only read here: the entry is written when the session is admitted.
         let key = persist::key(vs, t.src & p.mask);
-        let expires = now.wrapping_add(p.timeout_ms);
         if let Some(id) = self.persist.get(key, now) {
             // Entries name the member by id: a reload may move it in the list.
             let usable = server
@@ -108,14 +108,10 @@ impl Balancer {
                 .position(|m| m.id == id && m.eligible(&shared.members));
             if let Some(m) = usable {
                 self.persist_hits += 1;
-                self.persist.put(key, id, expires, now);
                 return Ok(m as u16);
             }
         }
-        let m = self.by_method(shared, server, vs, t)?;
-        self.persist
-            .put(key, server.members[usize::from(m)].id, expires, now);
-        Ok(m)
+        self.by_method(shared, server, vs, t)
     }
 
     /// The pool's method over the usable primaries, else over the backups.
