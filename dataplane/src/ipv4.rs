@@ -109,7 +109,8 @@ impl Worker {
 
     /// The session of a client packet: the existing one, or a new one when
     /// there is none, it idled out, or the client reuses a closed session's
-    /// port with a new SYN.
+    /// port with a new SYN. An idled-out session that `reset_on_timeout`
+    /// resets is returned marked for reset.
     #[inline]
     fn client_session(&mut self, vs: u16, flow: &Flow) -> Result<u32, DropReason> {
         let t = flow.tuple;
@@ -119,7 +120,11 @@ impl Worker {
                 let reopen = t.proto == proto::TCP
                     && conntrack::opens_tcp(flow.tcp_flags)
                     && conntrack::reusable(s.state);
-                if reopen || self.expired(&s) {
+                if !reopen && self.expired(&s) && reset::resets_when_expired(&self.shared, &s) {
+                    // Reset with this packet's numbers, as the sweep would have.
+                    self.sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
+                    Ok(idx)
+                } else if reopen || self.expired(&s) {
                     self.remove_session(idx);
                     self.new_session(vs, flow)
                 } else {
@@ -210,9 +215,13 @@ impl Worker {
             Some((idx, Dir::Reverse)) => idx,
             _ => return Err(unknown(self)),
         };
-        if self.expired(self.sessions.get(idx)) {
-            self.remove_session(idx);
-            return Err(unknown(self));
+        let s = *self.sessions.get(idx);
+        if self.expired(&s) {
+            if !reset::resets_when_expired(&self.shared, &s) {
+                self.remove_session(idx);
+                return Err(unknown(self));
+            }
+            self.sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
         }
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Reverse);

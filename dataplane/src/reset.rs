@@ -52,9 +52,7 @@ pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32, syn_pressure: bool)
     let pending = s.state & flag::RESET_PENDING != 0;
     let member_too = vs.is_some_and(|v| !v.one_way());
     if shared.session_expired(s, now, syn_pressure) {
-        let established =
-            s.proto == proto::TCP && s.state & tcp_state::MASK == tcp_state::ESTABLISHED;
-        if established && !pending && vs.is_some_and(|v| v.reset_on_timeout) {
+        if resets_when_expired(shared, s) {
             return Judgement::Probe { member_too };
         }
         return Judgement::Expired;
@@ -73,6 +71,17 @@ pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32, syn_pressure: bool)
         (true, proto::TCP) => Judgement::Probe { member_too },
         (true, _) => Judgement::Reset,
     }
+}
+
+/// Whether session `s`, idled out, is reset rather than forgotten: an
+/// established TCP session of a `reset_on_timeout` server, not being reset
+/// already. The sweep probes it; a packet finding it expired first is
+/// answered with the RSTs at once.
+pub(crate) fn resets_when_expired(shared: &Shared, s: &Session4) -> bool {
+    s.proto == proto::TCP
+        && s.state & tcp_state::MASK == tcp_state::ESTABLISHED
+        && s.state & flag::RESET_PENDING == 0
+        && shared.service(s.vs).is_some_and(|v| v.reset_on_timeout)
 }
 
 /// A TCP segment the switch writes from scratch.

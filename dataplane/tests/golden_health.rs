@@ -1786,3 +1786,85 @@ fn a_client_whose_connection_outlives_the_timeout_keeps_its_member() {
     // 30 s on, three times the timeout: the open connection kept the entry.
     web_syn(&mut lab, "second connection, 30 s later", 49301, 0);
 }
+
+#[test]
+fn reset_on_timeout_answers_a_packet_that_finds_its_session_expired() {
+    let mut lab = lab_from(&web_vs_with("reset_on_timeout = true\n"));
+    let mut ids = Idents::default();
+    let (vip, m) = ((VIP_WEB, 80), (WEB[0], 8080));
+    // Client side: the client comes back just after the timeout, before any
+    // sweep saw the session.
+    let c = (CLIENT, 47100);
+    web_syn(&mut lab, "47100: SYN", 47100, 0);
+    web_handshake(&mut lab, 47100, WEB[0], WEB_MAC[0]);
+    lab.set_time(T0 + TCP_EST_MS);
+    let data = Pkt::tcp(c, vip, ACK | PSH)
+        .seq_ack(101, 5001)
+        .payload(b"late");
+    let d = lab.c(
+        "client data after the timeout",
+        EXT,
+        &from_router(&data),
+        Expect::Consumed,
+    );
+    assert_deltas(&d, &[("sessions_reset", 1), ("sessions_active", -1)]);
+    let g = drain_generated(&mut lab);
+    assert_eq!(g.len(), 2, "a RST to each end: {g:?}");
+    // To the client: RST at the number it acknowledged.
+    assert_generated("RST to client", &mut ids, &g[0], EXT, |id| {
+        bare_frame(
+            ROUTER_MAC,
+            EXT_MAC,
+            &switch_segment(vip, c, 5001, 0, RST, id),
+        )
+    });
+    // To the member: RST at the client's sequence number.
+    assert_generated("RST to member", &mut ids, &g[1], INT, |id| {
+        let rst = switch_segment(c, vip, 101, 5001, RST | ACK, id).natted(c, m);
+        bare_frame(WEB_MAC[0], INT_MAC, &rst)
+    });
+
+    // Member side: the member's packet finds it expired.
+    let c = (CLIENT, 47101);
+    lab.set_time(T0 + 100_000);
+    web_syn(&mut lab, "47101: SYN", 47101, 1);
+    web_handshake(&mut lab, 47101, WEB[1], WEB_MAC[1]);
+    lab.set_time(T0 + 100_000 + TCP_EST_MS);
+    let push = Pkt::tcp((WEB[1], 8080), c, ACK | PSH)
+        .seq_ack(5001, 101)
+        .payload(b"late");
+    lab.c(
+        "member data after the timeout",
+        INT,
+        &from_int(WEB_MAC[1], &push),
+        Expect::Consumed,
+    );
+    let g = drain_generated(&mut lab);
+    assert_eq!(g.len(), 2, "a RST to each end: {g:?}");
+    assert_generated("RST to member", &mut ids, &g[0], INT, |id| {
+        let rst = switch_segment(c, vip, 101, 0, RST, id).natted(c, (WEB[1], 8080));
+        bare_frame(WEB_MAC[1], INT_MAC, &rst)
+    });
+    assert_generated("RST to client", &mut ids, &g[1], EXT, |id| {
+        bare_frame(
+            ROUTER_MAC,
+            EXT_MAC,
+            &switch_segment(vip, c, 5001, 101, RST | ACK, id),
+        )
+    });
+    // Without reset_on_timeout, such a packet is refused as before.
+    let mut lab = lab_from(CONFIG);
+    web_syn(&mut lab, "47102: SYN", 47102, 0);
+    web_handshake(&mut lab, 47102, WEB[0], WEB_MAC[0]);
+    lab.set_time(T0 + TCP_EST_MS);
+    let data = Pkt::tcp((CLIENT, 47102), vip, ACK | PSH)
+        .seq_ack(101, 5001)
+        .payload(b"late");
+    lab.c(
+        "no reset_on_timeout",
+        EXT,
+        &from_router(&data),
+        Expect::Drop(R::NoSession),
+    );
+    assert!(drain_generated(&mut lab).is_empty());
+}
