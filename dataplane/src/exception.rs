@@ -35,50 +35,66 @@ const CLASSES: usize = 6;
 /// kernel's own sockets and neighbours.
 pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000];
 
+/// A token bucket of `rate` tokens a second, holding at most a second's
+/// worth; refilled by the caller's clock.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenBucket {
+    tokens: u32,
+    rate: u32,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub const fn new(rate: u32) -> TokenBucket {
+        TokenBucket { tokens: rate, rate }
+    }
+
+    /// Adds what `elapsed_ms` milliseconds earn.
+    #[inline]
+    pub fn refill(&mut self, elapsed_ms: u32) {
+        let earned = u64::from(self.rate) * u64::from(elapsed_ms.min(1000)) / 1000;
+        self.tokens = (u64::from(self.tokens) + earned).min(u64::from(self.rate)) as u32;
+    }
+
+    /// Takes a token; false when there is none.
+    #[inline]
+    pub fn take(&mut self) -> bool {
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
 /// One worker's token buckets: one per port and class.
 #[derive(Debug)]
 pub struct KernelLimiter {
-    tokens: [[u32; CLASSES]; MAX_PORTS],
-    refilled_ms: u64,
+    buckets: [[TokenBucket; CLASSES]; MAX_PORTS],
 }
 
 impl Default for KernelLimiter {
     fn default() -> KernelLimiter {
         KernelLimiter {
-            tokens: [KERNEL_RATE; MAX_PORTS],
-            refilled_ms: 0,
+            buckets: [KERNEL_RATE.map(TokenBucket::new); MAX_PORTS],
         }
     }
 }
 
 impl KernelLimiter {
-    /// Adds the tokens earned since the last refill (called once per
-    /// millisecond at most, from `maintain`).
-    pub fn refill(&mut self, now_ms: u64) {
-        let elapsed = now_ms.saturating_sub(self.refilled_ms).min(1000) as u32;
-        if elapsed == 0 {
-            return;
-        }
-        self.refilled_ms = now_ms;
-        for port in self.tokens.iter_mut() {
-            for (t, rate) in port.iter_mut().zip(KERNEL_RATE) {
-                *t = (*t + rate * elapsed / 1000).min(rate);
-            }
+    /// Adds the tokens `elapsed_ms` milliseconds earn.
+    pub fn refill(&mut self, elapsed_ms: u32) {
+        for b in self.buckets.iter_mut().flatten() {
+            b.refill(elapsed_ms);
         }
     }
 
     /// Takes a token of `class` on `port`; false when its bucket is empty.
     #[inline]
     pub fn take(&mut self, port: u16, class: KernelClass) -> bool {
-        let Some(bucket) = self.tokens.get_mut(usize::from(port)) else {
-            return false;
-        };
-        let t = &mut bucket[class as usize];
-        if *t == 0 {
-            return false;
-        }
-        *t -= 1;
-        true
+        self.buckets
+            .get_mut(usize::from(port))
+            .is_some_and(|b| b[class as usize].take())
     }
 }
 

@@ -7,9 +7,10 @@
 //!   effective weight (the weight, lower while a member slow-starts),
 //!   written by the control thread, read by workers when they choose a
 //!   member;
-//! - each worker's own row of session counts per member (established and
-//!   closing), written by that worker alone and summed by whoever reads them
-//!   (least connections, `max_connections`, `sluicectl`).
+//! - each worker's own row of session counts per member (all, and closing),
+//!   written by that worker alone and summed by whoever reads them (least
+//!   connections, `max_connections`, `sluicectl`). A session that starts
+//!   closing changes one count only, so a reader never sees it gone.
 //!
 //! Nothing on the packet path takes a lock, and no line is written by two
 //! threads.
@@ -23,8 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 #[repr(align(64))]
 struct Line([AtomicU64; 8]);
 
-/// One worker's session counts: count `2 * id` is established (or
-/// opening), `2 * id + 1` closing.
+/// One worker's session counts: count `2 * id` is every session of
+/// member `id`, `2 * id + 1` those closing.
 #[derive(Debug)]
 struct Row(Box<[Line]>);
 
@@ -176,24 +177,28 @@ impl MemberStates {
 
     /// A session of `worker` on member `id` started closing (FIN or RST
     /// seen; `closing`) or, after a RST its sender did not mean, went back
-    /// to established (`!closing`).
+    /// to established (`!closing`). One count changes: the total stays.
     #[inline]
     pub fn moved(&self, worker: u16, id: u32, closing: bool) {
-        let (from, to) = if closing { (0, 1) } else { (1, 0) };
-        if let (Some(a), Some(b)) = (
-            self.count(worker, 2 * id as usize + from),
-            self.count(worker, 2 * id as usize + to),
-        ) {
-            stats::dec(a);
-            stats::inc(b);
+        if let Some(c) = self.count(worker, 2 * id as usize + 1) {
+            if closing {
+                stats::inc(c);
+            } else {
+                stats::dec(c);
+            }
         }
     }
 
-    /// A session of `worker` on member `id` ended; `closing` says which
-    /// count it was in.
+    /// A session of `worker` on member `id` ended; `closing` says whether
+    /// it was counted closing.
     #[inline]
     pub fn closed(&self, worker: u16, id: u32, closing: bool) {
-        if let Some(c) = self.count(worker, 2 * id as usize + usize::from(closing)) {
+        if closing {
+            if let Some(c) = self.count(worker, 2 * id as usize + 1) {
+                stats::dec(c);
+            }
+        }
+        if let Some(c) = self.count(worker, 2 * id as usize) {
             stats::dec(c);
         }
     }
@@ -202,22 +207,26 @@ impl MemberStates {
     #[inline]
     pub fn load(&self, id: u32) -> (u64, u64) {
         let at = 2 * id as usize;
-        self.rows.iter().fold((0, 0), |(a, c), r| {
+        let (all, closing) = self.rows.iter().fold((0, 0), |(a, c), r| {
             let get = |i: usize| r.get(i).map_or(0, |x| x.load(Relaxed));
             (a + get(at), c + get(at + 1))
-        })
+        });
+        (all.saturating_sub(closing), closing)
     }
 
     /// All sessions on member `id`, over the workers.
     pub fn sessions(&self, id: u32) -> u64 {
-        let (a, c) = self.load(id);
-        a + c
+        let at = 2 * id as usize;
+        self.rows
+            .iter()
+            .map(|r| r.get(at).map_or(0, |x| x.load(Relaxed)))
+            .sum()
     }
 
     /// Sessions of one worker on member `id` (established + closing).
     pub fn sessions_of(&self, worker: u16, id: u32) -> u64 {
-        let get = |i: usize| self.count(worker, i).map_or(0, |x| x.load(Relaxed));
-        get(2 * id as usize) + get(2 * id as usize + 1)
+        self.count(worker, 2 * id as usize)
+            .map_or(0, |x| x.load(Relaxed))
     }
 }
 
@@ -263,6 +272,31 @@ mod tests {
         assert!(s.available(5));
         assert_eq!((s.weight(5), s.configured_weight(5)), (7, 7));
         assert_eq!(s.load(5), (1, 0), "assignment keeps the rows");
+    }
+
+    /// A session moving between established and closing, many times over
+    /// on one thread, is never seen gone from another.
+    #[test]
+    fn a_moving_session_is_never_seen_gone() {
+        let s = std::sync::Arc::new(MemberStates::new(&[(1, true)], 1));
+        s.opened(0, 0);
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2_000_000 {
+                    s.moved(0, 0, true);
+                    s.moved(0, 0, false);
+                }
+            })
+        };
+        let mut reads = 0u64;
+        while !writer.is_finished() {
+            assert_eq!(s.sessions(0), 1, "after {reads} reads");
+            let (active, closing) = s.load(0);
+            assert!(active + closing >= 1, "after {reads} reads");
+            reads += 1;
+        }
+        writer.join().unwrap();
     }
 
     #[test]

@@ -133,6 +133,9 @@ impl Worker {
                 DropReason::NoMember
             });
         }
+        if !self.refusals.take() {
+            return Err(DropReason::RefusalRateLimited);
+        }
         let (total, per_vs) = if full {
             (&self.stats.rejected_full, &self.stats.vs_full)
         } else {

@@ -6,7 +6,7 @@
 //! `icmp.rs` echo replies and ICMP error translation.
 
 use crate::conntrack;
-use crate::exception::{KernelClass, KernelLimiter};
+use crate::exception::{KernelClass, KernelLimiter, TokenBucket};
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::sched::pick::Balancer;
@@ -79,6 +79,9 @@ pub enum Generated {
 
 const GENERATED_QUEUE: usize = 64;
 
+/// Refusals answered per second and worker (and burst).
+pub const REFUSAL_RATE: u32 = 2_000;
+
 /// A next hop whose MAC this worker resolved recently: packets to it skip
 /// the shared neighbour table (a hash and a seqlock read) for
 /// `HOP_CACHE_MS`, after which the table is asked again (and ARP refreshes a
@@ -121,6 +124,12 @@ pub struct Worker {
     generated_head: usize,
     generated_len: usize,
     kernel: KernelLimiter,
+    /// Refusals answered (RSTs, ICMP port unreachables for new sessions no
+    /// member can take), so spoofed sources cannot turn the switch into a
+    /// reflector.
+    pub(crate) refusals: TokenBucket,
+    /// When the token buckets were last refilled.
+    refilled_ms: u64,
     last_refresh_ms: u64,
     ip_ident: u16,
     /// Where the search for a half-open session to evict resumes.
@@ -169,6 +178,8 @@ impl Worker {
             generated_head: 0,
             generated_len: 0,
             kernel: KernelLimiter::default(),
+            refusals: TokenBucket::new(REFUSAL_RATE),
+            refilled_ms: 0,
             last_refresh_ms: 0,
             ip_ident: 0,
             evict_cursor: 0,
@@ -421,7 +432,12 @@ impl Worker {
         self.syn_pressure = pressure;
         let now = self.now_ms;
         let stamp = now as u32;
-        self.kernel.refill(now);
+        let elapsed = now.saturating_sub(self.refilled_ms).min(1000) as u32;
+        if elapsed > 0 {
+            self.refilled_ms = now;
+            self.kernel.refill(elapsed);
+            self.refusals.refill(elapsed);
+        }
         let shared = &*self.shared;
         let stats = &*self.stats;
         let snat = &mut self.snat;

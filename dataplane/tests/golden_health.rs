@@ -1868,3 +1868,42 @@ fn reset_on_timeout_answers_a_packet_that_finds_its_session_expired() {
     );
     assert!(drain_generated(&mut lab).is_empty());
 }
+
+#[test]
+fn refusals_are_answered_at_a_bounded_rate() {
+    const RATE: u32 = 2_000; // REFUSAL_RATE: per second, and burst
+    let mut lab = Lab::new(1, 64);
+    lab.maintain();
+    for m in 0..3 {
+        set_up(&lab, POOL_WEB, m, false);
+    }
+    // Spoofed sources, all in one millisecond: a reflection attempt.
+    let syn = |i: u32| {
+        let src = Ipv4Addr::from(0x6440_0000 | i);
+        from_router(&Pkt::tcp((src, 1024), (VIP_WEB, 80), SYN))
+    };
+    let answered = (0..RATE + 500)
+        .filter(|i| lab.run(0, EXT, &syn(*i), false).0 == Verdict::Tx(EXT))
+        .count() as u32;
+    assert_eq!(answered, RATE);
+    let st = lab.workers[0].stats();
+    assert_eq!(st.drops_of(R::RefusalRateLimited), 500);
+    assert_eq!(st.rejected_no_member.load(Relaxed), u64::from(RATE));
+    // UDP refusals (ICMP port unreachable) share the budget.
+    let dns_down = lab.workers[0].shared().member_id(2, 0);
+    lab.workers[0].shared().members.set(dns_down, false);
+    let q = Pkt::udp((CLIENT, 5353), (VIP_DNS, 53), b"q");
+    lab.c(
+        "UDP refusal over the rate",
+        EXT,
+        &from_router(&q),
+        Expect::Drop(R::RefusalRateLimited),
+    );
+    // A millisecond later, two more are answered.
+    lab.set_time(T0 + 1);
+    lab.maintain();
+    let answered = (0..10)
+        .filter(|i| lab.run(0, EXT, &syn(RATE + 500 + i), false).0 == Verdict::Tx(EXT))
+        .count() as u32;
+    assert_eq!(answered, RATE / 1000);
+}
