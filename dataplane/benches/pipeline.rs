@@ -459,9 +459,87 @@ fn main() {
     println!();
     println!("checksums: nat::rewrite (IP+TCP, addresses, ports, TTL) {rw:.1} ns; adjust32 {adj:.2} ns; IPv4 header verify {verify:.1} ns");
 
+    println!();
+    bad += least_connections(smoke);
+
     if bad > 0 {
         println!();
         println!("WARNING: {bad} packets were not forwarded as expected");
         std::process::exit(1);
     }
+}
+
+/// Members of the least-connections pool.
+const LEAST_MEMBERS: u32 = 100;
+const VIP_LEAST: [u8; 4] = [198, 51, 100, 12];
+
+/// The bench's own configuration with a virtual server balancing 100
+/// members by least connections.
+fn least_config() -> String {
+    let mut cfg = config();
+    for i in 0..LEAST_MEMBERS {
+        cfg += &format!(
+            "\n[[neighbor]]\naddress = \"10.20.1.{}\"\nmac = \"02:00:00:00:01:{:02x}\"\ninterface = \"int\"\n",
+            i + 1,
+            i + 1
+        );
+    }
+    let members: Vec<String> = (0..LEAST_MEMBERS)
+        .map(|i| format!("{{ address = \"10.20.1.{}:8080\" }}", i + 1))
+        .collect();
+    cfg += &format!(
+        "\n[pool.many]\nmethod = \"least_connections\"\nmembers = [{}]\n\n[[virtual_server]]\nname = \"least\"\naddress = \"198.51.100.12:80\"\nprotocol = \"tcp\"\npool = \"many\"\nforwarding = \"dest_nat\"\n",
+        members.join(", ")
+    );
+    cfg
+}
+
+/// New sessions of a least-connections server of 100 members, with 1 and 2
+/// workers (driven from this one thread, each SYN on the worker owning its
+/// client, as the daemon's workers would each take theirs). Every flow has
+/// a client address of its own. Returns the SYNs not forwarded.
+fn least_connections(smoke: bool) -> u64 {
+    let syns: u32 = if smoke { 20_000 } else { 400_000 };
+    println!(
+        "new session, least_connections over {LEAST_MEMBERS} members ({syns} SYNs, one thread):"
+    );
+    let mut bad = 0;
+    for workers in [1u16, 2] {
+        let cfg = sluice_config::parse(&least_config(), "bench.toml").expect("bench config parses");
+        let sh = Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], workers));
+        let mut ws: Vec<Worker> = (0..workers)
+            .map(|id| {
+                let mut w = Worker::new(id, sh.clone(), Arc::new(WorkerStats::default()), 4 * syns);
+                w.set_time(u64::from(T0));
+                w
+            })
+            .collect();
+        let mut bufs: Vec<(usize, VecBuf)> = Vec::with_capacity(BURST);
+        let mut tmp = [0u8; 60];
+        let (mut spent, mut tx) = (Duration::ZERO, 0u64);
+        let mut i = 0;
+        while i < syns {
+            bufs.clear();
+            for k in i..(i + BURST as u32).min(syns) {
+                // A client address per flow: src = base + k, port 1024.
+                frame(&mut tmp, k * FLOWS_PER_ADDR, VIP_LEAST, SYN);
+                let owner = sh.client_owner(Ipv4Addr::from(0xc612_0001 + k));
+                bufs.push((usize::from(owner), VecBuf::new(&tmp)));
+            }
+            let t = Instant::now();
+            for (w, b) in bufs.iter_mut() {
+                tx += u64::from(ws[*w].process(0, b, false) == Verdict::Tx(1));
+            }
+            spent += t.elapsed();
+            i += BURST as u32;
+        }
+        bad += u64::from(syns) - tx;
+        let ns = spent.as_nanos() as f64 / f64::from(syns);
+        println!(
+            "  {workers} worker{}  {ns:>7.1} ns/session  ({:.2} M sessions/s)",
+            if workers == 1 { " " } else { "s" },
+            1e3 / ns
+        );
+    }
+    bad
 }
