@@ -15,6 +15,7 @@ mod features;
 mod health;
 mod json;
 mod lcore;
+mod loads;
 mod mailbox;
 mod members;
 mod reload;
@@ -220,10 +221,12 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     let served = rt.block_on(async {
         let checks = reload::start_checks(&view.live(), clock, &view.reload.ramps);
         *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()) = checks;
+        let folds = tokio::spawn(loads::run(view.clone()));
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
         let checks =
             std::mem::take(&mut *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()));
         checks.iter().for_each(|c| c.abort());
+        folds.abort();
         served
     });
     // Whatever ended the control thread, the lcores must stop before the EAL goes.

@@ -2,6 +2,7 @@
 //!
 //!     cargo bench -p sluice-dataplane --bench pipeline            # full (~1 min, ~1.5 GB)
 //!     cargo bench -p sluice-dataplane --bench pipeline -- --smoke # CI: small tables, seconds
+//!     cargo bench -p sluice-dataplane --bench pipeline -- --least # least connections only
 //!
 //! Prints, one worker on one thread:
 //! * ns per packet of an established session (Dest-NAT and Both-NAT), with
@@ -124,12 +125,17 @@ fn worker(shared: &Arc<Shared>, capacity: u32) -> Worker {
 /// A 60-byte TCP frame (a 64-byte frame on the wire) of flow `flow`:
 /// 198.18.0.1 + flow / 60000 : 1024 + flow % 60000 -> vip:80, to our MAC.
 fn frame(buf: &mut [u8], flow: u32, vip: [u8; 4], flags: u8) {
+    let src = 0xc612_0001u32 + flow / FLOWS_PER_ADDR;
+    let sport = 1024 + (flow % FLOWS_PER_ADDR) as u16;
+    client_frame(buf, (src, sport), vip, flags);
+}
+
+/// A 60-byte TCP frame from `src` (address, port) to vip:80, to our MAC.
+fn client_frame(buf: &mut [u8], (src, sport): (u32, u16), vip: [u8; 4], flags: u8) {
     buf[..60].fill(0);
     buf[0..6].copy_from_slice(&EXT_MAC);
     buf[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xfe]);
     buf[12..14].copy_from_slice(&[0x08, 0x00]);
-    let src = 0xc612_0001u32 + flow / FLOWS_PER_ADDR;
-    let sport = 1024 + (flow % FLOWS_PER_ADDR) as u16;
     let ip = &mut buf[14..34];
     ip[0] = 0x45;
     ip[2..4].copy_from_slice(&40u16.to_be_bytes());
@@ -303,6 +309,19 @@ fn statm_resident_bytes() -> u64 {
 
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
+    // `--least`: only the least-connections figure (BENCHMARKS.md compares
+    // it); `--least=N`: with N workers only (one callgrind count each).
+    let least = std::env::args().find_map(|a| {
+        let n = a.strip_prefix("--least")?;
+        Some(n.strip_prefix('=').and_then(|n| n.parse().ok()))
+    });
+    if let Some(only) = least {
+        let bad = least_connections(smoke, only);
+        if bad > 0 {
+            println!("WARNING: {bad} SYNs were not forwarded");
+        }
+        std::process::exit(i32::from(bad > 0));
+    }
     let sizes: &[u32] = if smoke {
         &[1_000, 100_000]
     } else {
@@ -411,7 +430,7 @@ fn main() {
     black_box(hit);
     let miss = start.elapsed().as_nanos() as f64 / f64::from(lookups);
     drop(t);
-    let mut balancer = sluice_dataplane::sched::pick::Balancer::new(&sh, 0);
+    let mut balancer = sluice_dataplane::sched::pick::Balancer::new(&sh, 0, 0);
     let flow = Tuple4 {
         src: 0xcb00_7107,
         dst: u32::from(sh.service(0).expect("the bench config has a server").vip),
@@ -460,7 +479,7 @@ fn main() {
     println!("checksums: nat::rewrite (IP+TCP, addresses, ports, TTL) {rw:.1} ns; adjust32 {adj:.2} ns; IPv4 header verify {verify:.1} ns");
 
     println!();
-    bad += least_connections(smoke);
+    bad += least_connections(smoke, None);
 
     if bad > 0 {
         println!();
@@ -495,16 +514,20 @@ fn least_config() -> String {
 }
 
 /// New sessions of a least-connections server of 100 members, with 1 and 2
-/// workers (driven from this one thread, each SYN on the worker owning its
-/// client, as the daemon's workers would each take theirs). Every flow has
-/// a client address of its own. Returns the SYNs not forwarded.
-fn least_connections(smoke: bool) -> u64 {
+/// workers (or `only` that many), driven from this one thread, each SYN on
+/// the worker owning its client, as the daemon's workers would each take
+/// theirs. Every flow has a client address of its own. Returns the SYNs
+/// not forwarded.
+fn least_connections(smoke: bool, only: Option<u16>) -> u64 {
     let syns: u32 = if smoke { 20_000 } else { 400_000 };
     println!(
         "new session, least_connections over {LEAST_MEMBERS} members ({syns} SYNs, one thread):"
     );
     let mut bad = 0;
-    for workers in [1u16, 2] {
+    for workers in [1u16, 2]
+        .into_iter()
+        .filter(|w| only.is_none_or(|o| o == *w))
+    {
         let cfg = sluice_config::parse(&least_config(), "bench.toml").expect("bench config parses");
         let sh = Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], workers));
         let mut ws: Vec<Worker> = (0..workers)
@@ -517,19 +540,32 @@ fn least_connections(smoke: bool) -> u64 {
         let mut bufs: Vec<(usize, VecBuf)> = Vec::with_capacity(BURST);
         let mut tmp = [0u8; 60];
         let (mut spent, mut tx) = (Duration::ZERO, 0u64);
+        // The control thread's fold of the other workers' counts, every
+        // millisecond (untimed: it runs on another core).
+        let ids: Vec<u32> = (0..LEAST_MEMBERS)
+            .map(|m| sh.member_id(1, m as usize))
+            .collect();
+        assert!(
+            ids.iter().all(|id| *id != u32::MAX),
+            "the pool of the least server"
+        );
+        let mut folded = Instant::now();
         let mut i = 0;
         while i < syns {
+            if folded.elapsed() >= Duration::from_millis(1) {
+                sh.members.fold(&ids);
+                folded = Instant::now();
+            }
             bufs.clear();
             for k in i..(i + BURST as u32).min(syns) {
-                // A client address per flow: src = base + k, port 1024.
-                frame(&mut tmp, k * FLOWS_PER_ADDR, VIP_LEAST, SYN);
-                let owner = sh.client_owner(Ipv4Addr::from(0xc612_0001 + k));
+                // A client address per flow.
+                let src = 0xc612_0001 + k;
+                client_frame(&mut tmp, (src, 1024), VIP_LEAST, SYN);
+                let owner = sh.client_owner(Ipv4Addr::from(src));
                 bufs.push((usize::from(owner), VecBuf::new(&tmp)));
             }
             let t = Instant::now();
-            for (w, b) in bufs.iter_mut() {
-                tx += u64::from(ws[*w].process(0, b, false) == Verdict::Tx(1));
-            }
+            tx += syn_burst(&mut ws, &mut bufs);
             spent += t.elapsed();
             i += BURST as u32;
         }
@@ -541,5 +577,76 @@ fn least_connections(smoke: bool) -> u64 {
             1e3 / ns
         );
     }
+    if only.is_none_or(|o| o == 2) {
+        bad += least_connections_on_threads(syns);
+    }
     bad
+}
+
+/// The same with 2 workers each on a thread of its own, both choosing at
+/// once (the other's counts change under it, as in the daemon); worker 0's
+/// thread also folds every millisecond, untimed. Returns the SYNs not
+/// forwarded.
+fn least_connections_on_threads(syns: u32) -> u64 {
+    let cfg = sluice_config::parse(&least_config(), "bench.toml").expect("bench config parses");
+    let sh = Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], 2));
+    let ids: Vec<u32> = (0..LEAST_MEMBERS)
+        .map(|m| sh.member_id(1, m as usize))
+        .collect();
+    let start = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2u16)
+        .map(|id| {
+            let (sh, ids, start) = (sh.clone(), ids.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut w = Worker::new(id, sh.clone(), Arc::new(WorkerStats::default()), 4 * syns);
+                w.set_time(u64::from(T0));
+                let mut tmp = [0u8; 60];
+                let mut mine: Vec<(usize, VecBuf)> = (0..syns)
+                    .map(|k| 0xc612_0001 + k)
+                    .filter(|src| sh.client_owner(Ipv4Addr::from(*src)) == id)
+                    .map(|src| {
+                        client_frame(&mut tmp, (src, 1024), VIP_LEAST, SYN);
+                        (0, VecBuf::new(&tmp))
+                    })
+                    .collect();
+                let mut ws = [w];
+                let mut tx = 0;
+                let mut folded = Instant::now();
+                start.wait();
+                let began = Instant::now();
+                for chunk in mine.chunks_mut(BURST) {
+                    if id == 0 && folded.elapsed() >= Duration::from_millis(1) {
+                        sh.members.fold(&ids);
+                        folded = Instant::now();
+                    }
+                    tx += syn_burst(&mut ws, chunk);
+                }
+                (began.elapsed(), tx, mine.len() as u64)
+            })
+        })
+        .collect();
+    let (mut longest, mut bad) = (Duration::ZERO, 0);
+    for t in threads {
+        let (spent, tx, sent) = t.join().expect("bench thread");
+        longest = longest.max(spent);
+        bad += sent - tx;
+    }
+    let ns = longest.as_nanos() as f64 / f64::from(syns);
+    println!(
+        "  2 workers on 2 threads  {ns:>7.1} ns/session  ({:.2} M sessions/s, wall clock)",
+        1e3 / ns
+    );
+    bad
+}
+
+/// One burst of SYNs, each on its worker; returns how many were forwarded.
+/// Out of line, so `valgrind --tool=callgrind --toggle-collect=*syn_burst*`
+/// counts exactly the instructions of the new sessions.
+#[inline(never)]
+fn syn_burst(ws: &mut [Worker], bufs: &mut [(usize, VecBuf)]) -> u64 {
+    let mut tx = 0;
+    for (w, b) in bufs.iter_mut() {
+        tx += u64::from(ws[*w].process(0, b, false) == Verdict::Tx(1));
+    }
+    tx
 }

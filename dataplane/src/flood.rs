@@ -104,9 +104,9 @@ impl Worker {
     #[cold]
     pub(crate) fn evict_embryonic(&mut self, with_snat_port: bool) -> bool {
         let pressure = self.syn_pressure || self.sessions.len() >= self.sessions.capacity();
-        let shared = &*self.shared;
+        let (shared, worker) = (&*self.shared, self.id);
         let pick = |s: &Session4| {
-            (conntrack::embryonic(s.state, s.proto) || (pressure && rehashable(shared, s)))
+            (conntrack::embryonic(s.state, s.proto) || (pressure && rehashable(shared, worker, s)))
                 && (!with_snat_port || s.state & flag::SNAT_PORT != 0)
         };
         let mut cursor = self.evict_cursor;
@@ -195,14 +195,14 @@ pub(crate) fn resumes(shared: &Shared, vs: u16, tcp_flags: u8) -> bool {
 
 /// Whether evicting session `s` loses nothing: a DSR session whose pool's
 /// hash still picks its member, so its next segment resumes it there.
-fn rehashable(shared: &Shared, s: &Session4) -> bool {
+fn rehashable(shared: &Shared, worker: u16, s: &Session4) -> bool {
     let Some(vs) = shared.service(s.vs) else {
         return false;
     };
     if s.proto != proto::TCP || !resumes(shared, s.vs, 0) {
         return false;
     }
-    hash_choice(shared, vs, &s.forward()).is_some_and(|m| {
+    hash_choice(shared, vs, &s.forward(), worker).is_some_and(|m| {
         let m = &vs.members[usize::from(m)];
         u32::from(m.ip) == s.member && (vs.port == 0 || m.port == s.mport)
     })

@@ -8,21 +8,28 @@
 //!   written by the control thread, read by workers when they choose a
 //!   member;
 //! - each worker's own row of session counts per member (all, and closing),
-//!   written by that worker alone and summed by whoever reads them (least
-//!   connections, `max_connections`, `sluicectl`). A session that starts
-//!   closing changes one count only, so a reader never sees it gone.
+//!   written by that worker alone and summed by whoever needs them exactly
+//!   (`sluicectl`, a reload). A session that starts closing changes one
+//!   count only, so a reader never sees it gone;
+//! - for each worker, the other workers' counts as of the last [`fold`]
+//!   (written by the control thread every millisecond): a worker choosing a
+//!   member by least connections or checking `max_connections` reads its
+//!   own row, exact, and that one row, instead of every worker's row, mostly
+//!   on lines other cores just wrote.
+//!
+//! [`fold`]: MemberStates::fold
 //!
 //! Nothing on the packet path takes a lock, and no line is written by two
 //! threads.
 
 use crate::stats;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One cache line of counts: a row is made of whole lines, allocated with
 /// the line's alignment, so two workers' rows never share a cache line.
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Line([AtomicU64; 8]);
+struct Line([[AtomicU64; 2]; 4]);
 
 /// One worker's session counts: count `2 * id` is every session of
 /// member `id`, `2 * id + 1` those closing.
@@ -36,20 +43,85 @@ impl Row {
 
     #[inline]
     fn get(&self, at: usize) -> Option<&AtomicU64> {
-        self.0.get(at / 8).map(|l| &l.0[at % 8])
+        self.0.get(at / 8).map(|l| &l.0[at % 8 / 2][at % 2])
+    }
+}
+
+/// What a worker needs to know of a member to choose it, read in one load:
+/// its health, administrative state and weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberState(u64);
+
+const UP: u64 = 1 << 63;
+const ENABLED: u64 = 1 << 62;
+/// Weights are at most this (the configuration allows 1000).
+pub const MAX_WEIGHT: u32 = (1 << 30) - 1;
+
+impl MemberState {
+    fn new(up: bool, enabled: bool, configured: u32, weight: u32) -> MemberState {
+        let flag = |on: bool, bit: u64| if on { bit } else { 0 };
+        MemberState(
+            flag(up, UP)
+                | flag(enabled, ENABLED)
+                | u64::from(configured.min(MAX_WEIGHT)) << 32
+                | u64::from(weight.min(MAX_WEIGHT)),
+        )
+    }
+
+    /// Passes its health check.
+    #[inline]
+    pub fn up(self) -> bool {
+        self.0 & UP != 0
+    }
+
+    /// Enabled (configuration, `sluicectl member`).
+    #[inline]
+    pub fn enabled(self) -> bool {
+        self.0 & ENABLED != 0
+    }
+
+    /// The weight an operator set (0 drains).
+    #[inline]
+    pub fn configured(self) -> u32 {
+        ((self.0 >> 32) as u32) & MAX_WEIGHT
+    }
+
+    /// The weight in use: `configured`, or less during a slow start.
+    #[inline]
+    pub fn weight(self) -> u32 {
+        self.0 as u32 & MAX_WEIGHT
+    }
+
+    /// May take new sessions as far as health and administration go: up,
+    /// enabled, weighted (not draining, not at 0 in a slow start).
+    #[inline]
+    pub fn available(self) -> bool {
+        self.0 & (UP | ENABLED) == UP | ENABLED && self.configured() > 0 && self.weight() > 0
+    }
+}
+
+/// Both counts of member `id` in row `w` of `rows` (one line holds both).
+#[inline]
+fn pair(rows: &[Row], w: usize, id: u32) -> (u64, u64) {
+    let id = id as usize;
+    match rows.get(w).and_then(|r| r.0.get(id / 4)) {
+        Some(line) => {
+            let [all, closing] = &line.0[id % 4];
+            (all.load(Relaxed), closing.load(Relaxed))
+        }
+        None => (0, 0),
     }
 }
 
 /// Health, effective weight and load of every configured member.
 #[derive(Debug)]
 pub struct MemberStates {
-    up: Box<[AtomicBool]>,
-    enabled: Box<[AtomicBool]>,
-    /// The weight an operator set (0 drains).
-    configured: Box<[AtomicU32]>,
-    /// The weight in use: `configured`, or less during a slow start.
-    weight: Box<[AtomicU32]>,
+    /// One word per member id ([`MemberState`]), written by the control
+    /// thread alone.
+    words: Box<[AtomicU64]>,
     rows: Box<[Row]>,
+    /// `others[w]`: the sum of every row but `rows[w]`, as of the last fold.
+    others: Box<[Row]>,
 }
 
 impl MemberStates {
@@ -66,12 +138,14 @@ impl MemberStates {
     pub fn with_capacity(members: &[(u32, bool)], workers: u16, capacity: usize) -> MemberStates {
         let n = capacity.max(members.len());
         let at = |i: usize| members.get(i).copied().unwrap_or((0, false));
+        let word = |i: usize| {
+            let (weight, enabled) = at(i);
+            AtomicU64::new(MemberState::new(true, enabled, weight, weight).0)
+        };
         MemberStates {
-            up: (0..n).map(|_| AtomicBool::new(true)).collect(),
-            enabled: (0..n).map(|i| AtomicBool::new(at(i).1)).collect(),
-            configured: (0..n).map(|i| AtomicU32::new(at(i).0)).collect(),
-            weight: (0..n).map(|i| AtomicU32::new(at(i).0)).collect(),
+            words: (0..n).map(word).collect(),
             rows: (0..workers.max(1)).map(|_| Row::new(2 * n)).collect(),
+            others: (0..workers.max(1)).map(|_| Row::new(2 * n)).collect(),
         }
     }
 
@@ -79,87 +153,96 @@ impl MemberStates {
     /// thread, before the snapshot naming it is published): up, as at boot,
     /// with this weight and administrative state.
     pub fn assign(&self, id: u32, weight: u32, enabled: bool) {
-        self.set(id, true);
-        self.set_enabled(id, enabled);
-        self.set_configured_weight(id, weight);
+        self.store(id, MemberState::new(true, enabled, weight, weight));
     }
 
     /// Member ids this table has room for.
     pub fn len(&self) -> usize {
-        self.up.len()
+        self.words.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.up.is_empty()
+        self.words.is_empty()
+    }
+
+    /// The state of member `id` (an unknown id reads down, disabled, weight 0).
+    #[inline]
+    pub fn state(&self, id: u32) -> MemberState {
+        MemberState(self.words.get(id as usize).map_or(0, |w| w.load(Relaxed)))
+    }
+
+    /// Replaces the state of member `id` (control thread only: the single
+    /// writer, so a read and a store make a change).
+    fn store(&self, id: u32, s: MemberState) {
+        if let Some(w) = self.words.get(id as usize) {
+            w.store(s.0, Relaxed);
+        }
     }
 
     /// Whether member `id` passes its health check (unknown ids are down).
     #[inline]
     pub fn is_up(&self, id: u32) -> bool {
-        self.up.get(id as usize).is_some_and(|u| u.load(Relaxed))
+        self.state(id).up()
     }
 
     /// Sets the health of member `id` (control thread only).
     pub fn set(&self, id: u32, up: bool) {
-        if let Some(u) = self.up.get(id as usize) {
-            u.store(up, Relaxed);
-        }
+        let s = self.state(id);
+        self.store(
+            id,
+            MemberState::new(up, s.enabled(), s.configured(), s.weight()),
+        );
     }
 
     /// Whether member `id` may take new sessions as far as its health and
     /// administrative state go: up, enabled, weighted (not draining).
     #[inline]
     pub fn available(&self, id: u32) -> bool {
-        self.is_up(id)
-            && self.is_enabled(id)
-            && self.configured_weight(id) > 0
-            && self.weight(id) > 0
+        self.state(id).available()
     }
 
     /// Whether member `id` is enabled (configuration, `sluicectl member`).
     #[inline]
     pub fn is_enabled(&self, id: u32) -> bool {
-        self.enabled
-            .get(id as usize)
-            .is_some_and(|e| e.load(Relaxed))
+        self.state(id).enabled()
     }
 
     /// Enables or disables member `id` (control thread only).
     pub fn set_enabled(&self, id: u32, enabled: bool) {
-        if let Some(e) = self.enabled.get(id as usize) {
-            e.store(enabled, Relaxed);
-        }
+        let s = self.state(id);
+        self.store(
+            id,
+            MemberState::new(s.up(), enabled, s.configured(), s.weight()),
+        );
     }
 
     /// The weight an operator set for member `id` (0: draining).
     #[inline]
     pub fn configured_weight(&self, id: u32) -> u32 {
-        self.configured
-            .get(id as usize)
-            .map_or(0, |w| w.load(Relaxed))
+        self.state(id).configured()
     }
 
     /// Sets member `id`'s weight, and its effective weight with it (control
     /// thread only; ends the effect of a slow start in progress).
     pub fn set_configured_weight(&self, id: u32, weight: u32) {
-        if let Some(w) = self.configured.get(id as usize) {
-            w.store(weight, Relaxed);
-            self.set_weight(id, weight);
-        }
+        let s = self.state(id);
+        self.store(id, MemberState::new(s.up(), s.enabled(), weight, weight));
     }
 
     /// The effective weight of member `id`: its weight, or less while it
     /// slow-starts.
     #[inline]
     pub fn weight(&self, id: u32) -> u32 {
-        self.weight.get(id as usize).map_or(0, |w| w.load(Relaxed))
+        self.state(id).weight()
     }
 
     /// Sets the effective weight of member `id` (control thread only).
     pub fn set_weight(&self, id: u32, weight: u32) {
-        if let Some(w) = self.weight.get(id as usize) {
-            w.store(weight, Relaxed);
-        }
+        let s = self.state(id);
+        self.store(
+            id,
+            MemberState::new(s.up(), s.enabled(), s.configured(), weight),
+        );
     }
 
     #[inline]
@@ -221,6 +304,57 @@ impl MemberStates {
             .iter()
             .map(|r| r.get(at).map_or(0, |x| x.load(Relaxed)))
             .sum()
+    }
+
+    /// Brings every worker's view of the other workers' counts of members
+    /// `ids` up to date (control thread only, every millisecond).
+    pub fn fold(&self, ids: &[u32]) {
+        const MOST: usize = 128;
+        let mut own = [0u64; MOST];
+        for &id in ids {
+            for at in [2 * id as usize, 2 * id as usize + 1] {
+                let mut total = 0u64;
+                for (w, r) in self.rows.iter().enumerate().take(MOST) {
+                    own[w] = r.get(at).map_or(0, |x| x.load(Relaxed));
+                    total += own[w];
+                }
+                for (w, o) in self.others.iter().enumerate().take(MOST) {
+                    if let Some(c) = o.get(at) {
+                        c.store(total - own[w], Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sessions on member `id` as worker `worker` counts them when it
+    /// chooses: its own exactly, the other workers' as of the last fold.
+    /// (established, closing).
+    #[inline]
+    pub fn load_for(&self, worker: u16, id: u32) -> (u64, u64) {
+        let w = usize::from(worker);
+        let (all, closing) = pair(&self.rows, w, id);
+        let (all, closing) = match self.rows.len() {
+            1 => (all, closing),
+            _ => {
+                let (a, c) = pair(&self.others, w, id);
+                (all + a, closing + c)
+            }
+        };
+        (all.saturating_sub(closing), closing)
+    }
+
+    /// All sessions on member `id` as worker `worker` counts them (see
+    /// [`MemberStates::load_for`]).
+    #[inline]
+    pub fn sessions_for(&self, worker: u16, id: u32) -> u64 {
+        let at = 2 * id as usize;
+        let get = |r: &[Row]| {
+            r.get(usize::from(worker))
+                .and_then(|r| r.get(at))
+                .map_or(0, |x| x.load(Relaxed))
+        };
+        get(&self.rows) + get(&self.others)
     }
 
     /// Sessions of one worker on member `id` (established + closing).
@@ -297,6 +431,27 @@ mod tests {
             reads += 1;
         }
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_worker_sees_its_own_counts_now_and_the_others_as_of_the_fold() {
+        let s = MemberStates::new(&[(1, true), (1, true)], 3);
+        s.opened(0, 1);
+        s.opened(1, 1);
+        s.opened(1, 1);
+        s.moved(2, 1, true);
+        s.opened(2, 1);
+        assert_eq!(s.load_for(0, 1), (1, 0), "its own only, before a fold");
+        s.fold(&[0, 1]);
+        assert_eq!(s.load_for(0, 1), (3, 1));
+        assert_eq!(s.load_for(1, 1), (3, 1));
+        assert_eq!((s.sessions_for(2, 1), s.sessions(1)), (4, 4));
+        s.opened(1, 1);
+        assert_eq!(s.load_for(1, 1), (4, 1), "its own at once");
+        assert_eq!(s.load_for(0, 1), (3, 1), "another's at the next fold");
+        s.fold(&[1]);
+        assert_eq!(s.load_for(0, 1), (4, 1));
+        assert_eq!(s.load_for(9, 1), (0, 0), "no such worker");
     }
 
     #[test]

@@ -26,11 +26,12 @@ pub struct Member {
 }
 
 impl Member {
-    /// Whether the member may take new sessions: enabled, up, not draining
-    /// (effective weight above 0) and below its connection limit.
+    /// Whether the member may take new sessions, as worker `worker` sees
+    /// it: enabled, up, not draining (effective weight above 0) and below
+    /// its connection limit.
     #[inline]
-    pub fn eligible(&self, states: &MemberStates) -> bool {
-        self.available(states) && !self.full(states)
+    pub fn eligible(&self, states: &MemberStates, worker: u16) -> bool {
+        self.available(states) && !self.full(states, worker)
     }
 
     /// Enabled, up and not draining, whatever its load.
@@ -39,11 +40,12 @@ impl Member {
         states.available(self.id)
     }
 
-    /// At its `max_connections`.
+    /// At its `max_connections`, as worker `worker` counts (the other
+    /// workers' sessions as of the last fold: `MemberStates::fold`).
     #[inline]
-    pub fn full(&self, states: &MemberStates) -> bool {
+    pub fn full(&self, states: &MemberStates, worker: u16) -> bool {
         self.max_connections
-            .is_some_and(|max| states.sessions(self.id) >= u64::from(max))
+            .is_some_and(|max| states.sessions_for(worker, self.id) >= u64::from(max))
     }
 }
 
@@ -189,6 +191,7 @@ impl VirtualServer {
     pub fn pick_round_robin(
         &self,
         states: &MemberStates,
+        worker: u16,
         backups: bool,
         cursor: &mut u32,
     ) -> Option<u16> {
@@ -196,7 +199,7 @@ impl VirtualServer {
         for step in 0..n {
             let i = (cursor.wrapping_add(step) % n) as usize;
             let m = &self.members[i];
-            if m.backup == backups && m.eligible(states) {
+            if m.backup == backups && m.eligible(states, worker) {
                 *cursor = (i as u32 + 1) % n;
                 return Some(i as u16);
             }
@@ -352,38 +355,38 @@ mod tests {
         let st = MemberStates::new(&[(1, true), (1, true), (1, true)], 1);
         let mut c = 0;
         let picks: Vec<_> = (0..4)
-            .map(|_| v.pick_round_robin(&st, false, &mut c).unwrap())
+            .map(|_| v.pick_round_robin(&st, 0, false, &mut c).unwrap())
             .collect();
         assert_eq!(picks, [0, 1, 0, 1]);
         assert_eq!(
-            v.pick_round_robin(&st, true, &mut c),
+            v.pick_round_robin(&st, 0, true, &mut c),
             Some(2),
             "backup tier"
         );
         st.set(0, false);
-        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(1));
-        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&st, 0, false, &mut c), Some(1));
+        assert_eq!(v.pick_round_robin(&st, 0, false, &mut c), Some(1));
         st.set(1, false);
-        assert_eq!(v.pick_round_robin(&st, false, &mut c), None);
+        assert_eq!(v.pick_round_robin(&st, 0, false, &mut c), None);
         st.set(0, true);
         v.members[0].max_connections = Some(1);
         st.opened(0, 0);
-        assert!(v.members[0].full(&st) && v.members[0].available(&st));
-        assert_eq!(v.pick_round_robin(&st, false, &mut c), None, "full");
+        assert!(v.members[0].full(&st, 0) && v.members[0].available(&st));
+        assert_eq!(v.pick_round_robin(&st, 0, false, &mut c), None, "full");
         st.closed(0, 0, false);
-        assert_eq!(v.pick_round_robin(&st, false, &mut c), Some(0));
+        assert_eq!(v.pick_round_robin(&st, 0, false, &mut c), Some(0));
         st.set_weight(0, 0);
         assert_eq!(
-            v.pick_round_robin(&st, false, &mut c),
+            v.pick_round_robin(&st, 0, false, &mut c),
             None,
             "slow start at 0"
         );
         let st = MemberStates::new(&[(0, true), (1, true)], 1);
         let drained = vs(vec![member(1, false), member(2, false)]);
-        assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
-        assert_eq!(drained.pick_round_robin(&st, false, &mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, 0, false, &mut c), Some(1));
+        assert_eq!(drained.pick_round_robin(&st, 0, false, &mut c), Some(1));
         st.set_enabled(1, false);
-        assert_eq!(drained.pick_round_robin(&st, false, &mut c), None);
+        assert_eq!(drained.pick_round_robin(&st, 0, false, &mut c), None);
         assert_eq!(drained.member_of(0x0a00_0002, 80).map(|m| m.id), Some(1));
         assert!(drained.member_of(0x0a00_0002, 81).is_none());
     }

@@ -160,7 +160,7 @@ impl Worker {
             .iter()
             .map(|_| PortRing::new(id, shared.workers))
             .collect();
-        let balancer = Balancer::new(&shared, crate::reload::persist_entries(sessions));
+        let balancer = Balancer::new(&shared, id, crate::reload::persist_entries(sessions));
         Worker {
             id,
             sessions: SessionTable::with_capacity_advised(sessions, advise),

@@ -4,8 +4,10 @@
 //! eligible member (and 0 for the others): minimising `load / 1` is
 //! minimising the load.
 
-/// The member with the least `load(i) / weight(i)` among those with
-/// `weight(i) > 0` (0 means not eligible), among `0..n`.
+/// The member with the least `load / weight` among `0..n`, where `cost(i)`
+/// is `Some((load, weight))` for an eligible member (a weight of 0 counts
+/// as not eligible) and `None` for the others. One call per member: the
+/// caller reads its state and load once.
 ///
 /// Ratios are compared by cross-multiplication in `u128`, so there is no
 /// division, no rounding and no overflow. Ties go round robin: the scan
@@ -16,8 +18,7 @@
 #[inline]
 pub fn pick_least(
     n: usize,
-    load: impl Fn(usize) -> u64,
-    weight: impl Fn(usize) -> u32,
+    cost: impl Fn(usize) -> Option<(u64, u32)>,
     cursor: &mut u32,
 ) -> Option<usize> {
     if n == 0 {
@@ -31,13 +32,13 @@ pub fn pick_least(
         } else {
             start + step
         };
-        let w = weight(i);
-        if w == 0 {
+        let Some((l, w)) = cost(i).filter(|(_, w)| *w > 0) else {
             continue;
-        }
-        let l = load(i);
-        let less = best.is_none_or(|(_, bl, bw)| {
-            u128::from(l) * u128::from(bw) < u128::from(bl) * u128::from(w)
+        };
+        let less = best.is_none_or(|(_, bl, bw)| match w == bw {
+            // Plain least connections: every weight is 1.
+            true => l < bl,
+            false => u128::from(l) * u128::from(bw) < u128::from(bl) * u128::from(w),
         });
         if less {
             best = Some((i, l, w));
@@ -64,7 +65,7 @@ mod tests {
 
     fn seq(loads: &[u64], weights: &[u32], cursor: &mut u32, k: usize) -> Vec<usize> {
         (0..k)
-            .map(|_| pick_least(loads.len(), |i| loads[i], |i| weights[i], cursor).unwrap())
+            .map(|_| pick_least(loads.len(), |i| Some((loads[i], weights[i])), cursor).unwrap())
             .collect()
     }
 
@@ -106,7 +107,7 @@ mod tests {
         let weights = [1u32, 2, 3];
         let mut c = 0;
         for _ in 0..600 {
-            let i = pick_least(3, |i| loads[i], |i| weights[i], &mut c).unwrap();
+            let i = pick_least(3, |i| Some((loads[i], weights[i])), &mut c).unwrap();
             loads[i] += 1;
         }
         assert_eq!(loads, [100, 200, 300]);
@@ -121,8 +122,9 @@ mod tests {
     #[test]
     fn none() {
         let mut c = 0;
-        assert_eq!(pick_least(3, |_| 0, |_| 0, &mut c), None);
-        assert_eq!(pick_least(0, |_| 0, |_| 1, &mut c), None);
+        assert_eq!(pick_least(3, |_| Some((0, 0)), &mut c), None);
+        assert_eq!(pick_least(3, |_| None, &mut c), None);
+        assert_eq!(pick_least(0, |_| Some((0, 1)), &mut c), None);
         assert_eq!(c, 0);
     }
 

@@ -16,6 +16,8 @@ use sluice_config::Method;
 /// server, and its clients' persistence entries.
 #[derive(Debug)]
 pub struct Balancer {
+    /// The worker it chooses for (it reads that worker's view of loads).
+    worker: u16,
     rr: Vec<u32>,
     wrr: Vec<SmoothWrr>,
     pub persist: PersistTable,
@@ -34,10 +36,11 @@ pub enum Refusal {
 impl Balancer {
     /// State for `shared`'s virtual servers; room for `persist_entries`
     /// persistence entries when any virtual server uses persistence.
-    pub fn new(shared: &Shared, persist_entries: usize) -> Balancer {
+    pub fn new(shared: &Shared, worker: u16, persist_entries: usize) -> Balancer {
         let persistent = shared.servers().any(|(_, v)| v.persistence.is_some());
         let (rr, wrr) = Balancer::cursors(shared);
         Balancer {
+            worker,
             rr,
             wrr,
             persist: PersistTable::with_capacity(if persistent { persist_entries } else { 0 }),
@@ -105,7 +108,7 @@ impl Balancer {
             let usable = server
                 .members
                 .iter()
-                .position(|m| m.id == id && m.eligible(&shared.members));
+                .position(|m| m.id == id && m.eligible(&shared.members, self.worker));
             if let Some(m) = usable {
                 self.persist_hits += 1;
                 return Ok(m as u16);
@@ -128,7 +131,8 @@ impl Balancer {
             }
         }
         let st = &*shared.members;
-        if server.members.iter().any(|m| m.available(st) && m.full(st)) {
+        let worker = self.worker;
+        if (server.members.iter()).any(|m| m.available(st) && m.full(st, worker)) {
             Err(Refusal::Full)
         } else {
             Err(Refusal::NoMember)
@@ -145,7 +149,8 @@ impl Balancer {
     ) -> Option<u16> {
         let st = &*shared.members;
         let members = &server.members;
-        let usable = |i: usize| members[i].backup == backups && members[i].eligible(st);
+        let worker = self.worker;
+        let usable = |i: usize| members[i].backup == backups && members[i].eligible(st, worker);
         let weight = |i: usize| {
             if usable(i) {
                 st.weight(members[i].id)
@@ -157,26 +162,35 @@ impl Balancer {
             return None;
         };
         match server.method {
-            Method::RoundRobin => server.pick_round_robin(st, backups, cursor),
+            Method::RoundRobin => server.pick_round_robin(st, worker, backups, cursor),
             Method::WeightedRoundRobin => wrr.pick(weight).map(|i| i as u16),
             Method::LeastConnections | Method::WeightedLeastConnections => {
                 let weighted = server.method == Method::WeightedLeastConnections;
-                let load = |i: usize| {
-                    let (active, closing) = st.load(members[i].id);
-                    ipvs_load(active, closing)
+                // One read of each member's state and load.
+                let cost = |i: usize| {
+                    let m = &members[i];
+                    let state = st.state(m.id);
+                    if m.backup != backups || !state.available() {
+                        return None;
+                    }
+                    let (active, closing) = st.load_for(worker, m.id);
+                    if m.max_connections
+                        .is_some_and(|max| active + closing >= u64::from(max))
+                    {
+                        return None;
+                    }
+                    Some((
+                        ipvs_load(active, closing),
+                        if weighted { state.weight() } else { 1 },
+                    ))
                 };
-                let weight = |i: usize| match (usable(i), weighted) {
-                    (false, _) => 0,
-                    (true, true) => st.weight(members[i].id),
-                    (true, false) => 1,
-                };
-                pick_least(members.len(), load, weight, cursor).map(|i| i as u16)
+                pick_least(members.len(), cost, cursor).map(|i| i as u16)
             }
             Method::SourceHash | Method::SourcePortHash | Method::Maglev => {
                 match (server.maglev.is_some(), backups) {
-                    (true, false) => hash_choice(shared, server, t),
+                    (true, false) => hash_choice(shared, server, t, worker),
                     // Backups have no slots in the table: round robin.
-                    _ => server.pick_round_robin(st, backups, cursor),
+                    _ => server.pick_round_robin(st, worker, backups, cursor),
                 }
             }
         }
@@ -194,11 +208,16 @@ pub fn is_hash(method: Method) -> bool {
 
 /// The usable primary member a hash method picks for flow `t` (index into
 /// the server's members); `None` without a table or a usable primary.
-pub fn hash_choice(shared: &Shared, server: &VirtualServer, t: &Tuple4) -> Option<u16> {
+pub fn hash_choice(
+    shared: &Shared,
+    server: &VirtualServer,
+    t: &Tuple4,
+    worker: u16,
+) -> Option<u16> {
     let table = server.maglev.as_ref()?;
     let st = &*shared.members;
     let members = &server.members;
-    let usable = |i: usize| !members[i].backup && members[i].eligible(st);
+    let usable = |i: usize| !members[i].backup && members[i].eligible(st, worker);
     if !(0..members.len()).any(usable) {
         return None;
     }
