@@ -86,8 +86,9 @@ fn apply(view: &View, action: Action, addr: &str, pool: Option<&str>) -> String 
                 states.set_configured_weight(id, 0);
                 "draining (weight 0)".to_string()
             }
+            // A slow start in progress goes on, towards the new weight.
             Action::Weight(n) => {
-                states.set_configured_weight(id, n);
+                states.reweigh(id, n);
                 format!("weight {n}")
             }
         };

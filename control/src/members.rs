@@ -7,7 +7,6 @@
 //! choose a member. Pools with `health_check = "none"` are never checked and
 //! their members stay up.
 
-use crate::clock::Clock;
 use crate::health::{self, Target};
 use sluice_config::{Config, HealthCheck, PoolCheck};
 use sluice_dataplane::members::MemberStates;
@@ -27,8 +26,8 @@ pub struct Plan {
     pub target_of: Vec<Option<usize>>,
     /// Check name per member id ("none" when unchecked), for display.
     pub check_name: Vec<String>,
-    /// Per member id: its weight and slow-start duration, if it has one.
-    pub slow_start: Vec<Option<(u32, Duration)>>,
+    /// Per member id: its slow-start duration, if it has one.
+    pub slow_start: Vec<Option<Duration>>,
 }
 
 /// Builds the checks of every pool member.
@@ -45,7 +44,7 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
     for (p, pool) in cfg.pools.iter().enumerate() {
         for (j, m) in pool.members.iter().enumerate() {
             if let Some(slot) = plan.slow_start.get_mut(shared.member_id(p, j) as usize) {
-                *slot = m.slow_start.map(|d| (m.weight, d));
+                *slot = m.slow_start;
             }
         }
     }
@@ -111,12 +110,7 @@ pub fn end_ramp(ramps: &Ramps, id: u32) {
 
 /// The callback that writes a target's result to its members' health words,
 /// and starts the slow start of members that come back up.
-pub fn on_change(
-    states: Arc<MemberStates>,
-    plan: &Plan,
-    clock: Clock,
-    generations: Ramps,
-) -> health::OnChange {
+pub fn on_change(states: Arc<MemberStates>, plan: &Plan, generations: Ramps) -> health::OnChange {
     let members = plan.members.clone();
     let slow = plan.slow_start.clone();
     Arc::new(move |t: usize, up: bool| {
@@ -128,18 +122,16 @@ pub fn on_change(
             let generation = counter.fetch_add(1, Ordering::Relaxed) + 1;
             states.set(id, up);
             let slow_start = slow.get(id as usize).copied().flatten();
-            if let (true, Some((weight, duration))) = (up, slow_start) {
-                states.set_weight(id, ramp(weight, Duration::ZERO, duration));
+            if let (true, Some(duration)) = (up, slow_start) {
                 let ramp = SlowStart {
                     states: states.clone(),
                     generations: generations.clone(),
                     id,
                     generation,
-                    weight,
                     duration,
-                    started: clock.now_ms(),
-                    clock,
+                    started: tokio::time::Instant::now(),
                 };
+                ramp.step();
                 tokio::spawn(ramp.run());
             }
         }
@@ -159,29 +151,35 @@ pub fn ramp(weight: u32, elapsed: Duration, duration: Duration) -> u32 {
 /// How often a slow start raises the effective weight.
 const RAMP_STEP: Duration = Duration::from_millis(100);
 
-/// One member's slow start, on the control thread.
+/// One member's slow start, on the control thread. It ramps towards the
+/// member's weight as it is at each step (the file's, or the one
+/// `sluicectl member weight` set since, even mid-ramp).
 struct SlowStart {
     states: Arc<MemberStates>,
     generations: Arc<[AtomicU64]>,
     id: u32,
     generation: u64,
-    weight: u32,
     duration: Duration,
-    started: u64,
-    clock: Clock,
+    started: tokio::time::Instant,
 }
 
 impl SlowStart {
+    /// Sets the effective weight for now; false once the ramp is over.
+    fn step(&self) -> bool {
+        let elapsed = self.started.elapsed();
+        let target = self.states.configured_weight(self.id);
+        self.states
+            .set_weight(self.id, ramp(target, elapsed, self.duration));
+        elapsed < self.duration
+    }
+
     async fn run(self) {
         loop {
             tokio::time::sleep(RAMP_STEP).await;
             if self.generations[self.id as usize].load(Ordering::Relaxed) != self.generation {
                 return;
             }
-            let elapsed = Duration::from_millis(self.clock.now_ms().saturating_sub(self.started));
-            self.states
-                .set_weight(self.id, ramp(self.weight, elapsed, self.duration));
-            if elapsed >= self.duration {
+            if !self.step() {
                 return;
             }
         }
@@ -243,6 +241,43 @@ members = [{ address = "198.51.100.13:80" }]
         // Sources: the interface address on the member's link, if it has a kernel interface.
         assert_eq!(p.targets[0].source, Some(Ipv4Addr::new(198, 51, 100, 1)));
         assert_eq!(p.targets[2].source, None);
+    }
+
+    const SLOW: &str = r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{ address = "10.20.0.11:80", weight = 10, slow_start = "300ms" }]
+"#;
+
+    #[tokio::test]
+    async fn slow_start_ramps_to_the_weight_set_at_run_time() {
+        let cfg = sluice_config::parse(SLOW, "t.toml").unwrap();
+        let shared = Shared::new(&cfg, &[[2, 0, 0, 0, 0, 1]], 1);
+        let p = plan(&cfg, &shared);
+        let id = shared.member_id(0, 0);
+        let t = p.target_of[id as usize].unwrap();
+        let st = shared.members.clone();
+        let change = on_change(st.clone(), &p, ramps(&st));
+        // `sluicectl member weight 50`, then the member flaps.
+        st.set_configured_weight(id, 50);
+        change(t, false);
+        change(t, true);
+        assert!(st.weight(id) < 10, "ramping from 1: {}", st.weight(id));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(st.weight(id), 50, "the run-time weight, not the file's 10");
+        // Changed again mid-ramp: the ramp goes on, towards the new weight.
+        change(t, false);
+        change(t, true);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        st.reweigh(id, 20);
+        let now = st.weight(id);
+        assert!((1..20).contains(&now), "still ramping: {now}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!((st.weight(id), st.configured_weight(id)), (20, 20));
     }
 
     #[test]

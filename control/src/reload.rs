@@ -104,7 +104,7 @@ pub struct Applied {
 /// Starts the health checks of `live` (on the control thread's runtime).
 pub fn start_checks(live: &Live, clock: Clock, ramps: &members::Ramps) -> Vec<JoinHandle<()>> {
     let states = live.shared.members.clone();
-    let on_change = members::on_change(states, &live.plan, clock, ramps.clone());
+    let on_change = members::on_change(states, &live.plan, ramps.clone());
     let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
     health::spawn(
         live.plan.targets.clone(),

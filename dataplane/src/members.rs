@@ -229,6 +229,19 @@ impl MemberStates {
         self.store(id, MemberState::new(s.up(), s.enabled(), weight, weight));
     }
 
+    /// Sets member `id`'s weight as an operator does at run time (control
+    /// thread only): a slow start in progress (the effective weight below
+    /// the configured one) goes on, towards the new weight.
+    pub fn reweigh(&self, id: u32, weight: u32) {
+        let s = self.state(id);
+        let effective = if s.weight() < s.configured() {
+            s.weight().min(weight)
+        } else {
+            weight
+        };
+        self.store(id, MemberState::new(s.up(), s.enabled(), weight, effective));
+    }
+
     /// The effective weight of member `id`: its weight, or less while it
     /// slow-starts.
     #[inline]
