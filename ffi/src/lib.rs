@@ -51,6 +51,7 @@ mod error;
 mod mbuf;
 mod memory;
 mod port;
+mod process;
 mod ring;
 mod sys;
 
@@ -59,6 +60,7 @@ pub use error::{Error, Result};
 pub use mbuf::{L4Csum, Mbuf, Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use memory::{advise_hugepages, transparent_hugepages};
 pub use port::{DevInfo, Link, Port, PortConfig, PortSetup, PortStats, RxQueue, TxQueue};
+pub use process::{kill_process_group, open_files_limit, raise_open_files_limit};
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
 /// NUMA socket wildcard accepted wherever a `socket: i32` is taken.

@@ -2,9 +2,13 @@
 //!
 //! The program learns its target from SLUICE_MEMBER_ADDR and
 //! SLUICE_MEMBER_PORT. It gets no stdin and its output is discarded, so a
-//! chatty script cannot block on a pipe nobody reads. At the check's
-//! timeout the probe future is dropped, which kills the child
-//! (`kill_on_drop`); tokio then reaps it, so no zombie is left.
+//! chatty script cannot block on a pipe nobody reads.
+//!
+//! Each script runs in a process group of its own, and the whole group is
+//! killed when the probe ends: at the check's timeout (the probe future is
+//! dropped) or once the script exited, so what a script started (`sh -c
+//! 'curl ...; test ...'` forks its commands) never outlives it. tokio reaps
+//! the script itself, so no zombie is left; its orphans go to init.
 
 use crate::health::Target;
 
@@ -23,14 +27,31 @@ pub(super) async fn probe(target: &Target, command: &[String]) -> Result<String,
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let _group = child.id().map(Group);
     let status = child
         .wait()
         .await
         .map_err(|e| format!("waiting for {program}: {e}"))?;
     judge(status)
+}
+
+/// A script's process group, killed when the probe is done with it (or is
+/// dropped at its timeout).
+struct Group(u32);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Err(e) = sluice_ffi::kill_process_group(self.0) {
+            crate::log(format!(
+                "health: cannot kill script process group {}: {e}",
+                self.0
+            ));
+        }
+    }
 }
 
 fn judge(status: ExitStatus) -> Result<String, String> {
@@ -88,11 +109,46 @@ mod tests {
         assert_eq!(result(test).await, Ok("exit 0".to_string()));
     }
 
+    /// Processes whose command line contains `word`.
+    fn running(word: &str) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        dir.flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(word))
+            .count()
+    }
+
+    async fn gone(word: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while running(word) > 0 && Instant::now() < deadline {
+            time::sleep(Duration::from_millis(10)).await;
+        }
+        running(word) == 0
+    }
+
+    /// What an operator writes: the shell forks `sleep` and waits for it.
+    #[tokio::test]
+    async fn timeout_kills_what_the_script_started() {
+        let nap = format!("5.{}2", std::process::id());
+        let script = format!("sleep {nap}; true");
+        let outcome = check(&sh(&script, 9, Duration::from_millis(200))).await;
+        assert_eq!(outcome.result, Err("timeout after 200ms".to_string()));
+        assert!(gone(&nap).await, "sleep {nap} outlived its script");
+        // And a script that exits leaves nothing running behind it either.
+        let nap = format!("5.{}3", std::process::id());
+        let script = format!("sleep {nap} & exit 0");
+        let outcome = check(&sh(&script, 9, Duration::from_secs(2))).await;
+        assert_eq!(outcome.result, Ok("exit 0".to_string()));
+        assert!(gone(&nap).await, "sleep {nap} outlived its script");
+    }
+
     #[tokio::test]
     async fn timeout_kills_and_reaps_the_child() {
         let pid_file =
             std::env::temp_dir().join(format!("sluice-health-{}.pid", std::process::id()));
-        let script = format!("echo $$ > {}; exec sleep 5", pid_file.display());
+        let script = format!("echo $$ > {}; sleep 5; true", pid_file.display());
         let began = Instant::now();
         let outcome = check(&sh(&script, 9, Duration::from_millis(200))).await;
         assert_eq!(outcome.result, Err("timeout after 200ms".to_string()));
