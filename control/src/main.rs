@@ -219,13 +219,11 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         clock,
     ));
     let served = rt.block_on(async {
-        let checks = reload::start_checks(&view.live(), clock, &view.reload.ramps);
-        *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()) = checks;
+        let live = view.live();
+        reload::run_checks(&view, &live.shared, &live.plan, &|i| live.health[i].clone());
         let folds = tokio::spawn(loads::run(view.clone()));
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
-        let checks =
-            std::mem::take(&mut *view.reload.checks.lock().unwrap_or_else(|e| e.into_inner()));
-        checks.iter().for_each(|c| c.abort());
+        health::lock(&view.reload.checks).stop();
         folds.abort();
         served
     });
@@ -405,7 +403,7 @@ fn control_view(
     };
     let reload = reload::Channels {
         workers: running.reload,
-        checks: std::sync::Mutex::new(Vec::new()),
+        checks: std::sync::Mutex::new(health::Checks::default()),
         gate: tokio::sync::Mutex::new(()),
         sessions_per_worker: cfg.dataplane.sessions_per_worker,
         ramps: members::ramps(&shared.members),

@@ -11,8 +11,7 @@
 //! snapshot is freed here once every worker has moved on: packets never
 //! wait, and no worker ever takes a lock.
 
-use crate::clock::Clock;
-use crate::health::{self, Status, Statuses, Target};
+use crate::health::{self, SharedStatus, Statuses};
 use crate::members;
 use crate::report::{Live, View};
 use sluice_config::{Config, ConfigError};
@@ -23,7 +22,6 @@ use std::fmt;
 use std::sync::mpsc::TryRecvError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
 
 /// How long a worker may take to move to a new snapshot (it looks once per
 /// loop turn, so this is only reached by a stuck worker).
@@ -44,8 +42,8 @@ pub fn channel() -> (WorkerChannel, WorkerEnd) {
 /// What a reload needs besides the view.
 pub struct Channels {
     pub workers: Vec<WorkerChannel>,
-    /// The running health-check tasks, replaced by a reload.
-    pub checks: Mutex<Vec<JoinHandle<()>>>,
+    /// The running health checks; a reload keeps those of unchanged targets.
+    pub checks: Mutex<health::Checks>,
     /// One reload at a time.
     pub gate: tokio::sync::Mutex<()>,
     /// Session slots per worker (sizes a persistence table a reload adds).
@@ -101,17 +99,21 @@ pub struct Applied {
     pub changes: Vec<String>,
 }
 
-/// Starts the health checks of `live` (on the control thread's runtime).
-pub fn start_checks(live: &Live, clock: Clock, ramps: &members::Ramps) -> Vec<JoinHandle<()>> {
-    let states = live.shared.members.clone();
-    let on_change = members::on_change(states, &live.plan, ramps.clone());
-    let clock_fn: health::Clock = Arc::new(move || clock.now_ms());
-    health::spawn(
-        live.plan.targets.clone(),
-        live.health.clone(),
-        clock_fn,
-        on_change,
-    )
+/// Runs the health checks of `plan` for snapshot `shared` (on the control
+/// thread's runtime): targets already checked go on as they were (their
+/// schedule, streaks and status: `health::Checks`), new ones start with
+/// status `fresh(i)`. Returns the statuses, in `plan.targets` order.
+pub fn run_checks(
+    view: &View,
+    shared: &Shared,
+    plan: &members::Plan,
+    fresh: &dyn Fn(usize) -> SharedStatus,
+) -> Statuses {
+    let on_change = members::on_change(shared.members.clone(), plan, view.reload.ramps.clone());
+    let clock = view.clock;
+    let clock: health::Clock = Arc::new(move || clock.now_ms());
+    let mut checks = health::lock(&view.reload.checks);
+    checks.apply(&plan.targets, fresh, &clock, &on_change)
 }
 
 /// Reloads, logging the outcome; what `sluicectl reload` and SIGHUP run.
@@ -166,15 +168,15 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
     let changes = changes(&running.config, &cfg, &running.shared, &next, view);
     apply_member_settings(&cfg, &running.shared, &next, &view.reload.ramps);
     let plan = members::plan(&cfg, &next);
-    let statuses = carry_health(&running, &plan.targets, view.clock.now_ms());
+    let now = view.clock.now_ms();
+    let health = run_checks(view, &next, &plan, &|_| health::fresh_status(now));
     let live = Live {
         config: cfg,
         shared: next.clone(),
         plan,
-        health: statuses,
+        health,
     };
     apply_health(&live);
-    restart_checks(view, &live);
     // Checks and member states follow the new file from here on, so the
     // view does too, even if a worker is late to take it.
     let published = publish(view, &running.shared, &next).await;
@@ -209,26 +211,6 @@ fn apply_member_settings(cfg: &Config, old: &Shared, next: &Shared, ramps: &memb
     }
 }
 
-/// The same check of the same address and port from the same source.
-fn same_target(a: &Target, b: &Target) -> bool {
-    (a.addr, a.port, a.source) == (b.addr, b.port, b.source) && *a.check == *b.check
-}
-
-/// Statuses for the new targets: a target the running configuration
-/// already checks keeps its status (and so its state and counters); a new
-/// one starts up and unconfirmed, as at boot.
-fn carry_health(running: &Live, targets: &[Target], now_ms: u64) -> Statuses {
-    let fresh = health::statuses(targets.len(), now_ms);
-    for (t, status) in targets.iter().zip(fresh.iter()) {
-        let before = running.plan.targets.iter().position(|o| same_target(o, t));
-        if let Some(old) = before.and_then(|i| running.health.get(i)) {
-            let carried: Status = old.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            *status.lock().unwrap_or_else(|e| e.into_inner()) = carried;
-        }
-    }
-    fresh
-}
-
 /// Member health words as the new targets' statuses say; unchecked
 /// members are up.
 fn apply_health(live: &Live) {
@@ -239,18 +221,9 @@ fn apply_health(live: &Live) {
             let target = live.plan.target_of.get(id as usize).copied().flatten();
             let up = target
                 .and_then(|t| live.health.get(t))
-                .is_none_or(|s| s.lock().unwrap_or_else(|e| e.into_inner()).up);
+                .is_none_or(|s| health::lock(s).up);
             states.set(id, up);
         }
-    }
-}
-
-/// Replaces the health-check tasks with those of `live`.
-fn restart_checks(view: &View, live: &Live) {
-    let fresh = start_checks(live, view.clock, &view.reload.ramps);
-    let mut checks = view.reload.checks.lock().unwrap_or_else(|e| e.into_inner());
-    for old in std::mem::replace(&mut *checks, fresh) {
-        old.abort();
     }
 }
 

@@ -4,8 +4,15 @@
 //! waits for its turn ([`schedule`]), runs one probe bounded by the check's
 //! timeout ([`probe`]), and feeds the result to a rise/fall counter
 //! ([`risefall`]). Only transitions reach the rest of the switch (the
-//! `on_change` callback and one log line); every result lands in the
+//! target's [`Binding`] and one log line); every result lands in the
 //! target's [`Status`] for sluicectl.
+//!
+//! [`Checks`] keeps the running tasks by target. A reload hands it the new
+//! targets: a target already checked (same address, port, source and
+//! check) keeps its task, so its schedule, its rise/fall streaks and its
+//! status go on as if nothing happened (only what it decides is re-bound:
+//! which members, under which label); new targets start, gone ones stop.
+//! Reloads every few seconds therefore never postpone a member going down.
 
 mod probe;
 mod risefall;
@@ -13,9 +20,11 @@ mod schedule;
 
 use sluice_config::{CheckKind, HealthCheck};
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// One member address to check with one health check.
 #[derive(Clone, Debug)]
@@ -32,6 +41,14 @@ pub struct Target {
     pub label: String,
 }
 
+impl Target {
+    /// The same check of the same address and port from the same source.
+    pub fn same_as(&self, other: &Target) -> bool {
+        (self.addr, self.port, self.source) == (other.addr, other.port, other.source)
+            && *self.check == *other.check
+    }
+}
+
 /// What sluicectl shows about one target. Control thread only.
 #[derive(Clone, Debug)]
 pub struct Status {
@@ -44,10 +61,16 @@ pub struct Status {
     pub last_latency: Option<Duration>,
     pub checks: u64,
     pub failures: u64,
+    /// Probes that could not be made for a reason of the switch's own (no
+    /// socket: too many open files): they count neither way.
+    pub local_errors: u64,
 }
 
-/// One entry per target, in the order of the targets given to [`spawn`].
-pub type Statuses = Arc<Vec<Mutex<Status>>>;
+/// The status of one target, shared by its task and the reports.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// One entry per target, in the order of the targets of the running plan.
+pub type Statuses = Arc<Vec<SharedStatus>>;
 
 /// Process milliseconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -55,20 +78,144 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// Called with the target index and its new state on every transition.
 pub type OnChange = Arc<dyn Fn(usize, bool) + Send + Sync>;
 
+/// What a target's transitions decide, and how its log lines name it:
+/// replaced by a reload, while the task goes on.
+#[derive(Clone)]
+pub struct Binding {
+    /// The target's index in the running plan (passed to `on_change`).
+    pub index: usize,
+    pub on_change: OnChange,
+    pub label: String,
+}
+
+/// A status up since `now_ms` and not checked yet.
+pub fn fresh_status(now_ms: u64) -> SharedStatus {
+    Arc::new(Mutex::new(Status {
+        up: true,
+        since_ms: now_ms,
+        last_ok: None,
+        last_reason: "not checked yet".to_string(),
+        last_latency: None,
+        checks: 0,
+        failures: 0,
+        local_errors: 0,
+    }))
+}
+
 /// `n` statuses, all up since `now_ms` and not checked yet.
 pub fn statuses(n: usize, now_ms: u64) -> Statuses {
-    let fresh = || {
-        Mutex::new(Status {
-            up: true,
-            since_ms: now_ms,
-            last_ok: None,
-            last_reason: "not checked yet".to_string(),
-            last_latency: None,
-            checks: 0,
-            failures: 0,
-        })
-    };
-    Arc::new((0..n).map(|_| fresh()).collect())
+    Arc::new((0..n).map(|_| fresh_status(now_ms)).collect())
+}
+
+/// A poisoned lock still holds the best we know; never let it stop checks.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One running target.
+struct Running {
+    target: Target,
+    status: SharedStatus,
+    binding: Arc<Mutex<Binding>>,
+    task: Option<JoinHandle<()>>,
+}
+
+type Key = (Ipv4Addr, u16, Option<Ipv4Addr>);
+
+fn key(t: &Target) -> Key {
+    (t.addr, t.port, t.source)
+}
+
+/// The running checks (see the module docs). Control thread only.
+#[derive(Default)]
+pub struct Checks {
+    running: HashMap<Key, Vec<Running>>,
+}
+
+impl Checks {
+    /// Runs the checks of exactly `targets`, bound to `on_change` (with
+    /// each target's index): a target already running keeps its task and
+    /// its status; a new one starts with status `fresh(i)`, the new ones
+    /// spread over one interval; the rest stop. Returns the statuses in
+    /// target order. Must run inside the runtime.
+    pub fn apply(
+        &mut self,
+        targets: &[Target],
+        fresh: &dyn Fn(usize) -> SharedStatus,
+        clock: &Clock,
+        on_change: &OnChange,
+    ) -> Statuses {
+        let mut before = std::mem::take(&mut self.running);
+        let mut statuses = Vec::with_capacity(targets.len());
+        let mut new = Vec::new();
+        for (index, target) in targets.iter().enumerate() {
+            let binding = Binding {
+                index,
+                on_change: on_change.clone(),
+                label: target.label.clone(),
+            };
+            let kept = before.get_mut(&key(target)).and_then(|list| {
+                let i = list.iter().position(|r| r.target.same_as(target))?;
+                Some(list.swap_remove(i))
+            });
+            let running = match kept {
+                Some(r) => {
+                    *lock(&r.binding) = binding;
+                    r
+                }
+                None => {
+                    new.push(index);
+                    Running {
+                        target: target.clone(),
+                        status: fresh(index),
+                        binding: Arc::new(Mutex::new(binding)),
+                        task: None,
+                    }
+                }
+            };
+            statuses.push(running.status.clone());
+            self.running.entry(key(target)).or_default().push(running);
+        }
+        for gone in before.into_values().flatten() {
+            if let Some(t) = gone.task {
+                t.abort();
+            }
+        }
+        let n = new.len();
+        let waiting = self.running.values_mut().flatten().filter(|r| r.task.is_none());
+        for (k, r) in waiting.enumerate() {
+            let task = schedule::Task {
+                target: r.target.clone(),
+                status: r.status.clone(),
+                binding: r.binding.clone(),
+                clock: clock.clone(),
+                first: schedule::first_offset(r.target.check.interval, k, n),
+            };
+            r.task = Some(tokio::spawn(schedule::run(task)));
+        }
+        Arc::new(statuses)
+    }
+
+    /// Stops every check.
+    pub fn stop(&mut self) {
+        for r in std::mem::take(&mut self.running).into_values().flatten() {
+            if let Some(t) = r.task {
+                t.abort();
+            }
+        }
+    }
+
+    /// Targets checked.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn len(&self) -> usize {
+        self.running.values().map(Vec::len).sum()
+    }
+}
+
+impl Drop for Checks {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The check of a pool without a `health_check` key.
@@ -82,40 +229,6 @@ pub fn default_check() -> HealthCheck {
         rise: 2,
         port: None,
     }
-}
-
-/// Spawns one task per target on the current tokio runtime and returns at
-/// once. `statuses` must hold one entry per target.
-///
-/// # Panics
-/// If there are fewer statuses than targets, or outside a tokio runtime.
-pub fn spawn(
-    targets: Vec<Target>,
-    statuses: Statuses,
-    clock: Clock,
-    on_change: OnChange,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    assert!(
-        statuses.len() >= targets.len(),
-        "health: {} statuses for {} targets",
-        statuses.len(),
-        targets.len()
-    );
-    let n = targets.len();
-    targets
-        .into_iter()
-        .enumerate()
-        .map(|(index, target)| {
-            let task = schedule::Task {
-                index,
-                target,
-                statuses: Arc::clone(&statuses),
-                clock: Arc::clone(&clock),
-                on_change: Arc::clone(&on_change),
-            };
-            tokio::spawn(schedule::run(task, n))
-        })
-        .collect()
 }
 
 /// A target on 127.0.0.1 for tests.

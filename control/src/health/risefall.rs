@@ -30,16 +30,6 @@ impl RiseFall {
         }
     }
 
-    /// A target's state as a reload carries it over: `up`, and `confirmed`
-    /// once it has been checked (a fresh target is up and unconfirmed).
-    pub fn resume(fall: u32, rise: u32, up: bool, confirmed: bool) -> RiseFall {
-        RiseFall {
-            up,
-            confirmed: confirmed || !up,
-            ..RiseFall::new(fall, rise)
-        }
-    }
-
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn is_up(&self) -> bool {
         self.up
@@ -147,22 +137,5 @@ mod tests {
     #[test]
     fn zero_fall_and_rise_count_as_one() {
         assert_eq!(run(0, 0, "+-+"), ".DU");
-    }
-
-    #[test]
-    fn a_resumed_target_keeps_its_state() {
-        let mut down = RiseFall::resume(3, 2, false, true);
-        assert_eq!(down.observe(true), None, "one success of rise 2");
-        assert_eq!(down.observe(true), Some(true));
-        let mut up = RiseFall::resume(3, 2, true, true);
-        assert_eq!(up.observe(false), None, "confirmed: fall 3 applies");
-        assert_eq!(up.observe(false), None);
-        assert_eq!(up.observe(false), Some(false));
-        let mut fresh = RiseFall::resume(3, 2, true, false);
-        assert_eq!(
-            fresh.observe(false),
-            Some(false),
-            "unconfirmed: one failure"
-        );
     }
 }

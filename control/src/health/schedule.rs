@@ -2,9 +2,9 @@
 
 use super::probe::{self, Outcome};
 use super::risefall::RiseFall;
-use super::{Clock, OnChange, Status, Statuses, Target};
+use super::{lock, Binding, Clock, SharedStatus, Target};
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::{self, Instant, MissedTickBehavior};
 
@@ -25,27 +25,24 @@ pub(super) fn first_offset(interval: Duration, i: usize, n: usize) -> Duration {
 
 /// Everything one target's task owns.
 pub(super) struct Task {
-    pub index: usize,
     pub target: Target,
-    pub statuses: Statuses,
+    pub status: SharedStatus,
+    /// What its transitions decide: a reload re-binds it, the task goes on.
+    pub binding: Arc<Mutex<Binding>>,
     pub clock: Clock,
-    pub on_change: OnChange,
+    /// Delay before the first check.
+    pub first: Duration,
 }
 
-/// Checks one target forever; `n` is the number of targets spawned together.
-pub(super) async fn run(task: Task, n: usize) {
+/// Checks one target until aborted, one probe per interval, with its own
+/// rise/fall streaks (kept for as long as the task runs: across reloads).
+pub(super) async fn run(task: Task) {
     let check = &task.target.check;
     let interval = check.interval.max(MIN_INTERVAL);
-    let start = Instant::now() + first_offset(interval, task.index, n);
-    let mut ticks = time::interval_at(start, interval);
+    let mut ticks = time::interval_at(Instant::now() + task.first, interval);
     // A probe slower than the interval delays the next one, never bunches them.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    // A target a reload kept resumes from its status: up or down, and
-    // confirmed once checked.
-    let mut state = {
-        let status = lock(&task.statuses[task.index]);
-        RiseFall::resume(check.fall, check.rise, status.up, status.last_ok.is_some())
-    };
+    let mut state = RiseFall::new(check.fall, check.rise);
     loop {
         ticks.tick().await;
         let outcome = probe::check(&task.target).await;
@@ -56,6 +53,7 @@ pub(super) async fn run(task: Task, n: usize) {
 impl Task {
     /// Stores one result; on a transition also logs it and tells the switch.
     fn record(&self, state: &mut RiseFall, outcome: Outcome) {
+        let binding = lock(&self.binding).clone();
         let ok = outcome.result.is_ok();
         let change = state.observe(ok);
         let reason = match outcome.result {
@@ -64,11 +62,11 @@ impl Task {
         if let Some(up) = change {
             eprintln!(
                 "{}",
-                transition_line(&self.target, up, &reason, state.streak())
+                transition_line(&binding.label, &self.target, up, &reason, state.streak())
             );
         }
         {
-            let mut status = lock(&self.statuses[self.index]);
+            let mut status = lock(&self.status);
             status.checks += 1;
             status.failures += u64::from(!ok);
             status.last_ok = Some(ok);
@@ -81,26 +79,20 @@ impl Task {
         }
         // Outside the lock: the callback may well read the statuses.
         if let Some(up) = change {
-            (self.on_change)(self.index, up);
+            (binding.on_change)(binding.index, up);
         }
     }
 }
 
-/// A poisoned status is still the best we know; never let it stop checks.
-fn lock(status: &Mutex<Status>) -> MutexGuard<'_, Status> {
-    status.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The one log line of a transition.
-fn transition_line(target: &Target, up: bool, reason: &str, streak: u32) -> String {
+fn transition_line(label: &str, target: &Target, up: bool, reason: &str, streak: u32) -> String {
     let (state, run) = if up {
         ("UP", "successes")
     } else {
         ("DOWN", "failures")
     };
     format!(
-        "sluice: health: {} check {} ({}) {state}: {reason} ({streak} consecutive {run})",
-        target.label,
+        "sluice: health: {label} check {} ({}) {state}: {reason} ({streak} consecutive {run})",
         target.check.name,
         target.check.kind.as_str(),
     )
@@ -108,7 +100,7 @@ fn transition_line(target: &Target, up: bool, reason: &str, streak: u32) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use super::super::{spawn, statuses, test_target};
+    use super::super::{fresh_status, test_target, Checks, OnChange, Statuses};
     use super::*;
     use sluice_config::CheckKind;
     use std::sync::Arc;
@@ -134,12 +126,12 @@ mod tests {
     fn transition_line_format() {
         let t = test_target(8080, CheckKind::Tcp, Duration::from_secs(1));
         assert_eq!(
-            transition_line(&t, false, "connection refused", 4),
+            transition_line(&t.label, &t, false, "connection refused", 4),
             "sluice: health: 127.0.0.1:8080 (pool test) check test (tcp) DOWN: \
              connection refused (4 consecutive failures)"
         );
         assert_eq!(
-            transition_line(&t, true, "connected", 2),
+            transition_line(&t.label, &t, true, "connected", 2),
             "sluice: health: 127.0.0.1:8080 (pool test) check test (tcp) UP: \
              connected (2 consecutive successes)"
         );
@@ -148,6 +140,11 @@ mod tests {
     fn test_clock() -> Clock {
         let start = std::time::Instant::now();
         Arc::new(move || start.elapsed().as_millis() as u64)
+    }
+
+    /// Runs `targets` (as a reload would hand them to `checks`).
+    fn apply(checks: &mut Checks, targets: &[Target], on_change: &OnChange) -> Statuses {
+        checks.apply(targets, &|_| fresh_status(0), &test_clock(), on_change)
     }
 
     #[tokio::test]
@@ -160,8 +157,8 @@ mod tests {
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let on_change: OnChange = Arc::new(move |i, up| tx.send((i, up)).unwrap());
-        let st = statuses(1, 0);
-        let tasks = spawn(vec![target], Arc::clone(&st), test_clock(), on_change);
+        let mut checks = Checks::default();
+        let st = apply(&mut checks, &[target], &on_change);
 
         let wait = Duration::from_secs(3);
         time::sleep(Duration::from_millis(250)).await;
@@ -185,7 +182,54 @@ mod tests {
         );
         let status = lock(&st[0]).clone();
         assert!(status.up && status.failures >= 2 && status.checks >= 6);
-        tasks.iter().for_each(|t| t.abort());
+    }
+
+    /// A member that dies under reloads every half interval: reloads keep
+    /// its task, schedule and streaks, so it goes down after exactly `fall`
+    /// failed checks, as without reloads (`interval * fall` after it died,
+    /// give or take an interval); and the binding the last reload gave it
+    /// is the one its transition reaches.
+    #[tokio::test]
+    async fn reloads_never_postpone_a_member_going_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut member = test_target(port, CheckKind::Tcp, Duration::from_millis(50));
+        let check = Arc::make_mut(&mut member.check);
+        (check.interval, check.fall) = (Duration::from_millis(100), 4);
+        let other = test_target(port + 1, CheckKind::Tcp, Duration::from_millis(50));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let on_change: OnChange = Arc::new(move |i, up| tx.send((i, up)).unwrap());
+        let mut checks = Checks::default();
+        let first = apply(&mut checks, &[member.clone()], &on_change);
+        while lock(&first[0]).last_ok != Some(true) {
+            time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(listener);
+        let died = Instant::now();
+        let mut flip = false;
+        let down = loop {
+            // A reload every 50 ms, the target moving in the list.
+            flip = !flip;
+            let targets = if flip {
+                vec![other.clone(), member.clone()]
+            } else {
+                vec![member.clone(), other.clone()]
+            };
+            let st = apply(&mut checks, &targets, &on_change);
+            let at = usize::from(flip);
+            assert!(Arc::ptr_eq(&st[at], &first[0]), "the same status");
+            assert_eq!(checks.len(), 2);
+            let news = time::timeout(Duration::from_millis(50), rx.recv()).await;
+            match news {
+                Ok(Some((i, false))) if i == at => break died.elapsed(),
+                _ if died.elapsed() < Duration::from_secs(3) => continue,
+                _ => panic!("still up 3 s after it died, under reloads"),
+            }
+        };
+        let status = lock(&first[0]).clone();
+        eprintln!("down {down:?} after it died, under a reload every 50 ms");
+        assert!(!status.up);
+        assert_eq!(status.failures, 4, "exactly `fall` failures: no streak restarted");
     }
 
     /// Counts accepted connections and drops them at once.
@@ -200,18 +244,19 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(accept_and_drop(listener));
-        let targets = (0..N)
+        let targets: Vec<Target> = (0..N)
             .map(|_| {
                 let mut t = test_target(port, CheckKind::Tcp, Duration::from_millis(500));
                 Arc::make_mut(&mut t.check).interval = Duration::from_secs(1);
                 t
             })
             .collect();
-        let st = statuses(N, 0);
         let begun = std::time::Instant::now();
-        let tasks = spawn(targets, Arc::clone(&st), test_clock(), Arc::new(|_, _| {}));
+        let mut checks = Checks::default();
+        let quiet: OnChange = Arc::new(|_, _| {});
+        let st = apply(&mut checks, &targets, &quiet);
         time::sleep(RUN).await;
-        tasks.iter().for_each(|t| t.abort());
+        checks.stop();
         let elapsed = begun.elapsed();
         server.abort();
 
