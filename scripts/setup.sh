@@ -9,6 +9,7 @@ PACKAGES=(
     iproute2 iputils-ping ethtool procps psmisc     # lab: namespaces, veth, bridges
     curl python3 tcpdump nftables hping3            # lab: clients, servers, captures, floods
     linux-perf valgrind                             # profiling (BENCHMARKS.md)
+    prometheus                                      # promtool checks /metrics
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -18,6 +18,7 @@ mod lcore;
 mod loads;
 mod mailbox;
 mod members;
+mod prom;
 mod reload;
 mod report;
 mod sessions;

@@ -4,9 +4,10 @@
 use crate::clock::Clock;
 use crate::health::Statuses;
 use crate::members::Plan;
+use crate::prom::{Exposition, Kind};
 use sluice_dataplane::service::Member;
 use sluice_dataplane::shared::Shared;
-use sluice_dataplane::stats::{DropReason, WorkerStats};
+use sluice_dataplane::stats::{scalar_help, DropReason, WorkerStats};
 use sluice_ffi::Port;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -412,147 +413,178 @@ impl View {
             .sum()
     }
 
-    /// Prometheus text exposition format.
+    /// Prometheus text exposition format: every family once, its samples
+    /// together (`prom::Exposition`).
     pub fn metrics(&self) -> String {
         let live = self.live();
-        let mut o = String::new();
-        let _ = writeln!(o, "# HELP sluice_port_packets_total Packets per port, direction and worker.\n# TYPE sluice_port_packets_total counter");
+        let mut e = Exposition::default();
         for (i, p) in live.shared.ports.iter().enumerate() {
             for (w, s) in self.stats.iter().enumerate() {
                 let c = &s.ports[i];
-                let _ = writeln!(
-                    o,
-                    "sluice_port_packets_total{{port=\"{}\",direction=\"rx\",worker=\"{w}\"}} {}",
-                    p.name,
-                    c.rx_packets.load(Relaxed)
-                );
-                let _ = writeln!(
-                    o,
-                    "sluice_port_packets_total{{port=\"{}\",direction=\"tx\",worker=\"{w}\"}} {}",
-                    p.name,
-                    c.tx_packets.load(Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(o, "# HELP sluice_drops_total Dropped packets by reason and worker.\n# TYPE sluice_drops_total counter");
-        for (w, s) in self.stats.iter().enumerate() {
-            for r in DropReason::ALL {
-                let _ = writeln!(
-                    o,
-                    "sluice_drops_total{{reason=\"{}\",worker=\"{w}\"}} {}",
-                    r.name(),
-                    s.drops_of(*r)
-                );
-            }
-        }
-        for (w, s) in self.stats.iter().enumerate() {
-            for (name, v) in s.scalars() {
-                let kind = if matches!(
-                    name,
-                    "sessions_active" | "persistence_entries" | "embryonic"
-                ) {
-                    ""
-                } else {
-                    "_total"
-                };
-                let _ = writeln!(o, "sluice_{name}{kind}{{worker=\"{w}\"}} {v}");
-            }
-        }
-        self.member_metrics(&mut o);
-        o
-    }
-
-    /// Per member (labelled by virtual server, pool and member): health,
-    /// sessions and checks; per virtual server: refused sessions; per port:
-    /// the exception path.
-    fn member_metrics(&self, o: &mut String) {
-        let live = self.live();
-        let _ = writeln!(o, "# HELP sluice_member_up Whether the member passes its health check (1) or not (0).\n# TYPE sluice_member_up gauge");
-        let _ = writeln!(o, "# HELP sluice_member_sessions Active sessions on the member.\n# TYPE sluice_member_sessions gauge");
-        let _ = writeln!(o, "# HELP sluice_health_checks_total Health checks of the member.\n# TYPE sluice_health_checks_total counter");
-        let _ = writeln!(o, "# HELP sluice_health_check_failures_total Failed health checks of the member.\n# TYPE sluice_health_check_failures_total counter");
-        for (_, vs) in live.shared.servers() {
-            for m in vs.members.iter().chain(&vs.retired_members) {
-                let labels = format!(
-                    "virtual_server=\"{}\",pool=\"{}\",member=\"{}:{}\"",
-                    vs.name, vs.pool, m.ip, m.port
-                );
-                let up = u8::from(live.shared.members.is_up(m.id));
-                let _ = writeln!(o, "sluice_member_up{{{labels}}} {up}");
-                let _ = writeln!(
-                    o,
-                    "sluice_member_sessions{{{labels}}} {}",
-                    self.member_sessions(m.id)
-                );
-                let target = live.plan.target_of.get(m.id as usize).copied().flatten();
-                if let Some(st) = target.and_then(|t| live.health.get(t)) {
-                    let st = st.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = writeln!(o, "sluice_health_checks_total{{{labels}}} {}", st.checks);
-                    let _ = writeln!(
-                        o,
-                        "sluice_health_check_failures_total{{{labels}}} {}",
-                        st.failures
+                let w = w.to_string();
+                for (dir, v) in [("rx", &c.rx_packets), ("tx", &c.tx_packets)] {
+                    let labels = [
+                        ("port", p.name.as_str()),
+                        ("direction", dir),
+                        ("worker", &w),
+                    ];
+                    e.sample(
+                        "sluice_port_packets_total",
+                        Kind::Counter,
+                        "Packets per port, direction and worker.",
+                        &labels,
+                        v.load(Relaxed),
                     );
                 }
             }
         }
-        let _ = writeln!(o, "# HELP sluice_virtual_server_rejected_total New sessions refused, by reason: no_member and full answered with a RST / ICMP unreachable, denied (source ACL) dropped.\n# TYPE sluice_virtual_server_rejected_total counter");
-        let _ = writeln!(o, "# HELP sluice_virtual_server_sessions Open sessions of the virtual server.\n# TYPE sluice_virtual_server_sessions gauge");
-        for (slot, vs) in live.shared.servers() {
-            let _ = writeln!(
-                o,
-                "sluice_virtual_server_sessions{{virtual_server=\"{}\"}} {}",
-                vs.name,
-                self.vs_sessions(slot)
-            );
-        }
-        let _ = writeln!(o, "# HELP sluice_virtual_server_packets_total Packets of the virtual server's sessions, by direction (in: client to member).\n# TYPE sluice_virtual_server_packets_total counter");
-        let _ = writeln!(o, "# HELP sluice_virtual_server_bytes_total Bytes (frames as received) of the virtual server's sessions, by direction.\n# TYPE sluice_virtual_server_bytes_total counter");
-        for (slot, vs) in live.shared.servers() {
-            let i = usize::from(slot);
-            for (metric, dir, which) in [
-                ("packets", "in", VS_PACKETS_IN),
-                ("bytes", "in", VS_BYTES_IN),
-                ("packets", "out", VS_PACKETS_OUT),
-                ("bytes", "out", VS_BYTES_OUT),
-            ] {
-                let _ = writeln!(
-                    o,
-                    "sluice_virtual_server_{metric}_total{{virtual_server=\"{}\",direction=\"{dir}\"}} {}",
-                    vs.name,
-                    self.vs_counter(i, which)
+        for (w, s) in self.stats.iter().enumerate() {
+            let w = w.to_string();
+            for r in DropReason::ALL {
+                e.sample(
+                    "sluice_drops_total",
+                    Kind::Counter,
+                    "Dropped packets by reason and worker.",
+                    &[("reason", r.name()), ("worker", &w)],
+                    s.drops_of(*r),
                 );
             }
+            for (name, v) in s.scalars() {
+                // Sums of families above: the drops by reason, the ports' packets.
+                if matches!(name, "drops" | "rx_packets") {
+                    continue;
+                }
+                let (help, gauge) = scalar_help(name);
+                let (family, kind) = match gauge {
+                    true => (format!("sluice_{name}"), Kind::Gauge),
+                    false => (format!("sluice_{name}_total"), Kind::Counter),
+                };
+                e.sample(&family, kind, help, &[("worker", &w)], v);
+            }
         }
-        let _ = writeln!(o, "# HELP sluice_config_generation Configuration generation: 0 at boot, one more per reload.\n# TYPE sluice_config_generation gauge\nsluice_config_generation {}", live.shared.generation);
+        self.member_metrics(&live, &mut e);
+        self.server_metrics(&live, &mut e);
+        e.render()
+    }
+
+    /// Per member (labelled by virtual server, pool and member): health,
+    /// sessions and checks.
+    fn member_metrics(&self, live: &Live, e: &mut Exposition) {
+        for (_, vs) in live.shared.servers() {
+            for m in vs.members.iter().chain(&vs.retired_members) {
+                let member = format!("{}:{}", m.ip, m.port);
+                let labels = [
+                    ("virtual_server", vs.name.as_str()),
+                    ("pool", vs.pool.as_str()),
+                    ("member", member.as_str()),
+                ];
+                let up = u64::from(live.shared.members.is_up(m.id));
+                e.sample(
+                    "sluice_member_up",
+                    Kind::Gauge,
+                    "Whether the member passes its health check (1) or not (0).",
+                    &labels,
+                    up,
+                );
+                e.sample(
+                    "sluice_member_sessions",
+                    Kind::Gauge,
+                    "Active sessions on the member.",
+                    &labels,
+                    self.member_sessions(m.id),
+                );
+                let target = live.plan.target_of.get(m.id as usize).copied().flatten();
+                if let Some(st) = target.and_then(|t| live.health.get(t)) {
+                    let st = crate::health::lock(st).clone();
+                    e.sample(
+                        "sluice_health_checks_total",
+                        Kind::Counter,
+                        "Health checks of the member.",
+                        &labels,
+                        st.checks,
+                    );
+                    e.sample(
+                        "sluice_health_check_failures_total",
+                        Kind::Counter,
+                        "Failed health checks of the member.",
+                        &labels,
+                        st.failures,
+                    );
+                    e.sample(
+                        "sluice_health_check_local_errors_total",
+                        Kind::Counter,
+                        "Health checks of the member the switch could not make (no socket): they count neither way.",
+                        &labels,
+                        st.local_errors,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Per virtual server: sessions, traffic, refusals; the configuration
+    /// generation; per port: the exception path.
+    fn server_metrics(&self, live: &Live, e: &mut Exposition) {
         for (slot, vs) in live.shared.servers() {
             let i = usize::from(slot);
+            let name = [("virtual_server", vs.name.as_str())];
+            e.sample(
+                "sluice_virtual_server_sessions",
+                Kind::Gauge,
+                "Open sessions of the virtual server.",
+                &name,
+                self.vs_sessions(slot),
+            );
+            for (dir, packets, bytes) in [
+                ("in", VS_PACKETS_IN, VS_BYTES_IN),
+                ("out", VS_PACKETS_OUT, VS_BYTES_OUT),
+            ] {
+                let labels = [("virtual_server", vs.name.as_str()), ("direction", dir)];
+                e.sample(
+                    "sluice_virtual_server_packets_total",
+                    Kind::Counter,
+                    "Packets of the virtual server's sessions, by direction (in: client to member).",
+                    &labels,
+                    self.vs_counter(i, packets),
+                );
+                e.sample(
+                    "sluice_virtual_server_bytes_total",
+                    Kind::Counter,
+                    "Bytes (frames as received) of the virtual server's sessions, by direction.",
+                    &labels,
+                    self.vs_counter(i, bytes),
+                );
+            }
             for (reason, v) in [
                 ("no_member", self.vs_counter(i, |s| &s.vs_rejected)),
                 ("full", self.vs_counter(i, |s| &s.vs_full)),
                 ("denied", self.vs_counter(i, |s| &s.vs_denied)),
             ] {
-                let _ = writeln!(
-                    o,
-                    "sluice_virtual_server_rejected_total{{virtual_server=\"{}\",reason=\"{reason}\"}} {v}",
-                    vs.name
+                e.sample(
+                    "sluice_virtual_server_rejected_total",
+                    Kind::Counter,
+                    "New sessions refused, by reason: no_member and full answered with a RST / ICMP unreachable, denied (source ACL) dropped.",
+                    &[("virtual_server", vs.name.as_str()), ("reason", reason)],
+                    v,
                 );
             }
         }
-        let _ = writeln!(o, "# HELP sluice_kernel_frames_total Frames through the exception path per port and direction.\n# TYPE sluice_kernel_frames_total counter");
+        e.sample(
+            "sluice_config_generation",
+            Kind::Gauge,
+            "Configuration generation: 0 at boot, one more per reload.",
+            &[],
+            live.shared.generation,
+        );
         for (p, c) in live.shared.ports.iter().zip(&self.kernel) {
-            if let Some(c) = c {
-                let _ = writeln!(
-                    o,
-                    "sluice_kernel_frames_total{{port=\"{}\",direction=\"to_kernel\"}} {}",
-                    p.name,
-                    c.to_kernel.load(Relaxed)
-                );
-                let _ = writeln!(
-                    o,
-                    "sluice_kernel_frames_total{{port=\"{}\",direction=\"from_kernel\"}} {}",
-                    p.name,
-                    c.from_kernel.load(Relaxed)
+            let Some(c) = c else { continue };
+            for (dir, v) in [("to_kernel", &c.to_kernel), ("from_kernel", &c.from_kernel)] {
+                e.sample(
+                    "sluice_kernel_frames_total",
+                    Kind::Counter,
+                    "Frames through the exception path per port and direction.",
+                    &[("port", p.name.as_str()), ("direction", dir)],
+                    v.load(Relaxed),
                 );
             }
         }

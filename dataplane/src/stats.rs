@@ -286,9 +286,69 @@ impl WorkerStats {
     }
 }
 
+/// What a scalar counter of [`WorkerStats::scalars`] counts (for metrics),
+/// and whether it is a gauge (else a counter).
+pub fn scalar_help(name: &str) -> (&'static str, bool) {
+    match name {
+        "forwarded" => ("Packets forwarded (rewritten and sent).", false),
+        "redirected" => ("Packets handed to the worker owning their session.", false),
+        "sessions_created" => ("Sessions created.", false),
+        "sessions_expired" => ("Sessions removed at their idle timeout.", false),
+        "sessions_active" => ("Sessions in the table.", true),
+        "arp_replies" => ("ARP replies sent for the switch's addresses.", false),
+        "arp_requests" => ("ARP requests sent for next hops.", false),
+        "arp_learned" => ("MAC addresses learned from ARP.", false),
+        "icmp_echo_replies" => ("ICMP echo replies sent.", false),
+        "icmp_errors_translated" => ("ICMP errors about a session forwarded, translated.", false),
+        "icmp_errors_sent" => (
+            "ICMP errors the switch sent (unreachable, fragmentation needed).",
+            false,
+        ),
+        "to_kernel" => ("Frames handed to the kernel interfaces.", false),
+        "rejected_no_member" => (
+            "New sessions refused with a RST or ICMP unreachable: no member available.",
+            false,
+        ),
+        "held" => (
+            "Frames held while their next hop's MAC was resolved.",
+            false,
+        ),
+        "rejected_full" => (
+            "New sessions refused with a RST: every member at max_connections.",
+            false,
+        ),
+        "sessions_reset" => ("Sessions ended by RSTs the switch sent.", false),
+        "persistence_entries" => ("Persistence entries.", true),
+        "persistence_hits" => (
+            "New sessions that found their client's member in the persistence table.",
+            false,
+        ),
+        "persistence_evicted" => ("Persistence entries pushed out before they expired.", false),
+        "embryonic" => ("Unconfirmed (half-open) TCP sessions.", true),
+        "embryonic_evicted" => (
+            "Unconfirmed sessions evicted to make room for new ones.",
+            false,
+        ),
+        "sessions_resumed" => ("Sessions started mid-flow by a hash method (DSR).", false),
+        "drops" => ("Packets dropped, every reason.", false),
+        "loops" => ("Turns of the worker loop.", false),
+        "idle_loops" => ("Turns of the worker loop that received nothing.", false),
+        "rx_packets" => ("Packets received.", false),
+        _ => ("", false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_scalar_has_help() {
+        let s = WorkerStats::default();
+        for (name, _) in s.scalars() {
+            assert!(!scalar_help(name).0.is_empty(), "{name}");
+        }
+    }
 
     #[test]
     fn names_are_unique_and_counted() {

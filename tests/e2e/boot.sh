@@ -43,6 +43,12 @@ for workers in 1 2; do
     check "GET /metrics serves the echo replies counter" \
         grep -qE '^sluice_icmp_echo_replies_total\{worker="0"\} [0-9]+' "$WORK/metrics"
     check "GET /metrics serves drops by reason" grep -q '^sluice_drops_total{reason="no_session",worker="0"}' "$WORK/metrics"
+    promtool check metrics <"$WORK/metrics" >"$WORK/promtool.out" 2>&1; rc=$?
+    check "promtool check metrics accepts /metrics (rc=$rc: $(head -2 "$WORK/promtool.out" | tr '\n' ' '))" test "$rc" -eq 0
+    check "  each family's HELP once ($(grep -c '^# HELP' "$WORK/metrics") families)" \
+        test "$(grep '^# HELP' "$WORK/metrics" | awk '{print $3}' | sort | uniq -d | wc -l)" -eq 0
+    split=$(grep -v '^#' "$WORK/metrics" | sed 's/[{ ].*//' | uniq | sort | uniq -d | tr '\n' ' ')
+    check "  each family's samples together (split: ${split:-none})" test -z "$split"
     check "other paths get 404" bash -c "curl -s -o /dev/null -w '%{http_code}' http://$metrics/ | grep -qx 404"
     tele=$(echo /ethdev/list | timeout 10 dpdk-telemetry.py -f sluice 2>&1)
     check "dpdk-telemetry.py -f sluice lists the ports ($(tail -1 <<<"$tele"))" grep -q '"/ethdev/list": \[0, 1' <<<"$tele"

@@ -182,7 +182,11 @@ impl Checks {
             }
         }
         let n = new.len();
-        let waiting = self.running.values_mut().flatten().filter(|r| r.task.is_none());
+        let waiting = self
+            .running
+            .values_mut()
+            .flatten()
+            .filter(|r| r.task.is_none());
         for (k, r) in waiting.enumerate() {
             let task = schedule::Task {
                 target: r.target.clone(),

@@ -53,6 +53,9 @@ pub(super) async fn run(task: Task) {
 impl Task {
     /// Stores one result; on a transition also logs it and tells the switch.
     fn record(&self, state: &mut RiseFall, outcome: Outcome) {
+        if outcome.local {
+            return self.record_local(outcome);
+        }
         let binding = lock(&self.binding).clone();
         let ok = outcome.result.is_ok();
         let change = state.observe(ok);
@@ -84,6 +87,30 @@ impl Task {
     }
 }
 
+impl Task {
+    /// A probe the switch could not make (no socket): counted and shown,
+    /// logged when such failures begin, and kept from the rise/fall
+    /// streaks, so it marks nobody down (nor up).
+    fn record_local(&self, outcome: Outcome) {
+        let reason = match outcome.result {
+            Ok(text) | Err(text) => text,
+        };
+        let mut status = lock(&self.status);
+        if !status.last_reason.starts_with(LOCAL) {
+            eprintln!(
+                "sluice: health: {} check {}: cannot probe ({reason}); the member's state stays",
+                lock(&self.binding).label,
+                self.target.check.name,
+            );
+        }
+        status.local_errors += 1;
+        status.last_reason = format!("{LOCAL}{reason}");
+    }
+}
+
+/// How the reason of a probe the switch could not make begins.
+const LOCAL: &str = "local error: ";
+
 /// The one log line of a transition.
 fn transition_line(label: &str, target: &Target, up: bool, reason: &str, streak: u32) -> String {
     let (state, run) = if up {
@@ -100,7 +127,7 @@ fn transition_line(label: &str, target: &Target, up: bool, reason: &str, streak:
 
 #[cfg(test)]
 mod tests {
-    use super::super::{fresh_status, test_target, Checks, OnChange, Statuses};
+    use super::super::{fresh_status, test_target, Binding, Checks, OnChange, Statuses};
     use super::*;
     use sluice_config::CheckKind;
     use std::sync::Arc;
@@ -229,7 +256,60 @@ mod tests {
         let status = lock(&first[0]).clone();
         eprintln!("down {down:?} after it died, under a reload every 50 ms");
         assert!(!status.up);
-        assert_eq!(status.failures, 4, "exactly `fall` failures: no streak restarted");
+        assert_eq!(
+            status.failures, 4,
+            "exactly `fall` failures: no streak restarted"
+        );
+    }
+
+    /// A probe that cannot get a socket says nothing of the member: its
+    /// state stays, and the error is counted and shown.
+    #[test]
+    fn a_local_failure_marks_nobody_down() {
+        let t = test_target(9, CheckKind::Tcp, Duration::from_secs(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let on_change: OnChange = Arc::new(move |i, up| tx.send((i, up)).unwrap());
+        let task = Task {
+            target: t.clone(),
+            status: fresh_status(0),
+            binding: Arc::new(Mutex::new(Binding {
+                index: 0,
+                on_change,
+                label: t.label.clone(),
+            })),
+            clock: test_clock(),
+            first: Duration::ZERO,
+        };
+        let mut state = RiseFall::new(1, 1);
+        let local = || Outcome {
+            result: Err("socket: Too many open files (os error 24)".to_string()),
+            local: true,
+            latency: Duration::ZERO,
+        };
+        for _ in 0..10 {
+            task.record(&mut state, local());
+        }
+        assert!(rx.try_recv().is_err(), "no transition");
+        let status = lock(&task.status).clone();
+        assert!(status.up && state.is_up());
+        assert_eq!(
+            (status.checks, status.failures, status.local_errors),
+            (0, 0, 10)
+        );
+        assert_eq!(
+            status.last_reason,
+            "local error: socket: Too many open files (os error 24)"
+        );
+        // A real failure still counts (fall 1, unconfirmed: down at once).
+        task.record(
+            &mut state,
+            Outcome {
+                result: Err("connection refused".to_string()),
+                local: false,
+                latency: Duration::ZERO,
+            },
+        );
+        assert_eq!(rx.try_recv(), Ok((0, false)));
     }
 
     /// Counts accepted connections and drops them at once.

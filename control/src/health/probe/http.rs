@@ -4,7 +4,7 @@
 //! whole response is capped at 64 KiB: a body substring must appear in
 //! that much.
 
-use super::{contains, io_reason, tcp};
+use super::{contains, io_reason, tcp, Failure};
 use crate::health::Target;
 
 use httparse::Status::{Complete, Partial};
@@ -27,13 +27,13 @@ pub(super) async fn probe(
     path: &str,
     host: Option<&str>,
     want: Expect<'_>,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let mut stream = tcp::connect(target).await?;
     stream
         .write_all(request(target, path, host).as_bytes())
         .await
         .map_err(|e| format!("send: {}", io_reason(&e)))?;
-    judge(&mut stream, want).await
+    Ok(judge(&mut stream, want).await?)
 }
 
 fn request(target: &Target, path: &str, host: Option<&str>) -> String {

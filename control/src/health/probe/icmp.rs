@@ -1,22 +1,29 @@
-//! ICMP echo check over a raw socket (the switch runs as root).
+//! ICMP echo check over raw sockets (the switch runs as root).
 //!
-//! A raw ICMP socket sees every ICMP packet the host receives, each with
-//! its IPv4 header: replies to other pingers and to our other probes are
-//! skipped by source, identifier and sequence number. The socket is not
-//! connected, so a destination unreachable from a router on the way is
+//! A raw ICMP socket sees every ICMP packet the host receives, so each
+//! probe having one would cost every probe every reply: the cost would grow
+//! with the square of the probes at once. Probes share one socket per
+//! source address instead ([`Pinger`]), read by one task that hands each
+//! reply to the probe waiting for its identifier and sequence number (and
+//! from its target); replies to other pingers are skipped. The socket is
+//! not connected, so a destination unreachable from a router on the way is
 //! seen too and fails the probe at once.
 
-use super::io_reason;
-use crate::health::Target;
+use super::{io_reason, setup_failure, Failure};
+use crate::health::{lock, Target};
 use sluice_dataplane::wire::icmpv4::{self, kind};
 use sluice_dataplane::wire::ipv4::{self, proto};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Echo data: recognisable in a capture.
 const PAYLOAD: &[u8; 16] = b"sluice-health/1\0";
@@ -27,26 +34,101 @@ const MAX_PACKET: usize = 2048;
 /// sequence number, so concurrent probes never take each other's replies.
 static NEXT_PROBE: AtomicU32 = AtomicU32::new(0);
 
-pub(super) async fn probe(target: &Target) -> Result<String, String> {
-    let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
-    let (ident, seq) = (n as u16, (n >> 16) as u16);
-    let socket = open(target.source).map_err(|e| format!("raw socket: {}", io_reason(&e)))?;
-    let request = echo_request(ident, seq);
-    let to = SockAddr::from(SocketAddrV4::new(target.addr, 0));
-    socket
-        .async_io(Interest::WRITABLE, |s| s.send_to(&request, &to))
-        .await
-        .map_err(|e| io_reason(&e))?;
+/// A probe waiting for its answer.
+struct Waiter {
+    target: Ipv4Addr,
+    answer: oneshot::Sender<Result<String, String>>,
+}
+
+/// One raw socket, bound to a source address, shared by every probe from
+/// that source, and the probes waiting on it by (identifier, sequence).
+struct Pinger {
+    socket: AsyncFd<Socket>,
+    waiting: Mutex<HashMap<(u16, u16), Waiter>>,
+}
+
+/// A pinger with its source and the task reading its socket.
+type Open = (Option<Ipv4Addr>, Arc<Pinger>, JoinHandle<()>);
+
+/// The pingers by source.
+static PINGERS: LazyLock<Mutex<Vec<Open>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// The pinger of `source`, opened on first use (and again if its reader
+/// ended with the runtime it ran on).
+fn pinger(source: Option<Ipv4Addr>) -> Result<Arc<Pinger>, Failure> {
+    let mut all = lock(&PINGERS);
+    all.retain(|(_, _, reader)| !reader.is_finished());
+    if let Some((_, p, _)) = all.iter().find(|(s, _, _)| *s == source) {
+        return Ok(p.clone());
+    }
+    let socket = open(source).map_err(|e| setup_failure("raw socket", &e))?;
+    let p = Arc::new(Pinger {
+        socket,
+        waiting: Mutex::new(HashMap::new()),
+    });
+    let reader = tokio::spawn(read_replies(p.clone()));
+    all.push((source, p.clone(), reader));
+    Ok(p)
+}
+
+/// Hands every reply read from `p`'s socket to the probe it answers.
+async fn read_replies(p: Arc<Pinger>) {
     let mut packet = vec![0u8; MAX_PACKET];
-    // `Read` for `&Socket` is a plain recv(2): one whole packet per call.
     loop {
-        let len = socket
+        // `Read` for `&Socket` is a plain recv(2): one whole packet per call.
+        let Ok(len) = p
+            .socket
             .async_io(Interest::READABLE, |mut s| s.read(&mut packet))
             .await
-            .map_err(|e| io_reason(&e))?;
-        if let Some(result) = judge(&packet[..len], target.addr, ident, seq) {
-            return result;
+        else {
+            continue;
+        };
+        let Some(reply) = reply_of(&packet[..len]) else {
+            continue;
+        };
+        let mut waiting = lock(&p.waiting);
+        let key = (reply.ident, reply.seq);
+        if waiting.get(&key).is_some_and(|w| w.target == reply.about) {
+            if let Some(w) = waiting.remove(&key) {
+                let _ = w.answer.send(reply.result);
+            }
         }
+    }
+}
+
+/// A probe's place among the waiters, given up when the probe ends
+/// (answered, or dropped at its timeout).
+struct Waiting<'a>(&'a Pinger, (u16, u16));
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.waiting).remove(&self.1);
+    }
+}
+
+pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
+    let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+    let (ident, seq) = (n as u16, (n >> 16) as u16);
+    let p = pinger(target.source)?;
+    let (tx, rx) = oneshot::channel();
+    let waiter = Waiter {
+        target: target.addr,
+        answer: tx,
+    };
+    lock(&p.waiting).insert((ident, seq), waiter);
+    let _waiting = Waiting(&p, (ident, seq));
+    let request = echo_request(ident, seq);
+    let to = SockAddr::from(SocketAddrV4::new(target.addr, 0));
+    p.socket
+        .async_io(Interest::WRITABLE, |s| s.send_to(&request, &to))
+        .await
+        .map_err(|e| match setup_failure("send", &e) {
+            local @ Failure::Local(_) => local,
+            Failure::Member(_) => Failure::Member(io_reason(&e)),
+        })?;
+    match rx.await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(Failure::Local("the ICMP reader stopped".to_string())),
     }
 }
 
@@ -77,9 +159,18 @@ fn echo_request(ident: u16, seq: u16) -> [u8; icmpv4::HEADER_LEN + PAYLOAD.len()
     buf
 }
 
-/// What a received IPv4 packet says about our probe: `None` if it is not
-/// about it (another pinger's traffic, our own request on loopback).
-fn judge(packet: &[u8], target: Ipv4Addr, ident: u16, seq: u16) -> Option<Result<String, String>> {
+/// What an ICMP packet received says, and about which probe: an echo reply
+/// (`about` its source) or a destination unreachable quoting an echo
+/// request (`about` the request's destination).
+#[derive(Debug, PartialEq, Eq)]
+struct Reply {
+    ident: u16,
+    seq: u16,
+    about: Ipv4Addr,
+    result: Result<String, String>,
+}
+
+fn reply_of(packet: &[u8]) -> Option<Reply> {
     let ip = ipv4::Packet::new_checked(packet).ok()?;
     if ip.protocol() != proto::ICMP {
         return None;
@@ -90,38 +181,47 @@ fn judge(packet: &[u8], target: Ipv4Addr, ident: u16, seq: u16) -> Option<Result
         return None;
     }
     match icmp.msg_type() {
-        kind::ECHO_REPLY => {
-            let ours =
-                ip.src_addr() == target && icmp.echo_ident() == ident && icmp.echo_seq_no() == seq;
-            ours.then(|| Ok("echo reply".to_string()))
-        }
-        kind::DEST_UNREACHABLE if quotes_request(icmp.data(), target, ident, seq) => {
-            Some(Err(unreachable_reason(icmp.code(), ip.src_addr())))
+        kind::ECHO_REPLY => Some(Reply {
+            ident: icmp.echo_ident(),
+            seq: icmp.echo_seq_no(),
+            about: ip.src_addr(),
+            result: Ok("echo reply".to_string()),
+        }),
+        kind::DEST_UNREACHABLE => {
+            let (about, ident, seq) = quoted_request(icmp.data())?;
+            Some(Reply {
+                ident,
+                seq,
+                about,
+                result: Err(unreachable_reason(icmp.code(), ip.src_addr())),
+            })
         }
         _ => None,
     }
 }
 
-/// Whether an ICMP error's quoted packet (IPv4 header and the first 8 bytes
-/// after it) is our echo request to `target`.
-fn quotes_request(quoted: &[u8], target: Ipv4Addr, ident: u16, seq: u16) -> bool {
+/// What a received IPv4 packet says about our probe of `target` with
+/// `ident` and `seq`: `None` if it is not about it (another pinger's
+/// traffic, our own request on loopback).
+#[cfg(test)]
+fn judge(packet: &[u8], target: Ipv4Addr, ident: u16, seq: u16) -> Option<Result<String, String>> {
+    reply_of(packet)
+        .filter(|r| (r.ident, r.seq, r.about) == (ident, seq, target))
+        .map(|r| r.result)
+}
+
+/// The echo request an ICMP error quotes (its IPv4 header and the first 8
+/// bytes after it): (destination, identifier, sequence).
+fn quoted_request(quoted: &[u8]) -> Option<(Ipv4Addr, u16, u16)> {
     if quoted.len() < ipv4::MIN_HEADER_LEN {
-        return false;
+        return None;
     }
     // The quote is cut short, so the total length cannot be checked.
     let ip = ipv4::Packet::new_unchecked(quoted);
-    let Some(rest) = quoted.get(ip.header_len()..) else {
-        return false;
-    };
-    let Ok(icmp) = icmpv4::Packet::new_checked(rest) else {
-        return false;
-    };
-    ip.version() == 4
-        && ip.protocol() == proto::ICMP
-        && ip.dst_addr() == target
-        && icmp.msg_type() == kind::ECHO_REQUEST
-        && icmp.echo_ident() == ident
-        && icmp.echo_seq_no() == seq
+    let icmp = icmpv4::Packet::new_checked(quoted.get(ip.header_len()..)?).ok()?;
+    let ours =
+        ip.version() == 4 && ip.protocol() == proto::ICMP && icmp.msg_type() == kind::ECHO_REQUEST;
+    ours.then(|| (ip.dst_addr(), icmp.echo_ident(), icmp.echo_seq_no()))
 }
 
 fn unreachable_reason(code: u8, from: Ipv4Addr) -> String {
@@ -228,5 +328,20 @@ mod tests {
         // Two at once: each must get its own reply.
         let (a, b) = tokio::join!(check(&target), check(&target));
         assert_eq!((a.result, b.result), (first.result.clone(), first.result));
+        // A hundred at once, over one socket: each gets its own.
+        let mut all = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let t = target.clone();
+            all.spawn(async move { check(&t).await.result });
+        }
+        while let Some(result) = all.join_next().await {
+            assert_eq!(result.unwrap(), Ok("echo reply".to_string()));
+        }
+        let open = lock(&PINGERS)
+            .iter()
+            .filter(|(s, _, r)| *s == target.source && !r.is_finished())
+            .count();
+        // One per runtime still running (tests run side by side).
+        assert!(open <= 2, "{open} sockets for one source");
     }
 }

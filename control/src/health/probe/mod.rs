@@ -23,11 +23,47 @@ const ECONNREFUSED: i32 = 111;
 const EHOSTDOWN: i32 = 112;
 const EHOSTUNREACH: i32 = 113;
 const ENETUNREACH: i32 = 101;
+const EAGAIN: i32 = 11;
+const ENOMEM: i32 = 12;
+const ENFILE: i32 = 23;
+const EMFILE: i32 = 24;
+const ENOBUFS: i32 = 105;
+const EADDRNOTAVAIL: i32 = 99;
+
+/// Why a probe did not pass.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// What the member did or did not do: refused, silent, a wrong answer.
+    Member(String),
+    /// The switch could not make the probe (no socket or local port of its
+    /// own: too many open files, no memory, no free port): it says nothing
+    /// of the member, so it marks nobody down.
+    Local(String),
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure::Member(reason)
+    }
+}
+
+/// A failure to get a socket, bind it, or run a program: local when the
+/// switch ran out of something, else the member's (or the check's).
+pub(super) fn setup_failure(what: &str, e: &io::Error) -> Failure {
+    let text = format!("{what}: {}", io_reason(e));
+    match e.raw_os_error() {
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM | EAGAIN | EADDRNOTAVAIL) => Failure::Local(text),
+        _ => Failure::Member(text),
+    }
+}
 
 /// The result of one bounded probe.
 #[derive(Debug)]
 pub(super) struct Outcome {
+    /// The probe's text either way: what it saw, or why it failed.
     pub result: Result<String, String>,
+    /// The failure was the switch's own (see [`Failure::Local`]).
+    pub local: bool,
     pub latency: Duration,
 }
 
@@ -36,19 +72,22 @@ pub(super) struct Outcome {
 pub(super) async fn check(target: &Target) -> Outcome {
     let began = Instant::now();
     let timeout = target.check.timeout;
-    let result = match time::timeout(timeout, probe(target)).await {
-        Ok(result) => result,
+    let (result, local) = match time::timeout(timeout, probe(target)).await {
+        Ok(Ok(text)) => (Ok(text), false),
+        Ok(Err(Failure::Member(text))) => (Err(text), false),
+        Ok(Err(Failure::Local(text))) => (Err(text), true),
         // Duration's Debug reads "1s", "500ms", "1.5s".
-        Err(_) => Err(format!("timeout after {timeout:?}")),
+        Err(_) => (Err(format!("timeout after {timeout:?}")), false),
     };
     Outcome {
         result,
+        local,
         latency: began.elapsed(),
     }
 }
 
 /// One probe of the target's check kind, unbounded.
-async fn probe(target: &Target) -> Result<String, String> {
+async fn probe(target: &Target) -> Result<String, Failure> {
     match &target.check.kind {
         CheckKind::Tcp => tcp::probe(target).await,
         CheckKind::Http {
@@ -90,6 +129,27 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_or_ports_is_local() {
+        for errno in [EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(
+                matches!(setup_failure("socket", &e), Failure::Local(_)),
+                "{e}"
+            );
+        }
+        let e = io::Error::from_raw_os_error(EMFILE);
+        assert_eq!(
+            setup_failure("socket", &e),
+            Failure::Local("socket: Too many open files (os error 24)".to_string())
+        );
+        let refused = io::Error::from_raw_os_error(ECONNREFUSED);
+        assert_eq!(
+            setup_failure("connect", &refused),
+            Failure::Member("connect: connection refused".to_string())
+        );
+    }
 
     #[test]
     fn socket_errors_have_short_reasons() {

@@ -10,13 +10,14 @@
 //! 'curl ...; test ...'` forks its commands) never outlives it. tokio reaps
 //! the script itself, so no zombie is left; its orphans go to init.
 
+use super::{setup_failure, Failure};
 use crate::health::Target;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use tokio::process::Command;
 
-pub(super) async fn probe(target: &Target, command: &[String]) -> Result<String, String> {
+pub(super) async fn probe(target: &Target, command: &[String]) -> Result<String, Failure> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| "empty command".to_string())?;
@@ -30,13 +31,13 @@ pub(super) async fn probe(target: &Target, command: &[String]) -> Result<String,
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| setup_failure(&format!("cannot run {program}"), &e))?;
     let _group = child.id().map(Group);
     let status = child
         .wait()
         .await
         .map_err(|e| format!("waiting for {program}: {e}"))?;
-    judge(status)
+    Ok(judge(status)?)
 }
 
 /// A script's process group, killed when the probe is done with it (or is

@@ -1,32 +1,39 @@
 //! TCP connect check; also the connection under the HTTP check.
 
-use super::io_reason;
+use super::{io_reason, setup_failure, Failure};
 use crate::health::Target;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Connect succeeded; the connection is closed at once.
-pub(super) async fn probe(target: &Target) -> Result<String, String> {
+pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
     connect(target).await?;
     Ok("connected".to_string())
 }
 
 /// A connection to the target from its source address.
-pub(super) async fn connect(target: &Target) -> Result<TcpStream, String> {
-    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", io_reason(&e)))?;
+pub(super) async fn connect(target: &Target) -> Result<TcpStream, Failure> {
+    let socket = TcpSocket::new_v4().map_err(|e| setup_failure("socket", &e))?;
     // Close with RST: the switch opens a probe connection per check and
     // must not hold each one in TIME_WAIT for a minute.
     socket
         .set_zero_linger()
-        .map_err(|e| format!("SO_LINGER: {}", io_reason(&e)))?;
+        .map_err(|e| setup_failure("SO_LINGER", &e))?;
     if let Some(source) = target.source {
         socket
             .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
-            .map_err(|e| format!("bind {source}: {}", io_reason(&e)))?;
+            .map_err(|e| setup_failure(&format!("bind {source}"), &e))?;
     }
     let peer = SocketAddr::V4(SocketAddrV4::new(target.addr, target.port));
-    socket.connect(peer).await.map_err(|e| io_reason(&e))
+    socket
+        .connect(peer)
+        .await
+        .map_err(|e| match setup_failure("connect", &e) {
+            // No local port left: ours. Anything else is the member's answer.
+            local @ Failure::Local(_) => local,
+            Failure::Member(_) => Failure::Member(io_reason(&e)),
+        })
 }
 
 #[cfg(test)]

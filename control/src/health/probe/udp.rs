@@ -5,7 +5,7 @@
 //! an ICMP port unreachable, which a connected socket reports as
 //! ECONNREFUSED on the next receive.
 
-use super::{contains, io_reason};
+use super::{contains, io_reason, setup_failure, Failure};
 use crate::health::Target;
 
 use std::io;
@@ -21,11 +21,11 @@ pub(super) async fn probe(
     target: &Target,
     send: Option<&str>,
     expect: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let local = SocketAddrV4::new(target.source.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
     let socket = UdpSocket::bind(local)
         .await
-        .map_err(|e| format!("bind {}: {}", local.ip(), io_reason(&e)))?;
+        .map_err(|e| setup_failure(&format!("bind {}", local.ip()), &e))?;
     // Connected, so the kernel reports an ICMP error to this socket.
     socket
         .connect(SocketAddrV4::new(target.addr, target.port))
@@ -43,12 +43,12 @@ pub(super) async fn probe(
             if contains(&reply[..n], want.as_bytes()) {
                 Ok(format!("reply has {want:?}"))
             } else {
-                Err(format!("reply lacks {want:?}"))
+                Err(format!("reply lacks {want:?}").into())
             }
         }
         None => match time::timeout(quiet_wait(target), socket.recv(&mut reply)).await {
             Ok(Ok(n)) => Ok(format!("reply of {n} bytes")),
-            Ok(Err(e)) => Err(reason(&e)),
+            Ok(Err(e)) => Err(reason(&e).into()),
             Err(_) => Ok("no reply, no ICMP error".to_string()),
         },
     }
