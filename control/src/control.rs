@@ -4,6 +4,7 @@
 //! except through atomics.
 
 use crate::report::View;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -11,12 +12,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 
 /// Longest request line accepted, and how long a client may take to send it
 /// or read the answer.
 const MAX_REQUEST: u64 = 4096;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections served at once per listener: more wait in the kernel's
+/// backlog, holding none of the switch's file descriptors, so idle or slow
+/// clients can never take those the health checks need. The control socket
+/// and the metrics listener have their own, so scrapes cannot lock out
+/// `sluicectl`.
+const MAX_CLIENTS: usize = 32;
+/// How long a listener rests after an accept error (out of descriptors):
+/// retrying at once would spin on a socket that stays readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How often the stop flag (set by the signal handlers) is looked at.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
@@ -101,38 +112,81 @@ pub async fn serve(
         ),
         None => None,
     };
+    tokio::spawn(accept_loop("control socket", unix, view.clone(), serve_ctl));
+    if let Some(metrics) = metrics {
+        tokio::spawn(accept_loop("metrics", metrics, view.clone(), serve_metrics));
+    }
     let mut tick = tokio::time::interval(STOP_POLL);
     while !stop.load(Ordering::Relaxed) {
-        tokio::select! {
-            Ok((s, _)) = unix.accept() => {
-                tokio::spawn(bounded(serve_ctl(s, view.clone())));
-            }
-            Ok((s, _)) = accept_metrics(metrics.as_ref()) => {
-                tokio::spawn(bounded(serve_metrics(s, view.clone())));
-            }
-            _ = tick.tick() => {
-                if HANGUP.swap(false, Ordering::Relaxed) {
-                    crate::log("SIGHUP received: reloading the configuration");
-                    let view = view.clone();
-                    tokio::spawn(async move { crate::reload::run(view).await });
-                }
-            }
+        tick.tick().await;
+        if HANGUP.swap(false, Ordering::Relaxed) {
+            crate::log("SIGHUP received: reloading the configuration");
+            let view = view.clone();
+            tokio::spawn(async move { crate::reload::run(view).await });
         }
     }
     Ok(())
 }
 
-async fn accept_metrics(
-    l: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
-    match l {
-        Some(l) => l.accept().await,
-        None => std::future::pending().await,
+/// A listening socket the control thread serves.
+trait Listener: Send + 'static {
+    type Stream: Send + 'static;
+    fn accept_one(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    async fn accept_one(&self) -> std::io::Result<UnixStream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    async fn accept_one(&self) -> std::io::Result<TcpStream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Accepts and serves the clients of one listener, at most `MAX_CLIENTS`
+/// at once (the others wait in the kernel's backlog), each bounded in time.
+/// An accept error (no descriptor left) is logged, once per run of them,
+/// and the listener rests for `ACCEPT_BACKOFF`.
+async fn accept_loop<L, F, Fut>(what: &'static str, listener: L, view: Arc<View>, serve: F)
+where
+    L: Listener,
+    F: Fn(L::Stream, Arc<View>) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let mut failing = false;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept_one().await {
+            Ok(stream) => {
+                failing = false;
+                let client = serve(stream, view.clone());
+                tokio::spawn(async move {
+                    bounded(client).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                if !failing {
+                    crate::log(format!("{what}: cannot accept a connection: {e}; retrying"));
+                }
+                failing = true;
+                drop(slot);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }
 
 /// Runs one client's exchange, giving up when it takes too long.
-async fn bounded(f: impl std::future::Future<Output = std::io::Result<()>>) {
+async fn bounded(f: impl Future<Output = std::io::Result<()>>) {
     let _ = tokio::time::timeout(CLIENT_TIMEOUT * 2, f).await;
 }
 
@@ -202,14 +256,14 @@ pub fn error_json(message: &str) -> String {
     format!("{}\n", serde_json::json!({ "error": message }))
 }
 
-async fn serve_ctl(stream: tokio::net::UnixStream, view: Arc<View>) -> std::io::Result<()> {
+async fn serve_ctl(stream: UnixStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, w) = stream.into_split();
     let line = read_request(r).await?;
     let out = answer(&line, &view).await;
     write_all(w, out.as_bytes()).await
 }
 
-async fn serve_metrics(stream: tokio::net::TcpStream, view: Arc<View>) -> std::io::Result<()> {
+async fn serve_metrics(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, w) = stream.into_split();
     let line = read_request(r).await?;
     let (status, body) = if line.starts_with("GET /metrics ") {

@@ -147,6 +147,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     // Before anything else: a second sluice or a stray file is refused
     // without touching a port.
     let socket_path = control::SocketPath::claim(&cfg.control.socket)?;
+    open_files();
     let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
     if let Some(w) = warning {
         log(format!("warning: {w}"));
@@ -233,6 +234,18 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     drop(rt);
     shutdown(&eal, &ports, &view);
     served
+}
+
+/// Raises the open-file limit to the hard one: health checks hold a socket
+/// each while they probe. Logs what it is, and warns when it is low.
+fn open_files() {
+    match sluice_ffi::raise_open_files_limit() {
+        Ok(n) if n < 4096 => log(format!(
+            "warning: open files limited to {n}: health checks that cannot get a socket count as local errors (raise LimitNOFILE / ulimit -n)"
+        )),
+        Ok(n) => log(format!("open files: up to {n}")),
+        Err(e) => log(format!("warning: cannot raise the open-file limit: {e}")),
+    }
 }
 
 /// What `launch` leaves for the control thread.

@@ -24,5 +24,6 @@ unit=$WORK/root/lib/systemd/system/sluice.service
 check "the unit validates the file before starting" grep -qx 'ExecStartPre=/usr/bin/sluice --config /etc/sluice/sluice.toml --check' "$unit"
 check "the unit starts sluice on that file" grep -qx 'ExecStart=/usr/bin/sluice --config /etc/sluice/sluice.toml' "$unit"
 check "the unit reloads through sluicectl, which fails when the reload is refused" grep -qx 'ExecReload=/usr/bin/sluicectl --config /etc/sluice/sluice.toml reload' "$unit"
+check "the unit raises the open-file limit above the default 1024" grep -qx 'LimitNOFILE=1048576' "$unit"
 check "the help text is the command's" grep -q "usage: sluice --config FILE" "$WORK/root/usr/share/doc/sluice/sluice.help"
 finish
