@@ -114,7 +114,12 @@ pub async fn serve(
     };
     tokio::spawn(accept_loop("control socket", unix, view.clone(), serve_ctl));
     if let Some(metrics) = metrics {
-        tokio::spawn(accept_loop("metrics", metrics, view.clone(), serve_metrics));
+        tokio::spawn(accept_loop(
+            "metrics",
+            metrics,
+            view.clone(),
+            serve_metrics_bounded,
+        ));
     }
     let mut tick = tokio::time::interval(STOP_POLL);
     while !stop.load(Ordering::Relaxed) {
@@ -149,7 +154,8 @@ impl Listener for TcpListener {
 }
 
 /// Accepts and serves the clients of one listener, at most `MAX_CLIENTS`
-/// at once (the others wait in the kernel's backlog), each bounded in time.
+/// at once (the others wait in the kernel's backlog); `serve` bounds each
+/// client in time.
 /// An accept error (no descriptor left) is logged, once per run of them,
 /// and the listener rests for `ACCEPT_BACKOFF`.
 async fn accept_loop<L, F, Fut>(what: &'static str, listener: L, view: Arc<View>, serve: F)
@@ -169,7 +175,7 @@ where
                 failing = false;
                 let client = serve(stream, view.clone());
                 tokio::spawn(async move {
-                    bounded(client).await;
+                    let _ = client.await;
                     drop(slot);
                 });
             }
@@ -214,7 +220,6 @@ async fn answer(line: &str, view: &Arc<View>) -> String {
     words.retain(|w| *w != "--json");
     let text = match words.first().copied() {
         Some("member") => crate::admin::member(view, &words[1..]),
-        Some("sessions") => return crate::sessions::run(view, &words[1..], json).await,
         Some("reload") => {
             let outcome = crate::reload::run(view.clone()).await;
             return if json {
@@ -256,11 +261,26 @@ pub fn error_json(message: &str) -> String {
     format!("{}\n", serde_json::json!({ "error": message }))
 }
 
+/// One `sluicectl` request. Each step is bounded in time (the request, each
+/// write, each worker's slice), not the whole: `sessions` streams its
+/// answer for as long as the workers hand over slices.
 async fn serve_ctl(stream: UnixStream, view: Arc<View>) -> std::io::Result<()> {
-    let (r, w) = stream.into_split();
+    let (r, mut w) = stream.into_split();
     let line = read_request(r).await?;
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if words.first() == Some(&"sessions") {
+        let json = words.contains(&"--json");
+        words.retain(|w| *w != "--json");
+        return crate::sessions::stream(&view, &words[1..], json, &mut w).await;
+    }
     let out = answer(&line, &view).await;
     write_all(w, out.as_bytes()).await
+}
+
+/// Bounds a metrics client's whole exchange.
+async fn serve_metrics_bounded(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {
+    bounded(serve_metrics(stream, view)).await;
+    Ok(())
 }
 
 async fn serve_metrics(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {

@@ -1,6 +1,11 @@
 //! `sluicectl sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]]
-//! [--client ADDR] [--limit N]`: gathers sessions from the workers that own
-//! them, a bounded slice per request, without stopping them.
+//! [--client ADDR] [--limit N|all]`: gathers sessions from the workers that
+//! own them, a bounded slice per request, without stopping them, and
+//! streams the answer as the slices come: a table of a million sessions per
+//! worker lists and flushes completely. Should a worker not answer a
+//! slice in time, the answer ends saying so (text: a last line `error: ...
+//! cut short`; JSON: `"complete": false` and an `error`), and sluicectl
+//! exits 1.
 
 use crate::report::View;
 use sluice_dataplane::conntrack;
@@ -10,12 +15,17 @@ use std::fmt::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-const USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N]";
+const USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]";
 /// Sessions listed unless `--limit` says otherwise.
 const DEFAULT_LIMIT: usize = 1000;
-/// How long a worker may take to answer one slice.
+/// How long a worker may take to answer one slice, and a client to take
+/// one chunk of the answer.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Matches a worker returns per slice at most.
+const SLICE_ROWS: usize = 1024;
 
 /// The control thread's ends of one worker's session mailbox: slices of
 /// the table out and back.
@@ -68,7 +78,10 @@ fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
             }
             "--limit" => {
                 let n = value()?;
-                r.limit = n.parse().map_err(|_| format!("bad limit {n:?}"))?;
+                r.limit = match n {
+                    "all" => usize::MAX,
+                    n => n.parse().map_err(|_| format!("bad limit {n:?}"))?,
+                };
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -76,67 +89,148 @@ fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
     Ok(r)
 }
 
-/// Serves one `sessions ...` request.
-pub async fn run(view: &View, args: &[&str], json: bool) -> String {
-    let fail = |e: String| {
-        if json {
-            crate::control::error_json(&e)
-        } else {
-            format!("error: {e}\n{USAGE}\n")
-        }
-    };
+/// Where an answer goes, a chunk at a time, each write bounded in time.
+struct Out<'a, W> {
+    w: &'a mut W,
+    json: bool,
+}
+
+impl<W: AsyncWrite + Unpin> Out<'_, W> {
+    async fn put(&mut self, text: &str) -> std::io::Result<()> {
+        tokio::time::timeout(WRITE_TIMEOUT, self.w.write_all(text.as_bytes()))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    }
+}
+
+/// Serves one `sessions ...` request, writing the answer to `w` as it is
+/// gathered.
+pub async fn stream<W: AsyncWrite + Unpin>(
+    view: &View,
+    args: &[&str],
+    json: bool,
+    w: &mut W,
+) -> std::io::Result<()> {
+    let mut out = Out { w, json };
     let req = match parse(view, args) {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) if json => return out.put(&crate::control::error_json(&e)).await,
+        Err(e) => return out.put(&format!("error: {e}\n{USAGE}\n")).await,
     };
     // One sessions request at a time: each mailbox holds one slice.
     let _gate = view.sessions_gate.lock().await;
-    let mut found = Vec::new();
-    let mut removed = 0;
-    for (w, mb) in view.mailboxes.iter().enumerate() {
+    if req.flush {
+        flush(view, &req, &mut out).await
+    } else {
+        list(view, &req, &mut out).await
+    }
+}
+
+/// Removes the matching sessions, worker by worker, slice by slice.
+async fn flush<W: AsyncWrite + Unpin>(
+    view: &View,
+    req: &Request,
+    out: &mut Out<'_, W>,
+) -> std::io::Result<()> {
+    let mut removed = 0u64;
+    let mut cut = None;
+    'workers: for (w, mb) in view.mailboxes.iter().enumerate() {
         let mut cursor = 0;
-        while cursor != u32::MAX && found.len() < req.limit {
-            let room = (req.limit - found.len()).min(1024);
+        while cursor != u32::MAX {
             let slice = Inspect {
                 filter: req.filter,
-                flush: req.flush,
+                flush: true,
                 cursor,
-                found: Vec::with_capacity(if req.flush { 0 } else { room }),
+                found: Vec::new(),
                 removed: 0,
             };
             let Some(done) = ask(mb, slice).await else {
-                return fail(format!(
-                    "worker {w} did not answer within {WORKER_TIMEOUT:?}"
-                ));
+                cut = Some(w);
+                break 'workers;
             };
             cursor = done.cursor;
-            removed += done.removed;
-            found.extend(done.found);
+            removed += u64::from(done.removed);
         }
     }
-    if req.flush {
-        crate::log(format!("admin: {removed} sessions flushed"));
-        return match json {
-            true => format!("{}\n", serde_json::json!({ "flushed": removed })),
-            false => format!("flushed {removed} sessions\n"),
-        };
-    }
-    let rows: Vec<Row> = found.iter().map(|s| row(view, s)).collect();
-    if json {
-        return format!(
+    crate::log(format!("admin: {removed} sessions flushed"));
+    let text = match (cut, out.json) {
+        (None, false) => format!("flushed {removed} sessions\n"),
+        (None, true) => format!("{}\n", serde_json::json!({ "flushed": removed })),
+        (Some(w), false) => format!(
+            "error: flush cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}; {removed} sessions flushed\n"
+        ),
+        (Some(w), true) => format!(
             "{}\n",
-            serde_json::Value::Array(rows.iter().map(Row::json).collect())
-        );
+            serde_json::json!({
+                "flushed": removed,
+                "error": format!("flush cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}"),
+            })
+        ),
+    };
+    out.put(&text).await
+}
+
+/// Lists the matching sessions, up to the limit, writing each slice's rows
+/// as soon as they arrive.
+async fn list<W: AsyncWrite + Unpin>(
+    view: &View,
+    req: &Request,
+    out: &mut Out<'_, W>,
+) -> std::io::Result<()> {
+    out.put(if out.json {
+        "{\"sessions\":["
+    } else {
+        "client virtual_server vip member snat state idle\n"
+    })
+    .await?;
+    let mut listed = 0usize;
+    let mut cut = None;
+    'workers: for (w, mb) in view.mailboxes.iter().enumerate() {
+        let mut cursor = 0;
+        while cursor != u32::MAX && listed < req.limit {
+            let room = (req.limit - listed).min(SLICE_ROWS);
+            let slice = Inspect {
+                filter: req.filter,
+                flush: false,
+                cursor,
+                found: Vec::with_capacity(room),
+                removed: 0,
+            };
+            let Some(done) = ask(mb, slice).await else {
+                cut = Some(w);
+                break 'workers;
+            };
+            cursor = done.cursor;
+            let mut chunk = String::new();
+            let (live, now) = (view.live(), view.clock.now_ms() as u32);
+            for s in &done.found {
+                let r = row(&live, now, s);
+                if out.json {
+                    let sep = if listed == 0 { "" } else { "," };
+                    let _ = write!(chunk, "{sep}{}", r.json());
+                } else {
+                    let _ = writeln!(
+                        chunk,
+                        "{} {} {} {} {} {} {:.1}s",
+                        r.client, r.virtual_server, r.vip, r.member, r.snat, r.state, r.idle_s
+                    );
+                }
+                listed += 1;
+            }
+            out.put(&chunk).await?;
+        }
     }
-    let mut o = String::from("client virtual_server vip member snat state idle\n");
-    for r in rows {
-        let _ = writeln!(
-            o,
-            "{} {} {} {} {} {} {:.1}s",
-            r.client, r.virtual_server, r.vip, r.member, r.snat, r.state, r.idle_s
-        );
-    }
-    o
+    let why = cut.map(|w| format!("listing cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}; {listed} sessions listed"));
+    let end = match (out.json, why) {
+        (true, None) => "],\"complete\":true}\n".to_string(),
+        (true, Some(e)) => format!(
+            "],\"complete\":false,\"error\":{}}}\n",
+            serde_json::json!(e)
+        ),
+        (false, None) => String::new(),
+        (false, Some(e)) => format!("error: {e}\n"),
+    };
+    out.put(&end).await
 }
 
 /// Sends one slice to a worker and waits for its answer.
@@ -181,13 +275,11 @@ impl Row {
     }
 }
 
-fn row(view: &View, s: &Session4) -> Row {
-    let now = view.clock.now_ms() as u32;
+fn row(live: &crate::report::Live, now: u32, s: &Session4) -> Row {
     let ep = |a: u32, p: u16| format!("{}:{p}", Ipv4Addr::from(a));
     Row {
         client: ep(s.client, s.cport),
-        virtual_server: view
-            .live()
+        virtual_server: live
             .shared
             .service(s.vs)
             .map_or("?".to_string(), |v| v.name.clone()),
@@ -196,5 +288,122 @@ fn row(view: &View, s: &Session4) -> Row {
         snat: ep(s.snat, s.sport),
         state: conntrack::state_name(s.state, s.proto),
         idle_s: f64::from(now.wrapping_sub(s.last_seen)) / 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Live;
+    use sluice_dataplane::shared::Shared;
+    use std::sync::Arc;
+
+    const CFG: &str = r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{ address = "10.20.0.11:80" }]
+[[virtual_server]]
+name = "web"
+address = "10.20.0.100:80"
+protocol = "tcp"
+pool = "web"
+"#;
+
+    /// A view of two workers: worker 0 answers every slice with one
+    /// session and the end of its table; worker 1 never answers.
+    fn view(worker0: WorkerMailbox, mailboxes: Vec<Mailbox>) -> View {
+        let cfg = sluice_config::parse(CFG, "t.toml").unwrap();
+        let shared = Arc::new(Shared::new(&cfg, &[[2, 0, 0, 0, 0, 1]], 2));
+        let plan = crate::members::plan(&cfg, &shared);
+        let health = crate::health::statuses(plan.targets.len(), 0);
+        let reload = crate::reload::Channels {
+            workers: Vec::new(),
+            checks: std::sync::Mutex::new(crate::health::Checks::default()),
+            gate: tokio::sync::Mutex::new(()),
+            sessions_per_worker: 1024,
+            ramps: crate::members::ramps(&shared.members),
+        };
+        std::thread::spawn(move || {
+            let (requests, replies) = worker0;
+            while let Ok(mut req) = requests.recv() {
+                let s = Session4 {
+                    client: 0x0a00_0002,
+                    vip: 0x0a14_0064,
+                    member: 0x0a14_000b,
+                    snat: 0x0a00_0002,
+                    cport: 40000,
+                    vport: 80,
+                    mport: 80,
+                    sport: 40000,
+                    ..Session4::default()
+                };
+                if req.found.capacity() > 0 {
+                    req.found.push(s);
+                }
+                req.removed = 1;
+                req.cursor = u32::MAX;
+                if replies.send(req).is_err() {
+                    return;
+                }
+            }
+        });
+        let live = Live {
+            config: cfg,
+            shared,
+            plan,
+            health,
+        };
+        View::new(
+            live,
+            Vec::new(),
+            Vec::new(),
+            crate::clock::Clock::start(),
+            Vec::new(),
+            mailboxes,
+            reload,
+            "t.toml".into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_does_not_answer_cuts_the_answer_short_and_it_says_so() {
+        let (mb0, end0) = mailbox();
+        let (mb1, _silent) = mailbox();
+        let view = view(end0, vec![mb0, mb1]);
+        let mut out = Vec::new();
+        stream(&view, &["--limit", "all"], false, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].starts_with("10.0.0.2:40000 web 10.20.0.100:80 10.20.0.11:80 "));
+        assert_eq!(
+            lines[2],
+            "error: listing cut short: worker 1 did not answer within 2s; 1 sessions listed"
+        );
+        let mut out = Vec::new();
+        stream(&view, &["--limit", "all"], true, &mut out)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["sessions"].as_array().unwrap().len(), &v["complete"]),
+            (1, &serde_json::json!(false))
+        );
+        assert!(v["error"]
+            .as_str()
+            .unwrap()
+            .contains("worker 1 did not answer"));
+        let mut out = Vec::new();
+        stream(&view, &["flush"], false, &mut out).await.unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "error: flush cut short: worker 1 did not answer within 2s; 1 sessions flushed\n"
+        );
     }
 }

@@ -5,7 +5,7 @@
 # connections leave health checks and sluicectl working, and a probe that
 # cannot get a socket marks nobody down; reloads every few seconds do not
 # postpone a dead member going down; `sluicectl sessions` lists and flushes
-# a big table completely.
+# a big table completely, streaming.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 command -v hping3 >/dev/null || apt-get install -y -qq hping3 >/dev/null 2>&1
@@ -146,6 +146,32 @@ if start_sluice "$WORK/s3.toml"; then
     check "m2 went down under reloads (after ${down_after:-never} s; 2 s x 4 misses + one interval is 10 s)" \
         test -n "$down_after" -a "${down_after:-99}" -le 12
     check "  m1 and m3 stayed up" bash -c "! grep -qE 'health: 10\.20\.0\.1[13]:8080 .* DOWN' '$WORK/sluice.out'"
+    stop_sluice
+fi
+
+# --------------------------------------------------------------------------
+section "4. sessions lists and flushes a big table completely"
+config "$WORK/s4.toml"
+sed -i 's/^sessions_per_worker = .*/sessions_per_worker = 1048576/' "$WORK/s4.toml"
+if start_sluice "$WORK/s4.toml"; then
+    # UDP datagrams from random sources to the UDP virtual server: a session
+    # each. Bounded to 12 s and 400,000 datagrams.
+    client timeout -k 2 -s INT 12 hping3 -q --flood --udp --rand-source -p 8080 -c 400000 "$VIP" >"$WORK/hping4" 2>&1
+    sleep 1
+    total=$(counter sessions_active)
+    echo "  info $total sessions in the tables"
+    check "the flood made a big table ($total sessions)" test "$total" -gt 50000
+    start=$(date +%s%N)
+    ctl sessions --limit all >"$WORK/all.txt"; rc=$?
+    took=$(( ($(date +%s%N) - start) / 1000000 ))
+    listed=$(( $(wc -l <"$WORK/all.txt") - 1 ))
+    check "sessions --limit all lists every one of them ($listed of $total, rc $rc, ${took} ms)" test "$rc" -eq 0 -a "$listed" -eq "$total"
+    check "  with no error line" bash -c "! grep -q '^error' '$WORK/all.txt'"
+    n=$(ctl --json sessions --limit all | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["sessions"]) if d["complete"] else -1)')
+    check "sessions --json --limit all: complete, $n sessions" test "$n" -eq "$total"
+    out=$(ctl sessions flush); rc=$?
+    check "sessions flush removes them all ($out)" test "$rc" -eq 0 -a "$out" = "flushed $total sessions"
+    check "  the tables are empty ($(counter sessions_active))" test "$(counter sessions_active)" -eq 0
     stop_sluice
 fi
 

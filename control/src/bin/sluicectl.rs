@@ -20,7 +20,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("metrics", "counters in Prometheus text format"),
     (
         "sessions",
-        "[flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N]: list (or remove) sessions",
+        "[flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]: list (or remove) sessions; the answer streams, and says so if it was cut short",
     ),
     (
         "member",
@@ -96,14 +96,8 @@ fn main() -> ExitCode {
     }
     let path = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_string());
     match ask(&path, &command) {
-        Ok(answer) => {
-            print!("{answer}");
-            if answer.starts_with("error:") || answer.starts_with("{\"error\"") {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok(Answer::Done) => ExitCode::SUCCESS,
+        Ok(Answer::Refused) => ExitCode::from(1),
         Err(e) => {
             eprintln!("sluicectl: {path}: {e} (is sluice running?)");
             ExitCode::from(1)
@@ -111,12 +105,76 @@ fn main() -> ExitCode {
     }
 }
 
-fn ask(path: &str, command: &str) -> std::io::Result<String> {
+/// How an answer ended.
+enum Answer {
+    Done,
+    /// An error: the answer starts with one, or (a stream such as
+    /// `sessions`) ends with one.
+    Refused,
+}
+
+/// Sends `command` and copies the answer to stdout as it comes (`sessions`
+/// may stream millions of lines); each read waits 5 s at most.
+fn ask(path: &str, command: &str) -> std::io::Result<Answer> {
     let mut s = UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(format!("{command}\n").as_bytes())?;
     s.shutdown(std::net::Shutdown::Write)?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+    let mut stdout = std::io::stdout().lock();
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if head.len() < 16 {
+            head.extend_from_slice(&chunk[..chunk.len().min(16 - head.len())]);
+        }
+        tail.extend_from_slice(chunk);
+        if tail.len() > 4096 {
+            tail.drain(..tail.len() - 1024);
+        }
+        stdout.write_all(chunk)?;
+    }
+    stdout.flush()?;
+    Ok(if refused(&head, &tail) {
+        Answer::Refused
+    } else {
+        Answer::Done
+    })
+}
+
+/// Whether an answer says it failed: it starts with an error, its last
+/// line is one, or a JSON stream says it is not complete.
+fn refused(head: &[u8], tail: &[u8]) -> bool {
+    let tail = String::from_utf8_lossy(tail);
+    let last = tail.trim_end().rsplit('\n').next().unwrap_or("");
+    head.starts_with(b"error:")
+        || head.starts_with(b"{\"error\"")
+        || last.starts_with("error:")
+        || tail.contains("\"complete\":false")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused;
+
+    #[test]
+    fn errors_at_either_end_are_refusals() {
+        assert!(refused(b"error: no member", b"error: no member\n"));
+        assert!(refused(b"{\"error\":\"x\"}", b"{\"error\":\"x\"}\n"));
+        let cut = b"1.2.3.4:5 web ...\nerror: listing cut short: worker 1 did not answer\n";
+        assert!(refused(b"client virtual_s", cut));
+        assert!(refused(
+            b"{\"sessions\":[{\"",
+            b"}],\"complete\":false,\"error\":\"x\"}\n"
+        ));
+        assert!(!refused(b"{\"sessions\":[{\"", b"}],\"complete\":true}\n"));
+        assert!(!refused(
+            b"client virtual_s",
+            b"1.2.3.4:5 web x y z established 0.1s\n"
+        ));
+    }
 }
