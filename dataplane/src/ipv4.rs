@@ -120,16 +120,16 @@ impl Worker {
                 let reopen = t.proto == proto::TCP
                     && conntrack::opens_tcp(flow.tcp_flags)
                     && conntrack::reusable(s.state);
-                if !reopen && self.expired(&s) && reset::resets_when_expired(&self.shared, &s) {
+                if !reopen && !self.expired(&s) {
+                    return Ok(idx);
+                }
+                if !reopen && reset::resets_when_expired(&self.shared, &s) {
                     // Reset with this packet's numbers, as the sweep would have.
                     self.sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
-                    Ok(idx)
-                } else if reopen || self.expired(&s) {
-                    self.remove_session(idx);
-                    self.new_session(vs, flow)
-                } else {
-                    Ok(idx)
+                    return Ok(idx);
                 }
+                self.remove_session(idx);
+                self.new_session(vs, flow)
             }
             Some((_, Dir::Reverse)) => Err(DropReason::NoSession),
             None => self.new_session(vs, flow),
