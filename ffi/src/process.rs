@@ -75,14 +75,15 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    /// Processes whose command line contains `word`.
-    fn running(word: &str) -> usize {
+    /// `sleep NAP` processes running (not the shell whose script names it).
+    fn running(nap: &str) -> usize {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return 0;
         };
+        let want = format!("sleep\0{nap}\0");
         dir.flatten()
             .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .filter(|c| String::from_utf8_lossy(c).contains(word))
+            .filter(|c| c.ends_with(want.as_bytes()))
             .count()
     }
 
