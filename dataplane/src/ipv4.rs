@@ -117,14 +117,15 @@ impl Worker {
         match self.sessions.lookup(&t, t.hash()) {
             Some((idx, Dir::Forward)) => {
                 let s = *self.sessions.get(idx);
-                let reopen = t.proto == proto::TCP
-                    && conntrack::opens_tcp(flow.tcp_flags)
-                    && conntrack::reusable(s.state);
+                let opens = t.proto == proto::TCP && conntrack::opens_tcp(flow.tcp_flags);
+                let reopen = opens && conntrack::reusable(s.state);
                 if !reopen && !self.expired(&s) {
                     return Ok(idx);
                 }
-                if !reopen && reset::resets_when_expired(&self.shared, &s) {
-                    // Reset with this packet's numbers, as the sweep would have.
+                // A SYN opens a new connection whatever the old one left; any
+                // other segment of an idled-out session is reset with its
+                // numbers, as the sweep would have done.
+                if !opens && reset::resets_when_expired(&self.shared, &s) {
                     self.sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
                     return Ok(idx);
                 }

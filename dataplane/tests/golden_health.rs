@@ -1852,6 +1852,25 @@ fn reset_on_timeout_answers_a_packet_that_finds_its_session_expired() {
             &switch_segment(vip, c, 5001, 101, RST | ACK, id),
         )
     });
+    // A SYN reusing the client port of an idled-out session opens a new one
+    // (a client behind a NAT reuses ports): no RST for it.
+    let c = (CLIENT, 47103);
+    lab.set_time(T0 + 200_000);
+    web_syn(&mut lab, "47103: SYN", 47103, 2);
+    web_handshake(&mut lab, 47103, WEB[2], WEB_MAC[2]);
+    lab.set_time(T0 + 200_000 + TCP_EST_MS);
+    let syn = Pkt::tcp(c, vip, SYN).seq_ack(9_000_000, 0);
+    let d = lab.c(
+        "a new SYN on the idled-out session's port",
+        EXT,
+        &from_router(&syn),
+        Expect::Tx(
+            INT,
+            to_int(WEB_MAC[0], &syn.clone().natted(c, (WEB[0], 8080))),
+        ),
+    );
+    assert_deltas(&d, &[("sessions_created", 1), ("sessions_reset", 0)]);
+    assert!(drain_generated(&mut lab).is_empty());
     // Without reset_on_timeout, such a packet is refused as before.
     let mut lab = lab_from(CONFIG);
     web_syn(&mut lab, "47102: SYN", 47102, 0);
