@@ -32,16 +32,17 @@ pub mod flag {
     /// The session has shown that a real client is behind it (see
     /// `flood`): in the NAT modes the client acknowledged the member's
     /// SYN-ACK, in the DSR modes the client kept the flow going for
-    /// `DSR_CONFIRM_MS`; a UDP session, that the member answered. Until
+    /// `CONFIRM_AFTER_MS`; a UDP session, that the member answered or that
+    /// it lasted that long. Until
     /// then a TCP session may be evicted for a new one.
     pub const CONFIRMED: u8 = 0x80;
     pub const KEEP: u8 = SNAT_PORT | RESET_PENDING | CONFIRMED;
 }
 
-/// How long the client of a DSR session must keep it going before it counts
-/// as confirmed: the switch never sees the member's side, so time is the
+/// How long a flow whose member side the switch cannot see (DSR, or UDP
+/// nobody answers) must go on before it counts as confirmed: time is the
 /// only evidence it can ask of a blind sender.
-pub const DSR_CONFIRM_MS: u32 = 1_000;
+pub const CONFIRM_AFTER_MS: u32 = 1_000;
 
 /// How far past the member's initial sequence number the client's ACK may
 /// be and still acknowledge its SYN-ACK (data the member sent with or right
@@ -149,7 +150,7 @@ pub fn closing(state: u8, protocol: u8) -> bool {
 /// switch never sees the member's side: the client's ACK after its SYN means
 /// established; a client FIN half-closes (the member may still be sending,
 /// so the session lives until the `tcp_fin` timeout); a RST closes. Whether
-/// the session is confirmed is the caller's to decide (`DSR_CONFIRM_MS`).
+/// the session is confirmed is the caller's to decide (`CONFIRM_AFTER_MS`).
 #[inline]
 pub fn update_tcp_one_way(state: u8, f: u8) -> u8 {
     let keep = state & flag::KEEP;

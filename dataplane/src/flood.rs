@@ -14,13 +14,14 @@
 //!   evictable with its SNAT port.
 //! - **DSR modes** (only the client's side passes): nothing a blind sender
 //!   could not forge, so time: the client keeps the flow going for
-//!   `DSR_CONFIRM_MS` (one second). Short DSR connections stay unconfirmed
+//!   `CONFIRM_AFTER_MS` (one second). Short DSR connections stay unconfirmed
 //!   all their life, which costs them nothing unless a flood fills the
 //!   unconfirmed share. Under pressure (or with the table full), a confirmed
 //!   DSR session whose pool balances by a hash that still picks its member
 //!   may be evicted too: its next segment starts a session on that same
 //!   member (`resumes`, counted `sessions_resumed`).
-//! - **UDP**: a member's answer confirms it (one-way modes: time). UDP
+//! - **UDP**: a member's answer confirms it, or a second of traffic (a
+//!   one-way mode, or a flow nobody answers such as syslog). UDP
 //!   sessions are never evicted; confirmation only decides whether their
 //!   client's persistence entry may push out others.
 //!
@@ -135,14 +136,16 @@ impl Worker {
         let s = *self.sessions.get(idx);
         let before = s.state;
         let mark = &mut self.handshakes[idx as usize];
-        let lasted = now.wrapping_sub(*mark) >= conntrack::DSR_CONFIRM_MS;
+        let lasted = |mark: u32| now.wrapping_sub(mark) >= conntrack::CONFIRM_AFTER_MS;
         let after = match (s.proto, one_way) {
-            // A member's answer confirms a UDP session; a one-way one, time.
-            (proto::UDP, false) if dir == Dir::Reverse => before | flag::CONFIRMED,
-            (proto::UDP, true) if lasted => before | flag::CONFIRMED,
+            // A member's answer confirms a UDP session; so does a second of
+            // traffic (one-way modes, and flows nobody answers: syslog).
+            (proto::UDP, _) if (!one_way && dir == Dir::Reverse) || lasted(*mark) => {
+                before | flag::CONFIRMED
+            }
             (proto::TCP, true) => {
                 let after = conntrack::update_tcp_one_way(before, flow.tcp_flags);
-                if lasted && after & st::MASK == st::ESTABLISHED {
+                if after & st::MASK == st::ESTABLISHED && lasted(*mark) {
                     after | flag::CONFIRMED
                 } else {
                     after

@@ -451,3 +451,31 @@ fn under_pressure_a_hashed_dsr_session_gives_way_and_its_flow_resumes_on_its_mem
         Expect::Drop(R::NoSession),
     );
 }
+
+#[test]
+fn a_udp_flow_is_confirmed_by_its_member_or_after_a_second() {
+    let mut lab = Lab::new(1, CAPACITY);
+    let confirmed = |lab: &Lab, cport: u16| {
+        lab.session(0, CLIENT, cport)
+            .is_some_and(|s| s.state & flag::CONFIRMED != 0)
+    };
+    let (vip, m) = ((VIP_DNS, 53), (DNS, 53));
+    let query = |cport: u16| from_router(&Pkt::udp((CLIENT, cport), vip, b"q"));
+    // Answered: confirmed by the answer.
+    assert_eq!(lab.run(0, EXT, &query(5000), false).0, Verdict::Tx(INT));
+    assert!(!confirmed(&lab, 5000));
+    let answer = Pkt::udp(m, (CLIENT, 5000), b"a");
+    assert_eq!(
+        lab.run(0, INT, &from_int(DNS_MAC, &answer), false).0,
+        Verdict::Tx(EXT)
+    );
+    assert!(confirmed(&lab, 5000), "the member answered");
+    // Never answered (syslog): confirmed once it has gone on for a second.
+    assert_eq!(lab.run(0, EXT, &query(5001), false).0, Verdict::Tx(INT));
+    lab.set_time(T0 + 999);
+    lab.run(0, EXT, &query(5001), false);
+    assert!(!confirmed(&lab, 5001));
+    lab.set_time(T0 + 1000);
+    lab.run(0, EXT, &query(5001), false);
+    assert!(confirmed(&lab, 5001), "a second of traffic");
+}
