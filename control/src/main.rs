@@ -22,6 +22,8 @@ mod prom;
 mod reload;
 mod report;
 mod sessions;
+#[cfg(test)]
+mod testing;
 
 use boot::{Ports, Rings, KERNEL_RING_SIZE, RING_SIZE, RX_DESC, TAP_DESC, TX_DESC};
 use clock::Clock;

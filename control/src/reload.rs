@@ -165,6 +165,7 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
             error,
         })?;
     let next = Arc::new(next);
+    zero_new_slots(view, &running.shared, &next);
     let changes = changes(&running.config, &cfg, &running.shared, &next, view);
     apply_member_settings(&cfg, &running.shared, &next, &view.reload.ramps);
     let plan = members::plan(&cfg, &next);
@@ -186,6 +187,34 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
         generation: next.generation,
         changes,
     })
+}
+
+/// Starts the per-server counters of each slot a server takes that no
+/// server held (a slot let go by an earlier reload still holds its old
+/// server's totals). The workers own these counters, but none counts on a
+/// slot the running snapshot does not name, so this thread may write them.
+fn zero_new_slots(view: &View, running: &Shared, next: &Shared) {
+    for (slot, _) in next
+        .servers()
+        .filter(|(s, _)| running.service(*s).is_none())
+    {
+        let i = usize::from(slot);
+        for st in &view.stats {
+            for counters in [
+                &st.vs_rejected,
+                &st.vs_full,
+                &st.vs_denied,
+                &st.vs_packets_in,
+                &st.vs_bytes_in,
+                &st.vs_packets_out,
+                &st.vs_bytes_out,
+            ] {
+                if let Some(c) = counters.get(i) {
+                    sluice_dataplane::stats::set(c, 0);
+                }
+            }
+        }
+    }
 }
 
 /// Administrative state from the file (a reload drops run-time changes made
@@ -361,6 +390,14 @@ fn server_change(
     if pools.0 != pools.1 {
         what.push(format!("pool {} -> {}", pools.0, pools.1));
     }
+    let netmask = |v: &sluice_config::VirtualServer| {
+        v.persistence
+            .as_ref()
+            .map_or("none".to_string(), |p| format!("/{}", p.netmask))
+    };
+    if netmask(a) != netmask(b) {
+        what.push(format!("persistence {} -> {}", netmask(a), netmask(b)));
+    }
     if what.is_empty() {
         return format!("virtual server {name} changed");
     }
@@ -457,5 +494,58 @@ pub fn json(outcome: &Result<Applied, Refused>) -> String {
             serde_json::json!({ "generation": a.generation, "changes": a.changes })
         ),
         Err(e) => crate::control::error_json(&format!("reload refused: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    const CFG: &str = r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{ address = "10.20.0.11:80" }]
+[[virtual_server]]
+name = "web"
+address = "10.20.0.100:80"
+protocol = "tcp"
+pool = "web"
+"#;
+
+    #[test]
+    fn a_slot_a_new_server_takes_starts_its_counters_at_zero() {
+        let view = crate::testing::view(CFG, 2, Vec::new());
+        let running = view.live().shared.clone();
+        let added = format!(
+            "{CFG}[[virtual_server]]\nname = \"new\"\naddress = \"10.20.0.101:80\"\nprotocol = \"tcp\"\npool = \"web\"\n"
+        );
+        let cfg = sluice_config::parse(&added, "t.toml").unwrap();
+        let next = running.reload(&cfg, &|_| 0).unwrap();
+        let slot = usize::from(next.slot_of("new").unwrap());
+        let kept = usize::from(next.slot_of("web").unwrap());
+        // What an earlier server of the free slot left, and the kept one's.
+        for st in &view.stats {
+            st.vs_packets_in[slot].store(7, Relaxed);
+            st.vs_rejected[slot].store(3, Relaxed);
+            st.vs_packets_in[kept].store(5, Relaxed);
+        }
+        zero_new_slots(&view, &running, &next);
+        assert_eq!(
+            (
+                view.vs_counter(slot, |s| &s.vs_packets_in),
+                view.vs_counter(slot, |s| &s.vs_rejected)
+            ),
+            (0, 0)
+        );
+        assert_eq!(
+            view.vs_counter(kept, |s| &s.vs_packets_in),
+            10,
+            "a kept server keeps its counts"
+        );
     }
 }

@@ -473,11 +473,16 @@ impl View {
         for (_, vs) in live.shared.servers() {
             for m in vs.members.iter().chain(&vs.retired_members) {
                 let member = format!("{}:{}", m.ip, m.port);
-                let labels = [
+                let mut labels = vec![
                     ("virtual_server", vs.name.as_str()),
                     ("pool", vs.pool.as_str()),
                     ("member", member.as_str()),
                 ];
+                // A retired server may share its name with the live one
+                // that replaced it: its series are told apart.
+                if vs.retired {
+                    labels.push(("retired", "true"));
+                }
                 let up = u64::from(live.shared.members.is_up(m.id));
                 e.sample(
                     "sluice_member_up",
@@ -527,7 +532,10 @@ impl View {
     fn server_metrics(&self, live: &Live, e: &mut Exposition) {
         for (slot, vs) in live.shared.servers() {
             let i = usize::from(slot);
-            let name = [("virtual_server", vs.name.as_str())];
+            let mut name = vec![("virtual_server", vs.name.as_str())];
+            if vs.retired {
+                name.push(("retired", "true"));
+            }
             e.sample(
                 "sluice_virtual_server_sessions",
                 Kind::Gauge,
@@ -539,7 +547,8 @@ impl View {
                 ("in", VS_PACKETS_IN, VS_BYTES_IN),
                 ("out", VS_PACKETS_OUT, VS_BYTES_OUT),
             ] {
-                let labels = [("virtual_server", vs.name.as_str()), ("direction", dir)];
+                let mut labels = name.clone();
+                labels.push(("direction", dir));
                 e.sample(
                     "sluice_virtual_server_packets_total",
                     Kind::Counter,
@@ -564,7 +573,7 @@ impl View {
                     "sluice_virtual_server_rejected_total",
                     Kind::Counter,
                     "New sessions refused, by reason: no_member and full answered with a RST / ICMP unreachable, denied (source ACL) dropped.",
-                    &[("virtual_server", vs.name.as_str()), ("reason", reason)],
+                    &[name.as_slice(), &[("reason", reason)]].concat(),
                     v,
                 );
             }

@@ -294,9 +294,6 @@ fn row(live: &crate::report::Live, now: u32, s: &Session4) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Live;
-    use sluice_dataplane::shared::Shared;
-    use std::sync::Arc;
 
     const CFG: &str = r#"
 [[interface]]
@@ -316,17 +313,6 @@ pool = "web"
     /// A view of two workers: worker 0 answers every slice with one
     /// session and the end of its table; worker 1 never answers.
     fn view(worker0: WorkerMailbox, mailboxes: Vec<Mailbox>) -> View {
-        let cfg = sluice_config::parse(CFG, "t.toml").unwrap();
-        let shared = Arc::new(Shared::new(&cfg, &[[2, 0, 0, 0, 0, 1]], 2));
-        let plan = crate::members::plan(&cfg, &shared);
-        let health = crate::health::statuses(plan.targets.len(), 0);
-        let reload = crate::reload::Channels {
-            workers: Vec::new(),
-            checks: std::sync::Mutex::new(crate::health::Checks::default()),
-            gate: tokio::sync::Mutex::new(()),
-            sessions_per_worker: 1024,
-            ramps: crate::members::ramps(&shared.members),
-        };
         std::thread::spawn(move || {
             let (requests, replies) = worker0;
             while let Ok(mut req) = requests.recv() {
@@ -351,22 +337,7 @@ pool = "web"
                 }
             }
         });
-        let live = Live {
-            config: cfg,
-            shared,
-            plan,
-            health,
-        };
-        View::new(
-            live,
-            Vec::new(),
-            Vec::new(),
-            crate::clock::Clock::start(),
-            Vec::new(),
-            mailboxes,
-            reload,
-            "t.toml".into(),
-        )
+        crate::testing::view(CFG, 2, mailboxes)
     }
 
     #[tokio::test]

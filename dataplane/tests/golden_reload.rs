@@ -421,3 +421,32 @@ fn a_server_moved_to_a_pool_sharing_its_member_drains_on_the_old_ids() {
         "the old session left the old id"
     );
 }
+
+#[test]
+fn a_changed_persistence_netmask_makes_a_new_server_and_the_old_one_drains() {
+    let sticky = |mask: u8| {
+        variant(&[(
+            "pool = \"web\"\nforwarding = \"dest_nat\"\n",
+            &format!("pool = \"web\"\nforwarding = \"dest_nat\"\npersistence = {{ timeout = \"10s\", netmask = {mask} }}\n"),
+        )])
+    };
+    let mut lab = Lab::with_shared(shared_from(&sticky(32), &[EXT_MAC, INT_MAC], 1), 64);
+    web_session(&mut lab, 40000, 0);
+    let next = lab.reload(&sticky(32)).expect("reload applies");
+    assert_eq!(
+        next.slot_of("web"),
+        Some(VS_WEB),
+        "unchanged: the same slot"
+    );
+    let next = lab.reload(&sticky(24)).expect("reload applies");
+    let slot = next.slot_of("web").unwrap();
+    assert_ne!(slot, VS_WEB, "a new netmask: a new server");
+    assert!(
+        next.service(VS_WEB).is_some_and(|v| v.retired),
+        "the old one drains"
+    );
+    // The old session carries on, on the old server's entry and mask.
+    web_data_both_ways(&mut lab, "after the change", 40000, 0);
+    let st = lab.workers[0].stats();
+    assert_eq!(st.vs_sessions[usize::from(VS_WEB)].load(Relaxed), 1);
+}

@@ -125,11 +125,29 @@ check "reload --json parses and names the generation" \
 answers $VIP 30 >"$WORK/a4"
 check "all three members serve again (m${victim#1}: $(count "m${victim#1}" "$WORK/a4"))" test "$(count "m${victim#1}" "$WORK/a4")" -gt 0
 
+section "reload: a renamed pool makes a new server; the old one drains on its members"
+keepalive $VIP "$WORK/keep3" "$WORK/go3"
+KEEP3_PID=$KEEP_PID
+third=$(head -1 "$WORK/keep3" | grep -o 'server=m[0-9]')
+check "a keep-alive connection is open (${third:-none})" test -n "$third"
+sed -i 's/^\[pool\.web\]$/[pool.web_b]/; s/^pool = "web"$/pool = "web_b"/' "$CFG"
+out=$(ctl reload); rc=$?
+check "the reload applies (rc $rc) and says web is replaced ($(grep replaced <<<"$out" | head -1))" \
+    bash -c "test $rc -eq 0 && grep -Eq 'virtual server web replaced \(pool web -> web_b\); its [1-9][0-9]* sessions drain' <<<'$out'"
+touch "$WORK/go3"
+wait "$KEEP3_PID" 2>/dev/null
+check "the connection opened before carries on ($(sed -n 2p "$WORK/keep3"))" grep -q "^$third " <<<"$(sed -n 2p "$WORK/keep3")"
+answers $VIP 10 >"$WORK/a5"
+check "new connections are served by the new server ($(grep -c '^server=' "$WORK/a5")/10)" test "$(grep -c '^server=' "$WORK/a5")" -eq 10
+dups=$(ctl metrics | grep -v '^#' | awk '{print $1}' | sort | uniq -d | head -3 | tr '\n' ' ')
+check "  /metrics tells the old web from the new (duplicate series: ${dups:-none})" test -z "$dups"
+check "  members lists the old one's members as its (retired) server's" bash -c "$SLUICECTL --socket $LAB_DIR/sluice.sock members | awk 'NR > 1 && \$2 == \"web\"' | grep -q ."
+
 check "the request loop was still running at the last reload" kill -0 "$LOOP_PID"
 touch "$WORK/stop-loop"
 wait "$LOOP_PID" 2>/dev/null
 total=$(wc -l <"$WORK/loop")
-check "the request loop through four reloads and two refusals lost nothing ($(grep -c '^server=' "$WORK/loop")/$total answered, $(grep -c FAILED "$WORK/loop") failed)" \
+check "the request loop through five reloads and two refusals lost nothing ($(grep -c '^server=' "$WORK/loop")/$total answered, $(grep -c FAILED "$WORK/loop") failed)" \
     test "$(grep -c '^server=' "$WORK/loop")" -eq "$total" -a "$total" -gt 100
 stop_sluice; rc=$?
 check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0

@@ -343,21 +343,28 @@ fn vs_slots(
 }
 
 /// Whether configured server `v` is the running server `s`: the same name,
-/// and the same address, port, protocol, forwarding mode and pool. Sessions
-/// name their server by slot and their member by the server's member list,
-/// so a server that changed any of these is a new server in a new slot,
-/// and the old one drains its sessions, on its old members and member ids.
+/// and the same address, port, protocol, forwarding mode, pool and
+/// persistence netmask (or none). Sessions name their server by slot, their
+/// member by the server's member list and their persistence entry by the
+/// server's netmask, so a server that changed any of these is a new server
+/// in a new slot, and the old one drains its sessions, on its old members,
+/// member ids and persistence entries.
 fn same_identity(cfg: &Config, v: &sluice_config::VirtualServer, s: &VirtualServer) -> bool {
     let proto = match v.protocol {
         Protocol::Tcp => proto::TCP,
         Protocol::Udp => proto::UDP,
     };
+    let mask = v
+        .persistence
+        .as_ref()
+        .map(|p| crate::route::mask(p.netmask.min(32)));
     s.name == v.name
         && v4(v.address.ip()) == Some(s.vip)
         && v.address.port() == s.port
         && proto == s.proto
         && v.forwarding == s.forwarding
         && cfg.pools[v.pool].name == s.pool
+        && mask == s.persistence.map(|p| p.mask)
 }
 
 /// The members `before` had that `now` no longer has, and those it was
