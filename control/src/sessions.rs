@@ -2,10 +2,11 @@
 //! [--client ADDR] [--limit N|all]`: gathers sessions from the workers that
 //! own them, a bounded slice per request, without stopping them, and
 //! streams the answer as the slices come: a table of a million sessions per
-//! worker lists and flushes completely. Should a worker not answer a
-//! slice in time, the answer ends saying so (text: a last line `error: ...
-//! cut short`; JSON: `"complete": false` and an `error`), and sluicectl
-//! exits 1.
+//! worker lists and flushes completely. A whole answer ends with a line
+//! that says so (`N sessions listed`, `flushed N sessions`, JSON
+//! `"complete": true`); should a worker not answer a slice in time, it ends
+//! with why instead (text: `error: ... cut short`; JSON: `"complete":
+//! false` and an `error`). sluicectl exits 1 unless the answer ended whole.
 
 use crate::report::View;
 use sluice_dataplane::conntrack;
@@ -221,13 +222,14 @@ async fn list<W: AsyncWrite + Unpin>(
         }
     }
     let why = cut.map(|w| format!("listing cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}; {listed} sessions listed"));
+    // The last line says the answer is whole (sluicectl checks it is there).
     let end = match (out.json, why) {
         (true, None) => "],\"complete\":true}\n".to_string(),
         (true, Some(e)) => format!(
             "],\"complete\":false,\"error\":{}}}\n",
             serde_json::json!(e)
         ),
-        (false, None) => String::new(),
+        (false, None) => format!("{listed} sessions listed\n"),
         (false, Some(e)) => format!("error: {e}\n"),
     };
     out.put(&end).await
@@ -352,6 +354,7 @@ pool = "web"
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
+
         assert!(lines[1].starts_with("10.0.0.2:40000 web 10.20.0.100:80 10.20.0.11:80 "));
         assert_eq!(
             lines[2],

@@ -114,10 +114,12 @@ enum Answer {
 }
 
 /// Sends `command` and copies the answer to stdout as it comes (`sessions`
-/// may stream millions of lines); each read waits 5 s at most.
+/// may stream millions of lines); each read waits 5 s at most (30 s for
+/// `sessions`, which scans whole tables between two lines).
 fn ask(path: &str, command: &str) -> std::io::Result<Answer> {
+    let streams = command.starts_with("sessions");
     let mut s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(if streams { 30 } else { 5 })))?;
     s.write_all(format!("{command}\n").as_bytes())?;
     s.shutdown(std::net::Shutdown::Write)?;
     let mut stdout = std::io::stdout().lock();
@@ -139,11 +141,26 @@ fn ask(path: &str, command: &str) -> std::io::Result<Answer> {
         stdout.write_all(chunk)?;
     }
     stdout.flush()?;
-    Ok(if refused(&head, &tail) {
-        Answer::Refused
-    } else {
-        Answer::Done
-    })
+    if refused(&head, &tail) {
+        return Ok(Answer::Refused);
+    }
+    if streams && !whole(&tail) {
+        eprintln!("sluicectl: the answer ended before its last line: it is incomplete");
+        return Ok(Answer::Refused);
+    }
+    Ok(Answer::Done)
+}
+
+/// Whether a `sessions` answer ended with the line that says it is whole.
+fn whole(tail: &[u8]) -> bool {
+    let tail = String::from_utf8_lossy(tail);
+    let last = tail.trim_end().rsplit('\n').next().unwrap_or("");
+    let words: Vec<&str> = last.split(' ').collect();
+    let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    match words.as_slice() {
+        [n, "sessions", "listed"] | ["flushed", n, "sessions"] => number(n),
+        _ => last.ends_with("\"complete\":true}") || last.starts_with("{\"flushed\":"),
+    }
 }
 
 /// Whether an answer says it failed: it starts with an error, its last
@@ -176,5 +193,21 @@ mod tests {
             b"client virtual_s",
             b"1.2.3.4:5 web x y z established 0.1s\n"
         ));
+    }
+
+    #[test]
+    fn a_stream_is_whole_only_with_its_last_line() {
+        use super::whole;
+        assert!(whole(
+            b"1.2.3.4:5 web x y z established 0.1s\n2 sessions listed\n"
+        ));
+        assert!(whole(b"flushed 7 sessions\n"));
+        assert!(whole(b"{\"a\":1}],\"complete\":true}\n"));
+        assert!(whole(b"{\"flushed\":7}\n"));
+        // Cut anywhere else: a row, half a row, an open JSON array.
+        assert!(!whole(b"1.2.3.4:5 web x y z established 0.1s\n"));
+        assert!(!whole(b"1.2.3.4:5 web x y z estab"));
+        assert!(!whole(b"{\"sessions\":[{\"a\":1},"));
+        assert!(!whole(b"x sessions listed\n"));
     }
 }
