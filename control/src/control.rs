@@ -19,6 +19,9 @@ use tokio::sync::Semaphore;
 /// or read the answer.
 const MAX_REQUEST: u64 = 4096;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A scraper sends its request at once: a metrics client silent this long
+/// is dropped, so idle connections cannot hold the listener's slots.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connections served at once per listener: more wait in the kernel's
 /// backlog, holding none of the switch's file descriptors, so idle or slow
 /// clients can never take those the health checks need. The control socket
@@ -198,10 +201,10 @@ async fn bounded(f: impl Future<Output = std::io::Result<()>>) {
 
 /// Reads one request line of at most `MAX_REQUEST` bytes; bytes that are
 /// not UTF-8 are replaced, so a malformed request gets an error answer.
-async fn read_request<R: AsyncRead + Unpin>(r: R) -> std::io::Result<String> {
+async fn read_request<R: AsyncRead + Unpin>(r: R, within: Duration) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut reader = BufReader::new(r.take(MAX_REQUEST));
-    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut line))
+    tokio::time::timeout(within, reader.read_until(b'\n', &mut line))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     Ok(String::from_utf8_lossy(&line).into_owned())
@@ -266,7 +269,7 @@ pub fn error_json(message: &str) -> String {
 /// answer for as long as the workers hand over slices.
 async fn serve_ctl(stream: UnixStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
-    let line = read_request(r).await?;
+    let line = read_request(r, CLIENT_TIMEOUT).await?;
     let mut words: Vec<&str> = line.split_whitespace().collect();
     if words.first() == Some(&"sessions") {
         let json = words.contains(&"--json");
@@ -285,7 +288,7 @@ async fn serve_metrics_bounded(stream: TcpStream, view: Arc<View>) -> std::io::R
 
 async fn serve_metrics(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, w) = stream.into_split();
-    let line = read_request(r).await?;
+    let line = read_request(r, SCRAPE_TIMEOUT).await?;
     let (status, body) = if line.starts_with("GET /metrics ") {
         ("200 OK", view.metrics())
     } else {

@@ -7,7 +7,8 @@
 //! matters, so a new session costs two loads per member instead of one per
 //! member and worker, none of them on a line another core just wrote.
 //! Between two folds a worker does not see the other workers' newest
-//! sessions: at most a millisecond of them.
+//! sessions: about a millisecond of them, more while the control thread is
+//! busy (a reload, a metrics page).
 
 use crate::report::View;
 use sluice_config::Method;

@@ -253,7 +253,7 @@ kernel = false
 members = [{ address = "10.20.0.11:80", weight = 10, slow_start = "300ms" }]
 "#;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn slow_start_ramps_to_the_weight_set_at_run_time() {
         let cfg = sluice_config::parse(SLOW, "t.toml").unwrap();
         let shared = Shared::new(&cfg, &[[2, 0, 0, 0, 0, 1]], 1);

@@ -25,6 +25,8 @@ const DEFAULT_LIMIT: usize = 1000;
 /// one chunk of the answer.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for the one before it to finish.
+const GATE_WAIT: Duration = Duration::from_secs(5);
 /// Matches a worker returns per slice at most.
 const SLICE_ROWS: usize = 1024;
 
@@ -118,8 +120,16 @@ pub async fn stream<W: AsyncWrite + Unpin>(
         Err(e) if json => return out.put(&crate::control::error_json(&e)).await,
         Err(e) => return out.put(&format!("error: {e}\n{USAGE}\n")).await,
     };
-    // One sessions request at a time: each mailbox holds one slice.
-    let _gate = view.sessions_gate.lock().await;
+    // One sessions request at a time: each mailbox holds one slice. A
+    // request does not wait long for another: it holds a client slot.
+    let Ok(_gate) = tokio::time::timeout(GATE_WAIT, view.sessions_gate.lock()).await else {
+        let busy =
+            format!("another sessions request has been running for over {GATE_WAIT:?}; try again");
+        return match out.json {
+            true => out.put(&crate::control::error_json(&busy)).await,
+            false => out.put(&format!("error: {busy}\n")).await,
+        };
+    };
     if req.flush {
         flush(view, &req, &mut out).await
     } else {

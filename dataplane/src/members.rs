@@ -332,8 +332,11 @@ impl MemberStates {
                     total += own[w];
                 }
                 for (w, o) in self.others.iter().enumerate().take(MOST) {
-                    if let Some(c) = o.get(at) {
-                        c.store(total - own[w], Relaxed);
+                    // Stored only when it changed: a store takes the line
+                    // from the worker that reads it on every choice.
+                    let v = total - own[w];
+                    if let Some(c) = o.get(at).filter(|c| c.load(Relaxed) != v) {
+                        c.store(v, Relaxed);
                     }
                 }
             }

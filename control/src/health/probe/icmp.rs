@@ -20,6 +20,7 @@ use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::oneshot;
@@ -53,35 +54,63 @@ type Open = (Option<Ipv4Addr>, Arc<Pinger>, JoinHandle<()>);
 /// The pingers by source.
 static PINGERS: LazyLock<Mutex<Vec<Open>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 
-/// The pinger of `source`, opened on first use (and again if its reader
-/// ended with the runtime it ran on).
-fn pinger(source: Option<Ipv4Addr>) -> Result<Arc<Pinger>, Failure> {
+/// How long a pinger's reader lives with no probe waiting on it (the source
+/// may be gone with a reload): then it closes its socket.
+const IDLE_READER: Duration = Duration::from_secs(60);
+/// How long the reader rests after a receive error.
+const READ_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The pinger of `source`, opened on first use (and again once its reader
+/// retired or ended with the runtime it ran on), with `waiter` waiting on it
+/// for `key`: put there under the registry's lock, so its reader cannot
+/// retire in between.
+fn wait_on(
+    source: Option<Ipv4Addr>,
+    key: (u16, u16),
+    waiter: Waiter,
+) -> Result<Arc<Pinger>, Failure> {
     let mut all = lock(&PINGERS);
     all.retain(|(_, _, reader)| !reader.is_finished());
-    if let Some((_, p, _)) = all.iter().find(|(s, _, _)| *s == source) {
-        return Ok(p.clone());
-    }
-    let socket = open(source).map_err(|e| setup_failure("raw socket", &e))?;
-    let p = Arc::new(Pinger {
-        socket,
-        waiting: Mutex::new(HashMap::new()),
-    });
-    let reader = tokio::spawn(read_replies(p.clone()));
-    all.push((source, p.clone(), reader));
+    let p = match all.iter().find(|(s, _, _)| *s == source) {
+        Some((_, p, _)) => p.clone(),
+        None => {
+            let socket = open(source).map_err(|e| setup_failure("raw socket", &e))?;
+            let p = Arc::new(Pinger {
+                socket,
+                waiting: Mutex::new(HashMap::new()),
+            });
+            let reader = tokio::spawn(read_replies(p.clone()));
+            all.push((source, p.clone(), reader));
+            p
+        }
+    };
+    lock(&p.waiting).insert(key, waiter);
     Ok(p)
 }
 
-/// Hands every reply read from `p`'s socket to the probe it answers.
+/// Hands every reply read from `p`'s socket to the probe it answers; ends
+/// (closing the socket) after `IDLE_READER` without a probe waiting.
 async fn read_replies(p: Arc<Pinger>) {
     let mut packet = vec![0u8; MAX_PACKET];
     loop {
         // `Read` for `&Socket` is a plain recv(2): one whole packet per call.
-        let Ok(len) = p
+        let read = p
             .socket
-            .async_io(Interest::READABLE, |mut s| s.read(&mut packet))
-            .await
-        else {
-            continue;
+            .async_io(Interest::READABLE, |mut s| s.read(&mut packet));
+        let len = match tokio::time::timeout(IDLE_READER, read).await {
+            Ok(Ok(len)) => len,
+            Ok(Err(_)) => {
+                tokio::time::sleep(READ_BACKOFF).await;
+                continue;
+            }
+            Err(_) => {
+                let mut all = lock(&PINGERS);
+                if lock(&p.waiting).is_empty() {
+                    all.retain(|(_, q, _)| !Arc::ptr_eq(q, &p));
+                    return;
+                }
+                continue;
+            }
         };
         let Some(reply) = reply_of(&packet[..len]) else {
             continue;
@@ -109,13 +138,12 @@ impl Drop for Waiting<'_> {
 pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
     let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
     let (ident, seq) = (n as u16, (n >> 16) as u16);
-    let p = pinger(target.source)?;
     let (tx, rx) = oneshot::channel();
     let waiter = Waiter {
         target: target.addr,
         answer: tx,
     };
-    lock(&p.waiting).insert((ident, seq), waiter);
+    let p = wait_on(target.source, (ident, seq), waiter)?;
     let _waiting = Waiting(&p, (ident, seq));
     let request = echo_request(ident, seq);
     let to = SockAddr::from(SocketAddrV4::new(target.addr, 0));

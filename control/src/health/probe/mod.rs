@@ -48,12 +48,23 @@ impl From<String> for Failure {
 }
 
 /// A failure to get a socket, bind it, or run a program: local when the
-/// switch ran out of something, else the member's (or the check's).
+/// switch ran out of something (descriptors, memory), else the member's, or
+/// the check's (a source address no longer the switch's does not pass over:
+/// it marks the member down rather than freezing its state).
 pub(super) fn setup_failure(what: &str, e: &io::Error) -> Failure {
     let text = format!("{what}: {}", io_reason(e));
     match e.raw_os_error() {
-        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM | EAGAIN | EADDRNOTAVAIL) => Failure::Local(text),
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM | EAGAIN) => Failure::Local(text),
         _ => Failure::Member(text),
+    }
+}
+
+/// A failure of connect(2): local when no local port was left, else the
+/// member's answer.
+pub(super) fn connect_failure(e: &io::Error) -> Failure {
+    match e.raw_os_error() {
+        Some(EADDRNOTAVAIL | EAGAIN) => Failure::Local(format!("connect: {}", io_reason(e))),
+        _ => Failure::Member(io_reason(e)),
     }
 }
 
@@ -132,7 +143,15 @@ mod tests {
 
     #[test]
     fn running_out_of_descriptors_or_ports_is_local() {
-        for errno in [EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL] {
+        // A source address gone is not passing over: the member goes down.
+        let gone = io::Error::from_raw_os_error(EADDRNOTAVAIL);
+        assert!(matches!(
+            setup_failure("bind 10.20.0.1", &gone),
+            Failure::Member(_)
+        ));
+        // No local port left for connect: ours.
+        assert!(matches!(connect_failure(&gone), Failure::Local(_)));
+        for errno in [EMFILE, ENFILE, ENOBUFS] {
             let e = io::Error::from_raw_os_error(errno);
             assert!(
                 matches!(setup_failure("socket", &e), Failure::Local(_)),

@@ -1,6 +1,6 @@
 //! TCP connect check; also the connection under the HTTP check.
 
-use super::{io_reason, setup_failure, Failure};
+use super::{connect_failure, setup_failure, Failure};
 use crate::health::Target;
 
 use std::net::{SocketAddr, SocketAddrV4};
@@ -26,14 +26,7 @@ pub(super) async fn connect(target: &Target) -> Result<TcpStream, Failure> {
             .map_err(|e| setup_failure(&format!("bind {source}"), &e))?;
     }
     let peer = SocketAddr::V4(SocketAddrV4::new(target.addr, target.port));
-    socket
-        .connect(peer)
-        .await
-        .map_err(|e| match setup_failure("connect", &e) {
-            // No local port left: ours. Anything else is the member's answer.
-            local @ Failure::Local(_) => local,
-            Failure::Member(_) => Failure::Member(io_reason(&e)),
-        })
+    socket.connect(peer).await.map_err(|e| connect_failure(&e))
 }
 
 #[cfg(test)]
