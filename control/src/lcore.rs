@@ -22,6 +22,9 @@ const PREFETCH_AHEAD: usize = 3;
 const HOLD_MAX: usize = 256;
 const HOLD_PER_HOP: usize = 8;
 const HOLD_MS: u64 = 3000;
+/// Fragments held for their datagram's first fragment: at most this many
+/// per worker, for this long (`frag::FRAG_LIFETIME_MS`).
+const HOLD_FRAGMENTS: usize = 128;
 /// Idle turns before an adaptive worker starts sleeping, and its longest nap.
 const IDLE_SPIN_TURNS: u32 = 200;
 const MAX_NAP_US: u64 = 200;
@@ -117,6 +120,10 @@ struct Buffers {
     free: Vec<Mbuf>,
     /// Frames waiting for a next hop's MAC: (frame, port, next hop, deadline).
     held: Vec<(Mbuf, u16, Ipv4Addr, u64)>,
+    /// Fragments waiting for their first: (frame, port, redirected, deadline).
+    fragments: Vec<(Mbuf, u16, bool, u64)>,
+    /// `Worker::fragments_recorded` when the waiting fragments last ran.
+    fragments_seen: u64,
     now_ms: u64,
 }
 
@@ -135,6 +142,8 @@ impl Lcore {
             kernel: Vec::with_capacity(burst * 4),
             free: Vec::with_capacity(MAX_BURST),
             held: Vec::with_capacity(HOLD_MAX),
+            fragments: Vec::with_capacity(HOLD_FRAGMENTS),
+            fragments_seen: 0,
             now_ms: 0,
         };
         let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
@@ -171,6 +180,9 @@ impl Lcore {
             self.take_new_configuration(&mut b);
             if !b.held.is_empty() {
                 self.release_held(&mut b);
+            }
+            if !b.fragments.is_empty() {
+                self.release_fragments(&mut b);
             }
             self.send_arp_requests(&mut b);
             self.send_generated_packets(&mut b);
@@ -220,18 +232,42 @@ impl Lcore {
             let v = self.worker.process(in_port, &mut MbufPkt(m), redirected);
             b.verdicts.push(v);
         }
-        for (m, v) in b.rx.drain(..).zip(b.verdicts.iter()) {
-            match *v {
-                Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
-                Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
-                Verdict::Kernel => b.kernel.push(m),
-                Verdict::Hold { port, next_hop } => {
-                    hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
+        let (mut rx, verdicts) = (std::mem::take(&mut b.rx), std::mem::take(&mut b.verdicts));
+        for (m, v) in rx.drain(..).zip(verdicts.iter()) {
+            let in_port = match port {
+                Some(p) => p,
+                None => self.port_index.interface(m.port()),
+            };
+            place(&self.worker, b, m, *v, in_port, port.is_none());
+        }
+        (b.rx, b.verdicts) = (rx, verdicts);
+        // What the burst dropped goes back to the pool in one call.
+        Mbuf::free_bulk(&mut b.free);
+    }
+
+    /// Runs the waiting fragments again when a first fragment passed since
+    /// they last ran; gives up, and counts, those that waited too long.
+    fn release_fragments(&mut self, b: &mut Buffers) {
+        let recorded = self.worker.fragments_recorded();
+        let fresh = recorded != b.fragments_seen;
+        b.fragments_seen = recorded;
+        let waiting = std::mem::take(&mut b.fragments);
+        for (mut m, port, redirected, deadline) in waiting {
+            let v = match fresh {
+                true => self
+                    .worker
+                    .replay_fragment(port, &mut MbufPkt(&mut m), redirected),
+                false => Verdict::HoldFragment,
+            };
+            match v {
+                Verdict::HoldFragment if b.now_ms >= deadline => {
+                    self.worker.stats().dropped(DropReason::FragmentUnmatched);
+                    b.free.push(m);
                 }
-                Verdict::Consumed | Verdict::Drop(_) => b.free.push(m),
+                Verdict::HoldFragment => b.fragments.push((m, port, redirected, deadline)),
+                v => place(&self.worker, b, m, v, port, redirected),
             }
         }
-        // What the burst dropped goes back to the pool in one call.
         Mbuf::free_bulk(&mut b.free);
     }
 
@@ -409,6 +445,27 @@ impl Lcore {
                 q.clear();
             }
         }
+    }
+}
+
+/// Moves a frame where its verdict says: a transmit queue, another
+/// worker's ring, the kernel's, a wait (for a MAC, for a first fragment),
+/// or back to the pool.
+fn place(worker: &Worker, b: &mut Buffers, m: Mbuf, v: Verdict, port: u16, redirected: bool) {
+    match v {
+        Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
+        Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
+        Verdict::Kernel => b.kernel.push(m),
+        Verdict::Hold { port, next_hop } => hold(worker, &mut b.held, b.now_ms, m, port, next_hop),
+        Verdict::HoldFragment if b.fragments.len() < HOLD_FRAGMENTS => {
+            let deadline = b.now_ms + u64::from(sluice_dataplane::frag::FRAG_LIFETIME_MS);
+            b.fragments.push((m, port, redirected, deadline));
+        }
+        Verdict::HoldFragment => {
+            worker.stats().dropped(DropReason::FragmentHoldFull);
+            b.free.push(m);
+        }
+        Verdict::Consumed | Verdict::Drop(_) => b.free.push(m),
     }
 }
 

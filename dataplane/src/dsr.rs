@@ -135,7 +135,9 @@ impl Worker {
 
 /// DSCP-mode rewrite: the destination becomes the member and the DSCP field
 /// names the virtual server; TTL decremented; IP and transport checksums
-/// updated incrementally. `ip` starts at the IPv4 header of length `ihl`.
+/// updated incrementally (the transport one only in a packet that carries
+/// its header: not in a fragment after the first). `ip` starts at the IPv4
+/// header of length `ihl`.
 pub fn mark_dscp(ip: &mut [u8], ihl: usize, member: Ipv4Addr, dscp: u8) {
     let mut p = ipv4::Packet::new_unchecked(&mut *ip);
     let (old_dst, ttl, protocol) = (p.dst_addr(), p.ttl(), p.protocol());
@@ -158,6 +160,8 @@ pub fn mark_dscp(ip: &mut [u8], ihl: usize, member: Ipv4Addr, dscp: u8) {
     p.set_tos(new_tos);
     p.set_ttl(new_ttl);
     p.set_checksum(csum);
-    let delta = crate::nat::delta32(u32::from(old_dst), u32::from(member));
-    crate::nat::adjust_l4_checksum(&mut ip[ihl..], protocol, delta);
+    if p.frag_offset() == 0 {
+        let delta = crate::nat::delta32(u32::from(old_dst), u32::from(member));
+        crate::nat::adjust_l4_checksum(&mut ip[ihl..], protocol, delta);
+    }
 }

@@ -29,12 +29,16 @@ impl Worker {
         redirected: bool,
     ) -> Result<Verdict, DropReason> {
         let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
-        if ip.is_fragment() {
-            return Err(DropReason::Fragment);
-        }
-        let msg = icmpv4::Packet::new_checked(ip.payload())?;
         let interface = local.is_some_and(|l| l.interface.is_some());
         let src = ip.src_addr();
+        if ip.is_fragment() {
+            // A big ping to the switch's interface: the kernel reassembles.
+            return match interface {
+                true => self.hand_to_kernel(port, src, KernelClass::Icmp),
+                false => Err(DropReason::Fragment),
+            };
+        }
+        let msg = icmpv4::Packet::new_checked(ip.payload())?;
         match msg.msg_type() {
             icmpv4::kind::ECHO_REQUEST if local.is_some() => self.echo_reply(port, pkt, l3),
             icmpv4::kind::DEST_UNREACHABLE

@@ -3,6 +3,7 @@
 
 use crate::conntrack;
 use crate::exception::KernelClass;
+use crate::frag::FragRoute;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
@@ -27,6 +28,9 @@ pub(crate) struct Flow {
     pub seq: u32,
     pub ack: u32,
     pub payload_len: u16,
+    /// The IPv4 identifier, when this is the first fragment of a datagram
+    /// (its other fragments follow it: see `frag`).
+    pub first_fragment: Option<u16>,
 }
 
 impl Worker {
@@ -49,6 +53,9 @@ impl Worker {
         }
         let (dst, protocol) = (ip.dst_addr(), ip.protocol());
         let local = self.shared.local(dst);
+        if ip.frag_offset() != 0 {
+            return self.later_fragment(port, pkt, l3, local, redirected);
+        }
         if protocol == proto::ICMP {
             return self.icmp(port, pkt, l3, local, redirected);
         }
@@ -83,6 +90,7 @@ impl Worker {
         if !redirected && self.shared.workers > 1 {
             let owner = self.shared.client_owner(t.src.into());
             if owner != self.id {
+                self.first_fragment_passed(&flow, FragRoute::Worker(owner));
                 return Ok(Verdict::Redirect(owner));
             }
         }
@@ -96,6 +104,13 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Forward);
         }
+        self.first_fragment_passed(
+            &flow,
+            FragRoute::Session {
+                idx,
+                dir: Dir::Forward,
+            },
+        );
         // The server is looked up once: conntrack and the rewrite need it.
         let rewrite = self
             .shared
@@ -205,6 +220,7 @@ impl Worker {
         if !redirected && self.shared.workers > 1 {
             let owner = self.reverse_owner(t.dst.into(), t.dport);
             if owner != self.id {
+                self.first_fragment_passed(&flow, FragRoute::Worker(owner));
                 return Ok(Verdict::Redirect(owner));
             }
         }
@@ -227,6 +243,13 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Reverse);
         }
+        self.first_fragment_passed(
+            &flow,
+            FragRoute::Session {
+                idx,
+                dir: Dir::Reverse,
+            },
+        );
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         self.stats.count_vs(s.vs, false, pkt.data().len());
         nat::rewrite(
@@ -454,7 +477,7 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
     if protocol != proto::TCP && protocol != proto::UDP {
         return Err(DropReason::NoVirtualServer);
     }
-    if ip.is_fragment() {
+    if ip.frag_offset() != 0 {
         return Err(DropReason::Fragment);
     }
     if ip.ttl() <= 1 {
@@ -467,7 +490,14 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
         let (sp, dp, f) = (t.src_port(), t.dst_port(), t.flags());
         (sp, dp, f, t.seq_number(), t.ack_number(), payload as u16)
     } else {
-        let u = udp::Packet::new_checked(ip.payload())?;
+        // A first fragment holds the header but not the length it gives.
+        let u = match ip.more_frags() {
+            false => udp::Packet::new_checked(ip.payload())?,
+            true if ip.payload().len() >= udp::HEADER_LEN => {
+                udp::Packet::new_unchecked(ip.payload())
+            }
+            true => return Err(DropReason::Truncated),
+        };
         (u.src_port(), u.dst_port(), 0, 0, 0, 0)
     };
     Ok(Flow {
@@ -484,5 +514,6 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
         seq,
         ack,
         payload_len,
+        first_fragment: ip.more_frags().then(|| ip.ident()),
     })
 }

@@ -25,6 +25,7 @@ pub mod conntrack;
 mod dsr;
 pub mod exception;
 mod flood;
+pub mod frag;
 mod icmp;
 mod ipv4;
 pub mod nat;

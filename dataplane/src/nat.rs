@@ -84,6 +84,26 @@ pub fn rewrite_quoted(q: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint) {
     rewrite_headers(q, ihl, src, dst, false);
 }
 
+/// Rewrites the addresses of a fragment after the first (it carries no
+/// transport header: the first fragment's checksum update covers the whole
+/// datagram) and decrements the TTL.
+pub fn rewrite_fragment(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
+    let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());
+    let new_ttl = ttl.saturating_sub(1);
+    let delta = delta32(u32::from(old_src), u32::from(src))
+        + delta32(u32::from(old_dst), u32::from(dst))
+        + delta16(
+            u16::from_be_bytes([ttl, protocol]),
+            u16::from_be_bytes([new_ttl, protocol]),
+        );
+    p.set_ttl(new_ttl);
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+    let csum = apply(p.checksum(), delta);
+    p.set_checksum(csum);
+}
+
 fn rewrite_headers(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint, hop: bool) {
     let mut p = ipv4::Packet::new_unchecked(&mut *ip);
     let (old_src, old_dst, ttl, protocol) = (p.src_addr(), p.dst_addr(), p.ttl(), p.protocol());

@@ -328,6 +328,7 @@ mod tests {
             seq,
             ack,
             payload_len,
+            first_fragment: None,
         }
     }
 

@@ -42,7 +42,9 @@ reasons! {
     ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
     NotForUs => "not_for_us", "IPv4 packet to an address the switch does not own and no session";
     LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
-    Fragment => "fragment", "IPv4 fragment to a virtual server";
+    Fragment => "fragment", "IP fragment the switch does not follow (not TCP or UDP, or to a VIP's ICMP)";
+    FragmentUnmatched => "fragment_unmatched", "fragment whose first fragment did not come in time, or whose session is gone";
+    FragmentHoldFull => "fragment_hold_full", "fragment arriving before its first, with no room left to wait (per datagram or worker)";
     NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
     NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
     SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses";
@@ -123,6 +125,8 @@ pub struct WorkerStats {
     /// Sessions started by a segment other than a SYN: DSR flows of a hash
     /// method whose session was evicted (or began on another node).
     pub sessions_resumed: AtomicU64,
+    /// Fragments after the first forwarded, following their first.
+    pub fragments: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
     /// `members_full` refusals per virtual server.
@@ -181,6 +185,7 @@ impl WorkerStats {
             embryonic: AtomicU64::new(0),
             embryonic_evicted: AtomicU64::new(0),
             sessions_resumed: AtomicU64::new(0),
+            fragments: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
@@ -250,7 +255,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 26] {
+    pub fn scalars(&self) -> [(&'static str, u64); 27] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -275,6 +280,7 @@ impl WorkerStats {
             ("embryonic", g(&self.embryonic)),
             ("embryonic_evicted", g(&self.embryonic_evicted)),
             ("sessions_resumed", g(&self.sessions_resumed)),
+            ("fragments", g(&self.fragments)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),
@@ -330,6 +336,10 @@ pub fn scalar_help(name: &str) -> (&'static str, bool) {
             false,
         ),
         "sessions_resumed" => ("Sessions started mid-flow by a hash method (DSR).", false),
+        "fragments" => (
+            "Fragments after the first forwarded, following their first.",
+            false,
+        ),
         "drops" => ("Packets dropped, every reason.", false),
         "loops" => ("Turns of the worker loop.", false),
         "idle_loops" => ("Turns of the worker loop that received nothing.", false),

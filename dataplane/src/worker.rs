@@ -7,6 +7,7 @@
 
 use crate::conntrack;
 use crate::exception::{KernelClass, KernelLimiter, TokenBucket};
+use crate::frag::FragTable;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::sched::pick::Balancer;
@@ -36,6 +37,11 @@ pub enum Verdict {
     /// request is on its way): the daemon holds the frame a little and sends
     /// it once [`Worker::resolve_held`] finds the MAC.
     Hold { port: u16, next_hop: Ipv4Addr },
+    /// A fragment that came before the first fragment of its datagram: the
+    /// daemon holds it, untouched, and runs it again through
+    /// [`Worker::replay_fragment`] once [`Worker::fragments_recorded`]
+    /// moved, until `FRAG_LIFETIME_MS` is over.
+    HoldFragment,
 }
 
 impl From<wire::Error> for DropReason {
@@ -78,6 +84,9 @@ pub enum Generated {
 }
 
 const GENERATED_QUEUE: usize = 64;
+
+/// Datagrams whose fragments a worker follows at once.
+const FRAG_RECORDS: usize = 4096;
 
 /// Refusals answered per second and worker (and burst).
 pub const REFUSAL_RATE: u32 = 2_000;
@@ -132,6 +141,10 @@ pub struct Worker {
     refilled_ms: u64,
     last_refresh_ms: u64,
     ip_ident: u16,
+    /// Where the fragments of recent datagrams go (see `frag`).
+    pub(crate) frags: FragTable,
+    /// Set while a held fragment runs again: it is not counted as held twice.
+    replaying: bool,
     /// Where the search for a half-open session to evict resumes.
     pub(crate) evict_cursor: u32,
     /// Whether half-open sessions expire early (a SYN flood), as of the
@@ -182,6 +195,8 @@ impl Worker {
             refilled_ms: 0,
             last_refresh_ms: 0,
             ip_ident: 0,
+            frags: FragTable::with_capacity(FRAG_RECORDS),
+            replaying: false,
             evict_cursor: 0,
             syn_pressure: false,
             hops: [CachedHop::default(); HOP_CACHE],
@@ -249,6 +264,32 @@ impl Worker {
         let c = &self.stats.ports[usize::from(port) % stats::MAX_PORTS];
         stats::add(&c.rx_packets, packets);
         stats::add(&c.rx_bytes, bytes);
+    }
+
+    /// Runs a fragment held after [`Verdict::HoldFragment`] through the
+    /// pipeline again (its first fragment may have passed meanwhile).
+    pub fn replay_fragment<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        redirected: bool,
+    ) -> Verdict {
+        self.replaying = true;
+        let v = self.process(port, pkt, redirected);
+        self.replaying = false;
+        v
+    }
+
+    /// How many datagrams' first fragments passed so far: held fragments are
+    /// worth running again when it moves.
+    pub fn fragments_recorded(&self) -> u64 {
+        self.frags.recorded()
+    }
+
+    /// Whether a fragment without a route may wait for its first (counted
+    /// as held once, not again when it runs again).
+    pub(crate) fn may_hold_fragment(&mut self, key: crate::frag::FragKey) -> bool {
+        self.replaying || self.frags.hold(key, self.stamp())
     }
 
     /// Processes one frame received on `port` (counted by the caller with

@@ -737,13 +737,6 @@ fn l3_dsr_ipip_local_routed_and_second_prefix() {
         &from_router(&p),
         Expect::Drop(R::TtlExceeded),
     );
-    let p = Pkt::tcp((CLIENT, 42011), vip, SYN).frag(0x2000);
-    lab.c(
-        "IPIP first fragment",
-        EXT,
-        &from_router(&p),
-        Expect::Drop(R::Fragment),
-    );
     assert!(ids.0.iter().all(|&i| i != 0), "idents {:?}", ids.0);
     lab.workers[0].sessions().check_consistency().unwrap();
 }

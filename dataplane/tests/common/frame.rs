@@ -469,3 +469,27 @@ pub fn ident_of(frame: &[u8]) -> u16 {
     }
     u16::from_be_bytes([frame[18], frame[19]])
 }
+
+/// Splits an IPv4 packet (`Pkt::bytes`, no options) into two fragments, the
+/// first carrying `at` bytes of its payload (a multiple of 8), as a sender
+/// fragmenting it would: the same identifier, MF on the first, the offset
+/// on the second, each header checksum computed from scratch.
+#[allow(dead_code)]
+pub fn split(ip: &[u8], at: usize) -> [Vec<u8>; 2] {
+    assert_eq!(at % 8, 0, "fragment boundaries are multiples of 8");
+    let (header, payload) = ip.split_at(20);
+    let piece = |data: &[u8], flags_offset: u16| {
+        let mut p = header.to_vec();
+        p[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+        p[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+        p[10..12].copy_from_slice(&[0, 0]);
+        let c = internet_checksum(&p);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(data);
+        p
+    };
+    [
+        piece(&payload[..at], 0x2000),
+        piece(&payload[at..], (at / 8) as u16),
+    ]
+}

@@ -244,6 +244,8 @@ pub enum Expect {
     Kernel,
     /// Held for the MAC of this next hop on this port (an ARP request queued).
     Held(u16, Ipv4Addr),
+    /// A fragment held, untouched, until its first fragment passes.
+    HeldFragment,
 }
 
 /// Counter values of one worker by name (scalars and `drop.<reason>`).
@@ -354,6 +356,21 @@ impl Lab {
         }
     }
 
+    /// Runs a held fragment through worker `w` again, as the daemon does
+    /// once a first fragment passed; returns the verdict and the bytes after.
+    #[allow(dead_code)]
+    pub fn replay(
+        &mut self,
+        w: usize,
+        port: u16,
+        frame: &[u8],
+        redirected: bool,
+    ) -> (Verdict, Vec<u8>) {
+        let mut buf = VecBuf::new(frame);
+        let v = self.workers[w].replay_fragment(port, &mut buf, redirected);
+        (v, buf.data().to_vec())
+    }
+
     /// Runs a frame through worker `w`; returns the verdict and the bytes after.
     pub fn run(
         &mut self,
@@ -426,6 +443,10 @@ impl Lab {
                 },
                 "{name}: verdict"
             ),
+            Expect::HeldFragment => {
+                assert_eq!(verdict, Verdict::HoldFragment, "{name}: verdict");
+                assert_eq!(out, frame, "{name}: a held fragment is left untouched");
+            }
             Expect::Kernel => {
                 assert_eq!(verdict, Verdict::Kernel, "{name}: verdict");
                 assert_eq!(

@@ -1,0 +1,393 @@
+//! IP fragments through the switch, without reassembly.
+//!
+//! Only the first fragment of a datagram carries the transport header, so
+//! only it can find (or open) its session. When it passes, the worker
+//! records, for the datagram (source, destination, protocol, identifier),
+//! where its other fragments go:
+//!
+//! - on the worker that owns the session: the session and the direction, so
+//!   each later fragment is rewritten as the first was, addresses only (the
+//!   transport checksum, in the first fragment, covers the whole datagram
+//!   and was updated there);
+//! - on a worker that handed the first fragment over: that worker, for the
+//!   fragments that arrive after it (a NIC hashes the fragments of one
+//!   datagram to one queue, by their addresses).
+//!
+//! A fragment that arrives before its first is held, a few per datagram
+//! and per worker, for a short while; it goes on once the first fragment
+//! passed, and is dropped and counted when it waits too long. Records live
+//! `FRAG_LIFETIME_MS` in a fixed, set-associative table: a flood of
+//! fragments costs a bounded table and counters, never a session.
+
+use crate::exception::KernelClass;
+use crate::fixedmap::mix64;
+use crate::ipv4::Flow;
+use crate::nat;
+use crate::packet::PacketBuf;
+use crate::session::{Dir, Tuple4};
+use crate::shared::Local;
+use crate::stats::{self, DropReason};
+use crate::wire::ipv4::{self, proto};
+use crate::worker::{Verdict, Worker};
+use sluice_config::Forwarding;
+
+/// How long a datagram's record lives after its first fragment passed, and
+/// how long a fragment waits for its first.
+pub const FRAG_LIFETIME_MS: u32 = 2_000;
+/// Fragments held at most per datagram while its first has not come.
+pub const HOLD_PER_DATAGRAM: u8 = 8;
+
+const WAYS: usize = 4;
+
+/// A datagram: the addresses, protocol and identifier its fragments share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragKey {
+    pub src: u32,
+    pub dst: u32,
+    pub ident: u16,
+    pub proto: u8,
+}
+
+impl FragKey {
+    /// The datagram of an IPv4 packet (any of its fragments).
+    pub fn of<T: AsRef<[u8]>>(ip: &ipv4::Packet<T>) -> FragKey {
+        FragKey {
+            src: u32::from(ip.src_addr()),
+            dst: u32::from(ip.dst_addr()),
+            ident: ip.ident(),
+            proto: ip.protocol(),
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let addrs = (u64::from(self.src) << 32) | u64::from(self.dst);
+        mix64(addrs ^ (u64::from(self.ident) << 8 | u64::from(self.proto)).rotate_left(40))
+    }
+}
+
+/// Where the fragments of a datagram go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragRoute {
+    /// Rewritten as session `idx` of this worker, in direction `dir`.
+    Session { idx: u32, dir: Dir },
+    /// Handed to worker `w`, which owns the session.
+    Worker(u16),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    key: FragKey,
+    used: bool,
+    /// `None` while fragments wait for the first one.
+    route: Option<FragRoute>,
+    /// Fragments held for this datagram so far.
+    held: u8,
+    /// Clock stamp after which the slot is free again.
+    expires: u32,
+}
+
+impl Slot {
+    fn live(&self, now: u32) -> bool {
+        self.used && (now.wrapping_sub(self.expires) as i32) < 0
+    }
+}
+
+/// One worker's fragment records.
+#[derive(Debug)]
+pub struct FragTable {
+    slots: Box<[Slot]>,
+    sets_mask: usize,
+    /// Records pushed out by newer ones before they expired.
+    evicted: u64,
+    /// Routes recorded so far: held fragments are worth another look when
+    /// it moved.
+    recorded: u64,
+}
+
+impl FragTable {
+    /// A table of about `capacity` records.
+    pub fn with_capacity(capacity: usize) -> FragTable {
+        let sets = capacity.div_ceil(WAYS).next_power_of_two().max(1);
+        FragTable {
+            slots: vec![Slot::default(); sets * WAYS].into_boxed_slice(),
+            sets_mask: sets - 1,
+            evicted: 0,
+            recorded: 0,
+        }
+    }
+
+    fn set(&mut self, key: &FragKey) -> &mut [Slot] {
+        let s = (key.hash() as usize & self.sets_mask) * WAYS;
+        &mut self.slots[s..s + WAYS]
+    }
+
+    /// The live slot of `key`, or a place for it: a free or expired slot,
+    /// else (`evict`) the one expiring first.
+    fn slot(&mut self, key: &FragKey, now: u32, evict: bool) -> Option<&mut Slot> {
+        let set = self.set(key);
+        let at = match set.iter().position(|s| s.live(now) && s.key == *key) {
+            Some(i) => i,
+            None => match set.iter().position(|s| !s.live(now)) {
+                Some(i) => {
+                    set[i] = Slot::default();
+                    i
+                }
+                None if evict => {
+                    let i = (0..WAYS).min_by_key(|&i| set[i].expires.wrapping_sub(now))?;
+                    set[i] = Slot::default();
+                    self.evicted += 1;
+                    i
+                }
+                None => return None,
+            },
+        };
+        let set = self.set(key);
+        Some(&mut set[at])
+    }
+
+    /// Records where the fragments of `key` go (its first fragment passed).
+    pub fn record(&mut self, key: FragKey, route: FragRoute, now: u32) {
+        if let Some(s) = self.slot(&key, now, true) {
+            s.key = key;
+            s.used = true;
+            s.route = Some(route);
+            s.expires = now.wrapping_add(FRAG_LIFETIME_MS);
+        }
+        self.recorded += 1;
+    }
+
+    /// Where the fragments of `key` go, if its first fragment passed.
+    pub fn route(&mut self, key: &FragKey, now: u32) -> Option<FragRoute> {
+        let set = self.set(key);
+        set.iter()
+            .find(|s| s.live(now) && s.key == *key)
+            .and_then(|s| s.route)
+    }
+
+    /// Counts one more fragment of `key` held for its first; false when
+    /// the datagram has as many held as allowed, or its set has no room
+    /// (a wait never pushes out a record).
+    pub fn hold(&mut self, key: FragKey, now: u32) -> bool {
+        let Some(s) = self.slot(&key, now, false) else {
+            return false;
+        };
+        if !s.used {
+            s.key = key;
+            s.used = true;
+            s.expires = now.wrapping_add(FRAG_LIFETIME_MS);
+        }
+        if s.route.is_some() || s.held >= HOLD_PER_DATAGRAM {
+            return false;
+        }
+        s.held += 1;
+        true
+    }
+
+    /// Routes recorded so far (a count that only grows).
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Records pushed out before they expired.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+impl Worker {
+    /// Notes where the other fragments of a first fragment's datagram go
+    /// (nothing for a packet that is not one).
+    #[inline]
+    pub(crate) fn first_fragment_passed(&mut self, flow: &Flow, route: FragRoute) {
+        if let Some(ident) = flow.first_fragment {
+            self.note_first_fragment(flow, ident, route);
+        }
+    }
+
+    #[cold]
+    fn note_first_fragment(&mut self, flow: &Flow, ident: u16, route: FragRoute) {
+        let t = flow.tuple;
+        let key = FragKey {
+            src: t.src,
+            dst: t.dst,
+            ident,
+            proto: t.proto,
+        };
+        let now = self.stamp();
+        self.frags.record(key, route, now);
+    }
+
+    /// A fragment after the first of its datagram: it goes where its first
+    /// went, or waits for it. To an interface address it is the kernel's.
+    #[cold]
+    pub(crate) fn later_fragment<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        l3: usize,
+        local: Option<Local>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+        let (key, src, ttl) = (FragKey::of(&ip), ip.src_addr(), ip.ttl());
+        if local.is_some_and(|l| !l.vip && l.snat.is_none()) {
+            let class = match key.proto {
+                proto::TCP => KernelClass::Tcp,
+                proto::UDP => KernelClass::Udp,
+                _ => KernelClass::Icmp,
+            };
+            return self.hand_to_kernel(port, src, class);
+        }
+        if key.proto != proto::TCP && key.proto != proto::UDP {
+            return Err(DropReason::Fragment);
+        }
+        if ttl <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        match self.frags.route(&key, self.stamp()) {
+            Some(FragRoute::Session { idx, dir }) => self.follow_first(pkt, l3, key, idx, dir),
+            Some(FragRoute::Worker(w)) => Ok(Verdict::Redirect(w)),
+            None => {
+                if !redirected && self.shared.workers > 1 {
+                    let owner = self.fragment_owner(local, key);
+                    if let Some(owner) = owner.filter(|o| *o != self.id) {
+                        return Ok(Verdict::Redirect(owner));
+                    }
+                }
+                match self.may_hold_fragment(key) {
+                    true => Ok(Verdict::HoldFragment),
+                    false => Err(DropReason::FragmentHoldFull),
+                }
+            }
+        }
+    }
+
+    /// The worker owning the session of a fragment's datagram, when the
+    /// addresses tell it: a client's fragment goes to its client's worker,
+    /// a member's reply to a client (Dest-NAT) to that client's. A reply to
+    /// a SNAT address needs its port (in the first fragment): `None`.
+    fn fragment_owner(&self, local: Option<Local>, key: FragKey) -> Option<u16> {
+        match local {
+            Some(l) if l.vip => Some(self.shared.client_owner(key.src.into())),
+            Some(_) => None,
+            None => Some(self.shared.client_owner(key.dst.into())),
+        }
+    }
+
+    /// Sends a fragment after the first the way its first went: session
+    /// `idx`, in direction `dir`; addresses rewritten (NAT), the frame sent
+    /// to the member's MAC (L2-DSR) or tunnelled (L3-DSR).
+    fn follow_first<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        l3: usize,
+        key: FragKey,
+        idx: u32,
+        dir: Dir,
+    ) -> Result<Verdict, DropReason> {
+        let s = *self.sessions.get(idx);
+        let same = match dir {
+            Dir::Forward => (s.client, s.vip) == (key.src, key.dst),
+            Dir::Reverse => (s.member, s.snat) == (key.src, key.dst),
+        };
+        if s.is_free() || !same || s.proto != key.proto {
+            return Err(DropReason::FragmentUnmatched);
+        }
+        let rewrite = (self.shared.service(s.vs))
+            .ok_or(DropReason::NoVirtualServer)?
+            .rewrite();
+        stats::inc(&self.stats.fragments);
+        self.stats
+            .count_vs(s.vs, dir == Dir::Forward, pkt.data().len());
+        let ip = &mut pkt.data_mut()[l3..];
+        if dir == Dir::Reverse {
+            nat::rewrite_fragment(ip, s.vip.into(), s.client.into());
+            return self.egress(pkt, s.client.into());
+        }
+        match rewrite.forwarding {
+            Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {
+                nat::rewrite_fragment(ip, s.snat.into(), s.member.into());
+                self.egress(pkt, s.member.into())
+            }
+            Forwarding::L2Dsr => self.egress(pkt, s.member.into()),
+            Forwarding::L3Dsr => {
+                let ihl = ipv4::Packet::new_unchecked(&*ip).header_len();
+                let flow = Flow {
+                    l3,
+                    ihl,
+                    tuple: Tuple4 {
+                        src: key.src,
+                        dst: key.dst,
+                        proto: key.proto,
+                        ..Tuple4::default()
+                    },
+                    tcp_flags: 0,
+                    seq: 0,
+                    ack: 0,
+                    payload_len: 0,
+                    first_fragment: None,
+                };
+                self.l3_dsr(
+                    pkt,
+                    &flow,
+                    s.member.into(),
+                    rewrite.encap,
+                    rewrite.mss_clamp,
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> FragKey {
+        FragKey {
+            src: 0x0a00_0000 | i,
+            dst: 0xc633_640a,
+            ident: 7,
+            proto: 17,
+        }
+    }
+
+    #[test]
+    fn records_live_for_their_lifetime() {
+        let mut t = FragTable::with_capacity(64);
+        let r = FragRoute::Session {
+            idx: 3,
+            dir: Dir::Forward,
+        };
+        assert_eq!(t.route(&key(1), 0), None);
+        t.record(key(1), r, 100);
+        assert_eq!(t.route(&key(1), 100 + FRAG_LIFETIME_MS - 1), Some(r));
+        assert_eq!(t.route(&key(1), 100 + FRAG_LIFETIME_MS), None);
+        let other = FragKey { ident: 8, ..key(1) };
+        assert_eq!(t.route(&other, 100), None, "another datagram");
+        assert_eq!(t.recorded(), 1);
+    }
+
+    #[test]
+    fn holds_are_bounded_per_datagram_and_never_push_out_a_record() {
+        let mut t = FragTable::with_capacity(4);
+        let k = key(1);
+        for _ in 0..HOLD_PER_DATAGRAM {
+            assert!(t.hold(k, 0));
+        }
+        assert!(!t.hold(k, 0), "bound per datagram");
+        // One set of four: fill it with records, then a hold finds no room.
+        let mut t = FragTable::with_capacity(4);
+        for i in 0..4 {
+            t.record(key(i), FragRoute::Worker(1), 0);
+        }
+        assert!(!t.hold(key(9), 0));
+        assert_eq!(t.route(&key(0), 0), Some(FragRoute::Worker(1)));
+        // A record pushes out the one expiring first.
+        t.record(key(9), FragRoute::Worker(0), 5);
+        assert_eq!((t.route(&key(0), 5), t.evicted()), (None, 1));
+        assert_eq!(t.route(&key(9), 5), Some(FragRoute::Worker(0)));
+        // Once recorded, the datagram's fragments need no holding.
+        assert!(!t.hold(key(9), 5));
+    }
+}
