@@ -21,7 +21,7 @@
 
 use crate::exception::KernelClass;
 use crate::fixedmap::mix64;
-use crate::ipv4::Flow;
+use crate::ipv4::{parse_flow, Flow};
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple4};
@@ -195,26 +195,39 @@ impl FragTable {
 }
 
 impl Worker {
-    /// Notes where the other fragments of a first fragment's datagram go
-    /// (nothing for a packet that is not one).
-    #[inline]
-    pub(crate) fn first_fragment_passed(&mut self, flow: &Flow, route: FragRoute) {
-        if let Some(ident) = flow.first_fragment {
-            self.note_first_fragment(flow, ident, route);
-        }
-    }
-
+    /// A fragment: the first of its datagram goes on as any packet, and
+    /// its route is noted for the others; a later one follows it.
     #[cold]
-    fn note_first_fragment(&mut self, flow: &Flow, ident: u16, route: FragRoute) {
-        let t = flow.tuple;
-        let key = FragKey {
-            src: t.src,
-            dst: t.dst,
-            ident,
-            proto: t.proto,
+    pub(crate) fn fragment<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        l3: usize,
+        local: Option<Local>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+        if ip.frag_offset() != 0 {
+            return self.later_fragment(port, pkt, l3, local, redirected);
+        }
+        let key = FragKey::of(&ip);
+        // The tuple as received: the packet may be rewritten on its way.
+        let tuple = parse_flow(pkt.data(), l3).ok().map(|f| f.tuple);
+        let verdict = self.transport(port, pkt, l3, local, key.proto, redirected)?;
+        // Where it went: the worker it was handed to, or the session it
+        // belongs to (as the table now says).
+        let route = match verdict {
+            Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
+            Verdict::Tx(_) | Verdict::Hold { .. } => tuple
+                .and_then(|t| self.sessions.lookup(&t, t.hash()))
+                .map(|(idx, dir)| FragRoute::Session { idx, dir }),
+            _ => None,
         };
-        let now = self.stamp();
-        self.frags.record(key, route, now);
+        if let Some(route) = route {
+            let now = self.stamp();
+            self.frags.record(key, route, now);
+        }
+        Ok(verdict)
     }
 
     /// A fragment after the first of its datagram: it goes where its first
@@ -325,7 +338,6 @@ impl Worker {
                     seq: 0,
                     ack: 0,
                     payload_len: 0,
-                    first_fragment: None,
                 };
                 self.l3_dsr(
                     pkt,

@@ -3,13 +3,13 @@
 
 use crate::conntrack;
 use crate::exception::KernelClass;
-use crate::frag::FragRoute;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::reset;
 use crate::sched::pick::Refusal;
 use crate::service::{find_vs, snat_port_owner, Rewrite};
 use crate::session::{Dir, InsertError, Session4, Tuple4};
+use crate::shared::Local;
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{tcp, udp};
@@ -28,9 +28,6 @@ pub(crate) struct Flow {
     pub seq: u32,
     pub ack: u32,
     pub payload_len: u16,
-    /// The IPv4 identifier, when this is the first fragment of a datagram
-    /// (its other fragments follow it: see `frag`).
-    pub first_fragment: Option<u16>,
 }
 
 impl Worker {
@@ -53,12 +50,27 @@ impl Worker {
         }
         let (dst, protocol) = (ip.dst_addr(), ip.protocol());
         let local = self.shared.local(dst);
-        if ip.frag_offset() != 0 {
-            return self.later_fragment(port, pkt, l3, local, redirected);
-        }
         if protocol == proto::ICMP {
             return self.icmp(port, pkt, l3, local, redirected);
         }
+        if ip.is_fragment() {
+            return self.fragment(port, pkt, l3, local, redirected);
+        }
+        self.transport(port, pkt, l3, local, protocol, redirected)
+    }
+
+    /// A TCP or UDP packet (or the first fragment of a datagram): to a VIP,
+    /// to a SNAT address, to the switch's own address, or a member's reply.
+    #[inline]
+    pub(crate) fn transport<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        l3: usize,
+        local: Option<Local>,
+        protocol: u8,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
         match local {
             Some(l) if l.vip => {
                 let flow = parse_flow(pkt.data(), l3)?;
@@ -90,7 +102,6 @@ impl Worker {
         if !redirected && self.shared.workers > 1 {
             let owner = self.shared.client_owner(t.src.into());
             if owner != self.id {
-                self.first_fragment_passed(&flow, FragRoute::Worker(owner));
                 return Ok(Verdict::Redirect(owner));
             }
         }
@@ -104,13 +115,6 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Forward);
         }
-        self.first_fragment_passed(
-            &flow,
-            FragRoute::Session {
-                idx,
-                dir: Dir::Forward,
-            },
-        );
         // The server is looked up once: conntrack and the rewrite need it.
         let rewrite = self
             .shared
@@ -220,7 +224,6 @@ impl Worker {
         if !redirected && self.shared.workers > 1 {
             let owner = self.reverse_owner(t.dst.into(), t.dport);
             if owner != self.id {
-                self.first_fragment_passed(&flow, FragRoute::Worker(owner));
                 return Ok(Verdict::Redirect(owner));
             }
         }
@@ -243,13 +246,6 @@ impl Worker {
         if reset::pending(self.sessions.get(idx)) {
             return self.reset_session(idx, &flow, Dir::Reverse);
         }
-        self.first_fragment_passed(
-            &flow,
-            FragRoute::Session {
-                idx,
-                dir: Dir::Reverse,
-            },
-        );
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         self.stats.count_vs(s.vs, false, pkt.data().len());
         nat::rewrite(
@@ -477,9 +473,9 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
     if protocol != proto::TCP && protocol != proto::UDP {
         return Err(DropReason::NoVirtualServer);
     }
-    if ip.frag_offset() != 0 {
-        return Err(DropReason::Fragment);
-    }
+    // Later fragments never come here: `Worker::ipv4` sends them down
+    // their own path (see `frag`), and only a first one reaches a parse.
+    debug_assert_eq!(ip.frag_offset(), 0);
     if ip.ttl() <= 1 {
         return Err(DropReason::TtlExceeded);
     }
@@ -514,6 +510,5 @@ pub(crate) fn parse_flow(data: &[u8], l3: usize) -> Result<Flow, DropReason> {
         seq,
         ack,
         payload_len,
-        first_fragment: ip.more_frags().then(|| ip.ident()),
     })
 }

@@ -328,7 +328,6 @@ mod tests {
             seq,
             ack,
             payload_len,
-            first_fragment: None,
         }
     }
 
