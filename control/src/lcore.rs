@@ -124,6 +124,8 @@ struct Buffers {
     fragments: Vec<(Mbuf, u16, bool, u64)>,
     /// `Worker::fragments_recorded` when the waiting fragments last ran.
     fragments_seen: u64,
+    /// Frames too long for their port, to cut into IPv4 fragments: (frame, port).
+    oversize: Vec<(Mbuf, u16)>,
     now_ms: u64,
 }
 
@@ -144,6 +146,7 @@ impl Lcore {
             held: Vec::with_capacity(HOLD_MAX),
             fragments: Vec::with_capacity(HOLD_FRAGMENTS),
             fragments_seen: 0,
+            oversize: Vec::new(),
             now_ms: 0,
         };
         let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
@@ -186,6 +189,9 @@ impl Lcore {
             }
             self.send_arp_requests(&mut b);
             self.send_generated_packets(&mut b);
+            if !b.oversize.is_empty() {
+                self.send_oversize(&mut b);
+            }
             self.flush(&mut b);
             let st = self.worker.stats();
             stats::inc(&st.loops);
@@ -285,6 +291,10 @@ impl Lcore {
                     let (m, ..) = b.held.swap_remove(i);
                     b.tx[usize::from(p)].push(m);
                 }
+                Verdict::TxFragmented(p) => {
+                    let (m, ..) = b.held.swap_remove(i);
+                    b.oversize.push((m, p));
+                }
                 _ if b.now_ms >= deadline => {
                     drop(b.held.swap_remove(i));
                     self.worker.stats().dropped(DropReason::NeighborUnresolved);
@@ -356,6 +366,27 @@ impl Lcore {
                     hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Cuts the frames too long for their port into IPv4 fragments, each
+    /// after the first in a fresh buffer, and queues them all.
+    fn send_oversize(&mut self, b: &mut Buffers) {
+        for (mut m, port) in std::mem::take(&mut b.oversize) {
+            while self.worker.oversize(port, &MbufPkt(&mut m)) {
+                let Some(mut tail) = self.pool.alloc() else {
+                    self.worker.stats().dropped(DropReason::NoMbuf);
+                    break;
+                };
+                let (first, rest) = (&mut MbufPkt(&mut m), &mut MbufPkt(&mut tail));
+                if !self.worker.split_fragment(port, first, rest) {
+                    break;
+                }
+                b.tx[usize::from(port)].push(std::mem::replace(&mut m, tail));
+            }
+            if !self.worker.oversize(port, &MbufPkt(&mut m)) {
+                b.tx[usize::from(port)].push(m);
             }
         }
     }
@@ -454,6 +485,7 @@ impl Lcore {
 fn place(worker: &Worker, b: &mut Buffers, m: Mbuf, v: Verdict, port: u16, redirected: bool) {
     match v {
         Verdict::Tx(p) => b.tx[usize::from(p)].push(m),
+        Verdict::TxFragmented(p) => b.oversize.push((m, p)),
         Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
         Verdict::Kernel => b.kernel.push(m),
         Verdict::Hold { port, next_hop } => hold(worker, &mut b.held, b.now_ms, m, port, next_hop),

@@ -54,22 +54,18 @@ impl Worker {
     ) -> Result<Verdict, DropReason> {
         let l3 = flow.l3;
         let overhead = encap.overhead();
-        let mtu = self
-            .shared
-            .ports
-            .get(usize::from(hop.port))
-            .map_or(1500, |p| usize::from(p.mtu));
+        let mtu = usize::from(self.port_mtu(hop.port));
         let inner = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
         let (inner_len, df, tos) = (
             usize::from(inner.total_len()),
             inner.dont_frag(),
             inner.tos(),
         );
-        if inner_len + overhead > mtu {
-            if df {
-                return self.frag_needed(pkt, flow, (mtu - overhead) as u16);
-            }
-            return Err(DropReason::TooBig);
+        // Too long for the link once encapsulated: the client is told the
+        // usable MTU if it forbade fragments, else the outer packet is cut.
+        let oversize = inner_len + overhead > mtu;
+        if oversize && df {
+            return self.frag_needed(pkt, flow, (mtu - overhead) as u16);
         }
         if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
             let mss = match mss_clamp {
@@ -109,7 +105,10 @@ impl Worker {
             // No checksum, key or sequence number; version 0; payload IPv4.
             data[l3 + 20..l3 + 24].copy_from_slice(&[0, 0, 0x08, 0x00]);
         }
-        self.egress_via(pkt, hop)
+        match self.egress_via(pkt, hop)? {
+            Verdict::Tx(p) if oversize => Ok(Verdict::TxFragmented(p)),
+            v => Ok(v),
+        }
     }
 
     /// Turns the client's too-big packet into an ICMP fragmentation-needed

@@ -27,6 +27,7 @@ use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple4};
 use crate::shared::Local;
 use crate::stats::{self, DropReason};
+use crate::wire::ethernet;
 use crate::wire::ipv4::{self, proto};
 use crate::worker::{Verdict, Worker};
 use sluice_config::Forwarding;
@@ -351,6 +352,51 @@ impl Worker {
     }
 }
 
+/// Cuts an IPv4 packet longer than `mtu` (an IP MTU, at `l3` in its
+/// frame) at the last 8-byte boundary that fits: `pkt` keeps the first
+/// fragment, `tail` (an empty buffer) receives the rest behind a copy of
+/// the link and IP headers. Offsets, MF, lengths and header checksums are
+/// set on both; the tail may itself still be too long (cut it again).
+/// False, both left as they were, when the packet fits, may not be
+/// fragmented (DF), has no room for a fragment's payload, or `tail` no
+/// room for it.
+pub fn split_off<P: PacketBuf>(pkt: &mut P, tail: &mut P, l3: usize, mtu: u16) -> bool {
+    let data = pkt.data();
+    let Ok(ip) = ipv4::Packet::new_checked(data.get(l3..).unwrap_or_default()) else {
+        return false;
+    };
+    let (ihl, total) = (ip.header_len(), usize::from(ip.total_len()));
+    let room = usize::from(mtu).saturating_sub(ihl) & !7;
+    if total <= usize::from(mtu) || ip.dont_frag() || room == 0 {
+        return false;
+    }
+    let (offset, more) = (ip.frag_offset(), ip.more_frags());
+    let (head, rest) = (l3 + ihl, total - ihl - room);
+    let len = (head + rest).max(ethernet::MIN_FRAME_LEN);
+    if !tail.data().is_empty() || !tail.append(len) {
+        return false;
+    }
+    let cut = head + room;
+    let out = tail.data_mut();
+    out[..head].copy_from_slice(&data[..head]);
+    out[head..head + rest].copy_from_slice(&data[cut..cut + rest]);
+    out[head + rest..].fill(0);
+    let mut t = ipv4::Packet::new_unchecked(&mut out[l3..]);
+    t.set_total_len((ihl + rest) as u16);
+    t.set_flags_frag(false, more, offset + room as u16);
+    t.fill_checksum();
+    // The first keeps its head: its padding, if any, goes with the rest.
+    let excess = pkt.data().len() - cut;
+    if !pkt.trim(excess) {
+        return false;
+    }
+    let mut f = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l3..]);
+    f.set_total_len((ihl + room) as u16);
+    f.set_flags_frag(false, true, offset);
+    f.fill_checksum();
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +408,96 @@ mod tests {
             ident: 7,
             proto: 17,
         }
+    }
+
+    /// An Ethernet frame holding an IPv4 packet of `total` bytes, DF as
+    /// given, payload bytes counting up.
+    fn frame(total: usize, df: bool) -> Vec<u8> {
+        let mut f = vec![0xaa; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&(total as u16).to_be_bytes());
+        f.extend_from_slice(&[0x12, 0x34, if df { 0x40 } else { 0 }, 0, 64, 4, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend((0..total - 20).map(|i| i as u8));
+        f
+    }
+
+    /// The ones' complement sum of a header, done here the long way.
+    fn header_sum_ok(h: &[u8]) -> bool {
+        let mut sum: u32 = h
+            .chunks(2)
+            .map(|w| u32::from(w[0]) << 8 | u32::from(w[1]))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn an_oversize_packet_is_cut_into_fragments_that_add_up() {
+        use crate::packet::VecBuf;
+        let original = frame(2_520, false);
+        let mut pkt = VecBuf::new(&original);
+        let mut pieces = Vec::new();
+        loop {
+            let mut tail = VecBuf::new(&[]);
+            if !split_off(&mut pkt, &mut tail, 14, 1_000) {
+                break;
+            }
+            pieces.push(std::mem::replace(&mut pkt, tail).data().to_vec());
+        }
+        pieces.push(pkt.data().to_vec());
+        // 2,500 bytes of payload in pieces of 976 (the 8-byte multiple
+        // that fits 1,000 after a 20-byte header): 976, 976, 548.
+        let fields: Vec<(usize, u16, usize)> = pieces
+            .iter()
+            .map(|p| {
+                let len = usize::from(u16::from_be_bytes([p[16], p[17]]));
+                let flags = u16::from_be_bytes([p[20], p[21]]);
+                (len, flags, p.len())
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (996, 0x2000, 1010),
+                (996, 0x2000 | 122, 1010),
+                (568, 244, 582)
+            ]
+        );
+        let mut payload = Vec::new();
+        for p in &pieces {
+            assert_eq!(p[..14], original[..14], "link header copied");
+            assert_eq!(p[18..20], [0x12, 0x34], "identifier kept");
+            assert!(header_sum_ok(&p[14..34]), "header checksum");
+            payload.extend_from_slice(&p[34..]);
+        }
+        assert_eq!(payload, original[34..]);
+    }
+
+    #[test]
+    fn what_may_not_or_need_not_be_cut_is_left_alone() {
+        use crate::packet::VecBuf;
+        for (name, original) in [
+            ("DF set", frame(1_200, true)),
+            ("fits", frame(1_000, false)),
+            ("not IPv4", vec![0; 1_200]),
+        ] {
+            let mut pkt = VecBuf::new(&original);
+            let mut tail = VecBuf::new(&[]);
+            assert!(!split_off(&mut pkt, &mut tail, 14, 1_000), "{name}");
+            assert_eq!(pkt.data(), original, "{name}");
+        }
+        // A short last piece is padded to the shortest Ethernet frame.
+        let mut pkt = VecBuf::new(&frame(1_004, false));
+        let mut tail = VecBuf::new(&[]);
+        assert!(split_off(&mut pkt, &mut tail, 14, 1_000));
+        assert_eq!(tail.data().len(), 60);
+        // 984 bytes of payload: 976 in the first, 8 (976..984) in the rest.
+        let rest: Vec<u8> = (976..984u32).map(|i| i as u8).collect();
+        assert_eq!(tail.data()[34..42], rest);
+        assert_eq!(tail.data()[42..], [0; 18]);
     }
 
     #[test]

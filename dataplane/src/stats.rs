@@ -49,7 +49,7 @@ reasons! {
     NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
     SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses";
     NoHeadroom => "no_headroom", "packet buffer has no room for the headers to add";
-    TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and may be fragmented (not done)";
+    TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and cannot be fragmented";
     SessionTableFull => "session_table_full", "new session refused: session table full";
     NoMember => "no_member", "new session refused: no member available";
     SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
@@ -127,6 +127,9 @@ pub struct WorkerStats {
     pub sessions_resumed: AtomicU64,
     /// Fragments after the first forwarded, following their first.
     pub fragments: AtomicU64,
+    /// IPv4 fragments the switch made of encapsulated packets longer than
+    /// their egress link's MTU (one per cut: the fragments after the first).
+    pub fragments_made: AtomicU64,
     /// `rejected_no_member` per virtual server (index of `Shared::services`).
     pub vs_rejected: Box<[AtomicU64]>,
     /// `members_full` refusals per virtual server.
@@ -186,6 +189,7 @@ impl WorkerStats {
             embryonic_evicted: AtomicU64::new(0),
             sessions_resumed: AtomicU64::new(0),
             fragments: AtomicU64::new(0),
+            fragments_made: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
             vs_denied: zeros(services),
@@ -255,7 +259,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 27] {
+    pub fn scalars(&self) -> [(&'static str, u64); 28] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -281,6 +285,7 @@ impl WorkerStats {
             ("embryonic_evicted", g(&self.embryonic_evicted)),
             ("sessions_resumed", g(&self.sessions_resumed)),
             ("fragments", g(&self.fragments)),
+            ("fragments_made", g(&self.fragments_made)),
             ("drops", self.total_drops()),
             ("loops", g(&self.loops)),
             ("idle_loops", g(&self.idle_loops)),
@@ -338,6 +343,10 @@ pub fn scalar_help(name: &str) -> (&'static str, bool) {
         "sessions_resumed" => ("Sessions started mid-flow by a hash method (DSR).", false),
         "fragments" => (
             "Fragments after the first forwarded, following their first.",
+            false,
+        ),
+        "fragments_made" => (
+            "IPv4 fragments cut from encapsulated packets too long for their link (after each first).",
             false,
         ),
         "drops" => ("Packets dropped, every reason.", false),

@@ -24,6 +24,11 @@ use std::sync::Arc;
 pub enum Verdict {
     /// Transmit on this port (the frame was rewritten in place).
     Tx(u16),
+    /// Transmit on this port as IPv4 fragments: the frame (an encapsulated
+    /// packet whose DF is clear) is longer than the port's MTU. The daemon
+    /// cuts it with [`Worker::split_fragment`] while [`Worker::oversize`]
+    /// says so, each fragment after the first in a fresh buffer.
+    TxFragmented(u16),
     /// Handled, nothing to send (e.g. an ARP reply that taught us a MAC).
     Consumed,
     /// Dropped; the reason's counter was incremented.
@@ -430,9 +435,42 @@ impl Worker {
     ) -> Verdict {
         let hop = NextHop { port, next_hop };
         match self.neighbor_mac(hop) {
-            Some(mac) => self.set_macs(pkt, port, mac),
+            Some(mac) => match self.set_macs(pkt, port, mac) {
+                Verdict::Tx(p) if self.oversize(p, pkt) => Verdict::TxFragmented(p),
+                v => v,
+            },
             None => Verdict::Hold { port, next_hop },
         }
+    }
+
+    /// Whether the IPv4 packet in `pkt` is longer than `port`'s MTU (an
+    /// encapsulated one, see [`Verdict::TxFragmented`]).
+    pub fn oversize<P: PacketBuf>(&self, port: u16, pkt: &P) -> bool {
+        let ip = pkt.data().get(ethernet::HEADER_LEN..).unwrap_or_default();
+        let total = wire::ipv4::Packet::new_checked(ip).map_or(0, |ip| ip.total_len());
+        total > self.port_mtu(port)
+    }
+
+    /// The IP MTU of `port`.
+    pub(crate) fn port_mtu(&self, port: u16) -> u16 {
+        self.shared
+            .ports
+            .get(usize::from(port))
+            .map_or(1500, |p| p.mtu)
+    }
+
+    /// Cuts the first fragment off the oversize IPv4 packet in `pkt` (see
+    /// [`Verdict::TxFragmented`]); the rest goes to `tail`, an empty
+    /// buffer. False, counted, when the packet may not be cut (DF set) or
+    /// `tail` has no room.
+    pub fn split_fragment<P: PacketBuf>(&mut self, port: u16, pkt: &mut P, tail: &mut P) -> bool {
+        let mtu = self.port_mtu(port);
+        if !crate::frag::split_off(pkt, tail, ethernet::HEADER_LEN, mtu) {
+            self.stats.dropped(DropReason::TooBig);
+            return false;
+        }
+        stats::inc(&self.stats.fragments_made);
+        true
     }
 
     /// Queues an ARP request for `ip` on `port`, at most one per second per

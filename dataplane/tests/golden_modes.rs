@@ -822,8 +822,27 @@ fn frag_needed(about: &Pkt, mtu: usize, ident: u16) -> Vec<u8> {
     to_router(&with_tos(e, 0))
 }
 
+/// A case whose packet goes to the members' LAN, encapsulated as `outer`
+/// (given the ident the switch wrote) and cut into two IPv4 fragments
+/// (the int port's MTU is `INT_MTU`).
+fn fragmented(
+    lab: &mut Lab,
+    ids: &mut Idents,
+    name: &str,
+    frame: &[u8],
+    outer: impl FnOnce(u16) -> Pkt,
+    mac: Mac,
+) -> BTreeMap<String, i64> {
+    lab.case_with(name, 0, EXT, frame, false, |out| {
+        let outer = outer(ids.take(name, out)).bytes();
+        let pieces = split(&outer, (INT_MTU - 20) & !7);
+        let frames = pieces.iter().map(|ip| eth(mac, INT_MAC, ETH_IPV4, ip));
+        Expect::TxFragments(INT, frames.collect())
+    })
+}
+
 #[test]
-fn l3_dsr_mtu_frag_needed_and_too_big() {
+fn l3_dsr_mtu_frag_needed_and_fragments() {
     let mut lab = lab(1, 64);
     let mut ids = Idents::default();
     for (gre, vip, member, mac, overhead, cport) in [
@@ -874,12 +893,15 @@ fn l3_dsr_mtu_frag_needed_and_too_big() {
             |id| frag_needed(&p, fits, id),
         );
         let p = sized(c, vip, fits + 1).frag(0);
-        lab.c(
-            &format!("{kind} MTU: too big without DF"),
-            EXT,
+        let d = fragmented(
+            &mut lab,
+            &mut ids,
+            &format!("{kind} MTU: too big without DF -> outer fragments"),
             &from_router(&p),
-            Expect::Drop(R::TooBig),
+            |id| encap(&p, INT_IP, member, gre, id),
+            mac,
         );
+        assert_deltas(&d, &[("fragments_made", 1), ("icmp_errors_sent", 0)]);
         // The session is still there and usable.
         let p = sized(c, vip, 100);
         written(
@@ -892,11 +914,27 @@ fn l3_dsr_mtu_frag_needed_and_too_big() {
         );
     }
     let q = Pkt::udp((CLIENT, 5353), (IPIP_VIP, 53), &[1; INT_MTU - 20 - 28 + 1]).frag(0);
-    lab.c(
-        "IPIP UDP too big without DF",
-        EXT,
+    fragmented(
+        &mut lab,
+        &mut ids,
+        "IPIP UDP too big without DF -> outer fragments",
         &from_router(&q),
-        Expect::Drop(R::TooBig),
+        |id| encap(&q, INT_IP, DNS, false, id),
+        DNS_MAC,
+    );
+    // A 1,500-byte fragment of a client's datagram (DF clear, as every
+    // fragment): its encapsulation is cut again, the inner one untouched.
+    let whole = Pkt::udp((CLIENT, 5354), (IPIP_VIP, 53), &[2; 2000]).id(77);
+    let [first, _] = split(&whole.bytes(), 1480);
+    let frame = eth(EXT_MAC, ROUTER_MAC, ETH_IPV4, &first);
+    let outer = |id| Pkt::raw(INT_IP, DNS, 4, &first).ttl(64).id(id).frag(0);
+    fragmented(
+        &mut lab,
+        &mut ids,
+        "IPIP: a client's first fragment of 1,500 bytes -> outer fragments",
+        &frame,
+        outer,
+        DNS_MAC,
     );
     let q = Pkt::udp((CLIENT, 5353), (IPIP_VIP, 53), &[1; INT_MTU - 20 - 28 + 1]);
     written(

@@ -58,6 +58,23 @@ tunnel_mode() { # ENCAP MSS
     python3 "$HERE/tests/lab/check_encap.py" "$WORK/encap.pcap" --encap "$encap" --switch 10.20.0.1 \
         --members 10.20.0.0/24 --client 198.51.100.2 --vip $VIP --mss "$mss" 2>&1 | tail -4 | sed 's/^/       /'
     check "the switch counted them forwarded" test "$(counter forwarded)" -ge 3
+    # Datagrams of 1,500 bytes without DF: too long once encapsulated, the
+    # outer packet is cut into IPv4 fragments the member reassembles.
+    ip netns exec "${LAB}-lan" timeout 15 tcpdump -U -i int0 -n -w "$WORK/frags.pcap" "ip proto $proto" \
+        >/dev/null 2>&1 &
+    dump=$!
+    sleep 1
+    client python3 "$HERE/tests/lab/outer_fragments.py" send --client 198.51.100.2 --vip $VIP --count 5 \
+        >/dev/null
+    sleep 1
+    kill -INT "$dump" 2>/dev/null; wait "$dump" 2>/dev/null
+    check "5 datagrams of 1,500 bytes without DF reach the members whole, in outer fragments of <= 1,500" \
+        python3 "$HERE/tests/lab/outer_fragments.py" check --pcap "$WORK/frags.pcap" --encap "$encap" \
+        --switch 10.20.0.1 --client 198.51.100.2 --vip $VIP --count 5
+    python3 "$HERE/tests/lab/outer_fragments.py" check --pcap "$WORK/frags.pcap" --encap "$encap" \
+        --switch 10.20.0.1 --client 198.51.100.2 --vip $VIP --count 5 2>&1 | tail -1 | sed 's/^/       /'
+    check "the switch counted the fragments it made ($(counter fragments_made))" \
+        test "$(counter fragments_made)" -ge 5
     stop_sluice; local rc=$?
     check "SIGTERM exits 0" test "$rc" -eq 0
     "$HERE/scripts/lab.sh" down >/dev/null

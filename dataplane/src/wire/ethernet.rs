@@ -4,6 +4,8 @@ use super::{get_mac, get_u16, put_u16, Error, Field, Mac, Rest, Result};
 
 /// Length of an untagged Ethernet header.
 pub const HEADER_LEN: usize = 14;
+/// The shortest frame on the wire, without its FCS: shorter ones are padded.
+pub const MIN_FRAME_LEN: usize = 60;
 /// Length of one VLAN tag (TCI + inner ethertype).
 pub const VLAN_TAG_LEN: usize = 4;
 

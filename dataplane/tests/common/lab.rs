@@ -246,6 +246,9 @@ pub enum Expect {
     Held(u16, Ipv4Addr),
     /// A fragment held, untouched, until its first fragment passes.
     HeldFragment,
+    /// Sent on this port as these IPv4 fragments (cut as the daemon cuts
+    /// a frame longer than the port's MTU).
+    TxFragments(u16, Vec<Vec<u8>>),
 }
 
 /// Counter values of one worker by name (scalars and `drop.<reason>`).
@@ -379,12 +382,37 @@ impl Lab {
         frame: &[u8],
         redirected: bool,
     ) -> (Verdict, Vec<u8>) {
+        let (v, mut frames) = self.run_frames(w, port, frame, redirected);
+        (v, frames.swap_remove(0))
+    }
+
+    /// `run`, with the frames a `TxFragmented` verdict becomes, cut as the
+    /// daemon cuts them (one frame for any other verdict).
+    pub fn run_frames(
+        &mut self,
+        w: usize,
+        port: u16,
+        frame: &[u8],
+        redirected: bool,
+    ) -> (Verdict, Vec<Vec<u8>>) {
         let mut buf = VecBuf::new(frame);
+        let worker = &mut self.workers[w];
         if !redirected {
-            self.workers[w].count_rx(port, 1, frame.len() as u64);
+            worker.count_rx(port, 1, frame.len() as u64);
         }
-        let v = self.workers[w].process(port, &mut buf, redirected);
-        (v, buf.data().to_vec())
+        let v = worker.process(port, &mut buf, redirected);
+        let mut frames = Vec::new();
+        if let Verdict::TxFragmented(p) = v {
+            while worker.oversize(p, &buf) {
+                let mut tail = VecBuf::new(&[]);
+                if !worker.split_fragment(p, &mut buf, &mut tail) {
+                    break;
+                }
+                frames.push(std::mem::replace(&mut buf, tail).data().to_vec());
+            }
+        }
+        frames.push(buf.data().to_vec());
+        (v, frames)
     }
 
     /// Checks one golden case on worker `w` and returns the counter deltas
@@ -416,7 +444,8 @@ impl Lab {
         expect: impl FnOnce(&[u8]) -> Expect,
     ) -> BTreeMap<String, i64> {
         let before = snapshot(&self.workers[w].stats().clone());
-        let (verdict, out) = self.run(w, port, frame, redirected);
+        let (verdict, frames) = self.run_frames(w, port, frame, redirected);
+        let out = frames[0].clone();
         let after = snapshot(&self.workers[w].stats().clone());
         let expect = expect(&out);
         let d = deltas(&before, &after);
@@ -425,6 +454,15 @@ impl Lab {
             Expect::Tx(p, want) => {
                 assert_eq!(verdict, Verdict::Tx(*p), "{name}: verdict (deltas {d:?})");
                 assert!(out == *want, "{name}: output frame\n{}", diff(&out, want));
+            }
+            Expect::TxFragments(p, want) => {
+                let v = Verdict::TxFragmented(*p);
+                assert_eq!(verdict, v, "{name}: verdict (deltas {d:?})");
+                assert_eq!(frames.len(), want.len(), "{name}: fragments");
+                for (i, (out, want)) in frames.iter().zip(want).enumerate() {
+                    let diff = diff(out, want);
+                    assert!(out == want, "{name}: fragment {i}\n{diff}");
+                }
             }
             Expect::Drop(r) => {
                 assert_eq!(verdict, Verdict::Drop(*r), "{name}: verdict (deltas {d:?})");
@@ -476,7 +514,7 @@ impl Lab {
             "{name}: redirected counter {d:?}"
         );
         // Forwarded counts only routed NAT traffic (not ARP/echo replies).
-        if !matches!(expect, Expect::Tx(..)) {
+        if !matches!(expect, Expect::Tx(..) | Expect::TxFragments(..)) {
             assert_eq!(get("forwarded"), 0, "{name}: forwarded {d:?}");
         }
         d
