@@ -8,6 +8,10 @@
 #   [ns ${LAB}-m1..3] eth0 10.20.0.11-13/24, HTTP server on :8080
 #                      ${LAB}-int   (sluice port "int", 10.20.0.1)
 #
+# With --ipv6, the client (2001:db8:1::2/64) and the members
+# (fd00:20::11-13/64) also get IPv6 addresses, routed via the switch's
+# 2001:db8:1::1 and fd00:20::1, which `config` then gives the switch.
+#
 # With --dsr, a router namespace joins the members' LAN (10.20.0.254) and the
 # client (203.0.113.1 <-> client c1 203.0.113.2); members hold the VIP on lo
 # (arp_ignore=1, arp_announce=2), route via the router, and also serve :80,
@@ -17,7 +21,7 @@
 # ${LAB_DIR}/mN.health exists, with the status on its first line and the rest
 # as the body.
 #
-# usage: scripts/lab.sh up [--members-gw switch|none|router] [--dsr] [--dscp N] [--log-connections]
+# usage: scripts/lab.sh up [--members-gw switch|none|router] [--dsr] [--dscp N] [--log-connections] [--ipv6]
 #          --dscp N: members map DSCP N back to the VIP with an nftables rule
 #          --log-connections: servers also log each TCP connection ("PEER connect")
 #        scripts/lab.sh down
@@ -67,9 +71,10 @@ down() {
 }
 
 up() {
-    local gw=switch dsr=0 dscp="" logconn=0
+    local gw=switch dsr=0 dscp="" logconn=0 ipv6=0
     while [ $# -gt 0 ]; do
         case $1 in
+            --ipv6) ipv6=1; shift ;;
             --members-gw) gw=$2; shift 2 ;;
             --dsr) dsr=1; gw=router; shift ;;
             --dscp) dscp=$2; shift 2 ;;
@@ -88,6 +93,11 @@ up() {
     in_ns client ip link set c0 up
     in_ns client ip route add default via 198.51.100.1
     quiet_offloads "$(ns client)" c0
+    if [ "$ipv6" = 1 ]; then
+        touch "$LAB_DIR/ipv6"
+        in_ns client ip addr add 2001:db8:1::2/64 dev c0 nodad
+        in_ns client ip -6 route add default via 2001:db8:1::1
+    fi
 
     # Members' LAN: a bridge, sluice's "int" port and three servers.
     in_ns lan ip link add br0 type bridge
@@ -101,10 +111,12 @@ up() {
         in_ns lan ip link set "m$i" master br0 up
         quiet_offloads "$(ns lan)" "m$i"
         in_ns "m$i" ip addr add "10.20.0.1$i/24" dev eth0
+        [ "$ipv6" = 1 ] && in_ns "m$i" ip addr add "fd00:20::1$i/64" dev eth0 nodad
         in_ns "m$i" ip link set eth0 up
         quiet_offloads "$m" eth0
         case $gw in
-            switch) in_ns "m$i" ip route add default via 10.20.0.1 ;;
+            switch) in_ns "m$i" ip route add default via 10.20.0.1
+                    [ "$ipv6" = 1 ] && in_ns "m$i" ip -6 route add default via fd00:20::1 ;;
             router) in_ns "m$i" ip route add default via 10.20.0.254 ;;
         esac
         local ports=(--port 8080)
@@ -247,7 +259,11 @@ start_member() {
 # control socket and the switch's two ports.
 #   config-base WORKERS [SOCKET]
 config_base() {
-    local workers=$1 socket=${2:-$LAB_DIR/sluice.sock}
+    local workers=$1 socket=${2:-$LAB_DIR/sluice.sock} ext6="" int6=""
+    if [ -e "$LAB_DIR/ipv6" ]; then
+        ext6=', "2001:db8:1::1/64"'
+        int6=', "fd00:20::1/64"'
+    fi
     cat <<TOML
 [dataplane]
 workers = $workers
@@ -261,12 +277,12 @@ socket = "$socket"
 [[interface]]
 name = "ext"
 device = "net_af_packet0,iface=${LAB}-ext"
-addresses = ["198.51.100.1/24"]
+addresses = ["198.51.100.1/24"$ext6]
 
 [[interface]]
 name = "int"
 device = "net_af_packet1,iface=${LAB}-int"
-addresses = ["10.20.0.1/24"]
+addresses = ["10.20.0.1/24"$int6]
 TOML
 }
 

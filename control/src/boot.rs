@@ -4,6 +4,7 @@
 use crate::eal_args;
 use sluice_config::Config;
 use sluice_ffi::{Mempool, Port, PortConfig, RingConsumer, RingProducer};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub const RX_DESC: u16 = 1024;
@@ -186,15 +187,16 @@ pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String
     Ok(r)
 }
 
-/// Addresses worker 0 announces by gratuitous ARP at start (and those a
-/// reload adds): each interface
-/// address on its port, VIPs and SNAT addresses on every port they are reachable from.
-pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, std::net::Ipv4Addr)> {
-    let mut out = Vec::new();
+/// Addresses worker 0 announces (gratuitous ARP, unsolicited neighbour
+/// advertisement) at start, and those a reload adds: each interface
+/// address on its port, VIPs and SNAT addresses on every port they are
+/// reachable from.
+pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, IpAddr)> {
+    let mut out: Vec<(u16, IpAddr)> = Vec::new();
     for (i, p) in shared.ports.iter().enumerate() {
-        for (a, _) in &p.addresses {
-            out.push((i as u16, *a));
-        }
+        let v4 = p.addresses.iter().map(|(a, _)| IpAddr::V4(*a));
+        let v6 = p.addresses6.iter().map(|(a, _)| IpAddr::V6(*a));
+        out.extend(v4.chain(v6).map(|a| (i as u16, a)));
     }
     for (_, vs) in shared.servers() {
         for (i, _) in shared.ports.iter().enumerate() {
@@ -203,16 +205,16 @@ pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, std
                 .connected(vs.vip)
                 .is_none_or(|r| usize::from(r.port) == i)
             {
-                out.push((i as u16, vs.vip));
+                out.push((i as u16, vs.vip.into()));
             }
         }
     }
     for s in &shared.snat_addrs {
         if let Some(r) = shared.routes.connected(*s) {
-            out.push((r.port, *s));
+            out.push((r.port, (*s).into()));
         }
     }
-    out.sort_by_key(|(p, a)| (*p, u32::from(*a)));
+    out.sort();
     out.dedup();
     out
 }

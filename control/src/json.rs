@@ -5,7 +5,6 @@ use crate::report::{MemberRow, View};
 use serde_json::{json, Value};
 use sluice_dataplane::neighbor::State;
 use sluice_dataplane::stats::DropReason;
-use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 
 impl View {
@@ -149,7 +148,7 @@ impl View {
 
     fn routes_json(&self) -> Value {
         let live = self.live();
-        let list: Vec<Value> = (live.shared.routes.routes().iter())
+        let list: Vec<Value> = (crate::report::all_routes(&live.shared).iter())
             .map(|r| {
                 let name = live
                     .shared
@@ -157,7 +156,7 @@ impl View {
                     .get(usize::from(r.port))
                     .map(|p| p.name.clone());
                 json!({
-                    "destination": format!("{}/{}", Ipv4Addr::from(r.prefix), r.len),
+                    "destination": format!("{}/{}", r.prefix, r.len),
                     "gateway": r.gateway.map(|g| g.to_string()), "port": name,
                 })
             })

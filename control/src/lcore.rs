@@ -8,7 +8,7 @@ use sluice_dataplane::packet::PacketBuf;
 use sluice_dataplane::stats::{self, DropReason, WorkerStats, MAX_PORTS};
 use sluice_dataplane::worker::{Verdict, Worker};
 use sluice_ffi::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,8 +106,9 @@ pub struct Lcore {
     pub reload: crate::reload::WorkerEnd,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
-    /// Addresses to announce by gratuitous ARP at start: (port, ip).
-    pub announce: Vec<(u16, Ipv4Addr)>,
+    /// Addresses to announce (gratuitous ARP, unsolicited neighbour
+    /// advertisement) at start: (port, ip).
+    pub announce: Vec<(u16, IpAddr)>,
 }
 
 struct Buffers {
@@ -392,14 +393,14 @@ impl Lcore {
     }
 
     fn send_arp_requests(&mut self, b: &mut Buffers) {
-        while let Some((port, ip)) = self.worker.pop_arp_request() {
-            self.send_generated(b, port, |w, pkt| w.write_arp_request(port, ip, pkt));
+        while let Some((port, ip)) = self.worker.pop_neighbor_request() {
+            self.send_generated(b, port, |w, pkt| w.write_neighbor_request(port, ip, pkt));
         }
     }
 
     fn announce(&mut self, b: &mut Buffers) {
         for (port, ip) in std::mem::take(&mut self.announce) {
-            self.send_generated(b, port, |w, pkt| w.write_gratuitous_arp(port, ip, pkt));
+            self.send_generated(b, port, |w, pkt| w.write_announcement(port, ip, pkt));
         }
         self.flush(b);
     }

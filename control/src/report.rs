@@ -321,13 +321,13 @@ impl View {
     pub fn routes(&self) -> String {
         let live = self.live();
         let mut o = String::new();
-        for r in live.shared.routes.routes() {
+        for r in all_routes(&live.shared) {
             let name = live
                 .shared
                 .ports
                 .get(usize::from(r.port))
                 .map_or("?", |p| p.name.as_str());
-            let prefix = std::net::Ipv4Addr::from(r.prefix);
+            let prefix = r.prefix;
             match r.gateway {
                 Some(g) => writeln!(o, "{prefix}/{} via {g} dev {name}", r.len),
                 None => writeln!(o, "{prefix}/{} dev {name} connected", r.len),
@@ -598,4 +598,24 @@ impl View {
             }
         }
     }
+}
+
+/// The routes of both families, IPv4 first, each longest prefix first.
+pub(crate) fn all_routes(
+    shared: &sluice_dataplane::shared::Shared,
+) -> Vec<sluice_dataplane::route::Route<std::net::IpAddr>> {
+    use sluice_dataplane::route::Route;
+    let v4 = shared.routes.routes().iter().map(|r| Route {
+        prefix: r.prefix.into(),
+        len: r.len,
+        gateway: r.gateway.map(Into::into),
+        port: r.port,
+    });
+    let v6 = shared.routes6.routes().iter().map(|r| Route {
+        prefix: r.prefix.into(),
+        len: r.len,
+        gateway: r.gateway.map(Into::into),
+        port: r.port,
+    });
+    v4.chain(v6).collect()
 }

@@ -6,7 +6,7 @@ use crate::packet::PacketBuf;
 use crate::stats::{self, DropReason};
 use crate::wire::{arp, ethernet};
 use crate::worker::{Verdict, Worker};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Ethernet + ARP, without padding.
 pub const ARP_FRAME_LEN: usize = ethernet::HEADER_LEN + arp::PACKET_LEN;
@@ -149,8 +149,14 @@ impl Default for RequestLimiter {
 
 impl RequestLimiter {
     /// Whether a request for `ip` on `port` may go now (and records it).
-    pub(crate) fn admit(&mut self, port: u16, ip: Ipv4Addr, now: u32) -> bool {
-        let key = (u64::from(port) << 32 | u64::from(u32::from(ip))) | 1 << 48;
+    /// An IPv6 address is recorded by a fingerprint: two that share one
+    /// share their interval (one may wait), never more requests.
+    pub(crate) fn admit(&mut self, port: u16, ip: IpAddr, now: u32) -> bool {
+        let addr = match ip {
+            IpAddr::V4(ip) => u64::from(u32::from(ip)),
+            IpAddr::V6(ip) => crate::fixedmap::MapKey::mix(u128::from(ip)) | 1 << 63,
+        };
+        let key = (addr ^ u64::from(port) << 32) | 1 << 48;
         let set = (crate::fixedmap::mix64(key) as usize % LIMITER_SETS) * LIMITER_WAYS;
         let slots = &mut self.slots[set..set + LIMITER_WAYS];
         let young = |(_, at): &(u64, u32)| now.wrapping_sub(*at) < ARP_INTERVAL_MS;

@@ -1,5 +1,6 @@
-//! A small open-addressing map from `u64` keys, built once at boot and read on
-//! the packet path. Multiply-shift hashing, linear probing, no SipHash.
+//! A small open-addressing map from `u64` (or `u128`: IPv6 addresses) keys,
+//! built once at boot and read on the packet path. Multiply-shift hashing,
+//! linear probing, no SipHash.
 
 /// Hashes a u64 with a strong multiply-xorshift mix (the murmur3 finaliser).
 #[inline(always)]
@@ -11,21 +12,40 @@ pub fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// A key of a [`FixedMap`].
+pub trait MapKey: Copy + Eq + Default {
+    fn mix(self) -> u64;
+}
+
+impl MapKey for u64 {
+    #[inline(always)]
+    fn mix(self) -> u64 {
+        mix64(self)
+    }
+}
+
+impl MapKey for u128 {
+    #[inline(always)]
+    fn mix(self) -> u64 {
+        mix64((self >> 64) as u64 ^ mix64(self as u64))
+    }
+}
+
 /// Read-mostly map; sized at build time to at most half full.
 #[derive(Clone, Debug)]
-pub struct FixedMap<V: Copy> {
-    keys: Vec<u64>,
+pub struct FixedMap<V: Copy, K: MapKey = u64> {
+    keys: Vec<K>,
     values: Vec<Option<V>>,
     mask: usize,
     len: usize,
 }
 
-impl<V: Copy> FixedMap<V> {
+impl<V: Copy, K: MapKey> FixedMap<V, K> {
     /// A map able to hold `capacity` keys.
-    pub fn with_capacity(capacity: usize) -> FixedMap<V> {
+    pub fn with_capacity(capacity: usize) -> FixedMap<V, K> {
         let slots = (capacity.max(4) * 2).next_power_of_two();
         FixedMap {
-            keys: vec![0; slots],
+            keys: vec![K::default(); slots],
             values: vec![None; slots],
             mask: slots - 1,
             len: 0,
@@ -41,8 +61,8 @@ impl<V: Copy> FixedMap<V> {
     }
 
     /// Inserts or replaces; returns false when the map is full.
-    pub fn insert(&mut self, key: u64, value: V) -> bool {
-        let mut i = mix64(key) as usize & self.mask;
+    pub fn insert(&mut self, key: K, value: V) -> bool {
+        let mut i = key.mix() as usize & self.mask;
         for _ in 0..=self.mask {
             match self.values[i] {
                 None => {
@@ -65,8 +85,8 @@ impl<V: Copy> FixedMap<V> {
     }
 
     #[inline]
-    pub fn get(&self, key: u64) -> Option<V> {
-        let mut i = mix64(key) as usize & self.mask;
+    pub fn get(&self, key: K) -> Option<V> {
+        let mut i = key.mix() as usize & self.mask;
         loop {
             let v = self.values[i]?;
             if self.keys[i] == key {
@@ -76,7 +96,7 @@ impl<V: Copy> FixedMap<V> {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
         self.keys
             .iter()
             .zip(self.values.iter())

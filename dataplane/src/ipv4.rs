@@ -31,6 +31,10 @@ pub(crate) struct Flow {
 }
 
 impl Worker {
+    /// Out of line, as one function with its header checks inlined (see
+    /// BENCHMARKS.md, issue 16: inlined into the dispatch, the compiler
+    /// called out to the checksum instead, 35 more instructions a packet).
+    #[inline(never)]
     pub(crate) fn ipv4<P: PacketBuf>(
         &mut self,
         port: u16,

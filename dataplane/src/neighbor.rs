@@ -1,4 +1,5 @@
-//! The neighbour (ARP) table, shared by all workers and the control thread.
+//! The neighbour table (ARP and NDP), shared by all workers and the control
+//! thread.
 //!
 //! Readers never wait and never write: each slot is a seqlock whose writers
 //! take it with one compare-and-swap and give up (the update is simply
@@ -6,10 +7,15 @@
 //! freed, so a probe sequence stops at the first empty slot. Learning is
 //! limited to hosts that talk to the switch's own addresses, which bounds
 //! the number of entries to the hosts on the attached links.
+//!
+//! An IPv4 neighbour's key is exact (address and port in one word). An
+//! IPv6 neighbour's key is a fingerprint of address and port, and its slot
+//! holds the whole address, written once by the writer that claimed the
+//! slot before it publishes the key; a lookup checks it.
 
 use crate::fixedmap::mix64;
 use crate::wire::Mac;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// How an entry came to be.
@@ -30,16 +36,25 @@ const MAX_PROBE: usize = 32;
 const VALID: u64 = 1 << 48;
 const STATIC: u64 = 1 << 49;
 
+/// Key of a slot being claimed (its address not written yet).
+const CLAIMING: u64 = 1;
+/// Key bit of an IPv6 neighbour (its slot's `addr` holds the address).
+const V6: u64 = 1 << 62;
+
 #[derive(Debug, Default)]
-#[repr(align(32))]
+#[repr(align(64))]
 struct Slot {
     seq: AtomicU32,
     /// Process clock (64-bit milliseconds: ages never wrap).
     updated_ms: AtomicU64,
-    /// 0 = empty; else `ip | port << 32 | 1 << 63`.
+    /// 0 = empty, `CLAIMING`, else `ip | port << 32 | 1 << 63` (IPv4) or a
+    /// fingerprint of address and port with `V6` and bit 63 set.
     key: AtomicU64,
     /// MAC in the low 48 bits, flags above.
     mac: AtomicU64,
+    /// IPv6 address, high and low halves, and port (written before `key`).
+    addr: [AtomicU64; 2],
+    port: AtomicU32,
 }
 
 /// What a lookup found.
@@ -71,9 +86,32 @@ pub struct NeighborTable {
     mask: usize,
 }
 
+/// A neighbour's key and, for IPv6, its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    key: u64,
+    addr: u128,
+    port: u16,
+}
+
 #[inline]
-fn key_of(ip: Ipv4Addr, port: u16) -> u64 {
-    u64::from(u32::from(ip)) | (u64::from(port) << 32) | (1 << 63)
+fn key_of(ip: IpAddr, port: u16) -> Key {
+    match ip {
+        IpAddr::V4(ip) => Key {
+            key: u64::from(u32::from(ip)) | (u64::from(port) << 32) | (1 << 63),
+            addr: 0,
+            port,
+        },
+        IpAddr::V6(ip) => {
+            let addr = u128::from(ip);
+            let fold = (addr >> 64) as u64 ^ mix64(addr as u64 ^ u64::from(port));
+            Key {
+                key: mix64(fold) | V6 | (1 << 63),
+                addr,
+                port,
+            }
+        }
+    }
 }
 
 fn mac_to_u64(mac: Mac) -> u64 {
@@ -96,13 +134,13 @@ impl NeighborTable {
         }
     }
 
-    fn find(&self, key: u64) -> Option<&Slot> {
-        let mut i = mix64(key) as usize & self.mask;
+    fn find(&self, key: Key) -> Option<&Slot> {
+        let mut i = mix64(key.key) as usize & self.mask;
         for _ in 0..MAX_PROBE {
             let slot = &self.slots[i];
             match slot.key.load(Ordering::Acquire) {
                 0 => return None,
-                k if k == key => return Some(slot),
+                k if k == key.key && slot.holds(key) => return Some(slot),
                 _ => i = (i + 1) & self.mask,
             }
         }
@@ -111,8 +149,8 @@ impl NeighborTable {
 
     /// Looks up the MAC of `ip` on `port`. Never blocks.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr, port: u16) -> Option<Entry> {
-        let slot = self.find(key_of(ip, port))?;
+    pub fn lookup(&self, ip: impl Into<IpAddr>, port: u16) -> Option<Entry> {
+        let slot = self.find(key_of(ip.into(), port))?;
         for _ in 0..4 {
             let s1 = slot.seq.load(Ordering::Acquire);
             if s1 & 1 == 1 {
@@ -144,37 +182,54 @@ impl NeighborTable {
     /// Records a learned MAC. Static entries are left alone. Returns false if
     /// the table is full or another writer held the slot (the caller may
     /// count it; the next ARP packet will try again).
-    pub fn learn(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64) -> bool {
-        self.write(ip, port, mac, now_ms, false)
+    pub fn learn(&self, ip: impl Into<IpAddr>, port: u16, mac: Mac, now_ms: u64) -> bool {
+        self.write(ip.into(), port, mac, now_ms, false)
     }
 
     /// Installs a static entry (boot time, from `[[neighbor]]`).
-    pub fn set_static(&self, ip: Ipv4Addr, port: u16, mac: Mac) -> bool {
-        self.write(ip, port, mac, 0, true)
+    pub fn set_static(&self, ip: impl Into<IpAddr>, port: u16, mac: Mac) -> bool {
+        self.write(ip.into(), port, mac, 0, true)
     }
 
-    /// Updates an entry only if it exists already (gratuitous ARP).
-    pub fn refresh_existing(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64) -> bool {
+    /// Updates an entry only if it exists already (gratuitous ARP,
+    /// unsolicited neighbour advertisements).
+    pub fn refresh_existing(
+        &self,
+        ip: impl Into<IpAddr>,
+        port: u16,
+        mac: Mac,
+        now_ms: u64,
+    ) -> bool {
+        let ip = ip.into();
         self.find(key_of(ip, port)).is_some() && self.learn(ip, port, mac, now_ms)
     }
 
-    fn claim(&self, key: u64) -> Option<&Slot> {
-        let mut i = mix64(key) as usize & self.mask;
+    /// The slot of `key`, claimed if it has none. A slot being claimed by
+    /// another writer is passed over (at worst the address gets a second
+    /// slot, after the first, which lookups never reach).
+    fn claim(&self, key: Key) -> Option<&Slot> {
+        let mut i = mix64(key.key) as usize & self.mask;
         for _ in 0..MAX_PROBE {
             let slot = &self.slots[i];
             match slot
                 .key
-                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(0, CLAIMING, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(slot),
-                Err(k) if k == key => return Some(slot),
+                Ok(_) => {
+                    slot.addr[0].store((key.addr >> 64) as u64, Ordering::Relaxed);
+                    slot.addr[1].store(key.addr as u64, Ordering::Relaxed);
+                    slot.port.store(u32::from(key.port), Ordering::Relaxed);
+                    slot.key.store(key.key, Ordering::Release);
+                    return Some(slot);
+                }
+                Err(k) if k == key.key && slot.holds(key) => return Some(slot),
                 Err(_) => i = (i + 1) & self.mask,
             }
         }
         None
     }
 
-    fn write(&self, ip: Ipv4Addr, port: u16, mac: Mac, now_ms: u64, is_static: bool) -> bool {
+    fn write(&self, ip: IpAddr, port: u16, mac: Mac, now_ms: u64, is_static: bool) -> bool {
         let Some(slot) = self.claim(key_of(ip, port)) else {
             return false;
         };
@@ -198,22 +253,49 @@ impl NeighborTable {
         !keep_static
     }
 
-    /// All valid entries: (ip, port, entry). For the control thread.
-    pub fn entries(&self) -> Vec<(Ipv4Addr, u16, Entry)> {
+    /// All valid entries: (ip, port, entry), IPv4 first. For the control
+    /// thread.
+    pub fn entries(&self) -> Vec<(IpAddr, u16, Entry)> {
         let mut out = Vec::new();
         for slot in self.slots.iter() {
             let key = slot.key.load(Ordering::Acquire);
-            if key == 0 {
+            if key == 0 || key == CLAIMING {
                 continue;
             }
-            let ip = Ipv4Addr::from(key as u32);
-            let port = ((key >> 32) & 0xffff) as u16;
+            let (ip, port) = match key & V6 {
+                0 => {
+                    let ip = IpAddr::V4(Ipv4Addr::from(key as u32));
+                    (ip, ((key >> 32) & 0xffff) as u16)
+                }
+                _ => {
+                    let ip = IpAddr::V6(Ipv6Addr::from(slot.address()));
+                    (ip, slot.port.load(Ordering::Relaxed) as u16)
+                }
+            };
             if let Some(e) = self.lookup(ip, port) {
                 out.push((ip, port, e));
             }
         }
-        out.sort_by_key(|(ip, port, _)| (*port, u32::from(*ip)));
+        out.sort_by_key(|(ip, port, _)| (*port, ip.is_ipv6(), *ip));
+        out.dedup_by_key(|(ip, port, _)| (*ip, *port));
         out
+    }
+}
+
+impl Slot {
+    /// Whether this slot (whose key matched) is `key`'s: an IPv4 key is
+    /// exact, an IPv6 one is checked against the address.
+    #[inline]
+    fn holds(&self, key: Key) -> bool {
+        key.key & V6 == 0
+            || (self.address() == key.addr
+                && self.port.load(Ordering::Relaxed) == u32::from(key.port))
+    }
+
+    fn address(&self) -> u128 {
+        let hi = self.addr[0].load(Ordering::Relaxed);
+        let lo = self.addr[1].load(Ordering::Relaxed);
+        u128::from(hi) << 64 | u128::from(lo)
     }
 }
 
@@ -251,6 +333,37 @@ mod tests {
         assert_eq!(e.usable(u64::MAX), (true, false));
         assert!(!t.refresh_existing(Ipv4Addr::new(10, 0, 0, 3), 1, M1, 0));
         assert_eq!(t.entries().len(), 1);
+    }
+
+    #[test]
+    fn ipv6_neighbours_are_checked_by_their_whole_address() {
+        let t = NeighborTable::with_capacity(64);
+        let a: Ipv6Addr = "fd00:20::11".parse().unwrap();
+        assert!(t.learn(a, 1, M1, 10));
+        assert_eq!(t.lookup(a, 1).map(|e| e.mac), Some(M1));
+        assert_eq!(t.lookup(a, 0), None, "per port");
+        // An address made to share the first one's fingerprint (same low
+        // half folded the same way) is a neighbour of its own.
+        let (hi, lo) = ((u128::from(a) >> 64) as u64, u128::from(a) as u64);
+        let lo2 = lo ^ 0xff;
+        let hi2 = hi ^ mix64(lo ^ 1) ^ mix64(lo2 ^ 1);
+        let b = Ipv6Addr::from(u128::from(hi2) << 64 | u128::from(lo2));
+        assert_eq!(key_of(b.into(), 1).key, key_of(a.into(), 1).key);
+        assert_eq!(t.lookup(b, 1), None);
+        assert!(t.learn(b, 1, M2, 20));
+        assert_eq!(t.lookup(a, 1).map(|e| e.mac), Some(M1));
+        assert_eq!(t.lookup(b, 1).map(|e| e.mac), Some(M2));
+        t.learn(Ipv4Addr::new(10, 0, 0, 1), 1, M1, 0);
+        let listed: Vec<(IpAddr, u16)> = t.entries().iter().map(|(ip, p, _)| (*ip, *p)).collect();
+        assert_eq!(
+            listed,
+            [
+                (Ipv4Addr::new(10, 0, 0, 1).into(), 1),
+                (b.into(), 1),
+                (a.into(), 1)
+            ],
+            "sorted by port, family, address"
+        );
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub struct Adopt {
     keep: Vec<bool>,
     /// A persistence table, for a worker that has none yet.
     persist: Option<PersistTable>,
-    /// Addresses for worker 0 to announce by gratuitous ARP: (port, address).
-    pub announce: Vec<(u16, std::net::Ipv4Addr)>,
+    /// Addresses for worker 0 to announce (gratuitous ARP, unsolicited
+    /// neighbour advertisement): (port, address).
+    pub announce: Vec<(u16, std::net::IpAddr)>,
 }
 
 /// What a worker replaced, for the control thread to drop.

@@ -38,8 +38,11 @@ reasons! {
     OtherMac => "other_mac", "frame addressed to another host's MAC (flooded on the link)";
     VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
     UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
-    Ipv6 => "ipv6_unsupported", "IPv6 frame (no IPv6 virtual server or address configured)";
+    Ipv6 => "ipv6_unsupported", "IPv6 TCP or UDP to a VIP or through the switch (IPv6 virtual servers are not supported yet)";
     ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
+    NdNotForUs => "nd_not_for_us", "IPv6 neighbour solicitation or advertisement about an address the switch does not own";
+    NdInvalid => "nd_invalid", "IPv6 neighbour discovery message failing RFC 4861 checks (hop limit not 255, code, option length, multicast target)";
+    Icmpv6Checksum => "icmpv6_checksum", "ICMPv6 checksum wrong";
     NotForUs => "not_for_us", "IPv4 packet to an address the switch does not own and no session";
     LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
     Fragment => "fragment", "IP fragment the switch does not follow (not TCP or UDP, or to a VIP's ICMP)";
@@ -127,6 +130,13 @@ pub struct WorkerStats {
     pub sessions_resumed: AtomicU64,
     /// Fragments after the first forwarded, following their first.
     pub fragments: AtomicU64,
+    /// Neighbour advertisements sent in answer to solicitations for the
+    /// switch's IPv6 addresses.
+    pub nd_replies: AtomicU64,
+    /// Neighbour solicitations sent for IPv6 next hops.
+    pub nd_requests: AtomicU64,
+    /// MAC addresses learned from neighbour discovery.
+    pub nd_learned: AtomicU64,
     /// IPv4 fragments the switch made of encapsulated packets longer than
     /// their egress link's MTU (one per cut: the fragments after the first).
     pub fragments_made: AtomicU64,
@@ -189,6 +199,9 @@ impl WorkerStats {
             embryonic_evicted: AtomicU64::new(0),
             sessions_resumed: AtomicU64::new(0),
             fragments: AtomicU64::new(0),
+            nd_replies: AtomicU64::new(0),
+            nd_requests: AtomicU64::new(0),
+            nd_learned: AtomicU64::new(0),
             fragments_made: AtomicU64::new(0),
             vs_rejected: zeros(services),
             vs_full: zeros(services),
@@ -259,7 +272,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 28] {
+    pub fn scalars(&self) -> [(&'static str, u64); 31] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -270,6 +283,9 @@ impl WorkerStats {
             ("arp_replies", g(&self.arp_replies)),
             ("arp_requests", g(&self.arp_requests)),
             ("arp_learned", g(&self.arp_learned)),
+            ("nd_replies", g(&self.nd_replies)),
+            ("nd_requests", g(&self.nd_requests)),
+            ("nd_learned", g(&self.nd_learned)),
             ("icmp_echo_replies", g(&self.icmp_echo_replies)),
             ("icmp_errors_translated", g(&self.icmp_errors_translated)),
             ("icmp_errors_sent", g(&self.icmp_errors_sent)),
@@ -309,6 +325,12 @@ pub fn scalar_help(name: &str) -> (&'static str, bool) {
         "arp_replies" => ("ARP replies sent for the switch's addresses.", false),
         "arp_requests" => ("ARP requests sent for next hops.", false),
         "arp_learned" => ("MAC addresses learned from ARP.", false),
+        "nd_replies" => (
+            "Neighbour advertisements sent for the switch's IPv6 addresses.",
+            false,
+        ),
+        "nd_requests" => ("Neighbour solicitations sent for IPv6 next hops.", false),
+        "nd_learned" => ("MAC addresses learned from IPv6 neighbour discovery.", false),
         "icmp_echo_replies" => ("ICMP echo replies sent.", false),
         "icmp_errors_translated" => ("ICMP errors about a session forwarded, translated.", false),
         "icmp_errors_sent" => (

@@ -16,7 +16,7 @@ use crate::session::{Session4, SessionTable};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason, WorkerStats};
 use crate::wire::{self, ethernet, Mac};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// What to do with a frame after processing.
@@ -41,6 +41,8 @@ pub enum Verdict {
     /// Ready for `port` but the MAC of `next_hop` is not known yet (an ARP
     /// request is on its way): the daemon holds the frame a little and sends
     /// it once [`Worker::resolve_held`] finds the MAC.
+    /// (An IPv4 next hop: the verdict stays 8 bytes, returned in registers;
+    /// an IPv6 one will need a handle of its own.)
     Hold { port: u16, next_hop: Ipv4Addr },
     /// A fragment that came before the first fragment of its datagram: the
     /// daemon holds it, untouched, and runs it again through
@@ -60,10 +62,11 @@ impl From<wire::Error> for DropReason {
 
 const ARP_QUEUE: usize = 16;
 
-/// ARP requests the worker wants sent; the daemon drains them after each burst.
+/// Neighbour requests (ARP, NDP solicitations) the worker wants sent; the
+/// daemon drains them after each burst.
 #[derive(Debug)]
 pub(crate) struct ArpOut {
-    queue: [(u16, Ipv4Addr); ARP_QUEUE],
+    queue: [(u16, IpAddr); ARP_QUEUE],
     len: usize,
     limiter: crate::arp::RequestLimiter,
 }
@@ -188,7 +191,7 @@ impl Worker {
             snat_rr: 0,
             now_ms: 0,
             arp: ArpOut {
-                queue: [(0, Ipv4Addr::UNSPECIFIED); ARP_QUEUE],
+                queue: [(0, IpAddr::V4(Ipv4Addr::UNSPECIFIED)); ARP_QUEUE],
                 len: 0,
                 limiter: crate::arp::RequestLimiter::default(),
             },
@@ -337,7 +340,7 @@ impl Worker {
         match l2.ethertype {
             ethernet::ethertype::IPV4 => self.ipv4(port, pkt, l2.l3_offset, redirected),
             ethernet::ethertype::ARP => self.arp(port, pkt, l2.l3_offset),
-            ethernet::ethertype::IPV6 => Err(DropReason::Ipv6),
+            ethernet::ethertype::IPV6 => self.ipv6(port, pkt, l2.l3_offset, redirected),
             _ => Err(DropReason::UnsupportedEthertype),
         }
     }
@@ -376,7 +379,7 @@ impl Worker {
         if cached.ip == ip && cached.port == hop.port && self.now_ms < cached.until_ms {
             return Ok(self.set_macs(pkt, hop.port, cached.mac));
         }
-        match self.neighbor_mac(hop) {
+        match self.neighbor_mac(hop.port, hop.next_hop) {
             Some(mac) => {
                 self.hops[at] = CachedHop {
                     ip,
@@ -396,20 +399,21 @@ impl Worker {
         }
     }
 
-    /// The usable MAC of a next hop, asking ARP for it when it is unknown,
-    /// expired or going stale.
+    /// The usable MAC of next hop `ip` on `port`, asking ARP or NDP for it
+    /// when it is unknown, expired or going stale.
     #[inline]
-    fn neighbor_mac(&mut self, hop: NextHop) -> Option<Mac> {
-        match self.shared.neighbors.lookup(hop.next_hop, hop.port) {
+    pub(crate) fn neighbor_mac(&mut self, port: u16, ip: impl Into<IpAddr>) -> Option<Mac> {
+        let ip = ip.into();
+        match self.shared.neighbors.lookup(ip, port) {
             Some(e) => {
                 let (usable, stale) = e.usable(self.now_ms);
                 if stale {
-                    self.request_arp(hop.port, hop.next_hop);
+                    self.request_neighbor(port, ip);
                 }
                 usable.then_some(e.mac)
             }
             None => {
-                self.request_arp(hop.port, hop.next_hop);
+                self.request_neighbor(port, ip);
                 None
             }
         }
@@ -433,8 +437,7 @@ impl Worker {
         next_hop: Ipv4Addr,
         pkt: &mut P,
     ) -> Verdict {
-        let hop = NextHop { port, next_hop };
-        match self.neighbor_mac(hop) {
+        match self.neighbor_mac(port, next_hop) {
             Some(mac) => match self.set_macs(pkt, port, mac) {
                 Verdict::Tx(p) if self.oversize(p, pkt) => Verdict::TxFragmented(p),
                 v => v,
@@ -473,9 +476,9 @@ impl Worker {
         true
     }
 
-    /// Queues an ARP request for `ip` on `port`, at most one per second per
-    /// address (see [`crate::arp::RequestLimiter`]).
-    pub(crate) fn request_arp(&mut self, port: u16, ip: Ipv4Addr) {
+    /// Queues an ARP request or neighbour solicitation for `ip` on `port`,
+    /// at most one per second per address (see [`crate::arp::RequestLimiter`]).
+    pub(crate) fn request_neighbor(&mut self, port: u16, ip: IpAddr) {
         if self.arp.len == ARP_QUEUE {
             return;
         }
@@ -493,8 +496,9 @@ impl Worker {
         self.ip_ident
     }
 
-    /// The next ARP request to send, if any: (port, target address).
-    pub fn pop_arp_request(&mut self) -> Option<(u16, Ipv4Addr)> {
+    /// The next neighbour request to send, if any: (port, target address);
+    /// [`Worker::write_neighbor_request`] writes it.
+    pub fn pop_neighbor_request(&mut self) -> Option<(u16, IpAddr)> {
         if self.arp.len == 0 {
             return None;
         }
@@ -588,7 +592,15 @@ impl Worker {
                 .lookup(hop.next_hop, hop.port)
                 .is_some_and(|e| !e.usable(self.now_ms).1);
             if !fresh {
-                self.request_arp(hop.port, hop.next_hop);
+                self.request_neighbor(hop.port, hop.next_hop.into());
+            }
+        }
+        for r in shared.routes6.routes() {
+            let Some(gw) = r.gateway else { continue };
+            let fresh =
+                (shared.neighbors.lookup(gw, r.port)).is_some_and(|e| !e.usable(self.now_ms).1);
+            if !fresh {
+                self.request_neighbor(r.port, gw.into());
             }
         }
     }
@@ -632,10 +644,14 @@ impl Worker {
     pub(crate) fn hand_to_kernel(
         &mut self,
         port: u16,
-        src: Ipv4Addr,
+        src: impl Into<IpAddr>,
         class: KernelClass,
     ) -> Result<Verdict, DropReason> {
-        let class = match self.shared.member_port(src) {
+        let member_port = match src.into() {
+            IpAddr::V4(ip) => self.shared.member_port(ip),
+            IpAddr::V6(ip) => self.shared.member_port6(ip),
+        };
+        let class = match member_port {
             Some(p) if p == port => KernelClass::Member,
             _ => class,
         };

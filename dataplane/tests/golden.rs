@@ -16,7 +16,7 @@ use sluice_dataplane::packet::{PacketBuf, VecBuf};
 use sluice_dataplane::service::{client_owner, snat_port_owner, SNAT_FIRST_PORT};
 use sluice_dataplane::stats::DropReason as R;
 use sluice_dataplane::worker::Verdict;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 
 /// The TCP state of a session, without its `CONFIRMED` flag (asserted
@@ -162,8 +162,11 @@ fn arp_learning_resolves_unknown_member() {
         Expect::Held(INT, ANY),
     );
     assert_deltas(&d, &[("held", 1), ("forwarded", 0)]);
-    assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
-    assert_eq!(lab.workers[0].pop_arp_request(), None);
+    assert_eq!(
+        lab.workers[0].pop_neighbor_request(),
+        Some((INT, ANY.into()))
+    );
+    assert_eq!(lab.workers[0].pop_neighbor_request(), None);
     // Rate limited: no second request within a second.
     lab.c(
         "retransmitted SYN, still unresolved",
@@ -189,7 +192,7 @@ fn arp_learning_resolves_unknown_member() {
         },
         "still unknown: held on"
     );
-    assert_eq!(lab.workers[0].pop_arp_request(), None);
+    assert_eq!(lab.workers[0].pop_neighbor_request(), None);
 
     // The request the daemon would send.
     let mut buf = VecBuf::empty();
@@ -264,7 +267,10 @@ fn arp_learning_resolves_unknown_member() {
         &from_router(&late),
         Expect::Held(INT, ANY),
     );
-    assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
+    assert_eq!(
+        lab.workers[0].pop_neighbor_request(),
+        Some((INT, ANY.into()))
+    );
 }
 
 #[test]
@@ -1338,9 +1344,9 @@ fn l2_and_malformed_frames() {
     qinq.extend_from_slice(&syn.bytes());
     cases.push(("three VLAN tags", qinq, R::Malformed));
     cases.push((
-        "IPv6",
+        "IPv6 whose payload length runs past the frame",
         eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &[0x60; 60]),
-        R::Ipv6,
+        R::Truncated,
     ));
     cases.push((
         "LLDP",
@@ -1795,24 +1801,30 @@ fn maintenance_requests_arp_for_unresolved_members() {
     lab.set_time(T0);
     lab.workers[1].maintain(16);
     assert_eq!(
-        lab.workers[1].pop_arp_request(),
+        lab.workers[1].pop_neighbor_request(),
         None,
         "only worker 0 refreshes"
     );
     lab.workers[0].maintain(16);
     // Static members and the gateway are fresh; only the port-0 member is unknown.
-    assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
-    assert_eq!(lab.workers[0].pop_arp_request(), None);
+    assert_eq!(
+        lab.workers[0].pop_neighbor_request(),
+        Some((INT, ANY.into()))
+    );
+    assert_eq!(lab.workers[0].pop_neighbor_request(), None);
     lab.set_time(T0 + 500);
     lab.workers[0].maintain(16);
     assert_eq!(
-        lab.workers[0].pop_arp_request(),
+        lab.workers[0].pop_neighbor_request(),
         None,
         "at most once a second"
     );
     lab.set_time(T0 + 1000);
     lab.workers[0].maintain(16);
-    assert_eq!(lab.workers[0].pop_arp_request(), Some((INT, ANY)));
+    assert_eq!(
+        lab.workers[0].pop_neighbor_request(),
+        Some((INT, ANY.into()))
+    );
 
     // The gratuitous ARP the daemon sends at start-up.
     let mut buf = VecBuf::empty();
@@ -1844,9 +1856,9 @@ fn arp_requests_for_held(lab: &mut Lab, hops: &[Ipv4Addr], turns: usize) -> Vec<
                 }
             );
         }
-        while let Some((port, ip)) = lab.workers[0].pop_arp_request() {
+        while let Some((port, ip)) = lab.workers[0].pop_neighbor_request() {
             assert_eq!(port, INT);
-            asked[hops.iter().position(|h| *h == ip).unwrap()] += 1;
+            asked[hops.iter().position(|h| IpAddr::from(*h) == ip).unwrap()] += 1;
         }
     }
     asked

@@ -530,7 +530,7 @@ fn run(workers: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Maintain(budget) => {
                 for w in &mut lab.workers {
                     w.maintain(*budget);
-                    while w.pop_arp_request().is_some() {}
+                    while w.pop_neighbor_request().is_some() {}
                 }
             }
         }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The switch boots on real DPDK ports (net_af_packet on veths), answers ARP
-# and ping for its interface address and a VIP with 1 and 2 workers, stops
-# cleanly on SIGTERM, and refuses bad configurations before touching a port.
+# and ping for its interface address and a VIP with 1 and 2 workers, answers
+# neighbour discovery and ping for its IPv6 addresses (and its kernel
+# interface reaches an IPv6 neighbour through it), stops cleanly on SIGTERM,
+# and refuses bad configurations before touching a port.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -15,10 +17,12 @@ check "message names file:line: key" grep -q "bad.toml:2: dataplane.workers" <<<
 out=$("$SLUICE" --config "$WORK/typo.toml" 2>&1); rc=$?
 check "unknown key exits 2" test "$rc" -eq 2
 check "unknown key is named" grep -q 'unknown key "port_typo"' <<<"$out"
-"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's|addresses = \["198.51.100.1/24"\]|addresses = ["198.51.100.1/24", "2001:db8::1/64"]|' >"$WORK/v6.toml"
+"$HERE/scripts/lab.sh" config dest_nat 1 | sed 's|address = "198.51.100.10:\([0-9]*\)"|address = "[2001:db8::10]:\1"|' \
+    | sed 's|address = "10.20.0.1\([123]\):8080"|address = "[fd00:20::1\1]:8080"|' >"$WORK/v6.toml"
 out=$("$SLUICE" --config "$WORK/v6.toml" 2>&1); rc=$?
 check "not-yet-supported key exits 2" test "$rc" -eq 2
-check "says not supported yet with the key" grep -q 'interface\[0\].addresses: not supported yet' <<<"$out"
+check "says not supported yet with the key ($(head -1 <<<"$out"))" \
+    grep -q 'virtual_server\[0\].address: not supported yet' <<<"$out"
 "$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/good.toml"
 check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --check
 
@@ -74,6 +78,36 @@ print(s.recv(200).decode(errors='replace'))")
     check "no sluice process left" bash -c "! kill -0 $pid"
     check "control socket removed" test ! -e "$LAB_DIR/sluice.sock"
 done
+section "IPv6 on the switch's links: neighbour discovery, ping, the kernel interface"
+"$HERE/scripts/lab.sh" down >/dev/null
+"$HERE/scripts/lab.sh" up --ipv6 >/dev/null
+"$HERE/scripts/lab.sh" config dest_nat 2 >"$WORK/lab6.toml"
+if start_sluice "$WORK/lab6.toml"; then
+    ok "sluice starts with IPv6 interface addresses"
+    check "ping -6 the ext address 2001:db8:1::1" client ping -6 -c 3 -i 0.2 -W 2 2001:db8:1::1
+    mac=$(client ip -6 neigh show 2001:db8:1::1 | awk '/lladdr/ {print $5}')
+    check "the client resolved it by neighbour discovery ($mac)" test -n "$mac"
+    check "a member pings the int address fd00:20::1" \
+        ip netns exec "${LAB}-m1" ping -6 -c 2 -i 0.2 -W 2 fd00:20::1
+    check "neighbour advertisements counted ($(counter nd_replies))" test "$(counter nd_replies)" -ge 2
+    check "echo replies counted" test "$(counter icmp_echo_replies)" -ge 5
+    check "the switch learned the client's MAC" grep -q "2001:db8:1::2" <(ctl neighbors)
+    check "sluicectl routes lists the IPv6 prefixes" grep -q "fd00:20::/64 dev int connected" <(ctl routes)
+    check "its kernel interface holds fd00:20::1" grep -q "fd00:20::1/64" <(ip -6 addr show dev sluice-int)
+    check "and reaches member fd00:20::12 through the switch (ping -6)" \
+        ping -6 -c 2 -i 0.2 -W 2 -I sluice-int fd00:20::12
+    check "the switch learned the member from its answer to the kernel" \
+        grep -q "fd00:20::12" <(ctl neighbors)
+    client ping -6 -c 2 -i 0.2 -W 1 2001:db8:1::77 >/dev/null 2>&1
+    check "an unowned IPv6 address gets no answer" \
+        test "$(client ip -6 neigh show 2001:db8:1::77 | grep -c lladdr)" -eq 0
+    check "ping 198.51.100.1 still answered (IPv4 unaffected)" client ping -c 2 -i 0.2 -W 2 198.51.100.1
+    stop_sluice; rc=$?
+    check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
+else
+    bad "sluice starts with IPv6 interface addresses"
+fi
+
 section "a file that is not a socket at the control socket's path"
 "$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/lab.toml"
 echo "precious" >"$LAB_DIR/sluice.sock"

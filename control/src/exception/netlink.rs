@@ -6,7 +6,7 @@
 use futures_util::stream::TryStreamExt;
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use sluice_config::{Config, Interface};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why a kernel interface could not be set up.
 #[derive(Debug)]
@@ -83,9 +83,7 @@ async fn link(
         .ok_or_else(|| NetlinkError::NoLink(name.to_string()))?
         .header
         .index;
-    // IPv6 would send router solicitations and DAD out of the port; the
-    // switch is IPv4 only for now.
-    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+    ipv6_settings(name, itf);
     let set = |m| handle.link().set(m).execute();
     set(LinkUnspec::new_with_index(index).down().build())
         .await
@@ -109,19 +107,25 @@ async fn link(
             .map_err(refused(format!("add address {a}")))?;
     }
     for r in cfg.routes.iter().filter(|r| r.interface == i) {
-        let (IpAddr::V4(dst), IpAddr::V4(gw)) = (r.destination.addr, r.gateway) else {
-            continue;
-        };
-        if dst == Ipv4Addr::UNSPECIFIED && r.destination.len == 0 {
+        if r.destination.len == 0 {
             // The host keeps its own default route: the exception path only
             // reaches the networks the switch is configured for.
             continue;
         }
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dst, r.destination.len)
-            .gateway(gw)
-            .output_interface(index)
-            .build();
+        let (dst, len, gw) = (r.destination.addr, r.destination.len, r.gateway);
+        let route = match (dst, gw) {
+            (IpAddr::V4(dst), IpAddr::V4(gw)) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dst, len)
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+            (IpAddr::V6(dst), IpAddr::V6(gw)) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dst, len)
+                .gateway(gw)
+                .output_interface(index)
+                .build(),
+            _ => continue,
+        };
         handle
             .route()
             .add(route)
@@ -131,4 +135,30 @@ async fn link(
             .map_err(refused(format!("add route {} via {gw}", r.destination)))?;
     }
     Ok(())
+}
+
+/// IPv6 on a kernel interface: off when its link has no IPv6 address (no
+/// router solicitations or listener reports out of the port). Otherwise on,
+/// with the addresses the configuration gives and nothing else: no
+/// autoconfiguration from router advertisements, no duplicate address
+/// detection (the dataplane answers for the address on the wire, so the
+/// kernel would only delay its health checks), and the link-local address
+/// made from the MAC (EUI-64) as the dataplane makes it.
+fn ipv6_settings(name: &str, itf: &Interface) {
+    let set = |key: &str, value: &str| {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/{key}"), value);
+    };
+    if !itf.addresses.iter().any(|a| a.addr.is_ipv6()) {
+        set("disable_ipv6", "1");
+        return;
+    }
+    for (key, value) in [
+        ("accept_ra", "0"),
+        ("autoconf", "0"),
+        ("accept_dad", "0"),
+        ("addr_gen_mode", "0"),
+        ("disable_ipv6", "0"),
+    ] {
+        set(key, value);
+    }
 }

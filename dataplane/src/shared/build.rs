@@ -26,7 +26,7 @@ use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Pool, Prefix, Protocol};
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 /// What every generation shares or fixes at boot.
@@ -56,7 +56,7 @@ pub(super) fn build(
     base: Base,
     prev: Option<Previous>,
 ) -> Result<Shared, ReloadError> {
-    let (ports, routes) = network(cfg, &base.macs);
+    let (ports, routes, routes6) = network(cfg, &base.macs);
     let (ids, member_ids) = member_ids(cfg, &base.members, prev.as_ref())?;
     let (slots, retired) = vs_slots(cfg, base.vs_capacity, &base.members, prev.as_ref())?;
     let mut snat_addrs = prev
@@ -86,7 +86,8 @@ pub(super) fn build(
         services[slot] = Some(server);
     }
     let local = locals(&ports, &services, &snat_addrs);
-    let member_ports = member_ports(cfg, &routes);
+    let local6 = locals6(&ports);
+    let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
     // Retired servers first: a live one on the same address and port wins.
     for retired in [true, false] {
@@ -101,8 +102,11 @@ pub(super) fn build(
         workers: base.workers,
         ports,
         local,
+        local6,
         member_ports,
+        member_ports6,
         routes,
+        routes6,
         neighbors: base.neighbors,
         services,
         vs_map,
@@ -142,32 +146,70 @@ fn v4_prefixes(list: &[Prefix]) -> Vec<(u32, u8)> {
         .collect()
 }
 
-/// Ports and routes: the interfaces' connected prefixes and the static routes.
-fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable) {
-    let mut routes = RouteTable::default();
+/// Ports and routes of each family: the interfaces' connected prefixes
+/// (and each port's link-local prefix) and the static routes.
+fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable, RouteTable<Ipv6Addr>) {
+    let (mut routes, mut routes6) = (RouteTable::default(), RouteTable::default());
     let mut ports = Vec::new();
     for (i, itf) in cfg.interfaces.iter().enumerate() {
         let port = i as u16;
-        let mut addresses = Vec::new();
+        let mac = macs.get(i).copied().unwrap_or_default();
+        let (mut addresses, mut addresses6) = (Vec::new(), Vec::new());
         for a in &itf.addresses {
-            let Some(ip) = v4(a.addr) else { continue };
-            addresses.push((ip, a.prefix_len));
-            routes.add(ip, a.prefix_len, None, port);
+            match a.addr {
+                IpAddr::V4(ip) => {
+                    addresses.push((ip, a.prefix_len));
+                    routes.add(ip, a.prefix_len, None, port);
+                }
+                IpAddr::V6(ip) => {
+                    addresses6.push((ip, a.prefix_len));
+                    routes6.add(ip, a.prefix_len, None, port);
+                }
+            }
         }
+        let link_local = crate::wire::ipv6::link_local(mac);
         ports.push(Port {
             name: itf.name.clone(),
-            mac: macs.get(i).copied().unwrap_or_default(),
+            mac,
             addresses,
+            addresses6,
+            link_local,
             mtu: itf.mtu,
             kernel: itf.kernel_interface.is_some(),
         });
     }
     for r in &cfg.routes {
-        if let (Some(dst), Some(gw)) = (v4(r.destination.addr), v4(r.gateway)) {
-            routes.add(dst, r.destination.len, Some(gw), r.interface as u16);
+        match (r.destination.addr, r.gateway) {
+            (IpAddr::V4(dst), IpAddr::V4(gw)) => {
+                routes.add(dst, r.destination.len, Some(gw), r.interface as u16)
+            }
+            (IpAddr::V6(dst), IpAddr::V6(gw)) => {
+                routes6.add(dst, r.destination.len, Some(gw), r.interface as u16)
+            }
+            _ => {}
         }
     }
-    (ports, routes)
+    (ports, routes, routes6)
+}
+
+/// The switch's own IPv6 addresses: each port's interface addresses and
+/// its link-local address.
+fn locals6(ports: &[Port]) -> FixedMap<Local, u128> {
+    let n: usize = ports.iter().map(|p| p.addresses6.len() + 1).sum();
+    let mut local = FixedMap::with_capacity(n + 16);
+    for (i, p) in ports.iter().enumerate() {
+        let interface = Some(i as u16);
+        for ip in p.addresses6.iter().map(|(ip, _)| *ip).chain([p.link_local]) {
+            local.insert(
+                u128::from(ip),
+                Local {
+                    interface,
+                    ..Local::default()
+                },
+            );
+        }
+    }
+    local
 }
 
 /// The switch's own addresses: interface addresses, the VIPs of every
@@ -199,18 +241,34 @@ fn locals(
     local
 }
 
-/// Every pool member's address, with the port of its route.
-fn member_ports(cfg: &Config, routes: &RouteTable) -> FixedMap<u16> {
-    let addrs: Vec<Ipv4Addr> = (cfg.pools.iter())
-        .flat_map(|p| p.members.iter().filter_map(|m| v4(m.address.ip())))
+/// Every pool member's address, with the port of its route, by family.
+fn member_ports(
+    cfg: &Config,
+    routes: &RouteTable,
+    routes6: &RouteTable<Ipv6Addr>,
+) -> (FixedMap<u16>, FixedMap<u16, u128>) {
+    let addrs: Vec<IpAddr> = (cfg.pools.iter())
+        .flat_map(|p| p.members.iter().map(|m| m.address.ip()))
         .collect();
-    let mut map = FixedMap::with_capacity(addrs.len());
+    let (mut map, mut map6) = (
+        FixedMap::with_capacity(addrs.len()),
+        FixedMap::with_capacity(addrs.len()),
+    );
     for a in addrs {
-        if let Some(hop) = routes.lookup(a) {
-            map.insert(u64::from(u32::from(a)), hop.port);
+        match a {
+            IpAddr::V4(a) => {
+                if let Some(hop) = routes.lookup(a) {
+                    map.insert(u64::from(u32::from(a)), hop.port);
+                }
+            }
+            IpAddr::V6(a) => {
+                if let Some(hop) = routes6.lookup(a) {
+                    map6.insert(u128::from(a), hop.port);
+                }
+            }
         }
     }
-    map
+    (map, map6)
 }
 
 /// Member ids per pool and member (config indexes), and the id of every

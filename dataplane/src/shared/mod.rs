@@ -14,7 +14,7 @@ use crate::wire::Mac;
 use build::{build, Base, Previous};
 use sluice_config::Config;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::Arc;
 
 /// One DPDK port as the pipeline sees it; index = position in `[[interface]]`.
@@ -23,6 +23,10 @@ pub struct Port {
     pub name: String,
     pub mac: Mac,
     pub addresses: Vec<(Ipv4Addr, u8)>,
+    pub addresses6: Vec<(Ipv6Addr, u8)>,
+    /// The port's IPv6 link-local address (from its MAC, as the kernel
+    /// interface makes its own): the source of its neighbour discovery.
+    pub link_local: Ipv6Addr,
     pub mtu: u16,
     /// Whether an exception-path kernel interface takes this port's traffic
     /// for the switch's own addresses.
@@ -60,11 +64,15 @@ pub struct Shared {
     pub workers: u16,
     pub ports: Vec<Port>,
     pub local: FixedMap<Local>,
+    /// The same for IPv6 addresses.
+    pub local6: FixedMap<Local, u128>,
     /// The port towards each configured member address (every pool's, so
     /// replies to health checks are recognised): the exception path gives
     /// their frames a budget of their own (see `exception`).
     pub member_ports: FixedMap<u16>,
+    pub member_ports6: FixedMap<u16, u128>,
     pub routes: RouteTable,
+    pub routes6: RouteTable<Ipv6Addr>,
     /// Learned and static MACs; the same table in every generation.
     pub neighbors: Arc<NeighborTable>,
     /// Virtual servers by slot: a server keeps its slot (sessions name it)
@@ -170,9 +178,8 @@ impl Shared {
             generation: 0,
         };
         for n in &cfg.neighbors {
-            if let IpAddr::V4(ip) = n.address {
-                base.neighbors.set_static(ip, n.interface as u16, n.mac);
-            }
+            base.neighbors
+                .set_static(n.address, n.interface as u16, n.mac);
         }
         // Boot: ids in configuration order, as `MemberStates` was filled.
         build(cfg, base, None).expect("a boot configuration fits the capacity sized for it")
@@ -284,6 +291,18 @@ impl Shared {
         self.local.get(u64::from(u32::from(ip)))
     }
 
+    #[inline]
+    pub fn local6(&self, ip: Ipv6Addr) -> Option<Local> {
+        self.local6.get(u128::from(ip))
+    }
+
+    /// The port through which the switch reaches IPv6 member address `ip`,
+    /// if `ip` is a configured member's.
+    #[inline]
+    pub fn member_port6(&self, ip: Ipv6Addr) -> Option<u16> {
+        self.member_ports6.get(u128::from(ip))
+    }
+
     /// Whether session `s` has idled out at `now_ms`: its state's timeout, or
     /// its virtual server's `idle_timeout` for established TCP and UDP.
     #[inline]
@@ -305,6 +324,19 @@ impl Shared {
             Some(l) => l.vip || l.snat.is_some() || l.interface == Some(port),
             None => false,
         }
+    }
+
+    /// The port's IPv6 address towards `towards`: one whose prefix holds
+    /// it, else the port's link-local address (the source of its neighbour
+    /// solicitations and ICMPv6 errors).
+    pub fn port_address6(&self, port: u16, towards: Ipv6Addr) -> Ipv6Addr {
+        let Some(p) = self.ports.get(usize::from(port)) else {
+            return Ipv6Addr::UNSPECIFIED;
+        };
+        use crate::route::RouteAddr;
+        (p.addresses6.iter())
+            .find(|(a, len)| a.masked(*len) == towards.masked(*len))
+            .map_or(p.link_local, |(a, _)| *a)
     }
 
     /// The first address of a port, used as the source of its ARP requests.

@@ -34,6 +34,43 @@ mod field {
     pub const DST_ADDR: Field = 24..40;
 }
 
+/// The link-local address of a port with MAC `mac` (modified EUI-64, RFC
+/// 4291), the one the port's kernel interface makes for itself too.
+pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ])
+}
+
+/// The solicited-node multicast address of `ip` (RFC 4291 2.7.1).
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+    ])
+}
+
+/// The Ethernet multicast MAC of IPv6 multicast address `ip` (RFC 2464).
+pub fn multicast_mac(ip: Ipv6Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+}
+
 /// Result of [`Packet::upper_layer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upper {

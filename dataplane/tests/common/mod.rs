@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod frame;
+pub mod frame6;
 pub mod lab;
