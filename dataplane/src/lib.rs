@@ -6,6 +6,7 @@
 //! benchmarks on `Vec`-backed buffers.
 
 pub mod acl;
+pub mod addr;
 pub mod fixedmap;
 pub mod inspect;
 pub mod members;

@@ -8,7 +8,8 @@
 //! # Layout
 //!
 //! * `entries`: one [`Entry`] per session (32 bytes, half a cache line, for
-//!   [`Session4`]). An entry is free when [`Entry::is_free`] says so.
+//!   [`Session4`]; 96 for [`Session6`], whose four addresses take 64). An
+//!   entry is free when [`Entry::is_free`] says so.
 //! * `index`: a bucketized cuckoo hash table. A bucket is one 64-byte cache
 //!   line of 8 slots; a slot is `tag:32 | dir:1 | entry_index:31`, 0 meaning
 //!   empty (tags are never 0). Every live session has TWO keys in the index,
@@ -28,26 +29,30 @@
 //! its entry and rehashing its tuple for that direction.
 //!
 //! Memory per session is 32 (entry) + 64 * 2 / 7.2 ≈ 17.8 (index) + 4 (free
-//! list) ≈ 53.8 bytes.
+//! list) ≈ 53.8 bytes for IPv4, and 96 + 17.8 + 4 ≈ 117.8 bytes for IPv6.
 //!
 //! When the table is full, insert fails; existing sessions are never evicted.
 
+use crate::addr::Addr;
 use sluice_hint::prefetch;
 
 // ---------------------------------------------------------------------------
-// IPv4 tuple and session
+// Tuple and session, of either family
 // ---------------------------------------------------------------------------
 
-/// A 5-tuple as seen on the wire, addresses as u32 from big-endian bytes
-/// (`u32::from_be_bytes(ip.octets())`).
+/// A 5-tuple as seen on the wire, addresses as words from big-endian bytes
+/// (`u32::from(Ipv4Addr)`, `u128::from(Ipv6Addr)`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
-pub struct Tuple4 {
-    pub src: u32,
-    pub dst: u32,
+pub struct Tuple<A> {
+    pub src: A,
+    pub dst: A,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
 }
+
+pub type Tuple4 = Tuple<u32>;
+pub type Tuple6 = Tuple<u128>;
 
 /// Murmur3's 64-bit finalizer: a bijection with full avalanche.
 #[inline(always)]
@@ -60,16 +65,17 @@ fn fmix64(mut k: u64) -> u64 {
     k
 }
 
-impl Tuple4 {
-    /// Fast multiply-xorshift hash of the 13 bytes of the tuple (not SipHash:
-    /// the table is per worker and not exposed to an attacker choosing keys
-    /// against a known seed any more than any unseeded hash is).
+impl<A: Addr> Tuple<A> {
+    /// Fast multiply-xorshift hash of the tuple (not SipHash: the table is
+    /// per worker and not exposed to an attacker choosing keys against a
+    /// known seed any more than any unseeded hash is).
     ///
-    /// For a fixed port/protocol part the hash is a bijection of the address
-    /// part and vice versa, so no subset of tuples degenerates to one value.
+    /// For IPv4 and a fixed port/protocol part the hash is a bijection of
+    /// the address part and vice versa, so no subset of tuples degenerates
+    /// to one value; IPv6 addresses are folded to 64 bits first.
     #[inline]
     pub fn hash(&self) -> u64 {
-        let addrs = (u64::from(self.src) << 32) | u64::from(self.dst);
+        let addrs = self.src.fold().rotate_left(32) ^ self.dst.fold();
         let rest =
             (u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto);
         let x = (addrs ^ 0x243f_6a88_85a3_08d3).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ rest;
@@ -78,8 +84,8 @@ impl Tuple4 {
 
     /// The same flow seen from the other end: addresses and ports swapped.
     #[inline]
-    pub fn reversed(&self) -> Tuple4 {
-        Tuple4 {
+    pub fn reversed(&self) -> Tuple<A> {
+        Tuple {
             src: self.dst,
             dst: self.src,
             sport: self.dport,
@@ -89,17 +95,17 @@ impl Tuple4 {
     }
 }
 
-/// One session, one half cache line. The forward direction is client -> VIP
-/// (as received); the reverse direction is member -> client-side address (as
-/// the member sends it). `snat`/`sport` equal `client`/`cport` when there is
-/// no source NAT.
+/// One session: half a cache line for IPv4. The forward direction is
+/// client -> VIP (as received); the reverse direction is member ->
+/// client-side address (as the member sends it). `snat`/`sport` equal
+/// `client`/`cport` when there is no source NAT.
 #[repr(C, align(32))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Session4 {
-    pub client: u32,
-    pub vip: u32,
-    pub member: u32,
-    pub snat: u32,
+pub struct Session<A> {
+    pub client: A,
+    pub vip: A,
+    pub member: A,
+    pub snat: A,
     pub cport: u16,
     pub vport: u16,
     pub mport: u16,
@@ -113,17 +119,21 @@ pub struct Session4 {
     pub state: u8,
 }
 
+pub type Session4 = Session<u32>;
+pub type Session6 = Session<u128>;
+
 const _: () = assert!(core::mem::size_of::<Session4>() == 32);
 const _: () = assert!(core::mem::align_of::<Session4>() == 32);
+const _: () = assert!(core::mem::size_of::<Session6>() == 96);
 
-impl Session4 {
+impl<A: Addr> Session<A> {
     /// `vs` value of a free entry.
     pub const FREE_VS: u16 = u16::MAX;
 
     /// The tuple of a client packet: client:cport -> vip:vport.
     #[inline]
-    pub fn forward(&self) -> Tuple4 {
-        Tuple4 {
+    pub fn forward(&self) -> Tuple<A> {
+        Tuple {
             src: self.client,
             dst: self.vip,
             sport: self.cport,
@@ -134,8 +144,8 @@ impl Session4 {
 
     /// The tuple of a member packet: member:mport -> snat:sport.
     #[inline]
-    pub fn reverse(&self) -> Tuple4 {
-        Tuple4 {
+    pub fn reverse(&self) -> Tuple<A> {
+        Tuple {
             src: self.member,
             dst: self.snat,
             sport: self.mport,
@@ -167,34 +177,34 @@ pub trait Entry: Copy + Default {
     fn free() -> Self;
 }
 
-impl Entry for Session4 {
-    type Tuple = Tuple4;
+impl<A: Addr> Entry for Session<A> {
+    type Tuple = Tuple<A>;
 
     #[inline]
-    fn forward(&self) -> Tuple4 {
-        Session4::forward(self)
+    fn forward(&self) -> Tuple<A> {
+        Session::forward(self)
     }
 
     #[inline]
-    fn reverse(&self) -> Tuple4 {
-        Session4::reverse(self)
+    fn reverse(&self) -> Tuple<A> {
+        Session::reverse(self)
     }
 
     #[inline]
-    fn hash(t: &Tuple4) -> u64 {
+    fn hash(t: &Tuple<A>) -> u64 {
         t.hash()
     }
 
     #[inline]
     fn is_free(&self) -> bool {
-        Session4::is_free(self)
+        Session::is_free(self)
     }
 
     #[inline]
     fn free() -> Self {
-        Session4 {
-            vs: Session4::FREE_VS,
-            ..Session4::default()
+        Session {
+            vs: Self::FREE_VS,
+            ..Session::default()
         }
     }
 }
