@@ -201,17 +201,16 @@ pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, IpA
     for (_, vs) in shared.servers() {
         for (i, _) in shared.ports.iter().enumerate() {
             if shared
-                .routes
-                .connected(vs.vip)
-                .is_none_or(|r| usize::from(r.port) == i)
+                .connected_port(vs.vip)
+                .is_none_or(|p| usize::from(p) == i)
             {
-                out.push((i as u16, vs.vip.into()));
+                out.push((i as u16, vs.vip));
             }
         }
     }
     for s in &shared.snat_addrs {
-        if let Some(r) = shared.routes.connected(*s) {
-            out.push((r.port, (*s).into()));
+        if let Some(port) = shared.connected_port(*s) {
+            out.push((port, *s));
         }
     }
     out.sort();

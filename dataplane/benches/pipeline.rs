@@ -452,7 +452,10 @@ fn main() {
     let mut balancer = sluice_dataplane::sched::pick::Balancer::new(&sh, 0, 0);
     let flow = Tuple4 {
         src: 0xcb00_7107,
-        dst: u32::from(sh.service(0).expect("the bench config has a server").vip),
+        dst: match sh.service(0).expect("the bench config has a server").vip {
+            std::net::IpAddr::V4(vip) => u32::from(vip),
+            std::net::IpAddr::V6(_) => panic!("the bench's server is IPv4"),
+        },
         sport: 40000,
         dport: 80,
         proto: 6,

@@ -7,12 +7,14 @@
 //! the tens of rules a virtual server typically has; a list of thousands
 //! would want a trie instead.
 
-use crate::route::mask;
+use crate::addr::Addr;
 
+/// A rule over addresses of one family, widened to 128 bits (a server's
+/// rules and clients are all of its own family).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rule {
-    net: u32,
-    mask: u32,
+    net: u128,
+    mask: u128,
     len: u8,
     allow: bool,
 }
@@ -27,15 +29,16 @@ pub struct SourceAcl {
 }
 
 impl SourceAcl {
-    /// Builds the ACL from (network, prefix length) pairs; host bits of the
-    /// network are ignored and lengths above 32 are taken as 32.
-    pub fn new(allow: &[(u32, u8)], deny: &[(u32, u8)]) -> SourceAcl {
+    /// Builds the ACL from (network, prefix length) pairs of one family;
+    /// host bits of the network are ignored and lengths above the
+    /// family's are taken as its full length.
+    pub fn new<A: Addr>(allow: &[(A, u8)], deny: &[(A, u8)]) -> SourceAcl {
         let rule = |allow: bool| {
-            move |&(net, len): &(u32, u8)| {
-                let len = len.min(32);
+            move |&(net, len): &(A, u8)| {
+                let len = len.min(A::BITS);
                 Rule {
-                    net: net & mask(len),
-                    mask: mask(len),
+                    net: net.masked(len).widen(),
+                    mask: A::mask(len).widen(),
                     len,
                     allow,
                 }
@@ -59,9 +62,10 @@ impl SourceAcl {
         self.rules.is_empty()
     }
 
-    /// Whether `client` may open a session.
+    /// Whether `client` (of the server's family) may open a session.
     #[inline]
-    pub fn permits(&self, client: u32) -> bool {
+    pub fn permits<A: Addr>(&self, client: A) -> bool {
+        let client = client.widen();
         self.rules
             .iter()
             .find(|r| client & r.mask == r.net)
@@ -158,6 +162,17 @@ mod tests {
         let a = acl(&[], &["10.1.5.77/40"]);
         assert!(!a.permits(ip("10.1.5.77")));
         assert!(a.permits(ip("10.1.5.78")));
+    }
+
+    #[test]
+    fn ipv6_prefixes() {
+        let ip6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+        let a = SourceAcl::new(&[(ip6("2001:db8::"), 32)], &[(ip6("2001:db8:bad::"), 48)]);
+        assert!(a.permits(ip6("2001:db8:1::7")));
+        assert!(!a.permits(ip6("2001:db8:bad:1::7")));
+        assert!(!a.permits(ip6("2001:db9::1")), "outside the allow list");
+        let a = SourceAcl::new::<u128>(&[], &[(ip6("2001:db8::1"), 200)]);
+        assert!(!a.permits(ip6("2001:db8::1")) && a.permits(ip6("2001:db8::2")));
     }
 
     #[test]

@@ -8,8 +8,11 @@ use crate::fixedmap::mix64;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::BitAnd;
 
-pub trait Addr: Copy + Eq + Ord + Default + Debug + Hash + Send + Sync + 'static {
+pub trait Addr:
+    Copy + Eq + Ord + Default + Debug + Hash + Send + Sync + BitAnd<Output = Self> + 'static
+{
     /// The standard library's address of the family.
     type Ip: Copy + Eq + Debug + Into<IpAddr> + Into<Self>;
     /// Bits in an address (32, 128).
@@ -17,11 +20,26 @@ pub trait Addr: Copy + Eq + Ord + Default + Debug + Hash + Send + Sync + 'static
     fn ip(self) -> Self::Ip;
     /// The address if `ip` is of this family.
     fn of(ip: IpAddr) -> Option<Self>;
+    /// The netmask of `len` bits.
+    fn mask(len: u8) -> Self;
     /// The address with all but its first `len` bits cleared.
-    fn masked(self, len: u8) -> Self;
+    #[inline(always)]
+    fn masked(self, len: u8) -> Self {
+        self & Self::mask(len)
+    }
     /// 64 bits standing for the address in hashes: the address itself for
     /// IPv4, its halves mixed for IPv6.
     fn fold(self) -> u64;
+    /// The word widened to 128 bits (an IPv4 address in the low 32: not
+    /// an IPv6 address, only comparable with other widened IPv4 words).
+    fn widen(self) -> u128;
+    /// The inverse of `widen`.
+    fn narrow(w: u128) -> Self;
+    /// Whether the family is IPv4 (a constant: branches on it fold away).
+    #[inline(always)]
+    fn is_v4() -> bool {
+        Self::BITS == 32
+    }
 }
 
 impl Addr for u32 {
@@ -42,13 +60,23 @@ impl Addr for u32 {
     }
 
     #[inline(always)]
-    fn masked(self, len: u8) -> u32 {
-        self & crate::route::mask(len)
+    fn mask(len: u8) -> u32 {
+        crate::route::mask(len)
     }
 
     #[inline(always)]
     fn fold(self) -> u64 {
         u64::from(self)
+    }
+
+    #[inline(always)]
+    fn widen(self) -> u128 {
+        u128::from(self)
+    }
+
+    #[inline(always)]
+    fn narrow(w: u128) -> u32 {
+        w as u32
     }
 }
 
@@ -70,13 +98,23 @@ impl Addr for u128 {
     }
 
     #[inline(always)]
-    fn masked(self, len: u8) -> u128 {
-        self & crate::route::mask6(len)
+    fn mask(len: u8) -> u128 {
+        crate::route::mask6(len)
     }
 
     #[inline(always)]
     fn fold(self) -> u64 {
         (self >> 64) as u64 ^ mix64(self as u64)
+    }
+
+    #[inline(always)]
+    fn widen(self) -> u128 {
+        self
+    }
+
+    #[inline(always)]
+    fn narrow(w: u128) -> u128 {
+        w
     }
 }
 

@@ -44,6 +44,7 @@
 //! sequence numbers in its 32-byte session entry and so cannot proxy the
 //! handshake as F5's or DPVS's synproxy do.
 
+use crate::addr::Addr;
 use crate::conntrack::{self, flag, tcp as st};
 use crate::ipv4::Flow;
 use crate::sched::pick::{hash_choice, is_hash};
@@ -207,6 +208,6 @@ fn rehashable(shared: &Shared, worker: u16, s: &Session4) -> bool {
     }
     hash_choice(shared, vs, &s.forward(), worker).is_some_and(|m| {
         let m = &vs.members[usize::from(m)];
-        u32::from(m.ip) == s.member && (vs.port == 0 || m.port == s.mport)
+        u32::of(m.ip) == Some(s.member) && (vs.port == 0 || m.port == s.mport)
     })
 }

@@ -1,6 +1,7 @@
 //! The IPv4 path: parse, ICMP, virtual-server lookup, session lookup, member
 //! choice, rewrite, egress, in the order a packet meets them.
 
+use crate::addr::Addr;
 use crate::conntrack;
 use crate::exception::KernelClass;
 use crate::nat;
@@ -321,7 +322,7 @@ impl Worker {
         let (Some(p), Some(m)) = (vs.persistence, vs.member_of(s.member, s.mport)) else {
             return;
         };
-        let key = crate::persist::key(s.vs, s.client & p.mask);
+        let key = p.key(s.vs, s.client);
         self.balancer.persist.confirm(key, m.id, self.now_ms as u32);
     }
 
@@ -375,7 +376,7 @@ impl Worker {
         let s = Session4 {
             client: t.src,
             vip: t.dst,
-            member: u32::from(member_ip),
+            member: member_ip,
             snat,
             cport: t.sport,
             vport: t.dport,
@@ -403,7 +404,7 @@ impl Worker {
                 }
                 self.shared.members.opened(self.id, member_id);
                 if let Some(p) = self.shared.service(vs_idx).and_then(|v| v.persistence) {
-                    let key = crate::persist::key(vs_idx, t.src & p.mask);
+                    let key = p.key(vs_idx, t.src);
                     self.balancer.persist.open(key, member_id, s.last_seen);
                 }
                 stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
@@ -430,7 +431,7 @@ impl Worker {
         &mut self,
         vs_idx: u16,
         t: &Tuple4,
-    ) -> Result<(Ipv4Addr, u32, u16, bool), DropReason> {
+    ) -> Result<(u32, u32, u16, bool), DropReason> {
         let vs = match self.shared.service(vs_idx) {
             Some(v) if !v.retired => v,
             // Removed by a reload: its sessions drain, new ones are refused.
@@ -451,7 +452,8 @@ impl Worker {
             })?;
         let member = &vs.members[usize::from(m)];
         let mport = if vs.port == 0 { t.dport } else { member.port };
-        Ok((member.ip, member.id, mport, vs.source_nat_for(t.src)))
+        let ip = u32::of(member.ip).ok_or(DropReason::NoMember)?;
+        Ok((ip, member.id, mport, vs.source_nat_for(t.src)))
     }
 
     /// A SNAT address and port from this worker's rings, rotating over the
@@ -463,7 +465,8 @@ impl Worker {
             let i = usize::from(addrs[(self.snat_rr as usize + step) % n]);
             if let Some(p) = self.snat.get_mut(i).and_then(|r| r.alloc()) {
                 self.snat_rr = self.snat_rr.wrapping_add(1);
-                return Some((u32::from(self.shared.snat_addrs[i]), p, Some(i)));
+                let addr = u32::of(self.shared.snat_addrs[i])?;
+                return Some((addr, p, Some(i)));
             }
         }
         None

@@ -52,10 +52,13 @@ impl Slot {
 
 const USED: u64 = 1 << 63;
 
-/// The key of a client of virtual server `vs` (address already masked).
+/// The key of a client of virtual server `vs`: its address, already
+/// masked, folded to 64 bits ([`crate::addr::Addr::fold`]). Exact for IPv4;
+/// for IPv6 two clients may share a key (and so a member), with odds of
+/// one in 2^63 per pair.
 #[inline]
-pub fn key(vs: u16, client: u32) -> u64 {
-    (u64::from(vs) << 32) | u64::from(client)
+pub fn key(vs: u16, client: u64) -> u64 {
+    (client ^ (u64::from(vs) << 32)) & !USED
 }
 
 #[inline]
@@ -279,15 +282,15 @@ mod tests {
         // One set of four: every key lands in it.
         let mut t = PersistTable::with_capacity(4);
         for c in 0..4u32 {
-            visit(&mut t, key(0, c), c, 0, 100 + c);
-            t.confirm(key(0, c), c, 0);
+            visit(&mut t, key(0, u64::from(c)), c, 0, 100 + c);
+            t.confirm(key(0, u64::from(c)), c, 0);
         }
         // A flood of tentative entries finds no room.
         for c in 10..100u32 {
-            t.open(key(0, c), c, 1);
+            t.open(key(0, u64::from(c)), c, 1);
         }
         assert_eq!((t.len(), t.evicted()), (4, 0));
-        assert!((0..4).all(|c| t.get(key(0, c), 1) == Some(c)));
+        assert!((0..4).all(|c| t.get(key(0, u64::from(c)), 1) == Some(c)));
         // A confirmed one pushes out the idle confirmed entry expiring first.
         t.open(key(0, 9), 9, 1);
         t.confirm(key(0, 9), 9, 1);
@@ -307,21 +310,21 @@ mod tests {
     fn tentative_entries_push_each_other_out_and_busy_confirmed_ones_stay() {
         let mut t = PersistTable::with_capacity(4);
         for c in 0..4u32 {
-            t.open(key(0, c), c, 0);
+            t.open(key(0, u64::from(c)), c, 0);
         }
         t.confirm(key(0, 0), 0, 0);
         // Spoofed sessions still open: the newest tentative one takes the
         // place of another tentative one, never of the confirmed one.
         for c in 10..20u32 {
-            t.open(key(0, c), c, 1);
+            t.open(key(0, u64::from(c)), c, 1);
         }
         assert_eq!(t.get(key(0, 0), 1), Some(0));
         assert_eq!(t.get(key(0, 19), 1), Some(19));
         // Confirmed and in use everywhere: nothing is pushed out.
         let mut busy = PersistTable::with_capacity(4);
         for c in 0..4u32 {
-            busy.open(key(0, c), c, 0);
-            busy.confirm(key(0, c), c, 0);
+            busy.open(key(0, u64::from(c)), c, 0);
+            busy.confirm(key(0, u64::from(c)), c, 0);
         }
         busy.open(key(0, 9), 9, 1);
         busy.confirm(key(0, 9), 9, 1);

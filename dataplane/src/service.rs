@@ -2,17 +2,19 @@
 //! per-worker SNAT port allocator.
 
 use crate::acl::SourceAcl;
+use crate::addr::Addr;
 use crate::fixedmap::{mix64, FixedMap};
 use crate::members::MemberStates;
 use crate::sched::maglev::Maglev;
 use sluice_config::{Forwarding, Method, OnMemberDown};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// A pool member as the packet path sees it.
 #[derive(Debug, Clone)]
 pub struct Member {
-    pub ip: Ipv4Addr,
+    /// Of its server's family.
+    pub ip: IpAddr,
     pub port: u16,
     /// Configured weight and enabled flag; the ones in force are in
     /// `MemberStates` (they change at run time).
@@ -54,8 +56,16 @@ impl Member {
 pub struct Persistence {
     /// How long a client keeps its member after its last session ends.
     pub timeout_ms: u32,
-    /// Client addresses are masked with this before lookup.
-    pub mask: u32,
+    /// Client addresses are masked to this many bits before lookup.
+    pub netmask: u8,
+}
+
+impl Persistence {
+    /// The persistence key of `client` of server `vs`.
+    #[inline]
+    pub fn key<A: Addr>(&self, vs: u16, client: A) -> u64 {
+        crate::persist::key(vs, client.masked(self.netmask).fold())
+    }
 }
 
 /// One virtual server with its own copy of its pool's members.
@@ -78,7 +88,9 @@ pub struct VirtualServer {
     pub persistence: Option<Persistence>,
     /// Reset both ends of an established TCP session when it idles out.
     pub reset_on_timeout: bool,
-    pub vip: Ipv4Addr,
+    /// Its family is the server's: its members', SNAT addresses' and
+    /// clients'.
+    pub vip: IpAddr,
     pub port: u16,
     pub proto: u8,
     pub forwarding: Forwarding,
@@ -90,8 +102,9 @@ pub struct VirtualServer {
     pub snat: Vec<u16>,
     /// Established-TCP / UDP idle timeout override.
     pub idle_timeout_ms: Option<u32>,
-    /// lan_to_lan: clients inside these prefixes (network, length) are source-NATed.
-    pub lan_subnets: Vec<(u32, u8)>,
+    /// lan_to_lan: clients inside these prefixes (network widened to 128
+    /// bits, see [`Addr::widen`], and length) are source-NATed.
+    pub lan_subnets: Vec<(u128, u8)>,
     /// l3_dsr: how packets are carried to the member.
     pub encap: Encap,
     /// l3_dsr with ipip/gre: MSS clamping of client SYNs.
@@ -169,13 +182,13 @@ impl VirtualServer {
     /// both_nat; in lan_to_lan only for clients on the members' own LAN
     /// (their replies would otherwise go straight back over L2).
     #[inline]
-    pub fn source_nat_for(&self, client: u32) -> bool {
+    pub fn source_nat_for<A: Addr>(&self, client: A) -> bool {
         match self.forwarding {
             Forwarding::BothNat => true,
             Forwarding::LanToLan => self
                 .lan_subnets
                 .iter()
-                .any(|(net, len)| client & crate::route::mask(*len) == *net),
+                .any(|(net, len)| client.masked(*len).widen() == *net),
             _ => false,
         }
     }
@@ -210,8 +223,8 @@ impl VirtualServer {
     /// The member a session with member address `ip` and member port `port`
     /// is on (a port-0 server's members take the client's port).
     /// A member removed by a reload is found among the retired ones.
-    pub fn member_of(&self, ip: u32, port: u16) -> Option<&Member> {
-        let is = |m: &&Member| u32::from(m.ip) == ip && (self.port == 0 || m.port == port);
+    pub fn member_of<A: Addr>(&self, ip: A, port: u16) -> Option<&Member> {
+        let is = |m: &&Member| A::of(m.ip) == Some(ip) && (self.port == 0 || m.port == port);
         self.members
             .iter()
             .find(is)
@@ -220,8 +233,8 @@ impl VirtualServer {
 
     /// Whether a session on member `ip:port` drains rather than follows its
     /// member's health: its server or its member was removed by a reload.
-    pub fn draining(&self, ip: u32, port: u16) -> bool {
-        let is = |m: &Member| u32::from(m.ip) == ip && (self.port == 0 || m.port == port);
+    pub fn draining<A: Addr>(&self, ip: A, port: u16) -> bool {
+        let is = |m: &Member| A::of(m.ip) == Some(ip) && (self.port == 0 || m.port == port);
         self.retired || (!self.members.iter().any(is) && self.retired_members.iter().any(is))
     }
 }
@@ -314,7 +327,7 @@ mod tests {
 
     fn member(last: u8, backup: bool) -> Member {
         Member {
-            ip: Ipv4Addr::new(10, 0, 0, last),
+            ip: Ipv4Addr::new(10, 0, 0, last).into(),
             port: 80,
             weight: 1,
             backup,
@@ -333,10 +346,10 @@ mod tests {
             on_member_down: OnMemberDown::Keep,
             method: Method::RoundRobin,
             maglev: None,
-            acl: SourceAcl::new(&[], &[]),
+            acl: SourceAcl::new::<u32>(&[], &[]),
             persistence: None,
             reset_on_timeout: false,
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             port: 80,
             proto: 6,
             forwarding: Forwarding::DestNat,
@@ -387,8 +400,8 @@ mod tests {
         assert_eq!(drained.pick_round_robin(&st, 0, false, &mut c), Some(1));
         st.set_enabled(1, false);
         assert_eq!(drained.pick_round_robin(&st, 0, false, &mut c), None);
-        assert_eq!(drained.member_of(0x0a00_0002, 80).map(|m| m.id), Some(1));
-        assert!(drained.member_of(0x0a00_0002, 81).is_none());
+        assert_eq!(drained.member_of(0x0a00_0002u32, 80).map(|m| m.id), Some(1));
+        assert!(drained.member_of(0x0a00_0002u32, 81).is_none());
     }
 
     #[test]

@@ -576,31 +576,39 @@ impl Worker {
     }
 
     /// Asks for the MACs of members and gateways not known or going stale, so
-    /// the first packet of a session rarely waits for ARP.
+    /// the first packet of a session rarely waits for ARP or NDP.
     fn refresh_neighbors(&mut self) {
         let shared = self.shared.clone();
-        let hops = shared
+        let members = shared
             .servers()
-            .flat_map(|(_, vs)| vs.members.iter().map(|m| m.ip))
-            .chain(shared.routes.routes().iter().filter_map(|r| r.gateway));
-        for ip in hops {
-            let Some(hop) = shared.routes.lookup(ip) else {
+            .flat_map(|(_, vs)| vs.members.iter().map(|m| m.ip));
+        let gateways = (shared.routes.routes().iter())
+            .filter_map(|r| r.gateway.map(IpAddr::V4))
+            .chain(
+                shared
+                    .routes6
+                    .routes()
+                    .iter()
+                    .filter_map(|r| r.gateway.map(IpAddr::V6)),
+            );
+        for ip in members.chain(gateways) {
+            let hop = match ip {
+                IpAddr::V4(ip) => shared
+                    .routes
+                    .lookup(ip)
+                    .map(|h| (h.port, h.next_hop.into())),
+                IpAddr::V6(ip) => shared
+                    .routes6
+                    .lookup(ip)
+                    .map(|h| (h.port, h.next_hop.into())),
+            };
+            let Some((port, next_hop)) = hop else {
                 continue;
             };
-            let fresh = shared
-                .neighbors
-                .lookup(hop.next_hop, hop.port)
-                .is_some_and(|e| !e.usable(self.now_ms).1);
-            if !fresh {
-                self.request_neighbor(hop.port, hop.next_hop.into());
-            }
-        }
-        for r in shared.routes6.routes() {
-            let Some(gw) = r.gateway else { continue };
             let fresh =
-                (shared.neighbors.lookup(gw, r.port)).is_some_and(|e| !e.usable(self.now_ms).1);
+                (shared.neighbors.lookup(next_hop, port)).is_some_and(|e| !e.usable(self.now_ms).1);
             if !fresh {
-                self.request_neighbor(r.port, gw.into());
+                self.request_neighbor(port, next_hop);
             }
         }
     }
@@ -733,7 +741,7 @@ fn forget(
         shared.members.closed(worker, m.id, closing);
     }
     if let Some(p) = vs.persistence {
-        let key = crate::persist::key(s.vs, s.client & p.mask);
+        let key = p.key(s.vs, s.client);
         balancer.persist.close(key, now.wrapping_add(p.timeout_ms));
     }
 }

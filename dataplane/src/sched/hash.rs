@@ -64,7 +64,7 @@ mod tests {
     fn sequential_clients_spread() {
         let members: Vec<_> = (1..=10u32)
             .map(|i| MaglevMember {
-                addr: Ipv4Addr::from(0xc0a8_0000 + i),
+                addr: Ipv4Addr::from(0xc0a8_0000 + i).into(),
                 port: 80,
                 weight: 1,
             })

@@ -27,10 +27,11 @@
 //! down move, and they spread over the others roughly in proportion to
 //! their shares.
 
+use crate::addr::Addr;
 use crate::fixedmap::mix64;
 use sluice_config::{is_prime, next_prime};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The paper's table size: prime, and about 650 slots per member for 100
 /// members, which keeps shares within a fraction of a percent.
@@ -46,7 +47,7 @@ const SKIP_SEED: u64 = 0x1405_7b7e_f767_814f;
 /// A member as the table builder sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaglevMember {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
 }
@@ -184,7 +185,10 @@ struct Walk {
 
 impl Walk {
     fn new(m: &MaglevMember, size: u32) -> Walk {
-        let key = (u64::from(u32::from(m.addr)) << 16) | u64::from(m.port);
+        let key = match m.addr {
+            IpAddr::V4(a) => (u64::from(u32::from(a)) << 16) | u64::from(m.port),
+            IpAddr::V6(a) => mix64(u128::from(a).fold() ^ u64::from(m.port)),
+        };
         let offset = mix64(key ^ OFFSET_SEED) % u64::from(size);
         let skip = mix64(key ^ SKIP_SEED) % u64::from(size - 1) + 1;
         Walk {
@@ -218,7 +222,7 @@ fn populate(members: &[MaglevMember], size: u32) -> Box<[u16]> {
         .collect();
     order.sort_by_key(|&i| {
         let m = &members[i];
-        (u32::from(m.addr), m.port, m.weight, i)
+        (m.addr, m.port, m.weight, i)
     });
     let Some(max) = order.iter().map(|&i| u64::from(members[i].weight)).max() else {
         return table;
@@ -252,7 +256,7 @@ mod tests {
 
     fn member(i: u32, weight: u32) -> MaglevMember {
         MaglevMember {
-            addr: Ipv4Addr::from(0x0a00_0000 + i),
+            addr: std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
             port: 8080,
             weight,
         }
@@ -269,7 +273,7 @@ mod tests {
     }
 
     /// The table as (address, port) per slot: what a flow actually reaches.
-    fn owners(t: &Maglev, members: &[MaglevMember]) -> Vec<(Ipv4Addr, u16)> {
+    fn owners(t: &Maglev, members: &[MaglevMember]) -> Vec<(IpAddr, u16)> {
         (0..t.len())
             .map(|s| {
                 let m = &members[usize::from(t.slot(s))];

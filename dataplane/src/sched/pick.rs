@@ -6,7 +6,7 @@
 use super::hash::{flow_key, source_key, source_port_key};
 use super::least::{ipvs_load, pick_least};
 use super::wrr::SmoothWrr;
-use crate::persist::{self, PersistTable};
+use crate::persist::PersistTable;
 use crate::service::VirtualServer;
 use crate::session::Tuple4;
 use crate::shared::Shared;
@@ -102,7 +102,7 @@ impl Balancer {
             return self.by_method(shared, server, vs, t);
         };
         // Only read here: the entry is written when the session is admitted.
-        let key = persist::key(vs, t.src & p.mask);
+        let key = p.key(vs, t.src);
         if let Some(id) = self.persist.get(key, now) {
             // Entries name the member by id: a reload may move it in the list.
             let usable = server

@@ -17,6 +17,7 @@
 
 use super::{Local, Port, ReloadError, Shared, Timeouts};
 use crate::acl::SourceAcl;
+use crate::addr::Addr;
 use crate::fixedmap::FixedMap;
 use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
@@ -26,7 +27,7 @@ use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Pool, Prefix, Protocol};
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// What every generation shares or fixes at boot.
@@ -47,7 +48,7 @@ pub(super) struct Previous<'a> {
     pub vs_sessions: &'a dyn Fn(u16) -> u64,
 }
 
-type Ids = HashMap<(String, SocketAddrV4), u32>;
+type Ids = HashMap<(String, SocketAddr), u32>;
 /// Removed virtual servers kept for their sessions, with their slots.
 type Retired = Vec<(u16, VirtualServer)>;
 
@@ -71,29 +72,28 @@ pub(super) fn build(
     let maglevs: Vec<Option<Arc<Maglev>>> = cfg.pools.iter().map(maglev_of).collect();
     for (i, vs) in cfg.virtual_servers.iter().enumerate() {
         let slot = usize::from(slots[i]);
-        let Some(mut server) = virtual_server(
+        let mut server = virtual_server(
             cfg,
             vs,
             &member_ids[vs.pool],
             maglevs[vs.pool].clone(),
             &mut snat_addrs,
-        ) else {
-            continue;
-        };
+        );
         if let Some(before) = prev.as_ref().and_then(|p| p.shared.service(slots[i])) {
             server.retired_members = still_draining(before, &server, &base.members);
         }
         services[slot] = Some(server);
     }
-    let local = locals(&ports, &services, &snat_addrs);
-    let local6 = locals6(&ports);
+    let (local, local6) = locals(&ports, &services, &snat_addrs);
     let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
     // Retired servers first: a live one on the same address and port wins.
     for retired in [true, false] {
         for (slot, v) in services.iter().enumerate() {
             if let Some(v) = v.as_ref().filter(|v| v.retired == retired) {
-                vs_map.insert(vs_key(v.vip, v.port, v.proto), slot as u16);
+                if let IpAddr::V4(vip) = v.vip {
+                    vs_map.insert(vs_key(vip, v.port, v.proto), slot as u16);
+                }
             }
         }
     }
@@ -128,22 +128,38 @@ pub(super) fn build(
     })
 }
 
-fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
-    match ip {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
+/// The prefixes of family `A` in `list`, as (network, length) (a server's
+/// are all of its own family: the configuration checks).
+fn prefixes<A: Addr>(list: &[Prefix]) -> Vec<(A, u8)> {
+    list.iter()
+        .filter_map(|p| Some((A::of(p.addr)?, p.len)))
+        .collect()
+}
+
+/// A server's source ACL, in its family.
+fn source_acl(vs: &sluice_config::VirtualServer) -> SourceAcl {
+    match vs.address {
+        SocketAddr::V4(_) => SourceAcl::new(
+            &prefixes::<u32>(&vs.allow_sources),
+            &prefixes::<u32>(&vs.deny_sources),
+        ),
+        SocketAddr::V6(_) => SourceAcl::new(
+            &prefixes::<u128>(&vs.allow_sources),
+            &prefixes::<u128>(&vs.deny_sources),
+        ),
     }
 }
 
-fn v4_socket(a: SocketAddr) -> Option<SocketAddrV4> {
-    Some(SocketAddrV4::new(v4(a.ip())?, a.port()))
-}
-
-/// IPv4 prefixes as (network, length); IPv6 ones are skipped (refused at boot).
-fn v4_prefixes(list: &[Prefix]) -> Vec<(u32, u8)> {
-    list.iter()
-        .filter_map(|p| Some((u32::from(v4(p.addr)?), p.len)))
-        .collect()
+/// A server's `lan_subnets`, networks widened (see [`Addr::widen`]).
+fn lan_subnets(vs: &sluice_config::VirtualServer) -> Vec<(u128, u8)> {
+    fn widened<A: Addr>(list: &[Prefix]) -> Vec<(u128, u8)> {
+        let nets = prefixes::<A>(list).into_iter();
+        nets.map(|(a, len)| (a.masked(len).widen(), len)).collect()
+    }
+    match vs.address {
+        SocketAddr::V4(_) => widened::<u32>(&vs.lan_subnets),
+        SocketAddr::V6(_) => widened::<u128>(&vs.lan_subnets),
+    }
 }
 
 /// Ports and routes of each family: the interfaces' connected prefixes
@@ -192,44 +208,34 @@ fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable, RouteTable<Ipv
     (ports, routes, routes6)
 }
 
-/// The switch's own IPv6 addresses: each port's interface addresses and
-/// its link-local address.
-fn locals6(ports: &[Port]) -> FixedMap<Local, u128> {
-    let n: usize = ports.iter().map(|p| p.addresses6.len() + 1).sum();
-    let mut local = FixedMap::with_capacity(n + 16);
-    for (i, p) in ports.iter().enumerate() {
-        let interface = Some(i as u16);
-        for ip in p.addresses6.iter().map(|(ip, _)| *ip).chain([p.link_local]) {
-            local.insert(
-                u128::from(ip),
-                Local {
-                    interface,
-                    ..Local::default()
-                },
-            );
-        }
-    }
-    local
-}
-
 /// The switch's own addresses: interface addresses, the VIPs of every
 /// server (retired ones too, while their sessions last) and every SNAT address.
 fn locals(
     ports: &[Port],
     services: &[Option<VirtualServer>],
-    snat_addrs: &[Ipv4Addr],
-) -> FixedMap<Local> {
-    let mut local: FixedMap<Local> =
-        FixedMap::with_capacity(256 + services.len() * 4 + snat_addrs.len() * 2);
-    let mut mark = |ip: Ipv4Addr, f: &dyn Fn(&mut Local)| {
-        let key = u64::from(u32::from(ip));
-        let mut l = local.get(key).unwrap_or_default();
-        f(&mut l);
-        local.insert(key, l);
+    snat_addrs: &[IpAddr],
+) -> (FixedMap<Local>, FixedMap<Local, u128>) {
+    let n = 256 + services.len() * 4 + snat_addrs.len() * 2;
+    let (mut local, mut local6) = (FixedMap::with_capacity(n), FixedMap::with_capacity(n));
+    let mut mark = |ip: IpAddr, f: &dyn Fn(&mut Local)| match ip {
+        IpAddr::V4(ip) => {
+            let key = u64::from(u32::from(ip));
+            let mut l = local.get(key).unwrap_or_default();
+            f(&mut l);
+            local.insert(key, l);
+        }
+        IpAddr::V6(ip) => {
+            let key = u128::from(ip);
+            let mut l = local6.get(key).unwrap_or_default();
+            f(&mut l);
+            local6.insert(key, l);
+        }
     };
     for (i, p) in ports.iter().enumerate() {
-        for (ip, _) in &p.addresses {
-            mark(*ip, &|l| l.interface = Some(i as u16));
+        let v4 = p.addresses.iter().map(|(ip, _)| IpAddr::V4(*ip));
+        let v6 = p.addresses6.iter().map(|(ip, _)| IpAddr::V6(*ip));
+        for ip in v4.chain(v6).chain([IpAddr::V6(p.link_local)]) {
+            mark(ip, &|l| l.interface = Some(i as u16));
         }
     }
     for (i, a) in snat_addrs.iter().enumerate() {
@@ -238,7 +244,7 @@ fn locals(
     for v in services.iter().flatten() {
         mark(v.vip, &|l| l.vip = true);
     }
-    local
+    (local, local6)
 }
 
 /// Every pool member's address, with the port of its route, by family.
@@ -281,9 +287,7 @@ fn member_ids(
     states: &MemberStates,
     prev: Option<&Previous>,
 ) -> Result<(Ids, Vec<Vec<u32>>), ReloadError> {
-    let key = |pool: &Pool, m: &sluice_config::Member| {
-        v4_socket(m.address).map(|a| (pool.name.clone(), a))
-    };
+    let key = |pool: &Pool, m: &sluice_config::Member| Some((pool.name.clone(), m.address));
     let mut ids = Ids::new();
     let Some(prev) = prev else {
         let mut next = 0u32;
@@ -303,7 +307,7 @@ fn member_ids(
             .collect();
         return Ok((ids, per_pool));
     };
-    let configured: HashSet<(String, SocketAddrV4)> = cfg
+    let configured: HashSet<(String, SocketAddr)> = cfg
         .pools
         .iter()
         .flat_map(|p| p.members.iter().filter_map(move |m| key(p, m)))
@@ -412,17 +416,14 @@ fn same_identity(cfg: &Config, v: &sluice_config::VirtualServer, s: &VirtualServ
         Protocol::Tcp => proto::TCP,
         Protocol::Udp => proto::UDP,
     };
-    let mask = v
-        .persistence
-        .as_ref()
-        .map(|p| crate::route::mask(p.netmask.min(32)));
+    let netmask = v.persistence.as_ref().map(|p| p.netmask);
     s.name == v.name
-        && v4(v.address.ip()) == Some(s.vip)
+        && v.address.ip() == s.vip
         && v.address.port() == s.port
         && proto == s.proto
         && v.forwarding == s.forwarding
         && cfg.pools[v.pool].name == s.pool
-        && mask == s.persistence.map(|p| p.mask)
+        && netmask == s.persistence.map(|p| p.netmask)
 }
 
 /// The members `before` had that `now` no longer has, and those it was
@@ -453,12 +454,10 @@ fn maglev_of(pool: &Pool) -> Option<Arc<Maglev>> {
     let members: Vec<MaglevMember> = pool
         .members
         .iter()
-        .filter_map(|m| {
-            Some(MaglevMember {
-                addr: v4(m.address.ip())?,
-                port: m.address.port(),
-                weight: if m.backup { 0 } else { m.weight },
-            })
+        .map(|m| MaglevMember {
+            addr: m.address.ip(),
+            port: m.address.port(),
+            weight: if m.backup { 0 } else { m.weight },
         })
         .collect();
     Maglev::build(&members, pool.maglev_table_size)
@@ -467,14 +466,13 @@ fn maglev_of(pool: &Pool) -> Option<Arc<Maglev>> {
 }
 
 /// The SNAT address indexes of a server, appending new addresses.
-fn snat_indexes(vs: &sluice_config::VirtualServer, snat_addrs: &mut Vec<Ipv4Addr>) -> Vec<u16> {
+fn snat_indexes(vs: &sluice_config::VirtualServer, snat_addrs: &mut Vec<IpAddr>) -> Vec<u16> {
     if !matches!(vs.forwarding, Forwarding::BothNat | Forwarding::LanToLan) {
         return Vec::new();
     }
     vs.snat_addresses
         .iter()
-        .filter_map(|a| v4(*a))
-        .map(|a| {
+        .map(|&a| {
             (match snat_addrs.iter().position(|s| *s == a) {
                 Some(p) => p,
                 None => {
@@ -486,49 +484,43 @@ fn snat_indexes(vs: &sluice_config::VirtualServer, snat_addrs: &mut Vec<Ipv4Addr
         .collect()
 }
 
-/// One configured virtual server as the packet path sees it (None for IPv6).
+/// One configured virtual server as the packet path sees it.
 fn virtual_server(
     cfg: &Config,
     vs: &sluice_config::VirtualServer,
     ids: &[u32],
     maglev: Option<Arc<Maglev>>,
-    snat_addrs: &mut Vec<Ipv4Addr>,
-) -> Option<VirtualServer> {
-    let vip = v4(vs.address.ip())?;
+    snat_addrs: &mut Vec<IpAddr>,
+) -> VirtualServer {
     let pool = &cfg.pools[vs.pool];
     let members = pool
         .members
         .iter()
         .zip(ids)
-        .filter_map(|(m, id)| {
-            Some(Member {
-                ip: v4(m.address.ip())?,
-                port: m.address.port(),
-                weight: m.weight,
-                backup: m.backup,
-                enabled: m.enabled,
-                id: *id,
-                max_connections: m.max_connections,
-            })
+        .map(|(m, id)| Member {
+            ip: m.address.ip(),
+            port: m.address.port(),
+            weight: m.weight,
+            backup: m.backup,
+            enabled: m.enabled,
+            id: *id,
+            max_connections: m.max_connections,
         })
         .collect();
-    Some(VirtualServer {
+    VirtualServer {
         name: vs.name.clone(),
         retired: false,
         pool: pool.name.clone(),
         on_member_down: pool.on_member_down,
         method: pool.method,
         maglev,
-        acl: SourceAcl::new(
-            &v4_prefixes(&vs.allow_sources),
-            &v4_prefixes(&vs.deny_sources),
-        ),
+        acl: source_acl(vs),
         persistence: vs.persistence.as_ref().map(|p| Persistence {
             timeout_ms: super::ms(p.timeout),
-            mask: crate::route::mask(p.netmask.min(32)),
+            netmask: p.netmask,
         }),
         reset_on_timeout: vs.reset_on_timeout,
-        vip,
+        vip: vs.address.ip(),
         port: vs.address.port(),
         proto: match vs.protocol {
             Protocol::Tcp => proto::TCP,
@@ -539,7 +531,7 @@ fn virtual_server(
         retired_members: Vec::new(),
         snat: snat_indexes(vs, snat_addrs),
         idle_timeout_ms: vs.idle_timeout.map(super::ms),
-        lan_subnets: v4_prefixes(&vs.lan_subnets),
+        lan_subnets: lan_subnets(vs),
         encap: match (vs.forwarding, vs.encapsulation) {
             (Forwarding::L3Dsr, Some(Encapsulation::Gre)) => Encap::Gre,
             (Forwarding::L3Dsr, Some(Encapsulation::Dscp)) => Encap::Dscp(vs.dscp.unwrap_or(0)),
@@ -551,5 +543,5 @@ fn virtual_server(
             Some(sluice_config::MssClamp::Value(v)) => MssClamp::Value(v),
             Some(sluice_config::MssClamp::Auto) | None => MssClamp::Auto,
         },
-    })
+    }
 }

@@ -14,7 +14,7 @@ use crate::wire::Mac;
 use build::{build, Base, Previous};
 use sluice_config::Config;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// One DPDK port as the pipeline sees it; index = position in `[[interface]]`.
@@ -81,7 +81,7 @@ pub struct Shared {
     pub vs_map: FixedMap<u16>,
     /// Every SNAT address ever configured, in order: a reload only appends,
     /// so sessions and each worker's port rings keep their indexes.
-    pub snat_addrs: Vec<Ipv4Addr>,
+    pub snat_addrs: Vec<IpAddr>,
     pub timeouts: Timeouts,
     /// Health of every member, by member id (see [`Shared::member_id`]); the
     /// same table in every generation.
@@ -92,7 +92,7 @@ pub struct Shared {
     member_ids: Vec<Vec<u32>>,
     /// Member id of every (pool, address) configured, or removed but still
     /// holding sessions.
-    ids: HashMap<(String, SocketAddrV4), u32>,
+    ids: HashMap<(String, SocketAddr), u32>,
     /// Slots the per-worker counters have room for.
     vs_capacity: usize,
     /// Client addresses are masked with this before choosing their worker:
@@ -256,8 +256,8 @@ impl Shared {
 
     /// The id of member `addr` of pool `pool` (by name), if configured or
     /// still draining.
-    pub fn member_key_id(&self, pool: &str, addr: SocketAddrV4) -> Option<u32> {
-        self.ids.get(&(pool.to_string(), addr)).copied()
+    pub fn member_key_id(&self, pool: &str, addr: impl Into<SocketAddr>) -> Option<u32> {
+        self.ids.get(&(pool.to_string(), addr.into())).copied()
     }
 
     /// The worker that owns the sessions of `client` (see [`client_owner`]),
@@ -289,6 +289,14 @@ impl Shared {
     #[inline]
     pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
         self.local.get(u64::from(u32::from(ip)))
+    }
+
+    /// The port of the connected prefix `ip` lies in, of either family.
+    pub fn connected_port(&self, ip: IpAddr) -> Option<u16> {
+        match ip {
+            IpAddr::V4(ip) => self.routes.connected(ip).map(|r| r.port),
+            IpAddr::V6(ip) => self.routes6.connected(ip).map(|r| r.port),
+        }
     }
 
     #[inline]
