@@ -2,17 +2,32 @@
 //! They parse and validate, then boot refuses them by name, file and line,
 //! rather than silently ignoring what the user asked for.
 
-use sluice_config::{Config, ConfigError};
+use sluice_config::{Config, ConfigError, Forwarding, OnMemberDown};
 use std::net::IpAddr;
 
 /// Refuses the first configured feature this build does not implement.
 pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
     let no = |key: String, what: &str| Err(cfg.error(&key, format!("not supported yet: {what}")));
     for (i, vs) in cfg.virtual_servers.iter().enumerate() {
-        if matches!(vs.address.ip(), IpAddr::V6(_)) {
+        if !matches!(vs.address.ip(), IpAddr::V6(_)) {
+            continue;
+        }
+        if vs.forwarding == Forwarding::L3Dsr {
             return no(
-                format!("virtual_server[{i}].address"),
-                "IPv6 virtual servers (the switch answers neighbour discovery and echo on its IPv6 addresses, and routes for them)",
+                format!("virtual_server[{i}].forwarding"),
+                "l3_dsr for IPv6 virtual servers (dest_nat, both_nat, lan_to_lan and l2_dsr work)",
+            );
+        }
+        if vs.reset_on_timeout {
+            return no(
+                format!("virtual_server[{i}].reset_on_timeout"),
+                "reset_on_timeout for IPv6 virtual servers",
+            );
+        }
+        if cfg.pools[vs.pool].on_member_down == OnMemberDown::Reset {
+            return no(
+                format!("pool.{}.on_member_down", cfg.pools[vs.pool].name),
+                "on_member_down = \"reset\" for a pool of an IPv6 virtual server",
             );
         }
     }

@@ -8,7 +8,7 @@ use sluice_dataplane::packet::PacketBuf;
 use sluice_dataplane::stats::{self, DropReason, WorkerStats, MAX_PORTS};
 use sluice_dataplane::worker::{Verdict, Worker};
 use sluice_ffi::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +120,7 @@ struct Buffers {
     /// Frames of the burst being processed that go nowhere.
     free: Vec<Mbuf>,
     /// Frames waiting for a next hop's MAC: (frame, port, next hop, deadline).
-    held: Vec<(Mbuf, u16, Ipv4Addr, u64)>,
+    held: Vec<(Mbuf, u16, IpAddr, u64)>,
     /// Fragments waiting for their first: (frame, port, redirected, deadline).
     fragments: Vec<(Mbuf, u16, bool, u64)>,
     /// `Worker::fragments_recorded` when the waiting fragments last ran.
@@ -363,9 +363,14 @@ impl Lcore {
                         q.push(m);
                     }
                 }
-                Verdict::Hold { port, next_hop } => {
-                    hold(&self.worker, &mut b.held, b.now_ms, m, port, next_hop)
-                }
+                Verdict::Hold { port, next_hop } => hold(
+                    &self.worker,
+                    &mut b.held,
+                    b.now_ms,
+                    m,
+                    port,
+                    next_hop.into(),
+                ),
                 _ => {}
             }
         }
@@ -489,7 +494,13 @@ fn place(worker: &Worker, b: &mut Buffers, m: Mbuf, v: Verdict, port: u16, redir
         Verdict::TxFragmented(p) => b.oversize.push((m, p)),
         Verdict::Redirect(w) => b.redirect[usize::from(w)].push(m),
         Verdict::Kernel => b.kernel.push(m),
-        Verdict::Hold { port, next_hop } => hold(worker, &mut b.held, b.now_ms, m, port, next_hop),
+        Verdict::Hold { port, next_hop } => {
+            hold(worker, &mut b.held, b.now_ms, m, port, next_hop.into())
+        }
+        Verdict::Hold6 { port, index } => {
+            let next_hop = worker.held_hop6(index).into();
+            hold(worker, &mut b.held, b.now_ms, m, port, next_hop)
+        }
         Verdict::HoldFragment if b.fragments.len() < HOLD_FRAGMENTS => {
             let deadline = b.now_ms + u64::from(sluice_dataplane::frag::FRAG_LIFETIME_MS);
             b.fragments.push((m, port, redirected, deadline));
@@ -506,11 +517,11 @@ fn place(worker: &Worker, b: &mut Buffers, m: Mbuf, v: Verdict, port: u16, redir
 /// bounds; beyond them it is dropped and counted.
 fn hold(
     worker: &Worker,
-    held: &mut Vec<(Mbuf, u16, Ipv4Addr, u64)>,
+    held: &mut Vec<(Mbuf, u16, IpAddr, u64)>,
     now_ms: u64,
     m: Mbuf,
     port: u16,
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
 ) {
     let same = held
         .iter()

@@ -3,7 +3,7 @@
 //! marking; the member answers the client directly. (L2-DSR needs no
 //! rewrite at all: the forward path only sets the member's MAC.)
 
-use crate::ipv4::Flow;
+use crate::flow::Flow;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::service::{Encap, MssClamp};

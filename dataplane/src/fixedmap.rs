@@ -31,6 +31,14 @@ impl MapKey for u128 {
     }
 }
 
+/// An IPv6 address with 32 more bits (a port and a protocol).
+impl MapKey for (u128, u32) {
+    #[inline(always)]
+    fn mix(self) -> u64 {
+        mix64(self.0.mix() ^ u64::from(self.1))
+    }
+}
+
 /// Read-mostly map; sized at build time to at most half full.
 #[derive(Clone, Debug)]
 pub struct FixedMap<V: Copy, K: MapKey = u64> {

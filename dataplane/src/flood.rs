@@ -46,9 +46,10 @@
 
 use crate::addr::Addr;
 use crate::conntrack::{self, flag, tcp as st};
-use crate::ipv4::Flow;
+use crate::flow::Family;
+use crate::flow::Flow;
 use crate::sched::pick::{hash_choice, is_hash};
-use crate::session::{Dir, Session4};
+use crate::session::{Dir, Session};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::proto;
@@ -70,7 +71,8 @@ impl Worker {
     /// Whether half-open sessions are numerous enough to expire early.
     #[inline]
     pub(crate) fn syn_pressure(&self) -> bool {
-        self.embryonic() >= u64::from((self.sessions.capacity() / PRESSURE_SHARE).max(1))
+        let cap = self.v4.sessions.capacity() + self.v6.sessions.capacity();
+        self.embryonic() >= u64::from((cap / PRESSURE_SHARE).max(1))
     }
 
     fn embryonic(&self) -> u64 {
@@ -82,14 +84,15 @@ impl Worker {
     /// Room for a new TCP session: past the half-open limit, or in a full
     /// table, a half-open session is evicted for it.
     #[cold]
-    pub(crate) fn admit_syn(&mut self) -> Result<(), DropReason> {
-        let cap = self.sessions.capacity();
-        let full = self.sessions.len() >= cap;
+    pub(crate) fn admit_syn<A: Family>(&mut self) -> Result<(), DropReason> {
+        let sessions = &A::t(self).sessions;
+        let cap = sessions.capacity();
+        let full = sessions.len() >= cap;
         let limit = (cap / EMBRYONIC_SHARE).max(cap.min(EMBRYONIC_MIN));
         if !full && self.embryonic() < u64::from(limit) {
             return Ok(());
         }
-        if self.evict_embryonic(false) {
+        if self.evict_embryonic::<A>(false) {
             return Ok(());
         }
         Err(if full {
@@ -104,20 +107,22 @@ impl Worker {
     /// hash method gives back to its member ([`rehashable`]); false when the
     /// bounded scan found none.
     #[cold]
-    pub(crate) fn evict_embryonic(&mut self, with_snat_port: bool) -> bool {
-        let pressure = self.syn_pressure || self.sessions.len() >= self.sessions.capacity();
-        let (shared, worker) = (&*self.shared, self.id);
-        let pick = |s: &Session4| {
+    pub(crate) fn evict_embryonic<A: Family>(&mut self, with_snat_port: bool) -> bool {
+        let (worker, syn_pressure) = (self.id, self.syn_pressure);
+        let (shared, table) = A::split(self);
+        let full = table.sessions.len() >= table.sessions.capacity();
+        let pressure = syn_pressure || full;
+        let pick = |s: &Session<A>| {
             (conntrack::embryonic(s.state, s.proto) || (pressure && rehashable(shared, worker, s)))
                 && (!with_snat_port || s.state & flag::SNAT_PORT != 0)
         };
-        let mut cursor = self.evict_cursor;
-        let found = self.sessions.find_from(&mut cursor, EVICT_BUDGET, pick);
-        self.evict_cursor = cursor;
+        let mut cursor = table.evict_cursor;
+        let found = table.sessions.find_from(&mut cursor, EVICT_BUDGET, pick);
+        table.evict_cursor = cursor;
         let Some(idx) = found else {
             return false;
         };
-        self.discard_session(idx);
+        self.discard_session::<A>(idx);
         stats::inc(&self.stats.embryonic_evicted);
         true
     }
@@ -126,17 +131,18 @@ impl Worker {
     /// that looks for evidence of a real client (module docs) and keeps
     /// what it needs for that in `handshakes`.
     #[cold]
-    pub(crate) fn touch_unconfirmed(
+    pub(crate) fn touch_unconfirmed<A: Family>(
         &mut self,
         idx: u32,
         dir: Dir,
-        flow: &Flow,
+        flow: &Flow<A>,
         one_way: bool,
-    ) -> Session4 {
+    ) -> Session<A> {
         let now = self.stamp();
-        let s = *self.sessions.get(idx);
+        let table = A::t_mut(self);
+        let s = *table.sessions.get(idx);
         let before = s.state;
-        let mark = &mut self.handshakes[idx as usize];
+        let mark = &mut table.handshakes[idx as usize];
         let lasted = |mark: u32| now.wrapping_sub(mark) >= conntrack::CONFIRM_AFTER_MS;
         let after = match (s.proto, one_way) {
             // A member's answer confirms a UDP session; so does a second of
@@ -163,7 +169,7 @@ impl Worker {
             }
             _ => before,
         };
-        let s = self.sessions.get_mut(idx);
+        let s = A::t_mut(self).sessions.get_mut(idx);
         s.state = after;
         let s = *s;
         if after != before {
@@ -199,7 +205,7 @@ pub(crate) fn resumes(shared: &Shared, vs: u16, tcp_flags: u8) -> bool {
 
 /// Whether evicting session `s` loses nothing: a DSR session whose pool's
 /// hash still picks its member, so its next segment resumes it there.
-fn rehashable(shared: &Shared, worker: u16, s: &Session4) -> bool {
+fn rehashable<A: Addr>(shared: &Shared, worker: u16, s: &Session<A>) -> bool {
     let Some(vs) = shared.service(s.vs) else {
         return false;
     };
@@ -208,6 +214,6 @@ fn rehashable(shared: &Shared, worker: u16, s: &Session4) -> bool {
     }
     hash_choice(shared, vs, &s.forward(), worker).is_some_and(|m| {
         let m = &vs.members[usize::from(m)];
-        u32::of(m.ip) == Some(s.member) && (vs.port == 0 || m.port == s.mport)
+        A::of(m.ip) == Some(s.member) && (vs.port == 0 || m.port == s.mport)
     })
 }

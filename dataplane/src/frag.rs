@@ -21,7 +21,8 @@
 
 use crate::exception::KernelClass;
 use crate::fixedmap::mix64;
-use crate::ipv4::{parse_flow, Flow};
+use crate::flow::Flow;
+use crate::ipv4::parse_flow;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple4};
@@ -220,7 +221,7 @@ impl Worker {
         let route = match verdict {
             Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
             Verdict::Tx(_) | Verdict::Hold { .. } => tuple
-                .and_then(|t| self.sessions.lookup(&t, t.hash()))
+                .and_then(|t| self.v4.sessions.lookup(&t, t.hash()))
                 .map(|(idx, dir)| FragRoute::Session { idx, dir }),
             _ => None,
         };
@@ -299,7 +300,7 @@ impl Worker {
         idx: u32,
         dir: Dir,
     ) -> Result<Verdict, DropReason> {
-        let s = *self.sessions.get(idx);
+        let s = *self.v4.sessions.get(idx);
         let same = match dir {
             Dir::Forward => (s.client, s.vip) == (key.src, key.dst),
             Dir::Reverse => (s.member, s.snat) == (key.src, key.dst),

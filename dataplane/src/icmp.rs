@@ -3,7 +3,7 @@
 //! unreachables keep working through the NAT).
 
 use crate::exception::KernelClass;
-use crate::ipv4::Flow;
+use crate::flow::Flow;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple4};
@@ -166,7 +166,7 @@ impl Worker {
             let owner = if q_src_is_vip {
                 self.shared.client_owner(q.dst.into())
             } else {
-                self.reverse_owner(q.src.into(), q.sport)
+                self.reverse_owner(q.src, q.sport)
             };
             if owner != self.id {
                 return Ok(Verdict::Redirect(owner));
@@ -176,10 +176,11 @@ impl Worker {
         // tuple of a packet of the session.
         let back = q.reversed();
         let (idx, dir) = self
+            .v4
             .sessions
             .lookup(&back, back.hash())
             .ok_or(DropReason::IcmpNoSession)?;
-        let s = *self.sessions.get(idx);
+        let s = *self.v4.sessions.get(idx);
         if self.expired(&s) {
             return Err(DropReason::IcmpNoSession);
         }

@@ -49,14 +49,14 @@ impl Worker {
     /// Serves one slice of `req`: at most [`SLICE`] entries, and never more
     /// matches than `req.found` has room for.
     pub fn inspect(&mut self, req: &mut Inspect) {
-        let cap = self.sessions.capacity();
+        let cap = self.v4.sessions.capacity();
         let end = req.cursor.saturating_add(SLICE).min(cap);
         let mut idx = req.cursor;
         while idx < end {
-            if let Some(s) = self.sessions.live(idx) {
+            if let Some(s) = self.v4.sessions.live(idx) {
                 if req.filter.matches(s) {
                     if req.flush {
-                        self.remove_session(idx);
+                        self.remove_session::<u32>(idx);
                         req.removed += 1;
                     } else if req.found.len() < req.found.capacity() {
                         req.found.push(*s);

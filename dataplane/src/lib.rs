@@ -26,6 +26,7 @@ pub mod conntrack;
 mod dsr;
 pub mod exception;
 mod flood;
+mod flow;
 pub mod frag;
 mod icmp;
 mod ipv4;

@@ -1,8 +1,11 @@
 //! Address and port rewriting with incremental checksum updates (RFC 1624).
-//! Functions take the bytes from the IPv4 header on, already length-checked.
+//! Functions take the bytes from the IP header on, already length-checked.
+//! IPv6 has no header checksum: its rewrite updates the transport checksum
+//! alone, whose pseudo header holds the 128-bit addresses (RFC 8200 8.1).
 
 use crate::wire::ipv4::{self, proto};
-use std::net::Ipv4Addr;
+use crate::wire::ipv6;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Offset of the checksum in the transport header, when it has one we update.
 #[inline]
@@ -102,6 +105,37 @@ pub fn rewrite_fragment(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     p.set_dst_addr(dst);
     let csum = apply(p.checksum(), delta);
     p.set_checksum(csum);
+}
+
+/// An IPv6 endpoint.
+pub type Endpoint6 = (Ipv6Addr, u16);
+
+/// The change from 128-bit word `old` to `new` in a ones'-complement sum.
+#[inline(always)]
+pub fn delta128(old: u128, new: u128) -> u32 {
+    let (o, n) = (!old, new);
+    (0..8)
+        .map(|i| ((o >> (16 * i)) & 0xffff) as u32 + ((n >> (16 * i)) & 0xffff) as u32)
+        .sum()
+}
+
+/// Rewrites source and destination endpoints of an IPv6 TCP or UDP packet
+/// (`protocol`, its transport header `l4` bytes from the start of `ip`)
+/// and decrements the hop limit.
+pub fn rewrite6(ip: &mut [u8], l4: usize, protocol: u8, src: Endpoint6, dst: Endpoint6) {
+    let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+    let (old_src, old_dst, hops) = (p.src_addr(), p.dst_addr(), p.hop_limit());
+    let addrs = delta128(u128::from(old_src), u128::from(src.0))
+        + delta128(u128::from(old_dst), u128::from(dst.0));
+    p.set_hop_limit(hops.saturating_sub(1));
+    p.set_src_addr(src.0);
+    p.set_dst_addr(dst.0);
+    let l4 = &mut ip[l4..];
+    let (old_sport, old_dport) = (get16(l4, 0), get16(l4, 2));
+    put16(l4, 0, src.1);
+    put16(l4, 2, dst.1);
+    let ports = delta16(old_sport, src.1) + delta16(old_dport, dst.1);
+    adjust_l4_checksum(l4, protocol, addrs + ports);
 }
 
 fn rewrite_headers(ip: &mut [u8], ihl: usize, src: Endpoint, dst: Endpoint, hop: bool) {

@@ -11,10 +11,12 @@
 //!   current numbers, and that answer (or any other packet of the session) is
 //!   turned into the two RSTs.
 
+use crate::addr::Addr;
 use crate::conntrack::{flag, tcp as tcp_state};
-use crate::ipv4::{parse_flow, Flow};
+use crate::flow::Flow;
+use crate::ipv4::parse_flow;
 use crate::packet::PacketBuf;
-use crate::session::{Dir, Session4};
+use crate::session::{Dir, Session, Session4};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::{self, proto};
@@ -47,7 +49,12 @@ pub(crate) enum Judgement {
 }
 
 /// Whether the sweep keeps, expires, resets or probes session `s` at `now`.
-pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32, syn_pressure: bool) -> Judgement {
+pub(crate) fn judge<A: Addr>(
+    shared: &Shared,
+    s: &Session<A>,
+    now: u32,
+    syn_pressure: bool,
+) -> Judgement {
     let vs = shared.service(s.vs);
     let pending = s.state & flag::RESET_PENDING != 0;
     let member_too = vs.is_some_and(|v| !v.one_way());
@@ -77,7 +84,7 @@ pub(crate) fn judge(shared: &Shared, s: &Session4, now: u32, syn_pressure: bool)
 /// established TCP session of a `reset_on_timeout` server, not being reset
 /// already. The sweep probes it; a packet finding it expired first is
 /// answered with the RSTs at once.
-pub(crate) fn resets_when_expired(shared: &Shared, s: &Session4) -> bool {
+pub(crate) fn resets_when_expired<A: Addr>(shared: &Shared, s: &Session<A>) -> bool {
     s.proto == proto::TCP
         && s.state & tcp_state::MASK == tcp_state::ESTABLISHED
         && s.state & flag::RESET_PENDING == 0
@@ -178,7 +185,7 @@ impl Worker {
         }
         // A RST is never answered with a RST (RFC 793): its sender is done.
         let answer_sender = flow.tcp_flags & flags::RST == 0;
-        let session = *self.sessions.get(idx);
+        let session = *self.v4.sessions.get(idx);
         let (seq, ack, flags) = rst_answering(flow);
         // The sender gets the RST answering its packet; the other end, which
         // never saw that packet, a RST at the packet's own sequence number.
@@ -201,7 +208,7 @@ impl Worker {
             self.generate(to_sender);
         }
         self.generate(to_peer);
-        self.discard_session(idx);
+        self.discard_session::<u32>(idx);
         stats::inc(&self.stats.sessions_reset);
         Ok(Verdict::Consumed)
     }
@@ -310,7 +317,7 @@ impl Worker {
 
 /// Whether a session's state asks for a reset on its next packet.
 #[inline]
-pub(crate) fn pending(s: &Session4) -> bool {
+pub(crate) fn pending<A: Addr>(s: &Session<A>) -> bool {
     s.state & flag::RESET_PENDING != 0 && s.proto == proto::TCP
 }
 

@@ -252,6 +252,19 @@ pub fn find_vs(map: &FixedMap<u16>, vip: Ipv4Addr, port: u16, proto: u8) -> Opti
         .or_else(|| map.get(vs_key(vip, 0, proto)))
 }
 
+/// Key of the IPv6 virtual-server map.
+#[inline]
+pub fn vs_key6(vip: u128, port: u16, proto: u8) -> (u128, u32) {
+    (vip, u32::from(port) << 8 | u32::from(proto))
+}
+
+/// [`find_vs`] for an IPv6 destination.
+#[inline]
+pub fn find_vs6(map: &FixedMap<u16, (u128, u32)>, vip: u128, port: u16, proto: u8) -> Option<u16> {
+    map.get(vs_key6(vip, port, proto))
+        .or_else(|| map.get(vs_key6(vip, 0, proto)))
+}
+
 /// First port handed out for source NAT; below are the well-known and registered low ports.
 pub const SNAT_FIRST_PORT: u16 = 1024;
 
@@ -269,7 +282,13 @@ pub fn snat_port_owner(port: u16, workers: u16) -> u16 {
 /// destination.)
 #[inline]
 pub fn client_owner(ip: Ipv4Addr, workers: u16) -> u16 {
-    let h = mix64(u64::from(u32::from(ip))) as u32;
+    client_owner_fold(u64::from(u32::from(ip)), workers)
+}
+
+/// [`client_owner`] of an address already folded ([`Addr::fold`]).
+#[inline]
+pub fn client_owner_fold(fold: u64, workers: u16) -> u16 {
+    let h = mix64(fold) as u32;
     ((u64::from(h) * u64::from(workers)) >> 32) as u16
 }
 

@@ -38,12 +38,11 @@ reasons! {
     OtherMac => "other_mac", "frame addressed to another host's MAC (flooded on the link)";
     VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
     UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
-    Ipv6 => "ipv6_unsupported", "IPv6 TCP or UDP to a VIP or through the switch (IPv6 virtual servers are not supported yet)";
     ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
     NdNotForUs => "nd_not_for_us", "IPv6 neighbour solicitation or advertisement about an address the switch does not own";
     NdInvalid => "nd_invalid", "IPv6 neighbour discovery message failing RFC 4861 checks (hop limit not 255, code, option length, multicast target)";
     Icmpv6Checksum => "icmpv6_checksum", "ICMPv6 checksum wrong";
-    NotForUs => "not_for_us", "IPv4 packet to an address the switch does not own and no session";
+    NotForUs => "not_for_us", "IP packet to an address the switch does not own and no session";
     LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
     Fragment => "fragment", "IP fragment the switch does not follow (not TCP or UDP, or to a VIP's ICMP)";
     FragmentUnmatched => "fragment_unmatched", "fragment whose first fragment did not come in time, or whose session is gone";

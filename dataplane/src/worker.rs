@@ -7,16 +7,17 @@
 
 use crate::conntrack;
 use crate::exception::{KernelClass, KernelLimiter, TokenBucket};
+use crate::flow::{Family, Table};
 use crate::frag::FragTable;
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
 use crate::sched::pick::Balancer;
 use crate::service::PortRing;
-use crate::session::{Session4, SessionTable};
+use crate::session::{Session, Session4, Session6, SessionTable};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason, WorkerStats};
 use crate::wire::{self, ethernet, Mac};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// What to do with a frame after processing.
@@ -41,9 +42,12 @@ pub enum Verdict {
     /// Ready for `port` but the MAC of `next_hop` is not known yet (an ARP
     /// request is on its way): the daemon holds the frame a little and sends
     /// it once [`Worker::resolve_held`] finds the MAC.
-    /// (An IPv4 next hop: the verdict stays 8 bytes, returned in registers;
-    /// an IPv6 one will need a handle of its own.)
+    /// (An IPv4 next hop: the verdict stays 8 bytes, returned in registers.)
     Hold { port: u16, next_hop: Ipv4Addr },
+    /// [`Verdict::Hold`] for an IPv6 next hop, named by a handle:
+    /// [`Worker::held_hop6`] gives the address, until `HELD6` more IPv6
+    /// frames were held (the daemon asks at once, after the burst).
+    Hold6 { port: u16, index: u16 },
     /// A fragment that came before the first fragment of its datagram: the
     /// daemon holds it, untouched, and runs it again through
     /// [`Worker::replay_fragment`] once [`Worker::fragments_recorded`]
@@ -93,6 +97,9 @@ pub enum Generated {
 
 const GENERATED_QUEUE: usize = 64;
 
+/// IPv6 session entries of a worker when no link has an IPv6 address.
+const IPV6_TOKEN_SESSIONS: u32 = 64;
+
 /// Datagrams whose fragments a worker follows at once.
 const FRAG_RECORDS: usize = 4096;
 
@@ -112,6 +119,10 @@ struct CachedHop {
 }
 
 const HOP_CACHE: usize = 64;
+
+/// IPv6 next hops of held frames, named by [`Verdict::Hold6`]: more than a
+/// burst (`MAX_BURST`), so none is overwritten before the daemon reads it.
+const HELD6: usize = 1024;
 const HOP_CACHE_MS: u64 = 100;
 
 /// All state of one worker; owned by its lcore alone.
@@ -120,11 +131,9 @@ pub struct Worker {
     pub id: u16,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stats: Arc<WorkerStats>,
-    pub(crate) sessions: SessionTable<Session4>,
-    /// Per session entry, while it is unconfirmed (see `flood`): in the NAT
-    /// modes the member's initial sequence number plus one, once its
-    /// SYN-ACK passed; otherwise the clock stamp of the session's creation.
-    pub(crate) handshakes: Box<[u32]>,
+    /// Sessions of each family.
+    pub(crate) v4: Table<u32>,
+    pub(crate) v6: Table<u128>,
     /// Free SNAT ports of this worker, one ring per `Shared::snat_addrs`.
     pub(crate) snat: Vec<PortRing>,
     /// Member choice: cursors, smooth-WRR state, persistence entries.
@@ -153,12 +162,13 @@ pub struct Worker {
     pub(crate) frags: FragTable,
     /// Set while a held fragment runs again: it is not counted as held twice.
     replaying: bool,
-    /// Where the search for a half-open session to evict resumes.
-    pub(crate) evict_cursor: u32,
     /// Whether half-open sessions expire early (a SYN flood), as of the
     /// last `maintain`.
     pub(crate) syn_pressure: bool,
     hops: [CachedHop; HOP_CACHE],
+    /// Next hops of IPv6 frames held, a ring (see [`Verdict::Hold6`]).
+    held6: Box<[Ipv6Addr]>,
+    held6_next: u16,
 }
 
 impl Worker {
@@ -182,10 +192,14 @@ impl Worker {
             .map(|_| PortRing::new(id, shared.workers))
             .collect();
         let balancer = Balancer::new(&shared, id, crate::reload::persist_entries(sessions));
+        // IPv6 sessions need an IPv6 address on a link (the configuration
+        // checks); without one the IPv6 table is a token.
+        let ipv6 = shared.ports.iter().any(|p| !p.addresses6.is_empty());
+        let sessions6 = if ipv6 { sessions } else { IPV6_TOKEN_SESSIONS };
         Worker {
             id,
-            sessions: SessionTable::with_capacity_advised(sessions, advise),
-            handshakes: vec![0; sessions as usize].into_boxed_slice(),
+            v4: Table::new(sessions, advise),
+            v6: Table::new(sessions6, advise),
             snat,
             balancer,
             snat_rr: 0,
@@ -205,9 +219,10 @@ impl Worker {
             ip_ident: 0,
             frags: FragTable::with_capacity(FRAG_RECORDS),
             replaying: false,
-            evict_cursor: 0,
             syn_pressure: false,
             hops: [CachedHop::default(); HOP_CACHE],
+            held6: vec![Ipv6Addr::UNSPECIFIED; HELD6].into_boxed_slice(),
+            held6_next: 0,
             shared,
             stats,
         }
@@ -222,7 +237,12 @@ impl Worker {
     }
 
     pub fn sessions(&self) -> &SessionTable<Session4> {
-        &self.sessions
+        &self.v4.sessions
+    }
+
+    /// The IPv6 sessions.
+    pub fn sessions6(&self) -> &SessionTable<Session6> {
+        &self.v6.sessions
     }
 
     /// Sets the clock (process milliseconds); called once per loop turn.
@@ -262,7 +282,7 @@ impl Worker {
             dport: ports as u16,
             proto: protocol,
         };
-        self.sessions.prefetch(t.hash());
+        self.v4.sessions.prefetch(t.hash());
     }
 
     /// Counts frames received on `port`, once per burst (the caller's job:
@@ -310,7 +330,7 @@ impl Worker {
         };
         match verdict {
             Verdict::Drop(r) => self.stats.dropped(r),
-            Verdict::Kernel | Verdict::Hold { .. } => {}
+            Verdict::Kernel | Verdict::Hold { .. } | Verdict::Hold6 { .. } => {}
             Verdict::Redirect(_) => stats::inc(&self.stats.redirected),
             _ => {}
         }
@@ -430,19 +450,50 @@ impl Worker {
     }
 
     /// A held frame (see [`Verdict::Hold`]): `Tx` with its MACs set once the
-    /// next hop's MAC is known, else `Hold` again.
+    /// next hop's MAC is known, else `Hold` (or `Hold6`) again.
     pub fn resolve_held<P: PacketBuf>(
         &mut self,
         port: u16,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         pkt: &mut P,
     ) -> Verdict {
-        match self.neighbor_mac(port, next_hop) {
-            Some(mac) => match self.set_macs(pkt, port, mac) {
+        match (self.neighbor_mac(port, next_hop), next_hop) {
+            (Some(mac), _) => match self.set_macs(pkt, port, mac) {
                 Verdict::Tx(p) if self.oversize(p, pkt) => Verdict::TxFragmented(p),
                 v => v,
             },
-            None => Verdict::Hold { port, next_hop },
+            (None, IpAddr::V4(next_hop)) => Verdict::Hold { port, next_hop },
+            (None, IpAddr::V6(hop)) => self.hold6(port, hop),
+        }
+    }
+
+    /// The IPv6 next hop of a frame held as [`Verdict::Hold6`] with `index`.
+    pub fn held_hop6(&self, index: u16) -> Ipv6Addr {
+        self.held6[usize::from(index) % HELD6]
+    }
+
+    /// Holds a frame for IPv6 next hop `hop` on `port`.
+    #[cold]
+    fn hold6(&mut self, port: u16, hop: Ipv6Addr) -> Verdict {
+        let index = self.held6_next;
+        self.held6[usize::from(index) % HELD6] = hop;
+        self.held6_next = (index + 1) % HELD6 as u16;
+        Verdict::Hold6 { port, index }
+    }
+
+    /// Routes a rewritten IPv6 frame towards `dst` and sets its MACs.
+    pub(crate) fn egress6<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        dst: Ipv6Addr,
+    ) -> Result<Verdict, DropReason> {
+        let hop = self.shared.routes6.lookup(dst).ok_or(DropReason::NoRoute)?;
+        match self.neighbor_mac(hop.port, hop.next_hop) {
+            Some(mac) => Ok(self.set_macs(pkt, hop.port, mac)),
+            None => {
+                stats::inc(&self.stats.held);
+                Ok(self.hold6(hop.port, hop.next_hop))
+            }
         }
     }
 
@@ -521,48 +572,28 @@ impl Worker {
             self.kernel.refill(elapsed);
             self.refusals.refill(elapsed);
         }
-        let shared = &*self.shared;
-        let stats = &*self.stats;
-        let snat = &mut self.snat;
-        let balancer = &mut self.balancer;
-        let queue = (
-            &mut self.generated,
-            self.generated_head,
-            &mut self.generated_len,
-        );
-        let worker = self.id;
-        let mut reset = 0;
-        let removed = self.sessions.sweep(
-            budget,
-            |s| match crate::reset::judge(shared, s, stamp, pressure) {
-                crate::reset::Judgement::Keep => false,
-                crate::reset::Judgement::Expired => true,
-                crate::reset::Judgement::Reset => {
-                    reset += 1;
-                    true
-                }
-                crate::reset::Judgement::Probe { member_too } => {
-                    if queue.0.len() - *queue.2 >= 2 {
-                        let probe = |to_client| Generated::Probe {
-                            session: *s,
-                            to_client,
-                        };
-                        push_generated(queue.0, queue.1, queue.2, probe(true));
-                        if member_too {
-                            push_generated(queue.0, queue.1, queue.2, probe(false));
-                        }
-                        s.state |= conntrack::flag::RESET_PENDING;
-                        s.last_seen = stamp;
-                    }
-                    false
-                }
-            },
-            |_, s| forget(shared, stats, worker, snat, balancer, s, stamp),
-        );
+        let (shared, stats) = (&*self.shared, &*self.stats);
+        let mut sweep = Sweep {
+            shared,
+            stats,
+            worker: self.id,
+            snat: &mut self.snat,
+            balancer: &mut self.balancer,
+            queue: (
+                &mut self.generated,
+                self.generated_head,
+                &mut self.generated_len,
+            ),
+            stamp,
+            pressure,
+        };
+        let (removed4, reset4) = sweep.table(&mut self.v4, budget);
+        let (removed6, reset6) = sweep.table(&mut self.v6, budget);
+        let (removed, reset) = (removed4 + removed6, reset4 + reset6);
         if removed > 0 {
             stats::add(&self.stats.sessions_expired, u64::from(removed - reset));
             stats::add(&self.stats.sessions_reset, u64::from(reset));
-            stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
+            self.count_active();
         }
         let b = &mut self.balancer;
         b.persist.sweep(budget as usize, stamp);
@@ -611,36 +642,6 @@ impl Worker {
                 self.request_neighbor(port, next_hop);
             }
         }
-    }
-
-    /// Removes a session now (it expired on lookup or is being replaced).
-    pub(crate) fn remove_session(&mut self, idx: u32) {
-        self.discard_session(idx);
-        stats::inc(&self.stats.sessions_expired);
-    }
-
-    /// Removes a session and releases what it holds, counting no ending.
-    pub(crate) fn discard_session(&mut self, idx: u32) {
-        let s = *self.sessions.get(idx);
-        let stamp = self.stamp();
-        forget(
-            &self.shared,
-            &self.stats,
-            self.id,
-            &mut self.snat,
-            &mut self.balancer,
-            &s,
-            stamp,
-        );
-        self.sessions.remove(idx);
-        stats::set(&self.stats.sessions_active, u64::from(self.sessions.len()));
-    }
-
-    /// Whether a session has idled out at the current time.
-    #[inline]
-    pub(crate) fn expired(&self, s: &Session4) -> bool {
-        self.shared
-            .session_expired(s, self.stamp(), self.syn_pressure)
     }
 
     /// Hands a frame from `src` for the switch's own address to the kernel
@@ -713,17 +714,73 @@ fn push_generated(q: &mut [Option<Generated>], head: usize, len: &mut usize, g: 
     true
 }
 
+/// What the sweep of a session table needs of its worker, borrowed apart.
+struct Sweep<'a> {
+    shared: &'a Shared,
+    stats: &'a WorkerStats,
+    worker: u16,
+    snat: &'a mut [PortRing],
+    balancer: &'a mut Balancer,
+    queue: (
+        &'a mut [Option<Generated>; GENERATED_QUEUE],
+        usize,
+        &'a mut usize,
+    ),
+    stamp: u32,
+    pressure: bool,
+}
+
+impl Sweep<'_> {
+    /// Expires idle sessions of `table` and starts resetting those of
+    /// members that went down, examining at most `budget` entries; returns
+    /// (removed, of which reset).
+    fn table<A: Family>(&mut self, table: &mut Table<A>, budget: u32) -> (u32, u32) {
+        let (shared, stats, worker, stamp) = (self.shared, self.stats, self.worker, self.stamp);
+        let (snat, balancer, queue) = (&mut *self.snat, &mut *self.balancer, &mut self.queue);
+        let mut reset = 0;
+        let removed = table.sessions.sweep(
+            budget,
+            |s| match crate::reset::judge(shared, s, stamp, self.pressure) {
+                crate::reset::Judgement::Keep => false,
+                crate::reset::Judgement::Expired => true,
+                crate::reset::Judgement::Reset => {
+                    reset += 1;
+                    true
+                }
+                crate::reset::Judgement::Probe { member_too } => {
+                    // No probe in this family: the session just ends.
+                    let (Some(client), Some(member)) = (A::probe(s, true), A::probe(s, false))
+                    else {
+                        return true;
+                    };
+                    if queue.0.len() - *queue.2 >= 2 {
+                        push_generated(queue.0, queue.1, queue.2, client);
+                        if member_too {
+                            push_generated(queue.0, queue.1, queue.2, member);
+                        }
+                        s.state |= conntrack::flag::RESET_PENDING;
+                        s.last_seen = stamp;
+                    }
+                    false
+                }
+            },
+            |_, s| forget(shared, stats, worker, snat, balancer, s, stamp),
+        );
+        (removed, reset)
+    }
+}
+
 /// What a session leaves behind when it is removed: its SNAT port goes back
 /// to its ring, its member's session count goes down, and its client's
 /// persistence entry counts one open session less (and runs its timeout
 /// from now when none is left).
-fn forget(
+pub(crate) fn forget<A: Family>(
     shared: &Shared,
     stats: &WorkerStats,
     worker: u16,
     snat: &mut [PortRing],
     balancer: &mut Balancer,
-    s: &Session4,
+    s: &Session<A>,
     now: u32,
 ) {
     release_snat(shared, snat, s);
@@ -747,11 +804,11 @@ fn forget(
 }
 
 /// Returns a session's SNAT port to its ring, if it holds one.
-fn release_snat(shared: &Shared, snat: &mut [PortRing], s: &Session4) {
+fn release_snat<A: Family>(shared: &Shared, snat: &mut [PortRing], s: &Session<A>) {
     if s.state & conntrack::flag::SNAT_PORT == 0 {
         return;
     }
-    if let Some(i) = shared.local(Ipv4Addr::from(s.snat)).and_then(|l| l.snat) {
+    if let Some(i) = A::local(shared, s.snat).and_then(|l| l.snat) {
         if let Some(ring) = snat.get_mut(usize::from(i)) {
             ring.free(s.sport);
         }

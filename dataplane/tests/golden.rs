@@ -185,7 +185,7 @@ fn arp_learning_resolves_unknown_member() {
     );
     let mut buf = VecBuf::new(&held);
     assert_eq!(
-        lab.workers[0].resolve_held(INT, ANY, &mut buf),
+        lab.workers[0].resolve_held(INT, ANY.into(), &mut buf),
         Verdict::Hold {
             port: INT,
             next_hop: ANY
@@ -225,7 +225,7 @@ fn arp_learning_resolves_unknown_member() {
     let want = to_int(ANY_MAC, &syn.clone().natted((CLIENT, 40000), (ANY, 443)));
     let mut buf = VecBuf::new(&held);
     assert_eq!(
-        lab.workers[0].resolve_held(INT, ANY, &mut buf),
+        lab.workers[0].resolve_held(INT, ANY.into(), &mut buf),
         Verdict::Tx(INT)
     );
     assert!(
@@ -1847,7 +1847,7 @@ fn arp_requests_for_held(lab: &mut Lab, hops: &[Ipv4Addr], turns: usize) -> Vec<
     let mut buf = VecBuf::new(&[0u8; 60]);
     for _ in 0..turns {
         for hop in hops {
-            let v = lab.workers[0].resolve_held(INT, *hop, &mut buf);
+            let v = lab.workers[0].resolve_held(INT, (*hop).into(), &mut buf);
             assert_eq!(
                 v,
                 Verdict::Hold {

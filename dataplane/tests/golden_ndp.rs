@@ -318,7 +318,7 @@ fn echo_requests_to_the_switch_are_answered_others_go_to_the_kernel() {
         ETH_IPV6,
         &ipv6(client, v6("2001:db8:1::10"), NH_TCP, 61, &syn),
     );
-    lab.c("TCP to no VIP", EXT, &frame, Expect::Drop(R::Ipv6));
+    lab.c("TCP to no VIP", EXT, &frame, Expect::Drop(R::NotForUs));
 }
 
 #[test]

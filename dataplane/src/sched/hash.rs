@@ -7,8 +7,9 @@
 //!
 //! [`Maglev`]: super::maglev::Maglev
 
+use crate::addr::Addr;
 use crate::fixedmap::mix64;
-use crate::session::Tuple4;
+use crate::session::Tuple;
 
 // Seeded so these keys are independent of `service::client_owner`, which
 // hashes the same client address and port to choose the owning worker.
@@ -17,20 +18,20 @@ const SOURCE_PORT_SEED: u64 = 0xbb67_ae85_84ca_a73b;
 
 /// `source_hash`: every session of a client address goes to one member.
 #[inline]
-pub fn source_key(client: u32) -> u64 {
-    mix64(u64::from(client) ^ SOURCE_SEED)
+pub fn source_key<A: Addr>(client: A) -> u64 {
+    mix64(client.fold() ^ SOURCE_SEED)
 }
 
 /// `source_port_hash`: the client address and source port choose the member.
 #[inline]
-pub fn source_port_key(client: u32, port: u16) -> u64 {
-    mix64(((u64::from(client) << 16) | u64::from(port)) ^ SOURCE_PORT_SEED)
+pub fn source_port_key<A: Addr>(client: A, port: u16) -> u64 {
+    mix64(((client.fold() << 16) | u64::from(port)) ^ SOURCE_PORT_SEED)
 }
 
 /// `maglev`: the flow's 5-tuple as the client sent it (the session table's
 /// hash, so a new session hashes its tuple once).
 #[inline]
-pub fn flow_key(t: &Tuple4) -> u64 {
+pub fn flow_key<A: Addr>(t: &Tuple<A>) -> u64 {
     t.hash()
 }
 
@@ -42,14 +43,17 @@ mod tests {
 
     #[test]
     fn keys_are_fixed_functions() {
-        assert_eq!(source_key(0x0a00_0001), source_key(0x0a00_0001));
-        assert_ne!(source_key(0x0a00_0001), source_key(0x0a00_0002));
+        assert_eq!(source_key(0x0a00_0001u32), source_key(0x0a00_0001u32));
+        assert_ne!(source_key(0x0a00_0001u32), source_key(0x0a00_0002u32));
         assert_ne!(
-            source_port_key(0x0a00_0001, 1000),
-            source_port_key(0x0a00_0001, 1001)
+            source_port_key(0x0a00_0001u32, 1000),
+            source_port_key(0x0a00_0001u32, 1001)
         );
-        assert_ne!(source_port_key(0x0a00_0001, 0), source_key(0x0a00_0001));
-        let t = Tuple4 {
+        assert_ne!(
+            source_port_key(0x0a00_0001u32, 0),
+            source_key(0x0a00_0001u32)
+        );
+        let t = crate::session::Tuple4 {
             src: 0x0a00_0001,
             dst: 0xc0a8_0001,
             sport: 40000,

@@ -6,9 +6,10 @@
 use super::hash::{flow_key, source_key, source_port_key};
 use super::least::{ipvs_load, pick_least};
 use super::wrr::SmoothWrr;
+use crate::addr::Addr;
 use crate::persist::PersistTable;
 use crate::service::VirtualServer;
-use crate::session::Tuple4;
+use crate::session::Tuple;
 use crate::shared::Shared;
 use sluice_config::Method;
 
@@ -88,11 +89,11 @@ impl Balancer {
 
     /// The member (index into the server's members) of a new session of
     /// virtual server `vs` for flow `t` at clock stamp `now`.
-    pub fn choose(
+    pub fn choose<A: Addr>(
         &mut self,
         shared: &Shared,
         vs: u16,
-        t: &Tuple4,
+        t: &Tuple<A>,
         now: u32,
     ) -> Result<u16, Refusal> {
         let Some(server) = shared.service(vs) else {
@@ -118,12 +119,12 @@ impl Balancer {
     }
 
     /// The pool's method over the usable primaries, else over the backups.
-    fn by_method(
+    fn by_method<A: Addr>(
         &mut self,
         shared: &Shared,
         server: &VirtualServer,
         vs: u16,
-        t: &Tuple4,
+        t: &Tuple<A>,
     ) -> Result<u16, Refusal> {
         for backups in [false, true] {
             if let Some(m) = self.in_tier(shared, server, usize::from(vs), t, backups) {
@@ -139,12 +140,12 @@ impl Balancer {
         }
     }
 
-    fn in_tier(
+    fn in_tier<A: Addr>(
         &mut self,
         shared: &Shared,
         server: &VirtualServer,
         vs: usize,
-        t: &Tuple4,
+        t: &Tuple<A>,
         backups: bool,
     ) -> Option<u16> {
         let st = &*shared.members;
@@ -208,10 +209,10 @@ pub fn is_hash(method: Method) -> bool {
 
 /// The usable primary member a hash method picks for flow `t` (index into
 /// the server's members); `None` without a table or a usable primary.
-pub fn hash_choice(
+pub fn hash_choice<A: Addr>(
     shared: &Shared,
     server: &VirtualServer,
-    t: &Tuple4,
+    t: &Tuple<A>,
     worker: u16,
 ) -> Option<u16> {
     let table = server.maglev.as_ref()?;

@@ -23,7 +23,7 @@ use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
 use crate::sched::maglev::{Maglev, MaglevMember};
-use crate::service::{vs_key, Encap, Member, MssClamp, Persistence, VirtualServer};
+use crate::service::{vs_key, vs_key6, Encap, Member, MssClamp, Persistence, VirtualServer};
 use crate::wire::{ipv4::proto, Mac};
 use sluice_config::{Config, Encapsulation, Forwarding, Pool, Prefix, Protocol};
 use std::collections::{HashMap, HashSet};
@@ -38,6 +38,7 @@ pub(super) struct Base {
     pub members: Arc<MemberStates>,
     pub vs_capacity: usize,
     pub owner_mask: u32,
+    pub owner_mask6: u128,
     pub generation: u64,
 }
 
@@ -87,14 +88,19 @@ pub(super) fn build(
     let (local, local6) = locals(&ports, &services, &snat_addrs);
     let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
+    let mut vs_map6 = FixedMap::with_capacity(services.len() + 1);
     // Retired servers first: a live one on the same address and port wins.
     for retired in [true, false] {
         for (slot, v) in services.iter().enumerate() {
-            if let Some(v) = v.as_ref().filter(|v| v.retired == retired) {
-                if let IpAddr::V4(vip) = v.vip {
-                    vs_map.insert(vs_key(vip, v.port, v.proto), slot as u16);
+            let Some(v) = v.as_ref().filter(|v| v.retired == retired) else {
+                continue;
+            };
+            match v.vip {
+                IpAddr::V4(vip) => vs_map.insert(vs_key(vip, v.port, v.proto), slot as u16),
+                IpAddr::V6(vip) => {
+                    vs_map6.insert(vs_key6(u128::from(vip), v.port, v.proto), slot as u16)
                 }
-            }
+            };
         }
     }
     let t = &cfg.timeouts;
@@ -110,6 +116,7 @@ pub(super) fn build(
         neighbors: base.neighbors,
         services,
         vs_map,
+        vs_map6,
         snat_addrs,
         timeouts: Timeouts {
             tcp_syn: super::ms(t.tcp_syn),
@@ -125,6 +132,7 @@ pub(super) fn build(
         ids,
         vs_capacity: base.vs_capacity,
         owner_mask: base.owner_mask,
+        owner_mask6: base.owner_mask6,
     })
 }
 

@@ -4,12 +4,13 @@
 
 mod build;
 
+use crate::addr::Addr;
 use crate::fixedmap::FixedMap;
 use crate::members::MemberStates;
 use crate::neighbor::NeighborTable;
 use crate::route::RouteTable;
-use crate::service::{client_owner, VirtualServer};
-use crate::session::Session4;
+use crate::service::{client_owner_fold, VirtualServer};
+use crate::session::Session;
 use crate::wire::Mac;
 use build::{build, Base, Previous};
 use sluice_config::Config;
@@ -79,6 +80,8 @@ pub struct Shared {
     /// across reloads for as long as it or its sessions exist. `None`: free.
     pub services: Vec<Option<VirtualServer>>,
     pub vs_map: FixedMap<u16>,
+    /// The same for IPv6 virtual servers.
+    pub vs_map6: FixedMap<u16, (u128, u32)>,
     /// Every SNAT address ever configured, in order: a reload only appends,
     /// so sessions and each worker's port rings keep their indexes.
     pub snat_addrs: Vec<IpAddr>,
@@ -99,6 +102,8 @@ pub struct Shared {
     /// the shortest persistence netmask, so all clients that share a
     /// persistence entry share its worker. Fixed at boot.
     owner_mask: u32,
+    /// The same for IPv6 clients.
+    owner_mask6: u128,
 }
 
 /// Why a reload cannot be applied; the running configuration stays.
@@ -149,14 +154,38 @@ fn capacity(n: usize) -> usize {
     (2 * n).max(1024)
 }
 
-/// The shortest persistence netmask of `cfg`, as a mask (all ones without
-/// persistence).
-fn persistence_mask(cfg: &Config) -> u32 {
+/// The shortest persistence netmask of `cfg`'s servers of family `A`, as a
+/// mask (all ones without persistence).
+fn persistence_mask<A: Addr>(cfg: &Config) -> A {
     cfg.virtual_servers
         .iter()
+        .filter(|v| A::of(v.address.ip()).is_some())
         .filter_map(|v| v.persistence.as_ref())
-        .map(|p| crate::route::mask(p.netmask.min(32)))
-        .fold(u32::MAX, |a, m| a & m)
+        .map(|p| A::mask(p.netmask.min(A::BITS)))
+        .fold(A::mask(A::BITS), |a, m| a & m)
+}
+
+/// The length of netmask `mask` of family `A`.
+fn mask_len<A: Addr>(mask: A) -> u8 {
+    (mask.widen() << (128 - u32::from(A::BITS))).leading_ones() as u8
+}
+
+/// The first server of `cfg` of family `A` whose persistence netmask is
+/// shorter than the running split `owner`.
+fn split_refused<A: Addr>(cfg: &Config, owner: A) -> Option<ReloadError> {
+    cfg.virtual_servers.iter().find_map(|v| {
+        let p = v
+            .persistence
+            .as_ref()
+            .filter(|_| A::of(v.address.ip()).is_some())?;
+        (A::mask(p.netmask.min(A::BITS)) & owner != owner).then(|| {
+            ReloadError::PersistenceNetmask {
+                virtual_server: v.name.clone(),
+                netmask: p.netmask,
+                running: mask_len(owner),
+            }
+        })
+    })
 }
 
 impl Shared {
@@ -175,6 +204,7 @@ impl Shared {
             members: Arc::new(MemberStates::with_capacity(&weights, workers, capacity(n))),
             vs_capacity: capacity(cfg.virtual_servers.len()),
             owner_mask: persistence_mask(cfg),
+            owner_mask6: persistence_mask(cfg),
             generation: 0,
         };
         for n in &cfg.neighbors {
@@ -196,17 +226,12 @@ impl Shared {
         cfg: &Config,
         vs_sessions: &dyn Fn(u16) -> u64,
     ) -> Result<Shared, ReloadError> {
-        let running = self.owner_mask.leading_ones() as u8;
         // One worker owns every client whatever the split.
-        for v in cfg.virtual_servers.iter().filter(|_| self.workers > 1) {
-            if let Some(p) = &v.persistence {
-                if crate::route::mask(p.netmask.min(32)) & self.owner_mask != self.owner_mask {
-                    return Err(ReloadError::PersistenceNetmask {
-                        virtual_server: v.name.clone(),
-                        netmask: p.netmask,
-                        running,
-                    });
-                }
+        if self.workers > 1 {
+            let refused = split_refused(cfg, self.owner_mask)
+                .or_else(|| split_refused(cfg, self.owner_mask6));
+            if let Some(e) = refused {
+                return Err(e);
             }
         }
         let base = Base {
@@ -216,6 +241,7 @@ impl Shared {
             members: self.members.clone(),
             vs_capacity: self.vs_capacity,
             owner_mask: self.owner_mask,
+            owner_mask6: self.owner_mask6,
             generation: self.generation + 1,
         };
         build(
@@ -264,10 +290,17 @@ impl Shared {
     /// by its address masked to the shortest persistence netmask.
     #[inline]
     pub fn client_owner(&self, client: Ipv4Addr) -> u16 {
-        client_owner(
-            Ipv4Addr::from(u32::from(client) & self.owner_mask),
-            self.workers,
-        )
+        self.client_owner_of(u32::from(client))
+    }
+
+    /// [`Shared::client_owner`] of a client of either family.
+    #[inline]
+    pub fn client_owner_of<A: Addr>(&self, client: A) -> u16 {
+        let mask = match A::is_v4() {
+            true => A::narrow(u128::from(self.owner_mask)),
+            false => A::narrow(self.owner_mask6),
+        };
+        client_owner_fold((client & mask).fold(), self.workers)
     }
 
     /// The member id of member `member` of pool `pool` (config indexes).
@@ -315,7 +348,12 @@ impl Shared {
     /// its virtual server's `idle_timeout` for established TCP and UDP.
     #[inline]
     /// Under `syn_pressure` (a SYN flood) half-open sessions expire early.
-    pub fn session_expired(&self, s: &Session4, now_ms: u32, syn_pressure: bool) -> bool {
+    pub fn session_expired<A: crate::addr::Addr>(
+        &self,
+        s: &Session<A>,
+        now_ms: u32,
+        syn_pressure: bool,
+    ) -> bool {
         let idle = self.service(s.vs).and_then(|v| v.idle_timeout_ms);
         let mut limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
         if syn_pressure && crate::conntrack::embryonic(s.state, s.proto) {

@@ -96,3 +96,57 @@ pub fn solicited(ip: Ipv6Addr) -> (Ipv6Addr, Mac) {
 }
 
 pub const ALL_NODES_MAC: Mac = [0x33, 0x33, 0, 0, 0, 1];
+
+/// A TCP segment (20-byte header, window 0xffff) between two IPv6
+/// endpoints, its checksum filled in.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp6(
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = Vec::with_capacity(20 + payload.len());
+    t.extend_from_slice(&src.1.to_be_bytes());
+    t.extend_from_slice(&dst.1.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    let c = checksum6(src.0, dst.0, NH_TCP, &t);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+/// A UDP datagram between two IPv6 endpoints, its checksum filled in (0
+/// computed is sent as 0xffff).
+pub fn udp6(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::with_capacity(8 + payload.len());
+    u.extend_from_slice(&src.1.to_be_bytes());
+    u.extend_from_slice(&dst.1.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let c = match checksum6(src.0, dst.0, NH_UDP, &u) {
+        0 => 0xffff,
+        c => c,
+    };
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    u
+}
+
+/// The frame of a transport segment `l4` (protocol `nh`) from `src` to
+/// `dst` with hop limit `hl`.
+pub fn frame6(
+    to: Mac,
+    from: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    nh: u8,
+    hl: u8,
+    l4: &[u8],
+) -> Vec<u8> {
+    eth(to, from, ETH_IPV6, &ipv6(src, dst, nh, hl, l4))
+}

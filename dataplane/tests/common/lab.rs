@@ -244,6 +244,8 @@ pub enum Expect {
     Kernel,
     /// Held for the MAC of this next hop on this port (an ARP request queued).
     Held(u16, Ipv4Addr),
+    /// The same for an IPv6 next hop (a neighbour solicitation queued).
+    Held6(u16, std::net::Ipv6Addr),
     /// A fragment held, untouched, until its first fragment passes.
     HeldFragment,
     /// Sent on this port as these IPv4 fragments (cut as the daemon cuts
@@ -481,6 +483,14 @@ impl Lab {
                 },
                 "{name}: verdict"
             ),
+            Expect::Held6(port, next_hop) => match verdict {
+                Verdict::Hold6 { port: p, index } => {
+                    assert_eq!(p, *port, "{name}: port");
+                    let hop = self.workers[w].held_hop6(index);
+                    assert_eq!(hop, *next_hop, "{name}: next hop");
+                }
+                v => panic!("{name}: verdict {v:?}, want Hold6"),
+            },
             Expect::HeldFragment => {
                 assert_eq!(verdict, Verdict::HoldFragment, "{name}: verdict");
                 assert_eq!(out, frame, "{name}: a held fragment is left untouched");

@@ -1,0 +1,465 @@
+//! The TCP and UDP path of both families, from the virtual server to the
+//! rewritten packet: virtual-server lookup, session lookup, member choice,
+//! state, rewrite and egress, in the order a packet meets them. Generic
+//! over the address word ([`Family`]: `u32` for IPv4, `u128` for IPv6);
+//! what differs between the families (headers, routes, answers the switch
+//! writes) is behind the trait, in `ipv4` and `ipv6`.
+
+use crate::addr::Addr;
+use crate::conntrack;
+use crate::packet::PacketBuf;
+use crate::reset;
+use crate::sched::pick::Refusal;
+use crate::service::{snat_port_owner, Rewrite};
+use crate::session::{Dir, InsertError, Session, SessionTable, Tuple};
+use crate::shared::{Local, Shared};
+use crate::stats::{self, DropReason};
+use crate::wire::ipv4::proto;
+use crate::worker::{Generated, Verdict, Worker};
+
+/// The parsed addressing of a TCP or UDP packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flow<A = u32> {
+    /// Where the IP header starts in the frame.
+    pub l3: usize,
+    /// Bytes from the IP header to the transport header (the IPv4 header
+    /// length; the IPv6 header and its extension headers).
+    pub ihl: usize,
+    pub tuple: Tuple<A>,
+    pub tcp_flags: u8,
+    /// TCP sequence and acknowledgement numbers and payload length (0 for UDP).
+    pub seq: u32,
+    pub ack: u32,
+    pub payload_len: u16,
+}
+
+/// A worker's sessions of one family.
+#[derive(Debug)]
+pub(crate) struct Table<A: Addr> {
+    pub sessions: SessionTable<Session<A>>,
+    /// Per session entry, while it is unconfirmed (see `flood`): in the NAT
+    /// modes the member's initial sequence number plus one, once its
+    /// SYN-ACK passed; otherwise the clock stamp of the session's creation.
+    pub handshakes: Box<[u32]>,
+    /// Where the search for a half-open session to evict resumes.
+    pub evict_cursor: u32,
+}
+
+impl<A: Addr> Table<A> {
+    pub fn new(capacity: u32, advise: &dyn Fn(usize, usize)) -> Table<A> {
+        Table {
+            sessions: SessionTable::with_capacity_advised(capacity, advise),
+            handshakes: vec![0; capacity as usize].into_boxed_slice(),
+            evict_cursor: 0,
+        }
+    }
+}
+
+/// What the TCP and UDP path needs of an address family.
+pub(crate) trait Family: Addr {
+    /// The worker's sessions of this family.
+    fn t(w: &Worker) -> &Table<Self>;
+    fn t_mut(w: &mut Worker) -> &mut Table<Self>;
+    /// The shared snapshot and the sessions, borrowed apart.
+    fn split(w: &mut Worker) -> (&Shared, &mut Table<Self>);
+    /// The virtual server on `vip:port` for `proto` (a port-0 server
+    /// catches every port).
+    fn find_vs(shared: &Shared, vip: Self, port: u16, proto: u8) -> Option<u16>;
+    /// What the switch's own address `ip` is, if it is one.
+    fn local(shared: &Shared, ip: Self) -> Option<Local>;
+    /// Sends a client packet of session `s` to its member, rewritten as its
+    /// virtual server says.
+    fn send_to_member<P: PacketBuf>(
+        w: &mut Worker,
+        pkt: &mut P,
+        flow: &Flow<Self>,
+        s: &Session<Self>,
+        rewrite: Rewrite,
+    ) -> Result<Verdict, DropReason>;
+    /// Sends a member's packet of session `s` to its client, rewritten.
+    fn send_to_client<P: PacketBuf>(
+        w: &mut Worker,
+        pkt: &mut P,
+        flow: &Flow<Self>,
+        s: &Session<Self>,
+    ) -> Result<Verdict, DropReason>;
+    /// A new session no member can take: refused, answered where the family
+    /// can (a RST, an unreachable), else dropped.
+    fn reject<P: PacketBuf>(
+        w: &mut Worker,
+        pkt: &mut P,
+        flow: &Flow<Self>,
+        vs: u16,
+        full: bool,
+    ) -> Result<Verdict, DropReason>;
+    /// A packet of a session marked for reset: RSTs to both ends.
+    fn reset_session(
+        w: &mut Worker,
+        idx: u32,
+        flow: &Flow<Self>,
+        dir: Dir,
+    ) -> Result<Verdict, DropReason>;
+    /// The probe the sweep sends to reset an idle session (`reset`), where
+    /// the family has one.
+    fn probe(s: &Session<Self>, to_client: bool) -> Option<Generated>;
+}
+
+impl Worker {
+    /// Client → VIP.
+    pub(crate) fn forward<A: Family, P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: Flow<A>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        let vs =
+            A::find_vs(&self.shared, t.dst, t.dport, t.proto).ok_or(DropReason::NoVirtualServer)?;
+        if !redirected && self.shared.workers > 1 {
+            let owner = self.shared.client_owner_of(t.src);
+            if owner != self.id {
+                return Ok(Verdict::Redirect(owner));
+            }
+        }
+        let idx = match self.client_session(vs, &flow) {
+            Ok(idx) => idx,
+            Err(r @ (DropReason::NoMember | DropReason::MembersFull)) => {
+                return A::reject(self, pkt, &flow, vs, r == DropReason::MembersFull)
+            }
+            Err(e) => return Err(e),
+        };
+        if reset::pending(A::t(self).sessions.get(idx)) {
+            return A::reset_session(self, idx, &flow, Dir::Forward);
+        }
+        // The server is looked up once: conntrack and the rewrite need it.
+        let rewrite = self
+            .shared
+            .service(A::t(self).sessions.get(idx).vs)
+            .ok_or(DropReason::NoVirtualServer)?
+            .rewrite();
+        let s = self.touch(idx, Dir::Forward, &flow, rewrite.one_way());
+        self.stats.count_vs(s.vs, true, pkt.data().len());
+        A::send_to_member(self, pkt, &flow, &s, rewrite)
+    }
+
+    /// The session of a client packet: the existing one, or a new one when
+    /// there is none, it idled out, or the client reuses a closed session's
+    /// port with a new SYN. An idled-out session that `reset_on_timeout`
+    /// resets is returned marked for reset.
+    #[inline]
+    fn client_session<A: Family>(&mut self, vs: u16, flow: &Flow<A>) -> Result<u32, DropReason> {
+        let t = flow.tuple;
+        match A::t(self).sessions.lookup(&t, t.hash()) {
+            Some((idx, Dir::Forward)) => {
+                let s = *A::t(self).sessions.get(idx);
+                let opens = t.proto == proto::TCP && conntrack::opens_tcp(flow.tcp_flags);
+                let reopen = opens && conntrack::reusable(s.state);
+                if !reopen && !self.expired(&s) {
+                    return Ok(idx);
+                }
+                // A SYN opens a new connection whatever the old one left; any
+                // other segment of an idled-out session is reset with its
+                // numbers, as the sweep would have done.
+                if !opens && reset::resets_when_expired(&self.shared, &s) {
+                    A::t_mut(self).sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
+                    return Ok(idx);
+                }
+                self.remove_session::<A>(idx);
+                self.new_session(vs, flow)
+            }
+            Some((_, Dir::Reverse)) => Err(DropReason::NoSession),
+            None => self.new_session(vs, flow),
+        }
+    }
+
+    /// Member → client (Dest-NAT) or member → SNAT address (Both-NAT).
+    pub(crate) fn reverse<A: Family, P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: Flow<A>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        if !redirected && self.shared.workers > 1 {
+            let owner = self.reverse_owner(t.dst, t.dport);
+            if owner != self.id {
+                return Ok(Verdict::Redirect(owner));
+            }
+        }
+        let unknown = |w: &Worker| match A::local(&w.shared, t.dst) {
+            Some(_) => DropReason::NoSession,
+            None => DropReason::NotForUs,
+        };
+        let idx = match A::t(self).sessions.lookup(&t, t.hash()) {
+            Some((idx, Dir::Reverse)) => idx,
+            _ => return Err(unknown(self)),
+        };
+        let s = *A::t(self).sessions.get(idx);
+        if self.expired(&s) {
+            if !reset::resets_when_expired(&self.shared, &s) {
+                self.remove_session::<A>(idx);
+                return Err(unknown(self));
+            }
+            A::t_mut(self).sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
+        }
+        if reset::pending(A::t(self).sessions.get(idx)) {
+            return A::reset_session(self, idx, &flow, Dir::Reverse);
+        }
+        let s = self.touch(idx, Dir::Reverse, &flow, false);
+        self.stats.count_vs(s.vs, false, pkt.data().len());
+        A::send_to_client(self, pkt, &flow, &s)
+    }
+
+    /// The worker owning the session a member's packet to `dst:dport` belongs to.
+    #[inline]
+    pub(crate) fn reverse_owner<A: Family>(&self, dst: A, dport: u16) -> u16 {
+        let n = self.shared.workers;
+        match A::local(&self.shared, dst).and_then(|l| l.snat) {
+            Some(_) => snat_port_owner(dport, n),
+            None => self.shared.client_owner_of(dst),
+        }
+    }
+
+    /// Updates state and idle time; returns a copy of the session.
+    #[inline]
+    fn touch<A: Family>(
+        &mut self,
+        idx: u32,
+        dir: Dir,
+        flow: &Flow<A>,
+        one_way: bool,
+    ) -> Session<A> {
+        let now = self.stamp();
+        let s = A::t_mut(self).sessions.get_mut(idx);
+        s.last_seen = now;
+        if s.state & conntrack::flag::CONFIRMED == 0 {
+            return self.touch_unconfirmed(idx, dir, flow, one_way);
+        }
+        if s.proto != proto::TCP {
+            return *s;
+        }
+        let before = s.state;
+        s.state = if one_way {
+            conntrack::update_tcp_one_way(s.state, flow.tcp_flags)
+        } else {
+            conntrack::update_tcp(s.state, dir, flow.tcp_flags, false)
+        };
+        let s = *s;
+        if s.state == before {
+            // Most packets: nothing to recount.
+            return s;
+        }
+        self.state_changed(&s, before);
+        s
+    }
+
+    /// Recounts what a session's new state changes: half-open sessions, its
+    /// member's closing sessions, its client's persistence entry.
+    pub(crate) fn state_changed<A: Family>(&mut self, s: &Session<A>, before: u8) {
+        self.embryonic_changed(Some(before), Some(s.state), s.proto);
+        let closing = conntrack::closing(s.state, s.proto);
+        if closing != conntrack::closing(before, s.proto) {
+            self.member_moved(s, closing);
+        }
+        if (s.state & !before) & conntrack::flag::CONFIRMED != 0 {
+            self.confirm_persistence(s);
+        }
+    }
+
+    /// A session was confirmed: its client's persistence entry is no longer
+    /// tentative (see `persist`).
+    #[cold]
+    fn confirm_persistence<A: Family>(&mut self, s: &Session<A>) {
+        let Some(vs) = self.shared.service(s.vs) else {
+            return;
+        };
+        let (Some(p), Some(m)) = (vs.persistence, vs.member_of(s.member, s.mport)) else {
+            return;
+        };
+        let key = p.key(s.vs, s.client);
+        self.balancer.persist.confirm(key, m.id, self.now_ms as u32);
+    }
+
+    /// Moves a session between its member's established and closing counts.
+    #[cold]
+    fn member_moved<A: Family>(&self, s: &Session<A>, closing: bool) {
+        let vs = self.shared.service(s.vs);
+        if let Some(m) = vs.and_then(|v| v.member_of(s.member, s.mport)) {
+            self.shared.members.moved(self.id, m.id, closing);
+        }
+    }
+
+    /// Chooses a member, allocates a SNAT port if the mode needs one, and
+    /// inserts the session. Refusals leave nothing behind.
+    #[cold]
+    fn new_session<A: Family>(&mut self, vs_idx: u16, flow: &Flow<A>) -> Result<u32, DropReason> {
+        let t = flow.tuple;
+        let resumed = t.proto == proto::TCP && !conntrack::opens_tcp(flow.tcp_flags);
+        if resumed && !crate::flood::resumes(&self.shared, vs_idx, flow.tcp_flags) {
+            return Err(DropReason::NoSession);
+        }
+        if A::local(&self.shared, t.src).is_some() {
+            // A client claiming one of the switch's own addresses: its
+            // replies would be steered as the switch's own traffic.
+            return Err(DropReason::SpoofedSource);
+        }
+        let (member_ip, member_id, mport, source_nat) = self.choose_member(vs_idx, &t)?;
+        // Room last: a SYN refused anyway (ACL, no member) evicts nothing.
+        if t.proto == proto::TCP {
+            self.admit_syn::<A>()?;
+        } else if A::t(self).sessions.len() >= A::t(self).sessions.capacity() {
+            return Err(DropReason::SessionTableFull);
+        }
+        let (snat, sport, ring) = if source_nat {
+            match self.alloc_snat::<A>(vs_idx) {
+                Some(got) => got,
+                // A half-open session gives its port up to a new one.
+                None if t.proto == proto::TCP && self.evict_embryonic::<A>(true) => self
+                    .alloc_snat::<A>(vs_idx)
+                    .ok_or(DropReason::SnatExhausted)?,
+                None => return Err(DropReason::SnatExhausted),
+            }
+        } else {
+            (t.src, t.sport, None)
+        };
+        let held = if ring.is_some() {
+            conntrack::flag::SNAT_PORT
+        } else {
+            0
+        };
+        let s = Session {
+            client: t.src,
+            vip: t.dst,
+            member: member_ip,
+            snat,
+            cport: t.sport,
+            vport: t.dport,
+            mport,
+            sport,
+            last_seen: self.stamp(),
+            vs: vs_idx,
+            proto: t.proto,
+            state: if resumed {
+                conntrack::tcp::ESTABLISHED
+            } else {
+                conntrack::initial(t.proto)
+            } | held,
+        };
+        match A::t_mut(self).sessions.insert(s) {
+            Ok(idx) => {
+                A::t_mut(self).handshakes[idx as usize] = s.last_seen;
+                stats::inc(&self.stats.sessions_created);
+                if resumed {
+                    stats::inc(&self.stats.sessions_resumed);
+                }
+                self.embryonic_changed(None, Some(s.state), s.proto);
+                if let Some(c) = self.stats.vs_sessions.get(usize::from(vs_idx)) {
+                    stats::inc(c);
+                }
+                self.shared.members.opened(self.id, member_id);
+                if let Some(p) = self.shared.service(vs_idx).and_then(|v| v.persistence) {
+                    let key = p.key(vs_idx, t.src);
+                    self.balancer.persist.open(key, member_id, s.last_seen);
+                }
+                self.count_active();
+                Ok(idx)
+            }
+            Err(e) => {
+                if let Some(r) = ring {
+                    self.snat[r].free(sport);
+                }
+                Err(match e {
+                    InsertError::Full => DropReason::SessionTableFull,
+                    InsertError::Exists => DropReason::NoSession,
+                })
+            }
+        }
+    }
+
+    /// The member of a new session of server `vs_idx` (the server's ACL
+    /// first): its address, id and port, and whether the session is
+    /// source-NATed. Borrows the snapshot in place (no reference count is
+    /// touched per session).
+    #[inline]
+    fn choose_member<A: Family>(
+        &mut self,
+        vs_idx: u16,
+        t: &Tuple<A>,
+    ) -> Result<(A, u32, u16, bool), DropReason> {
+        let vs = match self.shared.service(vs_idx) {
+            Some(v) if !v.retired => v,
+            // Removed by a reload: its sessions drain, new ones are refused.
+            _ => return Err(DropReason::NoVirtualServer),
+        };
+        if !vs.acl.permits(t.src) {
+            if let Some(c) = self.stats.vs_denied.get(usize::from(vs_idx)) {
+                stats::inc(c);
+            }
+            return Err(DropReason::SourceDenied);
+        }
+        let m = self
+            .balancer
+            .choose(&self.shared, vs_idx, t, self.now_ms as u32)
+            .map_err(|r| match r {
+                Refusal::NoMember => DropReason::NoMember,
+                Refusal::Full => DropReason::MembersFull,
+            })?;
+        let member = &vs.members[usize::from(m)];
+        let mport = if vs.port == 0 { t.dport } else { member.port };
+        let ip = A::of(member.ip).ok_or(DropReason::NoMember)?;
+        Ok((ip, member.id, mport, vs.source_nat_for(t.src)))
+    }
+
+    /// A SNAT address and port from this worker's rings, rotating over the
+    /// virtual server's addresses. Returns (address, port, ring index).
+    fn alloc_snat<A: Family>(&mut self, vs_idx: u16) -> Option<(A, u16, Option<usize>)> {
+        let addrs = &self.shared.service(vs_idx)?.snat;
+        let n = addrs.len();
+        for step in 0..n {
+            let i = usize::from(addrs[(self.snat_rr as usize + step) % n]);
+            if let Some(p) = self.snat.get_mut(i).and_then(|r| r.alloc()) {
+                self.snat_rr = self.snat_rr.wrapping_add(1);
+                let addr = A::of(self.shared.snat_addrs[i])?;
+                return Some((addr, p, Some(i)));
+            }
+        }
+        None
+    }
+
+    /// Sets the gauge of sessions in the tables.
+    #[inline]
+    pub(crate) fn count_active(&self) {
+        let n = self.v4.sessions.len() + self.v6.sessions.len();
+        stats::set(&self.stats.sessions_active, u64::from(n));
+    }
+
+    /// Removes a session now (it expired on lookup or is being replaced).
+    pub(crate) fn remove_session<A: Family>(&mut self, idx: u32) {
+        self.discard_session::<A>(idx);
+        stats::inc(&self.stats.sessions_expired);
+    }
+
+    /// Removes a session and releases what it holds, counting no ending.
+    pub(crate) fn discard_session<A: Family>(&mut self, idx: u32) {
+        let s = *A::t(self).sessions.get(idx);
+        let stamp = self.stamp();
+        crate::worker::forget(
+            &self.shared,
+            &self.stats,
+            self.id,
+            &mut self.snat,
+            &mut self.balancer,
+            &s,
+            stamp,
+        );
+        A::t_mut(self).sessions.remove(idx);
+        self.count_active();
+    }
+
+    /// Whether a session has idled out at the current time.
+    #[inline]
+    pub(crate) fn expired<A: Addr>(&self, s: &Session<A>) -> bool {
+        self.shared
+            .session_expired(s, self.stamp(), self.syn_pressure)
+    }
+}

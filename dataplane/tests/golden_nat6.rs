@@ -1,0 +1,464 @@
+//! Golden tests of IPv6 virtual servers: Dest-NAT, Both-NAT, UDP and
+//! L2-DSR through the switch, the checks on the way (hop limit, UDP
+//! checksum, ports without a server), extension headers before the
+//! transport header, sessions on their owner's worker, next hops resolved
+//! by neighbour discovery.
+//!
+//! Every expected frame is built from scratch by `common::frame6` with the
+//! rewritten addresses and ports, so the transport checksum the switch
+//! updated incrementally is compared with one computed over the new pseudo
+//! header.
+
+mod common;
+
+use common::frame::*;
+use common::frame6::*;
+use common::lab::*;
+use sluice_dataplane::stats::DropReason as R;
+use sluice_dataplane::worker::Verdict;
+
+const VIP6: &str = "2001:db8:1::10";
+const BOTH6: &str = "2001:db8:1::11";
+const DNS6: &str = "2001:db8:1::12";
+const DSR6: &str = "2001:db8:1::13";
+const SNAT6: &str = "fd00:20::100";
+const M1: &str = "fd00:20::11";
+const M2: &str = "fd00:20::12";
+const CLIENT6: &str = "2001:db8:99::7";
+
+const M1_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x11];
+const M2_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x12];
+
+fn config6() -> String {
+    let mut cfg = variant(&[
+        (
+            r#"addresses = ["198.51.100.1/24"]"#,
+            r#"addresses = ["198.51.100.1/24", "2001:db8:1::1/64"]"#,
+        ),
+        (
+            r#"addresses = ["10.20.0.1/24"]"#,
+            r#"addresses = ["10.20.0.1/24", "fd00:20::1/64"]"#,
+        ),
+        (
+            "[[route]]\n",
+            "[[route]]\ndestination = \"::/0\"\ngateway = \"2001:db8:1::fe\"\n\n[[route]]\n",
+        ),
+    ]);
+    cfg.push_str(
+        r#"
+[[neighbor]]
+address = "2001:db8:1::fe"
+mac = "02:00:00:00:00:fe"
+interface = "ext"
+
+[[neighbor]]
+address = "fd00:20::11"
+mac = "02:00:00:00:06:11"
+interface = "int"
+
+[[neighbor]]
+address = "fd00:20::12"
+mac = "02:00:00:00:06:12"
+interface = "int"
+
+[pool.web6]
+members = [ { address = "[fd00:20::11]:8080" }, { address = "[fd00:20::12]:8080" } ]
+
+[pool.dns6]
+members = [ { address = "[fd00:20::12]:53" } ]
+
+[pool.dsr6]
+members = [ { address = "[fd00:20::11]:80" } ]
+
+[pool.far6]
+members = [ { address = "[fd00:20::77]:80" } ]
+
+[[virtual_server]]
+name = "web6"
+address = "[2001:db8:1::10]:80"
+protocol = "tcp"
+pool = "web6"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "both6"
+address = "[2001:db8:1::11]:80"
+protocol = "tcp"
+pool = "web6"
+forwarding = "both_nat"
+snat_addresses = ["fd00:20::100"]
+
+[[virtual_server]]
+name = "dns6"
+address = "[2001:db8:1::12]:53"
+protocol = "udp"
+pool = "dns6"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "dsr6"
+address = "[2001:db8:1::13]:80"
+protocol = "tcp"
+pool = "dsr6"
+forwarding = "l2_dsr"
+
+[[virtual_server]]
+name = "far6"
+address = "[2001:db8:1::14]:80"
+protocol = "tcp"
+pool = "far6"
+forwarding = "dest_nat"
+"#,
+    );
+    cfg
+}
+
+fn lab6(workers: u16) -> Lab {
+    Lab::with_shared(shared_from(&config6(), &[EXT_MAC, INT_MAC], workers), 64)
+}
+
+/// A client's segment as the router hands it to the switch.
+fn from_client(dst: &str, dport: u16, flags: u8, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
+    let (c, d) = ((v6(CLIENT6), 40000), (v6(dst), dport));
+    frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        c.0,
+        d.0,
+        NH_TCP,
+        60,
+        &tcp6(c, d, flags, seq, ack, data),
+    )
+}
+
+#[test]
+fn dest_nat_carries_a_connection_both_ways() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 40000);
+    let m1 = (v6(M1), 8080);
+    let syn = from_client(VIP6, 80, SYN, 1000, 0, b"");
+    let want = frame6(
+        M1_MAC,
+        INT_MAC,
+        c.0,
+        m1.0,
+        NH_TCP,
+        59,
+        &tcp6(c, m1, SYN, 1000, 0, b""),
+    );
+    let d = lab.c("SYN to the VIP", EXT, &syn, Expect::Tx(INT, want));
+    assert_deltas(
+        &d,
+        &[
+            ("embryonic", 1),
+            ("forwarded", 1),
+            ("rx_packets", 1),
+            ("sessions_active", 1),
+            ("sessions_created", 1),
+        ],
+    );
+    assert_eq!(lab.workers[0].sessions6().len(), 1);
+    let vip = (v6(VIP6), 80);
+    let syn_ack = tcp6(m1, c, SYN | ACK, 5000, 1001, b"");
+    let frame = frame6(INT_MAC, M1_MAC, m1.0, c.0, NH_TCP, 64, &syn_ack);
+    let want = frame6(
+        ROUTER_MAC,
+        EXT_MAC,
+        vip.0,
+        c.0,
+        NH_TCP,
+        63,
+        &tcp6(vip, c, SYN | ACK, 5000, 1001, b""),
+    );
+    lab.c(
+        "SYN-ACK from the member",
+        INT,
+        &frame,
+        Expect::Tx(EXT, want),
+    );
+    let ack = from_client(VIP6, 80, ACK | PSH, 1001, 5001, b"GET / HTTP/1.0\r\n\r\n");
+    let seg = tcp6(c, m1, ACK | PSH, 1001, 5001, b"GET / HTTP/1.0\r\n\r\n");
+    let want = frame6(M1_MAC, INT_MAC, c.0, m1.0, NH_TCP, 59, &seg);
+    let d = lab.c("data", EXT, &ack, Expect::Tx(INT, want));
+    assert_eq!(
+        d.get("embryonic"),
+        Some(&-1),
+        "confirmed by the ACK of the SYN-ACK"
+    );
+    // Round robin: the next connection goes to the other member.
+    let m2 = (v6(M2), 8080);
+    let c2 = (v6(CLIENT6), 40001);
+    let syn = frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        c2.0,
+        vip.0,
+        NH_TCP,
+        60,
+        &tcp6(c2, vip, SYN, 7, 0, b""),
+    );
+    let want = frame6(
+        M2_MAC,
+        INT_MAC,
+        c2.0,
+        m2.0,
+        NH_TCP,
+        59,
+        &tcp6(c2, m2, SYN, 7, 0, b""),
+    );
+    lab.c("second connection", EXT, &syn, Expect::Tx(INT, want));
+}
+
+#[test]
+fn both_nat_hides_the_client_behind_the_snat_address() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 40000);
+    let syn = from_client(BOTH6, 80, SYN, 1000, 0, b"");
+    let mut sport = 0;
+    lab.case_with("SYN to the Both-NAT VIP", 0, EXT, &syn, false, |out| {
+        // The SNAT port is the switch's choice: read it, build the rest.
+        let l4 = 14 + 40;
+        sport = u16::from_be_bytes([out[l4], out[l4 + 1]]);
+        let s = (v6(SNAT6), sport);
+        let m1 = (v6(M1), 8080);
+        let want = frame6(
+            M1_MAC,
+            INT_MAC,
+            s.0,
+            m1.0,
+            NH_TCP,
+            59,
+            &tcp6(s, m1, SYN, 1000, 0, b""),
+        );
+        Expect::Tx(INT, want)
+    });
+    assert!(sport >= 1024, "a SNAT port ({sport})");
+    let (s, m1, vip) = ((v6(SNAT6), sport), (v6(M1), 8080), (v6(BOTH6), 80));
+    let reply = frame6(
+        INT_MAC,
+        M1_MAC,
+        m1.0,
+        s.0,
+        NH_TCP,
+        64,
+        &tcp6(m1, s, SYN | ACK, 9, 1001, b""),
+    );
+    let want = frame6(
+        ROUTER_MAC,
+        EXT_MAC,
+        vip.0,
+        c.0,
+        NH_TCP,
+        63,
+        &tcp6(vip, c, SYN | ACK, 9, 1001, b""),
+    );
+    lab.c(
+        "reply to the SNAT address",
+        INT,
+        &reply,
+        Expect::Tx(EXT, want),
+    );
+    let stray = frame6(
+        INT_MAC,
+        M1_MAC,
+        m1.0,
+        s.0,
+        NH_TCP,
+        64,
+        &tcp6(m1, (s.0, sport + 1), ACK, 9, 1, b""),
+    );
+    lab.c(
+        "reply to another SNAT port",
+        INT,
+        &stray,
+        Expect::Drop(R::NoSession),
+    );
+}
+
+#[test]
+fn udp_with_a_checksum_is_balanced_one_without_is_not_ipv6() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 5353);
+    let (vip, m2) = ((v6(DNS6), 53), (v6(M2), 53));
+    let q = frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        c.0,
+        vip.0,
+        NH_UDP,
+        60,
+        &udp6(c, vip, b"query"),
+    );
+    let want = frame6(
+        M2_MAC,
+        INT_MAC,
+        c.0,
+        m2.0,
+        NH_UDP,
+        59,
+        &udp6(c, m2, b"query"),
+    );
+    lab.c("UDP query", EXT, &q, Expect::Tx(INT, want));
+    let a = frame6(
+        INT_MAC,
+        M2_MAC,
+        m2.0,
+        c.0,
+        NH_UDP,
+        64,
+        &udp6(m2, c, b"answer"),
+    );
+    let want = frame6(
+        ROUTER_MAC,
+        EXT_MAC,
+        vip.0,
+        c.0,
+        NH_UDP,
+        63,
+        &udp6(vip, c, b"answer"),
+    );
+    lab.c("UDP answer", INT, &a, Expect::Tx(EXT, want));
+    let mut zero = udp6(c, vip, b"query");
+    zero[6..8].copy_from_slice(&[0, 0]);
+    let q = frame6(EXT_MAC, ROUTER_MAC, c.0, vip.0, NH_UDP, 60, &zero);
+    lab.c(
+        "UDP without a checksum",
+        EXT,
+        &q,
+        Expect::Drop(R::Malformed),
+    );
+}
+
+#[test]
+fn what_is_refused_on_the_way_in() {
+    let mut lab = lab6(1);
+    lab.c(
+        "port without a server",
+        EXT,
+        &from_client(VIP6, 443, SYN, 1, 0, b""),
+        Expect::Drop(R::NoVirtualServer),
+    );
+    let c = (v6(CLIENT6), 40000);
+    let vip = (v6(VIP6), 80);
+    let last_hop = frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        c.0,
+        vip.0,
+        NH_TCP,
+        1,
+        &tcp6(c, vip, SYN, 1, 0, b""),
+    );
+    lab.c("hop limit 1", EXT, &last_hop, Expect::Drop(R::TtlExceeded));
+    lab.c(
+        "no session for an ACK",
+        EXT,
+        &from_client(VIP6, 80, ACK, 1, 1, b""),
+        Expect::Drop(R::NoSession),
+    );
+    let spoofed = (v6("2001:db8:1::1"), 40000);
+    let syn = frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        spoofed.0,
+        vip.0,
+        NH_TCP,
+        60,
+        &tcp6(spoofed, vip, SYN, 1, 0, b""),
+    );
+    lab.c(
+        "a client claiming the switch's address",
+        EXT,
+        &syn,
+        Expect::Drop(R::SpoofedSource),
+    );
+    assert_eq!(lab.workers[0].sessions6().len(), 0);
+}
+
+#[test]
+fn a_destination_options_header_stays_and_the_segment_behind_it_is_rewritten() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 40000);
+    let (vip, m1) = ((v6(VIP6), 80), (v6(M1), 8080));
+    let with_opts = |l4: &[u8]| {
+        let mut p = vec![NH_TCP, 0, 1, 4, 0, 0, 0, 0];
+        p.extend_from_slice(l4);
+        p
+    };
+    let syn = frame6(
+        EXT_MAC,
+        ROUTER_MAC,
+        c.0,
+        vip.0,
+        NH_DEST_OPTS,
+        60,
+        &with_opts(&tcp6(c, vip, SYN, 1, 0, b"")),
+    );
+    let want = frame6(
+        M1_MAC,
+        INT_MAC,
+        c.0,
+        m1.0,
+        NH_DEST_OPTS,
+        59,
+        &with_opts(&tcp6(c, m1, SYN, 1, 0, b"")),
+    );
+    lab.c(
+        "SYN behind destination options",
+        EXT,
+        &syn,
+        Expect::Tx(INT, want),
+    );
+}
+
+#[test]
+fn l2_dsr_sends_the_frame_to_the_member_unchanged() {
+    let mut lab = lab6(1);
+    let syn = from_client(DSR6, 80, SYN, 1, 0, b"");
+    let mut want = syn.clone();
+    want[..6].copy_from_slice(&M1_MAC);
+    want[6..12].copy_from_slice(&INT_MAC);
+    lab.c("SYN to an L2-DSR VIP", EXT, &syn, Expect::Tx(INT, want));
+}
+
+#[test]
+fn an_unknown_member_is_solicited_and_its_frame_held() {
+    let mut lab = lab6(1);
+    let syn = from_client("2001:db8:1::14", 80, SYN, 1, 0, b"");
+    lab.c(
+        "SYN to a member not resolved",
+        EXT,
+        &syn,
+        Expect::Held6(INT, v6("fd00:20::77")),
+    );
+    let asked = lab.workers[0].pop_neighbor_request();
+    assert_eq!(asked, Some((INT, v6("fd00:20::77").into())));
+}
+
+#[test]
+fn sessions_live_on_their_clients_worker() {
+    let mut lab = lab6(2);
+    let syn = from_client(VIP6, 80, SYN, 1, 0, b"");
+    let owner = lab.workers[0]
+        .shared()
+        .client_owner_of(u128::from(v6(CLIENT6)));
+    let other = 1 - owner as usize;
+    let (v, _) = lab.run(other, EXT, &syn, false);
+    assert_eq!(v, Verdict::Redirect(owner), "handed to the owner");
+    let (v, _) = lab.run(owner as usize, EXT, &syn, true);
+    assert_eq!(v, Verdict::Tx(INT));
+    assert_eq!(lab.workers[owner as usize].sessions6().len(), 1);
+    // The member's answer, wherever it lands, goes to the same worker.
+    let (c, m1) = ((v6(CLIENT6), 40000), (v6(M1), 8080));
+    let reply = frame6(
+        INT_MAC,
+        M1_MAC,
+        m1.0,
+        c.0,
+        NH_TCP,
+        64,
+        &tcp6(m1, c, SYN | ACK, 9, 2, b""),
+    );
+    let (v, _) = lab.run(other, INT, &reply, false);
+    assert_eq!(v, Verdict::Redirect(owner));
+}
