@@ -51,10 +51,16 @@ fn contract_file_parses_with_expected_values() {
     assert_eq!(ext.device, "net_af_packet0,iface=lb-ext");
     assert_eq!(
         ext.addresses,
-        [IfAddr {
-            addr: ip("198.51.100.1"),
-            prefix_len: 24
-        }]
+        [
+            IfAddr {
+                addr: ip("198.51.100.1"),
+                prefix_len: 24
+            },
+            IfAddr {
+                addr: ip("2001:db8:1::1"),
+                prefix_len: 64
+            }
+        ]
     );
     assert_eq!(ext.addresses[0].prefix().to_string(), "198.51.100.0/24");
     assert_eq!(ext.mtu, 1500);
@@ -62,12 +68,23 @@ fn contract_file_parses_with_expected_values() {
     assert_eq!(c.interfaces[1].mtu, 1500);
 
     assert_eq!(
+        c.interfaces[1].addresses[1].prefix().to_string(),
+        "fd00:20::/64"
+    );
+    assert_eq!(
         c.routes,
-        [Route {
-            destination: "0.0.0.0/0".parse().unwrap(),
-            gateway: ip("198.51.100.254"),
-            interface: 0
-        }]
+        [
+            Route {
+                destination: "0.0.0.0/0".parse().unwrap(),
+                gateway: ip("198.51.100.254"),
+                interface: 0
+            },
+            Route {
+                destination: "::/0".parse().unwrap(),
+                gateway: ip("2001:db8:1::fe"),
+                interface: 0
+            }
+        ]
     );
     assert_eq!(
         c.neighbors,
@@ -96,7 +113,16 @@ fn contract_file_parses_with_expected_values() {
         }]
     );
 
-    assert_eq!(c.pools.len(), 1);
+    assert_eq!(c.pools.len(), 2);
+    assert_eq!(c.pools[1].name, "web6");
+    assert_eq!(
+        c.pools[1]
+            .members
+            .iter()
+            .map(|m| m.address)
+            .collect::<Vec<_>>(),
+        [sa("[fd00:20::11]:8080"), sa("[fd00:20::12]:8080")]
+    );
     let pool = &c.pools[0];
     assert_eq!(pool.name, "web");
     assert_eq!(pool.method, Method::RoundRobin);
@@ -111,8 +137,15 @@ fn contract_file_parses_with_expected_values() {
     assert_eq!((m[2].weight, m[2].backup, m[2].enabled), (1, true, true));
     assert_eq!(m[2].slow_start, None);
 
+    assert_eq!(c.virtual_servers.len(), 2);
+    let web6 = &c.virtual_servers[1];
     assert_eq!(
-        c.virtual_servers,
+        (web6.address, web6.forwarding, web6.pool),
+        (sa("[2001:db8:1::10]:80"), Forwarding::BothNat, 1)
+    );
+    assert_eq!(web6.snat_addresses, [ip("fd00:20::100")]);
+    assert_eq!(
+        c.virtual_servers[..1],
         [VirtualServer {
             name: "web".into(),
             address: sa("198.51.100.10:80"),
@@ -141,28 +174,30 @@ fn contract_line_map_and_errors() {
     let c = load(&example("contract.toml")).unwrap();
     assert_eq!(c.line_of("dataplane"), 15);
     assert_eq!(c.line_of("dataplane.workers"), 16);
-    assert_eq!(c.line_of("interface[1]"), 45);
-    assert_eq!(c.line_of("interface[1].addresses"), 48);
-    assert_eq!(c.line_of("route[0].gateway"), 52);
-    assert_eq!(c.line_of("neighbor[0].mac"), 57);
-    assert_eq!(c.line_of("health_check.web"), 60);
-    assert_eq!(c.line_of("health_check.web.interval"), 62);
-    assert_eq!(c.line_of("pool.web.method"), 76);
-    assert_eq!(c.line_of("pool.web.members[2]"), 82);
-    assert_eq!(c.line_of("pool.web.members[2].address"), 82);
-    assert_eq!(c.line_of("virtual_server[0].persistence.netmask"), 98);
+    assert_eq!(c.line_of("interface[1]"), 46);
+    assert_eq!(c.line_of("interface[1].addresses"), 49);
+    assert_eq!(c.line_of("route[0].gateway"), 53);
+    assert_eq!(c.line_of("route[1].gateway"), 58);
+    assert_eq!(c.line_of("neighbor[0].mac"), 62);
+    assert_eq!(c.line_of("health_check.web"), 65);
+    assert_eq!(c.line_of("health_check.web.interval"), 67);
+    assert_eq!(c.line_of("pool.web.method"), 81);
+    assert_eq!(c.line_of("pool.web.members[2]"), 87);
+    assert_eq!(c.line_of("pool.web.members[2].address"), 87);
+    assert_eq!(c.line_of("virtual_server[0].persistence.netmask"), 103);
+    assert_eq!(c.line_of("virtual_server[1]"), 117);
     // Keys absent from the file fall back to their nearest parent.
-    assert_eq!(c.line_of("virtual_server[0].snat_addresses"), 87);
-    assert_eq!(c.line_of("pool.web.members[2].weight"), 82);
+    assert_eq!(c.line_of("virtual_server[0].snat_addresses"), 92);
+    assert_eq!(c.line_of("pool.web.members[2].weight"), 87);
     assert_eq!(c.line_of("nothing.here"), 0);
 
     let e = c.error(
         "virtual_server[0].persistence",
         "not supported yet: virtual_server[0].persistence",
     );
-    assert_eq!(e.line, 98);
+    assert_eq!(e.line, 103);
     assert!(e.to_string().ends_with(
-        "contract.toml:98: virtual_server[0].persistence: not supported yet: virtual_server[0].persistence"
+        "contract.toml:103: virtual_server[0].persistence: not supported yet: virtual_server[0].persistence"
     ));
 }
 

@@ -63,11 +63,7 @@ fn apply(view: &View, action: Action, addr: &str, pool: Option<&str>) -> String 
         if pool.is_some_and(|p| p != vs.pool) {
             continue;
         }
-        for m in vs
-            .members
-            .iter()
-            .filter(|m| format!("{}:{}", m.ip, m.port) == addr)
-        {
+        for m in vs.members.iter().filter(|m| m.addr().to_string() == addr) {
             matched.insert(m.id, format!("member {addr} (pool {})", vs.pool));
         }
     }

@@ -2,7 +2,7 @@
 //! They parse and validate, then boot refuses them by name, file and line,
 //! rather than silently ignoring what the user asked for.
 
-use sluice_config::{Config, ConfigError, Forwarding, OnMemberDown};
+use sluice_config::{CheckKind, Config, ConfigError, Forwarding, OnMemberDown, PoolCheck};
 use std::net::IpAddr;
 
 /// Refuses the first configured feature this build does not implement.
@@ -28,6 +28,18 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
             return no(
                 format!("pool.{}.on_member_down", cfg.pools[vs.pool].name),
                 "on_member_down = \"reset\" for a pool of an IPv6 virtual server",
+            );
+        }
+    }
+    for p in &cfg.pools {
+        let PoolCheck::Named(c) = p.health_check else {
+            continue;
+        };
+        let v6 = p.members.iter().any(|m| m.address.is_ipv6());
+        if v6 && cfg.health_checks[c].kind == CheckKind::Icmp {
+            return no(
+                format!("pool.{}.health_check", p.name),
+                "icmp checks of IPv6 members (tcp, http, udp and script checks work)",
             );
         }
     }

@@ -105,7 +105,7 @@ impl View {
                     .iter()
                     .map(|m| {
                         json!({
-                            "member": format!("{}:{}", m.ip, m.port), "backup": m.backup,
+                            "member": m.addr().to_string(), "backup": m.backup,
                             "weight": live.shared.members.configured_weight(m.id),
                             "state": self.member_state(m),
                         })
@@ -118,7 +118,7 @@ impl View {
                     "pool": v.pool, "members": members, "sessions": self.vs_sessions(slot),
                     "removed": v.retired,
                     "removed_members": v.retired_members.iter()
-                        .map(|m| format!("{}:{}", m.ip, m.port)).collect::<Vec<_>>(),
+                        .map(|m| m.addr().to_string()).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -12,7 +12,7 @@ use sluice_config::{Config, HealthCheck, PoolCheck};
 use sluice_dataplane::members::MemberStates;
 use sluice_dataplane::shared::Shared;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +49,7 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
         }
     }
     // (address, port, check index or usize::MAX for the default) -> target.
-    let mut seen: HashMap<(Ipv4Addr, u16, usize), usize> = HashMap::new();
+    let mut seen: HashMap<(IpAddr, u16, usize), usize> = HashMap::new();
     for (p, pool) in cfg.pools.iter().enumerate() {
         let (check, key) = match pool.health_check {
             PoolCheck::Off => continue,
@@ -57,9 +57,7 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
             PoolCheck::Named(i) => (named[i].clone(), i),
         };
         for (j, m) in pool.members.iter().enumerate() {
-            let IpAddr::V4(addr) = m.address.ip() else {
-                continue;
-            };
+            let addr = m.address.ip();
             let id = shared.member_id(p, j);
             let port = check.port.unwrap_or(m.address.port());
             let t = *seen.entry((addr, port, key)).or_insert_with(|| {
@@ -68,7 +66,7 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
                     port,
                     source: source_for(shared, addr),
                     check: check.clone(),
-                    label: format!("{addr}:{port} (pool {})", pool.name),
+                    label: format!("{} (pool {})", SocketAddr::new(addr, port), pool.name),
                 });
                 plan.members.push(Vec::new());
                 plan.targets.len() - 1
@@ -85,10 +83,22 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
 
 /// The switch's address on the link towards `member`, when that link has a
 /// kernel interface: checks come from it, so members see the switch.
-fn source_for(shared: &Shared, member: Ipv4Addr) -> Option<Ipv4Addr> {
-    let hop = shared.routes.lookup(member)?;
-    let port = shared.ports.get(usize::from(hop.port))?;
-    port.kernel.then(|| shared.port_address(hop.port, member))
+fn source_for(shared: &Shared, member: IpAddr) -> Option<IpAddr> {
+    let (port, source) = match member {
+        IpAddr::V4(m) => {
+            let hop = shared.routes.lookup(m)?;
+            (hop.port, IpAddr::V4(shared.port_address(hop.port, m)))
+        }
+        IpAddr::V6(m) => {
+            let hop = shared.routes6.lookup(m)?;
+            (hop.port, IpAddr::V6(shared.port_address6(hop.port, m)))
+        }
+    };
+    shared
+        .ports
+        .get(usize::from(port))?
+        .kernel
+        .then_some(source)
 }
 
 /// One counter per member id for the life of the process: bumping it ends
@@ -239,7 +249,10 @@ members = [{ address = "198.51.100.13:80" }]
         assert_eq!(p.check_name[shared.member_id(2, 0) as usize], "web");
         assert_eq!(p.check_name[shared.member_id(3, 0) as usize], "none");
         // Sources: the interface address on the member's link, if it has a kernel interface.
-        assert_eq!(p.targets[0].source, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(
+            p.targets[0].source,
+            Some(std::net::Ipv4Addr::new(198, 51, 100, 1).into())
+        );
         assert_eq!(p.targets[2].source, None);
     }
 

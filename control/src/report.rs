@@ -163,10 +163,9 @@ impl View {
             let proto = if vs.proto == 6 { "tcp" } else { "udp" };
             let _ = writeln!(
                 o,
-                "{} {}:{} {} {} method {} sessions {}{}",
+                "{} {} {} {} method {} sessions {}{}",
                 vs.name,
-                vs.vip,
-                vs.port,
+                std::net::SocketAddr::new(vs.vip, vs.port),
                 proto,
                 vs.forwarding.as_str(),
                 vs.method.as_str(),
@@ -176,16 +175,15 @@ impl View {
             for m in &vs.members {
                 let _ = writeln!(
                     o,
-                    "  member {}:{} weight {}{} {}",
-                    m.ip,
-                    m.port,
+                    "  member {} weight {}{} {}",
+                    m.addr(),
                     live.shared.members.configured_weight(m.id),
                     if m.backup { " backup" } else { "" },
                     self.member_state(m)
                 );
             }
             for m in &vs.retired_members {
-                let _ = writeln!(o, "  member {}:{} removed, draining", m.ip, m.port);
+                let _ = writeln!(o, "  member {} removed, draining", m.addr());
             }
         }
         o
@@ -230,7 +228,7 @@ impl View {
                 rows.push(MemberRow {
                     virtual_server: vs.name.clone(),
                     pool: vs.pool.clone(),
-                    member: format!("{}:{}", m.ip, m.port),
+                    member: m.addr().to_string(),
                     role: if m.backup { "backup" } else { "primary" },
                     state: if removed {
                         "removed"
@@ -472,7 +470,7 @@ impl View {
     fn member_metrics(&self, live: &Live, e: &mut Exposition) {
         for (_, vs) in live.shared.servers() {
             for m in vs.members.iter().chain(&vs.retired_members) {
-                let member = format!("{}:{}", m.ip, m.port);
+                let member = m.addr().to_string();
                 let mut labels = vec![
                     ("virtual_server", vs.name.as_str()),
                     ("pool", vs.pool.as_str()),

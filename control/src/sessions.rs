@@ -10,10 +10,9 @@
 
 use crate::report::View;
 use sluice_dataplane::conntrack;
-use sluice_dataplane::inspect::{Inspect, SessionFilter};
-use sluice_dataplane::session::Session4;
+use sluice_dataplane::inspect::{Inspect, SessionFilter, SessionView};
 use std::fmt::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -66,18 +65,18 @@ fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
             }
             "--member" => {
                 let m = value()?;
-                if let Ok(sa) = m.parse::<SocketAddrV4>() {
-                    r.filter.member = Some(u32::from(*sa.ip()));
+                if let Ok(sa) = m.parse::<SocketAddr>() {
+                    r.filter.member = Some(sa.ip());
                     r.filter.member_port = Some(sa.port());
                 } else {
-                    let ip: Ipv4Addr = m.parse().map_err(|_| format!("bad member {m:?}"))?;
-                    r.filter.member = Some(u32::from(ip));
+                    let ip: IpAddr = m.parse().map_err(|_| format!("bad member {m:?}"))?;
+                    r.filter.member = Some(ip);
                 }
             }
             "--client" => {
                 let c = value()?;
-                let ip: Ipv4Addr = c.parse().map_err(|_| format!("bad client {c:?}"))?;
-                r.filter.client = Some(u32::from(ip));
+                let ip: IpAddr = c.parse().map_err(|_| format!("bad client {c:?}"))?;
+                r.filter.client = Some(ip);
             }
             "--limit" => {
                 let n = value()?;
@@ -287,17 +286,16 @@ impl Row {
     }
 }
 
-fn row(live: &crate::report::Live, now: u32, s: &Session4) -> Row {
-    let ep = |a: u32, p: u16| format!("{}:{p}", Ipv4Addr::from(a));
+fn row(live: &crate::report::Live, now: u32, s: &SessionView) -> Row {
     Row {
-        client: ep(s.client, s.cport),
+        client: s.client.to_string(),
         virtual_server: live
             .shared
             .service(s.vs)
             .map_or("?".to_string(), |v| v.name.clone()),
-        vip: ep(s.vip, s.vport),
-        member: ep(s.member, s.mport),
-        snat: ep(s.snat, s.sport),
+        vip: s.vip.to_string(),
+        member: s.member.to_string(),
+        snat: s.snat.to_string(),
         state: conntrack::state_name(s.state, s.proto),
         idle_s: f64::from(now.wrapping_sub(s.last_seen)) / 1000.0,
     }
@@ -328,7 +326,7 @@ pool = "web"
         std::thread::spawn(move || {
             let (requests, replies) = worker0;
             while let Ok(mut req) = requests.recv() {
-                let s = Session4 {
+                let s = sluice_dataplane::session::Session4 {
                     client: 0x0a00_0002,
                     vip: 0x0a14_0064,
                     member: 0x0a14_000b,
@@ -337,10 +335,10 @@ pool = "web"
                     vport: 80,
                     mport: 80,
                     sport: 40000,
-                    ..Session4::default()
+                    ..Default::default()
                 };
                 if req.found.capacity() > 0 {
-                    req.found.push(s);
+                    req.found.push((&s).into());
                 }
                 req.removed = 1;
                 req.cursor = u32::MAX;

@@ -4,26 +4,59 @@
 //! slice of the worker's table, answered between two bursts, into a buffer
 //! the control thread allocated (the worker never allocates for it).
 
-use crate::session::Session4;
+use crate::addr::Addr;
+use crate::flow::{Family, Table};
+use crate::session::Session;
 use crate::worker::Worker;
+use std::net::{IpAddr, SocketAddr};
 
 /// Which sessions a request is about; `None` fields match everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionFilter {
     /// Index of the virtual server (`Shared::services`).
     pub vs: Option<u16>,
-    pub member: Option<u32>,
+    pub member: Option<IpAddr>,
     pub member_port: Option<u16>,
-    pub client: Option<u32>,
+    pub client: Option<IpAddr>,
 }
 
 impl SessionFilter {
     #[inline]
-    pub fn matches(&self, s: &Session4) -> bool {
+    pub fn matches<A: Addr>(&self, s: &Session<A>) -> bool {
         self.vs.is_none_or(|v| v == s.vs)
-            && self.member.is_none_or(|m| m == s.member)
+            && self.member.is_none_or(|m| A::of(m) == Some(s.member))
             && self.member_port.is_none_or(|p| p == s.mport)
-            && self.client.is_none_or(|c| c == s.client)
+            && self.client.is_none_or(|c| A::of(c) == Some(s.client))
+    }
+}
+
+/// One session as `sluicectl sessions` shows it, of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+    pub member: SocketAddr,
+    /// The client-side address the member sees (the client's without SNAT).
+    pub snat: SocketAddr,
+    pub vs: u16,
+    pub proto: u8,
+    pub state: u8,
+    pub last_seen: u32,
+}
+
+impl<A: Addr> From<&Session<A>> for SessionView {
+    fn from(s: &Session<A>) -> SessionView {
+        let ep = |a: A, p: u16| SocketAddr::new(a.ip().into(), p);
+        SessionView {
+            client: ep(s.client, s.cport),
+            vip: ep(s.vip, s.vport),
+            member: ep(s.member, s.mport),
+            snat: ep(s.snat, s.sport),
+            vs: s.vs,
+            proto: s.proto,
+            state: s.state,
+            last_seen: s.last_seen,
+        }
     }
 }
 
@@ -37,7 +70,7 @@ pub struct Inspect {
     /// slice starts, or to `u32::MAX` when the table is done.
     pub cursor: u32,
     /// Matching sessions (listing), up to the buffer's capacity.
-    pub found: Vec<Session4>,
+    pub found: Vec<SessionView>,
     /// Sessions removed (flush).
     pub removed: u32,
 }
@@ -47,27 +80,43 @@ pub const SLICE: u32 = 4096;
 
 impl Worker {
     /// Serves one slice of `req`: at most [`SLICE`] entries, and never more
-    /// matches than `req.found` has room for.
+    /// matches than `req.found` has room for. The cursor runs over the
+    /// IPv4 table, then on over the IPv6 one.
     pub fn inspect(&mut self, req: &mut Inspect) {
-        let cap = self.v4.sessions.capacity();
-        let end = req.cursor.saturating_add(SLICE).min(cap);
-        let mut idx = req.cursor;
+        let cap4 = self.v4.sessions.capacity();
+        let cap = cap4.saturating_add(self.v6.sessions.capacity());
+        if req.cursor < cap4 {
+            req.cursor = self.inspect_table::<u32>(req, 0);
+        } else if req.cursor < cap {
+            req.cursor = self.inspect_table::<u128>(req, cap4);
+        }
+        if req.cursor >= cap {
+            req.cursor = u32::MAX;
+        }
+    }
+
+    /// One slice of `req` over table `A`, whose first index is `base` in
+    /// the cursor's numbering; returns where the next slice starts.
+    fn inspect_table<A: Family>(&mut self, req: &mut Inspect, base: u32) -> u32 {
+        let cap = A::t(self).sessions.capacity();
+        let start = req.cursor - base;
+        let end = start.saturating_add(SLICE).min(cap);
+        let mut idx = start;
         while idx < end {
-            if let Some(s) = self.v4.sessions.live(idx) {
-                if req.filter.matches(s) {
-                    if req.flush {
-                        self.remove_session::<u32>(idx);
-                        req.removed += 1;
-                    } else if req.found.len() < req.found.capacity() {
-                        req.found.push(*s);
-                    } else {
-                        break;
-                    }
+            let table: &Table<A> = A::t(self);
+            if let Some(s) = table.sessions.live(idx).filter(|s| req.filter.matches(*s)) {
+                if req.flush {
+                    self.remove_session::<A>(idx);
+                    req.removed += 1;
+                } else if req.found.len() < req.found.capacity() {
+                    req.found.push(s.into());
+                } else {
+                    break;
                 }
             }
             idx += 1;
         }
-        req.cursor = if idx >= cap { u32::MAX } else { idx };
+        base + idx
     }
 }
 
@@ -77,12 +126,12 @@ mod tests {
 
     #[test]
     fn filter_fields_each_narrow() {
-        let s = Session4 {
+        let s = crate::session::Session4 {
             client: 1,
             member: 2,
             mport: 80,
             vs: 3,
-            ..Session4::default()
+            ..Default::default()
         };
         assert!(SessionFilter::default().matches(&s));
         let f = |vs, member, member_port, client| SessionFilter {
@@ -91,10 +140,13 @@ mod tests {
             member_port,
             client,
         };
-        assert!(f(Some(3), Some(2), Some(80), Some(1)).matches(&s));
+        let ip = |n: u32| Some(IpAddr::from(std::net::Ipv4Addr::from(n)));
+        assert!(f(Some(3), ip(2), Some(80), ip(1)).matches(&s));
         assert!(!f(Some(4), None, None, None).matches(&s));
-        assert!(!f(None, Some(9), None, None).matches(&s));
-        assert!(!f(None, Some(2), Some(81), None).matches(&s));
-        assert!(!f(None, None, None, Some(7)).matches(&s));
+        assert!(!f(None, ip(9), None, None).matches(&s));
+        assert!(!f(None, ip(2), Some(81), None).matches(&s));
+        assert!(!f(None, None, None, ip(7)).matches(&s));
+        let v6 = Some("::2".parse::<IpAddr>().unwrap());
+        assert!(!f(None, v6, None, None).matches(&s), "another family");
     }
 }

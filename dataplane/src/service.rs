@@ -28,6 +28,11 @@ pub struct Member {
 }
 
 impl Member {
+    /// Its address and port, as users write them ("[2001:db8::5]:80").
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.ip, self.port)
+    }
+
     /// Whether the member may take new sessions, as worker `worker` sees
     /// it: enabled, up, not draining (effective weight above 0) and below
     /// its connection limit.

@@ -70,7 +70,7 @@ def main():
             pass
 
         def do_GET(self):
-            peer = self.client_address[0]
+            peer = plain(self.client_address[0])
             log.write(f"{peer} {self.path}\n")
             if self.path == "/big":
                 make_big(a.big, a.big_size)
@@ -108,30 +108,42 @@ def main():
             self.wfile.write(body)
 
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        # One dual-stack socket: IPv4 clients appear as ::ffff:a.b.c.d.
+        address_family = socket.AF_INET6
         daemon_threads = True
         allow_reuse_address = True
         request_queue_size = 256
 
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
         def verify_request(self, request, client_address):
             if a.log_connections:
-                log.write(f"{client_address[0]} connect\n")
+                log.write(f"{plain(client_address[0])} connect\n")
             return True
 
     def udp_echo(port):
         # UDP on the same port: answers each datagram with who it is and whom it saw.
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", port))
         while True:
             _, peer = s.recvfrom(2048)
-            log.write(f"{peer[0]} udp\n")
-            s.sendto(f"server={a.name} client={peer[0]}\n".encode(), peer)
+            log.write(f"{plain(peer[0])} udp\n")
+            s.sendto(f"server={a.name} client={plain(peer[0])}\n".encode(), peer)
 
-    servers = [Server(("0.0.0.0", p), Handler) for p in ports]
+    servers = [Server(("::", p), Handler) for p in ports]
     for p in ports:
         threading.Thread(target=udp_echo, args=(p,), daemon=True).start()
     for srv in servers[1:]:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     servers[0].serve_forever()
+
+
+def plain(addr):
+    """An IPv4 peer of a dual-stack socket as IPv4 (::ffff:a.b.c.d -> a.b.c.d)."""
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
 
 
 if __name__ == "__main__":

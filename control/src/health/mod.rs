@@ -21,7 +21,7 @@ mod schedule;
 use sluice_config::{CheckKind, HealthCheck};
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -30,12 +30,12 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug)]
 pub struct Target {
     /// Member address to check.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port to check (already resolved: the check's port or the member's).
     pub port: u16,
     /// Local address every probe socket binds to (the switch's interface
     /// address); `None` lets the kernel choose.
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
     pub check: Arc<HealthCheck>,
     /// For logs, e.g. "10.20.0.11:8080 (pool web)".
     pub label: String,
@@ -120,7 +120,7 @@ struct Running {
     task: Option<JoinHandle<()>>,
 }
 
-type Key = (Ipv4Addr, u16, Option<Ipv4Addr>);
+type Key = (IpAddr, u16, Option<IpAddr>);
 
 fn key(t: &Target) -> Key {
     (t.addr, t.port, t.source)
@@ -239,9 +239,9 @@ pub fn default_check() -> HealthCheck {
 #[cfg(test)]
 fn test_target(port: u16, kind: CheckKind, timeout: Duration) -> Target {
     Target {
-        addr: Ipv4Addr::LOCALHOST,
+        addr: std::net::Ipv4Addr::LOCALHOST.into(),
         port,
-        source: Some(Ipv4Addr::LOCALHOST),
+        source: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         check: Arc::new(HealthCheck {
             name: "test".to_string(),
             kind,

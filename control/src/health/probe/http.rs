@@ -39,8 +39,12 @@ pub(super) async fn probe(
 fn request(target: &Target, path: &str, host: Option<&str>) -> String {
     let host = match host {
         Some(host) => host.to_string(),
-        None if target.port == 80 => target.addr.to_string(),
-        None => format!("{}:{}", target.addr, target.port),
+        // An IPv6 literal in brackets (RFC 7230 5.4, RFC 3986 3.2.2).
+        None if target.port == 80 => match target.addr {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        },
+        None => std::net::SocketAddr::new(target.addr, target.port).to_string(),
     };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-health/1\r\n\

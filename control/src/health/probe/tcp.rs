@@ -3,7 +3,7 @@
 use super::{connect_failure, setup_failure, Failure};
 use crate::health::Target;
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Connect succeeded; the connection is closed at once.
@@ -14,7 +14,11 @@ pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
 
 /// A connection to the target from its source address.
 pub(super) async fn connect(target: &Target) -> Result<TcpStream, Failure> {
-    let socket = TcpSocket::new_v4().map_err(|e| setup_failure("socket", &e))?;
+    let socket = match target.addr.is_ipv4() {
+        true => TcpSocket::new_v4(),
+        false => TcpSocket::new_v6(),
+    };
+    let socket = socket.map_err(|e| setup_failure("socket", &e))?;
     // Close with RST: the switch opens a probe connection per check and
     // must not hold each one in TIME_WAIT for a minute.
     socket
@@ -22,10 +26,10 @@ pub(super) async fn connect(target: &Target) -> Result<TcpStream, Failure> {
         .map_err(|e| setup_failure("SO_LINGER", &e))?;
     if let Some(source) = target.source {
         socket
-            .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
+            .bind(SocketAddr::new(source, 0))
             .map_err(|e| setup_failure(&format!("bind {source}"), &e))?;
     }
-    let peer = SocketAddr::V4(SocketAddrV4::new(target.addr, target.port));
+    let peer = SocketAddr::new(target.addr, target.port);
     socket.connect(peer).await.map_err(|e| connect_failure(&e))
 }
 

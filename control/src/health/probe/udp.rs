@@ -9,7 +9,7 @@ use super::{contains, io_reason, setup_failure, Failure};
 use crate::health::Target;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time;
@@ -22,13 +22,17 @@ pub(super) async fn probe(
     send: Option<&str>,
     expect: Option<&str>,
 ) -> Result<String, Failure> {
-    let local = SocketAddrV4::new(target.source.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
+    let any = match target.addr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let local = SocketAddr::new(target.source.unwrap_or(any), 0);
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| setup_failure(&format!("bind {}", local.ip()), &e))?;
     // Connected, so the kernel reports an ICMP error to this socket.
     socket
-        .connect(SocketAddrV4::new(target.addr, target.port))
+        .connect(SocketAddr::new(target.addr, target.port))
         .await
         .map_err(|e| reason(&e))?;
     socket
