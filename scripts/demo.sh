@@ -3,9 +3,9 @@
 # servers to it in network namespaces, balances requests through the VIP in
 # Dest-NAT and then Both-NAT, shows who answered and the switch's counters,
 # fails a server over and back (health checks), shows the kernel interface
-# of the exception path, reloads a changed file live (and refuses a change
-# that needs a restart), and tears everything down. Needs root; installs
-# what it needs first.
+# of the exception path, reloads a changed file live (adding an IPv6
+# virtual server, and refusing a change that needs a restart), and tears
+# everything down. Needs root; installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,7 +33,7 @@ demo_mode() {
     local mode=$1
     echo
     echo "################ $mode ################"
-    scripts/lab.sh up --log-connections
+    scripts/lab.sh up --log-connections --ipv6
     scripts/lab.sh config "$mode" 2 >"$LAB_DIR/sluice.toml"
     echo "configuration: $LAB_DIR/sluice.toml"
     $SLUICE --config "$LAB_DIR/sluice.toml" >"$LAB_DIR/sluice.log" 2>&1 &
@@ -109,8 +109,19 @@ address = "198.51.100.20:80"
 protocol = "tcp"
 pool = "web"
 forwarding = "dest_nat"
+
+[pool.web6]
+members = [ { address = "[fd00:20::11]:8080" }, { address = "[fd00:20::12]:8080" } ]
+
+[[virtual_server]]
+name = "web6"
+address = "[2001:db8:1::10]:80"
+protocol = "tcp"
+pool = "web6"
+forwarding = "dest_nat"
 TOML
-    echo "  (edited $cfg: member 10.20.0.13 removed, virtual server web2 on 198.51.100.20:80 added)"
+    echo "  (edited $cfg: member 10.20.0.13 removed, virtual server web2 on 198.51.100.20:80"
+    echo "   and IPv6 virtual server web6 on [2001:db8:1::10]:80 added)"
     run $CTL reload
     grep 'reload:' "$LAB_DIR/sluice.log" | sed 's/^/  | /'
     echo
@@ -119,6 +130,11 @@ TOML
     echo
     echo "\$ curl http://198.51.100.20/     # the new virtual server"
     printf '  %s\n' "$(client curl -s -m 3 http://198.51.100.20/ || echo failed)"
+    echo
+    echo "\$ for i in 1..4; do curl -6 http://[2001:db8:1::10]/; done     # the new IPv6 virtual server"
+    for i in $(seq 4); do
+        printf '  request %d -> %s\n' "$i" "$(client curl -6 -s -m 3 'http://[2001:db8:1::10]/' || echo failed)"
+    done
     sed -i 's/^workers = 2$/workers = 1/' "$cfg"
     echo
     echo "  (edited $cfg again: workers = 1, which only a restart can change)"
@@ -134,4 +150,5 @@ echo "Dest-NAT: servers saw the client's own address (198.51.100.2)."
 echo "Both-NAT: servers saw the switch's SNAT address (10.20.0.100)."
 echo "Failover: a dead server left the rotation in about 2 s x 4 and came back after 2 good checks."
 echo "Reload: a member removed and a virtual server added live; a change needing a restart was refused."
+echo "IPv6: a virtual server added by that reload served curl -6; servers saw the client's IPv6 address."
 echo "demo finished; lab torn down."

@@ -226,10 +226,7 @@ fn apply_member_settings(cfg: &Config, old: &Shared, next: &Shared, ramps: &memb
             let id = next.member_id(p, j);
             // The file's weight holds from now: a ramp still running ends.
             members::end_ramp(ramps, id);
-            let known = match m.address {
-                std::net::SocketAddr::V4(a) => old.member_key_id(&pool.name, a) == Some(id),
-                std::net::SocketAddr::V6(_) => continue,
-            };
+            let known = old.member_key_id(&pool.name, m.address) == Some(id);
             if known {
                 states.set_enabled(id, m.enabled);
                 states.set_configured_weight(id, m.weight);

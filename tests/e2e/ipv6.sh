@@ -3,8 +3,9 @@
 # Dest-NAT and Both-NAT, balanced, members seeing the client (or the SNAT
 # address); ping -6 of a VIP; a 50 MB download over IPv6; an IPv6 member
 # taken out by the default health check when its server stops, and back
-# when it returns; IPv4 served alongside; sessions listed; the contract's
-# example configuration, with its IPv6 server, booted and serving.
+# when it returns; IPv4 served alongside; sessions listed; an IPv6 server
+# added by a reload (its new members enabled); the contract's example
+# configuration, with its IPv6 server, booted and serving.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -89,6 +90,24 @@ for _ in $(seq 150); do
     sleep 0.1
 done
 check "and up again once it listens" test "$up" -eq 1
+
+section "an IPv6 server and pool added by a reload"
+cat >>"$WORK/lab.toml" <<'TOML'
+
+[pool.m3only]
+members = [ { address = "[fd00:20::13]:8080" } ]
+
+[[virtual_server]]
+name = "web6b"
+address = "[2001:db8:1::20]:80"
+protocol = "tcp"
+pool = "m3only"
+forwarding = "dest_nat"
+TOML
+check "sluicectl reload takes it" ctl reload
+got=$(client bash -c "for i in 1 2 3; do curl -6 -s -m 5 http://[2001:db8:1::20]/; done")
+check "it serves at once, from its new member m3 ($(tr '\n' ' ' <<<"$got"))" \
+    test "$(grep -c '^server=m3 client=2001:db8:1::2$' <<<"$got")" -eq 3
 stop_sluice; rc=$?
 check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
 
