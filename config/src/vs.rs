@@ -82,6 +82,22 @@ fn virtual_server(t: &Tab, cfg: &Config) -> Res<VirtualServer> {
             format!("{} cannot be a virtual server address", address.ip()),
         ));
     }
+    let family_on_a_link = (cfg.interfaces.iter()).any(|i| {
+        i.addresses
+            .iter()
+            .any(|a| a.addr.is_ipv4() == address.is_ipv4())
+    });
+    if !family_on_a_link {
+        return Err(t.err(
+            "address",
+            format!(
+                "{} is {} but no interface has an {} address: the switch reaches members and answers neighbours of a family through one",
+                address.ip(),
+                family(address.ip()),
+                family(address.ip())
+            ),
+        ));
+    }
     let protocol = t
         .choice("protocol", Protocol::SPELLINGS)?
         .unwrap_or(Protocol::Tcp);

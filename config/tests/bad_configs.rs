@@ -489,8 +489,16 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ),
         (
             "member family differs from VIP",
-            format!("{IFACES}{POOL}[[virtual_server]]\nname = \"v6\"\naddress = \"[2001:db8::10]:80\"\npool = \"web\"\n"),
+            format!(
+                "{}{POOL}[[virtual_server]]\nname = \"v6\"\naddress = \"[2001:db8::10]:80\"\npool = \"web\"\n",
+                IFACES.replace("\"10.20.0.1/24\"", "\"10.20.0.1/24\", \"fd00::1/64\"")
+            ),
             "t.toml:11: pool.web.members[0].address: member 10.20.0.11:8080 is IPv4 but virtual server \"v6\" ([2001:db8::10]:80) using this pool is IPv6",
+        ),
+        (
+            "IPv6 virtual server without an IPv6 interface address",
+            format!("{IFACES}{POOL}[[virtual_server]]\nname = \"v6\"\naddress = \"[2001:db8::10]:80\"\npool = \"web\"\n"),
+            "t.toml:14: virtual_server[0].address: 2001:db8::10 is IPv6 but no interface has an IPv6 address: the switch reaches members and answers neighbours of a family through one",
         ),
     ]
 }

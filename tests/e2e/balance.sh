@@ -614,7 +614,8 @@ if boot s8; then
     check "the idle clients got their first answers (m${srv:-?} from port ${port:-?}, m${qsrv:-?} from port ${qport:-?})" \
         test -n "$srv" -a -n "$port" -a -n "$qsrv" -a -n "$qport"
     # est N PORT: member N's established connections from the client's PORT.
-    est() { in_member "$1" ss -Htn state established '( sport = :8080 )' | grep -c "198.51.100.2:$2\b"; }
+    # (The lab's servers listen dual-stack: ss shows [::ffff:198.51.100.2]:PORT.)
+    est() { in_member "$1" ss -Htn state established '( sport = :8080 )' | grep -cE "198\.51\.100\.2\]?:$2\b"; }
     if [ -n "$srv" ] && [ -n "$port" ]; then
         check "m$srv holds the connection from 198.51.100.2:$port" test "$(est "$srv" "$port")" -eq 1
         wait_pid "$pr" 15
