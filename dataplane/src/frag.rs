@@ -220,7 +220,7 @@ impl Worker {
         // belongs to (as the table now says).
         let route = match verdict {
             Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
-            Verdict::Tx(_) | Verdict::Hold { .. } => tuple
+            Verdict::Tx(_) | Verdict::TxFragmented(_) | Verdict::Hold { .. } => tuple
                 .and_then(|t| self.v4.sessions.lookup(&t, t.hash()))
                 .map(|(idx, dir)| FragRoute::Session { idx, dir }),
             _ => None,

@@ -458,8 +458,12 @@ impl Worker {
         pkt: &mut P,
     ) -> Verdict {
         match (self.neighbor_mac(port, next_hop), next_hop) {
+            // A tunnelled packet too long for the link is cut, as when it
+            // was sent at once (`dsr`); nothing else is.
             (Some(mac), _) => match self.set_macs(pkt, port, mac) {
-                Verdict::Tx(p) if self.oversize(p, pkt) => Verdict::TxFragmented(p),
+                Verdict::Tx(p) if self.oversize(p, pkt) && tunnelled(pkt) => {
+                    Verdict::TxFragmented(p)
+                }
                 v => v,
             },
             (None, IpAddr::V4(next_hop)) => Verdict::Hold { port, next_hop },
@@ -712,6 +716,18 @@ fn push_generated(q: &mut [Option<Generated>], head: usize, len: &mut usize, g: 
     q[(head + *len) % q.len()] = Some(g);
     *len += 1;
     true
+}
+
+/// Whether the IPv4 frame in `pkt` is an L3-DSR tunnel packet (IP-in-IP,
+/// GRE): the only kind the switch fragments.
+fn tunnelled<P: PacketBuf>(pkt: &P) -> bool {
+    let ip = pkt.data().get(ethernet::HEADER_LEN..).unwrap_or_default();
+    wire::ipv4::Packet::new_checked(ip).is_ok_and(|ip| {
+        matches!(
+            ip.protocol(),
+            wire::ipv4::proto::IPIP | wire::ipv4::proto::GRE
+        )
+    })
 }
 
 /// What the sweep of a session table needs of its worker, borrowed apart.

@@ -925,7 +925,7 @@ fn l3_dsr_mtu_frag_needed_and_fragments() {
     // A 1,500-byte fragment of a client's datagram (DF clear, as every
     // fragment): its encapsulation is cut again, the inner one untouched.
     let whole = Pkt::udp((CLIENT, 5354), (IPIP_VIP, 53), &[2; 2000]).id(77);
-    let [first, _] = split(&whole.bytes(), 1480);
+    let [first, second] = split(&whole.bytes(), 1480);
     let frame = eth(EXT_MAC, ROUTER_MAC, ETH_IPV4, &first);
     let outer = |id| Pkt::raw(INT_IP, DNS, 4, &first).ttl(64).id(id).frag(0);
     fragmented(
@@ -936,6 +936,28 @@ fn l3_dsr_mtu_frag_needed_and_fragments() {
         outer,
         DNS_MAC,
     );
+    // Its second fragment follows it, tunnelled as it is (short enough).
+    let frame = eth(EXT_MAC, ROUTER_MAC, ETH_IPV4, &second);
+    let d = written(
+        &mut lab,
+        &mut ids,
+        "IPIP: the datagram's second fragment follows its first",
+        &frame,
+        INT,
+        |id| {
+            eth(
+                DNS_MAC,
+                INT_MAC,
+                ETH_IPV4,
+                &Pkt::raw(INT_IP, DNS, 4, &second)
+                    .ttl(64)
+                    .id(id)
+                    .frag(0)
+                    .bytes(),
+            )
+        },
+    );
+    assert_deltas(&d, &[("fragments", 1), ("forwarded", 1), ("rx_packets", 1)]);
     let q = Pkt::udp((CLIENT, 5353), (IPIP_VIP, 53), &[1; INT_MTU - 20 - 28 + 1]);
     written(
         &mut lab,

@@ -408,3 +408,15 @@ fn the_switch_solicits_its_next_hops_and_announces_its_addresses() {
         diff(buf.data(), &want)
     );
 }
+
+#[test]
+fn the_switch_speaks_from_an_address_the_destination_can_answer() {
+    let lab = lab6();
+    let sh = lab.workers[0].shared();
+    // On the member's prefix: that address; a link-local neighbour: the
+    // link-local address; behind a gateway: the port's first address (a
+    // link-local source could not be answered from there).
+    assert_eq!(sh.port_address6(INT, v6(MEMBER6)), v6(INT6));
+    assert_eq!(sh.port_address6(EXT, v6(ROUTER_LL)), ext_link_local());
+    assert_eq!(sh.port_address6(INT, v6("2001:db8:77::5")), v6(INT6));
+}

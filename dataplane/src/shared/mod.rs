@@ -372,16 +372,22 @@ impl Shared {
         }
     }
 
-    /// The port's IPv6 address towards `towards`: one whose prefix holds
-    /// it, else the port's link-local address (the source of its neighbour
-    /// solicitations and ICMPv6 errors).
+    /// The port's IPv6 address towards `towards` (the source of its
+    /// neighbour solicitations and health checks): its link-local address
+    /// for a link-local destination, else an address whose prefix holds
+    /// it, else its first address (a destination behind a gateway), else
+    /// its link-local address.
     pub fn port_address6(&self, port: u16, towards: Ipv6Addr) -> Ipv6Addr {
         let Some(p) = self.ports.get(usize::from(port)) else {
             return Ipv6Addr::UNSPECIFIED;
         };
         use crate::route::RouteAddr;
+        if towards.masked(10) == Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0) {
+            return p.link_local;
+        }
         (p.addresses6.iter())
             .find(|(a, len)| a.masked(*len) == towards.masked(*len))
+            .or(p.addresses6.first())
             .map_or(p.link_local, |(a, _)| *a)
     }
 
