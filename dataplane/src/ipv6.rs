@@ -40,7 +40,7 @@ impl Worker {
         }
         let local = self.shared.local6(dst);
         if upper.protocol == next_header::ICMPV6 && !upper.non_first_fragment {
-            return self.icmpv6(port, pkt, l3, upper, local);
+            return self.icmpv6(port, pkt, l3, upper, (local, redirected));
         }
         let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
         let session = transport && !upper.fragment;

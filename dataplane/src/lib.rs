@@ -29,6 +29,7 @@ mod flood;
 mod flow;
 pub mod frag;
 mod icmp;
+mod icmp6;
 mod ipv4;
 mod ipv6;
 pub mod nat;

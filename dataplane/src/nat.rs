@@ -123,11 +123,32 @@ pub fn delta128(old: u128, new: u128) -> u32 {
 /// (`protocol`, its transport header `l4` bytes from the start of `ip`)
 /// and decrements the hop limit.
 pub fn rewrite6(ip: &mut [u8], l4: usize, protocol: u8, src: Endpoint6, dst: Endpoint6) {
+    rewrite6_headers(ip, l4, protocol, src, dst, true);
+}
+
+/// Rewrites the header of an IPv6 packet quoted inside an ICMPv6 error:
+/// addresses, ports and, when quoted far enough, the transport checksum.
+/// The hop limit is left as quoted. `q` starts at the quoted IPv6 header;
+/// it needs at least `l4 + 4` bytes (checked by the caller).
+pub fn rewrite_quoted6(q: &mut [u8], l4: usize, protocol: u8, src: Endpoint6, dst: Endpoint6) {
+    rewrite6_headers(q, l4, protocol, src, dst, false);
+}
+
+fn rewrite6_headers(
+    ip: &mut [u8],
+    l4: usize,
+    protocol: u8,
+    src: Endpoint6,
+    dst: Endpoint6,
+    hop: bool,
+) {
     let mut p = ipv6::Packet::new_unchecked(&mut *ip);
     let (old_src, old_dst, hops) = (p.src_addr(), p.dst_addr(), p.hop_limit());
     let addrs = delta128(u128::from(old_src), u128::from(src.0))
         + delta128(u128::from(old_dst), u128::from(dst.0));
-    p.set_hop_limit(hops.saturating_sub(1));
+    if hop {
+        p.set_hop_limit(hops.saturating_sub(1));
+    }
     p.set_src_addr(src.0);
     p.set_dst_addr(dst.0);
     let l4 = &mut ip[l4..];

@@ -1,9 +1,9 @@
 //! IPv6 neighbour discovery (RFC 4861) and ICMPv6 echo for the switch's
 //! own addresses: answers neighbour solicitations for them, learns the MACs
 //! of the hosts that talk to them, solicits its next hops, announces its
-//! addresses. Every other ICMPv6 message to the switch (router discovery,
-//! multicast listener messages, errors about its own traffic) is the kernel
-//! interface's.
+//! addresses. ICMPv6 errors about sessions are translated (`icmp6`); every
+//! other ICMPv6 message to the switch (router discovery, multicast listener
+//! messages, errors about its own traffic) is the kernel interface's.
 
 use crate::exception::KernelClass;
 use crate::packet::PacketBuf;
@@ -86,7 +86,7 @@ impl Worker {
         pkt: &mut P,
         l3: usize,
         upper: ipv6::Upper,
-        local: Option<Local>,
+        (local, redirected): (Option<Local>, bool),
     ) -> Result<Verdict, DropReason> {
         let ip = ipv6::Packet::new_unchecked(&pkt.data()[l3..]);
         let (src, dst, hop_limit) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
@@ -106,6 +106,18 @@ impl Worker {
             kind::ECHO_REQUEST if local.is_some() && upper.offset == ipv6::HEADER_LEN => {
                 self.echo_reply6(port, pkt, l3)
             }
+            kind::DEST_UNREACHABLE
+            | kind::PACKET_TOO_BIG
+            | kind::TIME_EXCEEDED
+            | kind::PARAM_PROBLEM => match self.icmpv6_error(pkt, l3, upper, redirected) {
+                // About the kernel's own traffic (a health check's port
+                // unreachable): sessions are never ICMPv6, so such a quote
+                // is the kernel's when it is to the kernel's address.
+                Err(e @ (DropReason::IcmpNoSession | DropReason::IcmpUnsupported)) => self
+                    .icmpv6_to_kernel(port, (src, dst), local)
+                    .map_err(|_| e),
+                other => other,
+            },
             _ => self.icmpv6_to_kernel(port, (src, dst), local),
         }
     }

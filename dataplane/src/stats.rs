@@ -61,6 +61,7 @@ reasons! {
     TtlExceeded => "ttl_exceeded", "TTL would reach zero";
     IcmpNoSession => "icmp_no_session", "ICMP error quoting a packet of no known session";
     IcmpUnsupported => "icmp_unsupported", "ICMP message the switch does not forward";
+    PtbTooSmall => "ptb_too_small", "ICMPv6 packet-too-big announcing an MTU below 1280, ignored (RFC 8201)";
     RedirectFull => "redirect_full", "ring to the owning worker full";
     TxFull => "tx_full", "NIC transmit queue full";
     NoMbuf => "no_mbuf", "no packet buffer for a generated packet";

@@ -462,3 +462,156 @@ fn sessions_live_on_their_clients_worker() {
     let (v, _) = lab.run(other, INT, &reply, false);
     assert_eq!(v, Verdict::Redirect(owner));
 }
+
+/// An ICMPv6 error from `src` to `dst` (hop limit 64) quoting `quoted`.
+fn icmp_error6(
+    (to, from): (Mac, Mac),
+    (src, dst): (&str, &str),
+    (ty, code, rest): (u8, u8, [u8; 4]),
+    quoted: &[u8],
+    hl: u8,
+) -> Vec<u8> {
+    let (s, d) = (v6(src), v6(dst));
+    icmp_frame(to, from, s, d, hl, &icmpv6(s, d, ty, code, rest, quoted))
+}
+
+#[test]
+fn icmpv6_errors_about_a_session_reach_its_other_end_translated() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 5353);
+    let (vip, m2) = ((v6(DNS6), 53), (v6(M2), 53));
+    let sent = udp6(c, vip, b"query");
+    let q = frame6(EXT_MAC, ROUTER_MAC, c.0, vip.0, NH_UDP, 60, &sent);
+    let fwd = udp6(c, m2, b"query");
+    let want = frame6(M2_MAC, INT_MAC, c.0, m2.0, NH_UDP, 59, &fwd);
+    lab.c("UDP query", EXT, &q, Expect::Tx(INT, want));
+
+    // The member's port unreachable, about the query as it reached it:
+    // to the client from the VIP, quoting the query as the client sent it
+    // (the quoted UDP checksum is the one the client computed).
+    let quoted = ipv6(c.0, m2.0, NH_UDP, 59, &fwd);
+    let err = icmp_error6(
+        (INT_MAC, M2_MAC),
+        (M2, CLIENT6),
+        (1, 4, [0; 4]),
+        &quoted,
+        64,
+    );
+    let orig = ipv6(c.0, vip.0, NH_UDP, 59, &sent);
+    let want = icmp_error6(
+        (ROUTER_MAC, EXT_MAC),
+        (DNS6, CLIENT6),
+        (1, 4, [0; 4]),
+        &orig,
+        63,
+    );
+    let d = lab.c(
+        "member's port unreachable",
+        INT,
+        &err,
+        Expect::Tx(EXT, want),
+    );
+    assert_deltas(
+        &d,
+        &[
+            ("icmp_errors_translated", 1),
+            ("forwarded", 1),
+            ("rx_packets", 1),
+        ],
+    );
+
+    // A router on the client's side cannot carry the answer: its
+    // packet-too-big reaches the member, about the answer as the member
+    // sent it; the MTU is passed on as announced.
+    let answer = udp6(vip, c, &[7; 1300]);
+    let quoted = ipv6(vip.0, c.0, NH_UDP, 63, &answer);
+    let mtu = 1400u32.to_be_bytes();
+    let err = icmp_error6(
+        (EXT_MAC, ROUTER_MAC),
+        ("2001:db8:1::fe", DNS6),
+        (2, 0, mtu),
+        &quoted,
+        64,
+    );
+    let member_sent = ipv6(m2.0, c.0, NH_UDP, 63, &udp6(m2, c, &[7; 1300]));
+    let want = icmp_error6(
+        (M2_MAC, INT_MAC),
+        ("2001:db8:1::fe", M2),
+        (2, 0, mtu),
+        &member_sent,
+        63,
+    );
+    lab.c("router's packet too big", EXT, &err, Expect::Tx(INT, want));
+
+    // Below the minimum IPv6 MTU: forged or broken, ignored.
+    let err = icmp_error6(
+        (EXT_MAC, ROUTER_MAC),
+        ("2001:db8:1::fe", DNS6),
+        (2, 0, 1000u32.to_be_bytes()),
+        &quoted,
+        64,
+    );
+    lab.c("MTU below 1280", EXT, &err, Expect::Drop(R::PtbTooSmall));
+
+    // Quoting a packet of no session, or running out of hops.
+    let stray = ipv6(vip.0, c.0, NH_UDP, 63, &udp6(vip, (c.0, 9), b"x"));
+    let err = icmp_error6(
+        (EXT_MAC, ROUTER_MAC),
+        ("2001:db8:1::fe", DNS6),
+        (1, 0, [0; 4]),
+        &stray,
+        64,
+    );
+    lab.c("no session", EXT, &err, Expect::Drop(R::IcmpNoSession));
+    // The same to the switch's interface address: about the kernel's own
+    // traffic (a health check), the kernel's.
+    let err = icmp_error6(
+        (EXT_MAC, ROUTER_MAC),
+        ("2001:db8:1::fe", "2001:db8:1::1"),
+        (1, 0, [0; 4]),
+        &stray,
+        64,
+    );
+    lab.c("to the interface address", EXT, &err, Expect::Kernel);
+    let err = icmp_error6(
+        (EXT_MAC, ROUTER_MAC),
+        ("2001:db8:1::fe", DNS6),
+        (3, 0, [0; 4]),
+        &quoted,
+        1,
+    );
+    lab.c("hop limit 1", EXT, &err, Expect::Drop(R::TtlExceeded));
+}
+
+#[test]
+fn an_icmpv6_error_from_a_both_nat_member_reaches_the_client() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 40000);
+    let syn = from_client(BOTH6, 80, SYN, 1000, 0, b"");
+    let mut sport = 0;
+    lab.case_with("SYN to the Both-NAT VIP", 0, EXT, &syn, false, |out| {
+        sport = u16::from_be_bytes([out[14 + 40], out[14 + 41]]);
+        Expect::Tx(INT, out.to_vec())
+    });
+    let (s, m1, vip) = ((v6(SNAT6), sport), (v6(M1), 8080), (v6(BOTH6), 80));
+    // A router on the members' side: time exceeded, about the SYN as it
+    // left the switch (quoted in part: 8 bytes of TCP, no checksum).
+    let seg = tcp6(s, m1, SYN, 1000, 0, b"");
+    let quoted = ipv6(s.0, m1.0, NH_TCP, 1, &seg[..8]);
+    let err = icmp_error6(
+        (INT_MAC, M1_MAC),
+        ("fd00:20::fe", SNAT6),
+        (3, 0, [0; 4]),
+        &quoted,
+        64,
+    );
+    let orig = ipv6(c.0, vip.0, NH_TCP, 1, &tcp6(c, vip, SYN, 1000, 0, b"")[..8]);
+    let want = icmp_error6(
+        (ROUTER_MAC, EXT_MAC),
+        ("fd00:20::fe", CLIENT6),
+        (3, 0, [0; 4]),
+        &orig,
+        63,
+    );
+    lab.c("time exceeded", INT, &err, Expect::Tx(EXT, want));
+}

@@ -204,6 +204,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if end > buf.len() {
             return Err(Error::Truncated);
         }
+        self.walk(end)
+    }
+
+    /// The walk of [`Packet::upper_layer`] over a packet quoted in an
+    /// ICMPv6 error, which ends where the quote does (its payload length
+    /// tells what was sent, not what was quoted).
+    pub fn quoted_upper_layer(&self) -> Result<Upper> {
+        let buf = self.buffer.as_ref();
+        if buf.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        self.walk(buf.len().min(HEADER_LEN + usize::from(self.payload_len())))
+    }
+
+    /// The extension header walk, within the first `end` bytes.
+    fn walk(&self, end: usize) -> Result<Upper> {
+        let buf = self.buffer.as_ref();
         let mut nh = self.next_header();
         let mut offset = HEADER_LEN;
         let mut fragment = false;
@@ -382,6 +399,22 @@ mod tests {
         p.set_next_header(nh);
         p.set_payload_len(ext.len() as u16);
         n
+    }
+
+    #[test]
+    fn a_quote_is_walked_to_where_it_ends() {
+        let mut buf = [0u8; 128];
+        // Destination options, then 4 bytes of TCP; the header claims the
+        // 1,000 bytes that were sent.
+        let n = with_ext(60, &[6, 0, 1, 4, 0, 0, 0, 0, 0x9c, 0x40, 0, 80], &mut buf);
+        let mut p = Packet::new_unchecked(&mut buf[..n]);
+        p.set_payload_len(1000);
+        assert_eq!(p.upper_layer(), Err(Error::Truncated));
+        let u = p.quoted_upper_layer().unwrap();
+        assert_eq!((u.protocol, u.offset, u.fragment), (6, 48, false));
+        // An extension header the quote cuts is not guessed at.
+        let q = Packet::new_unchecked(&buf[..HEADER_LEN + 4]);
+        assert_eq!(q.quoted_upper_layer(), Err(Error::Truncated));
     }
 
     #[test]
