@@ -20,9 +20,10 @@
 //! fragments costs a bounded table and counters, never a session.
 
 use crate::exception::KernelClass;
-use crate::fixedmap::mix64;
+use crate::fixedmap::{mix64, MapKey};
 use crate::flow::Flow;
 use crate::ipv4::parse_flow;
+use crate::ipv6::parse_flow6;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple4};
@@ -30,8 +31,10 @@ use crate::shared::Local;
 use crate::stats::{self, DropReason};
 use crate::wire::ethernet;
 use crate::wire::ipv4::{self, proto};
+use crate::wire::ipv6::{self, Upper};
 use crate::worker::{Verdict, Worker};
 use sluice_config::Forwarding;
+use std::net::IpAddr;
 
 /// How long a datagram's record lives after its first fragment passed, and
 /// how long a fragment waits for its first.
@@ -41,29 +44,44 @@ pub const HOLD_PER_DATAGRAM: u8 = 8;
 
 const WAYS: usize = 4;
 
-/// A datagram: the addresses, protocol and identifier its fragments share.
+/// A datagram: the addresses, protocol and identifier its fragments share
+/// (an IPv4 address held in the low 32 bits; `v6` tells the families apart).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FragKey {
-    pub src: u32,
-    pub dst: u32,
-    pub ident: u16,
+    pub src: u128,
+    pub dst: u128,
+    pub ident: u32,
     pub proto: u8,
+    pub v6: bool,
 }
 
 impl FragKey {
     /// The datagram of an IPv4 packet (any of its fragments).
     pub fn of<T: AsRef<[u8]>>(ip: &ipv4::Packet<T>) -> FragKey {
         FragKey {
-            src: u32::from(ip.src_addr()),
-            dst: u32::from(ip.dst_addr()),
-            ident: ip.ident(),
+            src: u128::from(u32::from(ip.src_addr())),
+            dst: u128::from(u32::from(ip.dst_addr())),
+            ident: u32::from(ip.ident()),
             proto: ip.protocol(),
+            v6: false,
+        }
+    }
+
+    /// The datagram of an IPv6 fragment (`upper`: its walked headers).
+    pub fn of6<T: AsRef<[u8]>>(ip: &ipv6::Packet<T>, upper: Upper) -> FragKey {
+        FragKey {
+            src: u128::from(ip.src_addr()),
+            dst: u128::from(ip.dst_addr()),
+            ident: upper.ident,
+            proto: upper.protocol,
+            v6: true,
         }
     }
 
     fn hash(&self) -> u64 {
-        let addrs = (u64::from(self.src) << 32) | u64::from(self.dst);
-        mix64(addrs ^ (u64::from(self.ident) << 8 | u64::from(self.proto)).rotate_left(40))
+        let (src, dst) = (self.src.mix(), self.dst.mix());
+        let rest = u64::from(self.ident) << 16 | u64::from(self.proto) << 8 | u64::from(self.v6);
+        mix64(src ^ dst.rotate_left(32) ^ rest)
     }
 }
 
@@ -232,8 +250,7 @@ impl Worker {
         Ok(verdict)
     }
 
-    /// A fragment after the first of its datagram: it goes where its first
-    /// went, or waits for it. To an interface address it is the kernel's.
+    /// An IPv4 fragment after the first of its datagram (see [`Worker::follow`]).
     #[cold]
     pub(crate) fn later_fragment<P: PacketBuf>(
         &mut self,
@@ -244,22 +261,43 @@ impl Worker {
         redirected: bool,
     ) -> Result<Verdict, DropReason> {
         let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
-        let (key, src, ttl) = (FragKey::of(&ip), ip.src_addr(), ip.ttl());
+        let later = Later {
+            key: FragKey::of(&ip),
+            src: ip.src_addr().into(),
+            hops: ip.ttl(),
+        };
+        self.follow(port, pkt, (l3, later), local, redirected)
+    }
+
+    /// A fragment after the first of its datagram: it goes where its first
+    /// went, or waits for it. To an interface address it is the kernel's.
+    fn follow<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        (l3, later): (usize, Later),
+        local: Option<Local>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let key = later.key;
         if local.is_some_and(|l| !l.vip && l.snat.is_none()) {
             let class = match key.proto {
                 proto::TCP => KernelClass::Tcp,
                 proto::UDP => KernelClass::Udp,
                 _ => KernelClass::Icmp,
             };
-            return self.hand_to_kernel(port, src, class);
+            return self.hand_to_kernel(port, later.src, class);
         }
         if key.proto != proto::TCP && key.proto != proto::UDP {
             return Err(DropReason::Fragment);
         }
-        if ttl <= 1 {
+        if later.hops <= 1 {
             return Err(DropReason::TtlExceeded);
         }
         match self.frags.route(&key, self.stamp()) {
+            Some(FragRoute::Session { idx, dir }) if key.v6 => {
+                self.follow_first6(pkt, l3, key, idx, dir)
+            }
             Some(FragRoute::Session { idx, dir }) => self.follow_first(pkt, l3, key, idx, dir),
             Some(FragRoute::Worker(w)) => Ok(Verdict::Redirect(w)),
             None => {
@@ -282,11 +320,15 @@ impl Worker {
     /// a member's reply to a client (Dest-NAT) to that client's. A reply to
     /// a SNAT address needs its port (in the first fragment): `None`.
     fn fragment_owner(&self, local: Option<Local>, key: FragKey) -> Option<u16> {
-        match local {
-            Some(l) if l.vip => Some(self.shared.client_owner(key.src.into())),
-            Some(_) => None,
-            None => Some(self.shared.client_owner(key.dst.into())),
-        }
+        let client = match local {
+            Some(l) if l.vip => key.src,
+            Some(_) => return None,
+            None => key.dst,
+        };
+        Some(match key.v6 {
+            true => self.shared.client_owner_of(client),
+            false => self.shared.client_owner_of(client as u32),
+        })
     }
 
     /// Sends a fragment after the first the way its first went: session
@@ -302,10 +344,10 @@ impl Worker {
     ) -> Result<Verdict, DropReason> {
         let s = *self.v4.sessions.get(idx);
         let same = match dir {
-            Dir::Forward => (s.client, s.vip) == (key.src, key.dst),
-            Dir::Reverse => (s.member, s.snat) == (key.src, key.dst),
+            Dir::Forward => (s.client, s.vip) == (key.src as u32, key.dst as u32),
+            Dir::Reverse => (s.member, s.snat) == (key.src as u32, key.dst as u32),
         };
-        if s.is_free() || !same || s.proto != key.proto {
+        if s.is_free() || !same || s.proto != key.proto || key.v6 {
             return Err(DropReason::FragmentUnmatched);
         }
         let rewrite = (self.shared.service(s.vs))
@@ -331,8 +373,8 @@ impl Worker {
                     l3,
                     ihl,
                     tuple: Tuple4 {
-                        src: key.src,
-                        dst: key.dst,
+                        src: key.src as u32,
+                        dst: key.dst as u32,
                         proto: key.proto,
                         ..Tuple4::default()
                     },
@@ -350,6 +392,100 @@ impl Worker {
                 )
             }
         }
+    }
+}
+
+/// What the path of a later fragment needs of its header.
+#[derive(Clone, Copy, Debug)]
+struct Later {
+    key: FragKey,
+    src: IpAddr,
+    /// TTL or hop limit.
+    hops: u8,
+}
+
+impl Worker {
+    /// An IPv6 fragment (`upper`: its walked headers): the first of its
+    /// datagram goes on as any packet, and its route is noted for the
+    /// others; a later one follows it, as for IPv4.
+    #[cold]
+    pub(crate) fn fragment6<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        (l3, upper): (usize, Upper),
+        local: Option<Local>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let ip = ipv6::Packet::new_unchecked(&pkt.data()[l3..]);
+        let key = FragKey::of6(&ip, upper);
+        if upper.non_first_fragment {
+            let later = Later {
+                key,
+                src: ip.src_addr().into(),
+                hops: ip.hop_limit(),
+            };
+            return self.follow(port, pkt, (l3, later), local, redirected);
+        }
+        if !matches!(key.proto, proto::TCP | proto::UDP) {
+            return match local.is_some_and(|l| l.interface.is_some()) {
+                true => self.local6_to_kernel(port, pkt, l3, upper),
+                false => Err(DropReason::Fragment),
+            };
+        }
+        let tuple = parse_flow6(pkt.data(), l3, upper).ok().map(|f| f.tuple);
+        let verdict = self.transport6(port, pkt, (l3, upper), local, redirected)?;
+        let route = match verdict {
+            Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
+            Verdict::Tx(_) | Verdict::Hold6 { .. } => tuple
+                .and_then(|t| self.v6.sessions.lookup(&t, t.hash()))
+                .map(|(idx, dir)| FragRoute::Session { idx, dir }),
+            _ => None,
+        };
+        if let Some(route) = route {
+            let now = self.stamp();
+            self.frags.record(key, route, now);
+        }
+        Ok(verdict)
+    }
+
+    /// [`Worker::follow_first`] for IPv6: addresses rewritten (NAT; the
+    /// fragment has no checksum of its own) or the frame sent as it is
+    /// (L2-DSR).
+    fn follow_first6<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        l3: usize,
+        key: FragKey,
+        idx: u32,
+        dir: Dir,
+    ) -> Result<Verdict, DropReason> {
+        let s = *self.v6.sessions.get(idx);
+        let same = match dir {
+            Dir::Forward => (s.client, s.vip) == (key.src, key.dst),
+            Dir::Reverse => (s.member, s.snat) == (key.src, key.dst),
+        };
+        if s.is_free() || !same || s.proto != key.proto {
+            return Err(DropReason::FragmentUnmatched);
+        }
+        let rewrite = (self.shared.service(s.vs))
+            .ok_or(DropReason::NoVirtualServer)?
+            .rewrite();
+        stats::inc(&self.stats.fragments);
+        self.stats
+            .count_vs(s.vs, dir == Dir::Forward, pkt.data().len());
+        let ip = &mut pkt.data_mut()[l3..];
+        let (src, dst) = match (dir, rewrite.forwarding) {
+            (Dir::Reverse, _) => (s.vip, s.client),
+            (_, Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan) => {
+                (s.snat, s.member)
+            }
+            (_, Forwarding::L2Dsr) => return self.egress6(pkt, s.member.into()),
+            // Refused at boot for IPv6 servers (see the daemon's features).
+            (_, Forwarding::L3Dsr) => return Err(DropReason::NoVirtualServer),
+        };
+        nat::rewrite_fragment6(ip, src.into(), dst.into());
+        self.egress6(pkt, dst.into())
     }
 }
 
@@ -404,10 +540,11 @@ mod tests {
 
     fn key(i: u32) -> FragKey {
         FragKey {
-            src: 0x0a00_0000 | i,
+            src: u128::from(0x0a00_0000 | i),
             dst: 0xc633_640a,
             ident: 7,
             proto: 17,
+            v6: false,
         }
     }
 

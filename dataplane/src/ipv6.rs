@@ -42,8 +42,24 @@ impl Worker {
         if upper.protocol == next_header::ICMPV6 && !upper.non_first_fragment {
             return self.icmpv6(port, pkt, l3, upper, (local, redirected));
         }
-        let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
-        let session = transport && !upper.fragment;
+        if upper.fragment {
+            return self.fragment6(port, pkt, (l3, upper), local, redirected);
+        }
+        self.transport6(port, pkt, (l3, upper), local, redirected)
+    }
+
+    /// A packet that is not ICMPv6 (or the first fragment of a TCP or UDP
+    /// datagram): to a VIP, to a SNAT address, to the switch's own address,
+    /// or a member's reply.
+    pub(crate) fn transport6<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &mut P,
+        (l3, upper): (usize, Upper),
+        local: Option<Local>,
+        redirected: bool,
+    ) -> Result<Verdict, DropReason> {
+        let session = matches!(upper.protocol, next_header::TCP | next_header::UDP);
         match local {
             Some(l) if l.vip && session => {
                 let flow = parse_flow6(pkt.data(), l3, upper)?;
@@ -54,21 +70,22 @@ impl Worker {
                 self.reverse(pkt, flow, redirected)
             }
             Some(l) if l.interface.is_some() => self.local6_to_kernel(port, pkt, l3, upper),
-            Some(_) if upper.fragment => Err(DropReason::Fragment),
             Some(_) => Err(DropReason::LocalUnhandled),
-            None if dst.is_multicast() => Err(DropReason::NotForUs),
             None if session => {
+                let dst = ipv6::Packet::new_unchecked(&pkt.data()[l3..]).dst_addr();
+                if dst.is_multicast() {
+                    return Err(DropReason::NotForUs);
+                }
                 let flow = parse_flow6(pkt.data(), l3, upper)?;
                 self.reverse(pkt, flow, redirected)
             }
-            None if upper.fragment => Err(DropReason::Fragment),
             None => Err(DropReason::NotForUs),
         }
     }
 
     /// Traffic to one of the switch's IPv6 interface addresses: the
     /// kernel's, through the exception path (by class, as for IPv4).
-    fn local6_to_kernel<P: PacketBuf>(
+    pub(crate) fn local6_to_kernel<P: PacketBuf>(
         &mut self,
         port: u16,
         pkt: &P,
@@ -111,7 +128,12 @@ pub(crate) fn parse_flow6(data: &[u8], l3: usize, upper: Upper) -> Result<Flow<u
             (sp, dp, f, t.seq_number(), t.ack_number(), payload as u16)
         }
         _ => {
-            let u = udp::Packet::new_checked(l4)?;
+            // A first fragment holds the header but not the length it gives.
+            let u = match upper.fragment {
+                false => udp::Packet::new_checked(l4)?,
+                true if l4.len() >= udp::HEADER_LEN => udp::Packet::new_unchecked(l4),
+                true => return Err(DropReason::Truncated),
+            };
             // No checksum is no UDP over IPv6 (RFC 8200 8.1).
             if u.checksum() == 0 {
                 return Err(DropReason::Malformed);

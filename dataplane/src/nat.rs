@@ -107,6 +107,17 @@ pub fn rewrite_fragment(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     p.set_checksum(csum);
 }
 
+/// Rewrites the addresses of an IPv6 fragment after the first (no
+/// transport header, and IPv6 has no header checksum: the first fragment's
+/// checksum update covers the whole datagram) and decrements the hop limit.
+pub fn rewrite_fragment6(ip: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
+    let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+    let hops = p.hop_limit();
+    p.set_hop_limit(hops.saturating_sub(1));
+    p.set_src_addr(src);
+    p.set_dst_addr(dst);
+}
+
 /// An IPv6 endpoint.
 pub type Endpoint6 = (Ipv6Addr, u16);
 

@@ -461,6 +461,30 @@ fn sessions_live_on_their_clients_worker() {
     );
     let (v, _) = lab.run(other, INT, &reply, false);
     assert_eq!(v, Verdict::Redirect(owner));
+    // So do clients' fragments: a later one before its first, and the
+    // first, each handed to its client's worker wherever it lands.
+    let vip = (v6(VIP6), 80);
+    let mut owners = [0; 2];
+    for n in 1..=16u16 {
+        let c = (v6(&format!("2001:db8:99::{n:x}")), 40000);
+        let owner = lab.workers[0].shared().client_owner_of(u128::from(c.0));
+        owners[usize::from(owner)] += 1;
+        let other = 1 - usize::from(owner);
+        let seg = tcp6(c, vip, SYN, 2, 0, &[5; 1400]);
+        let frags = split6((c.0, vip.0), 60, NH_TCP, &seg, 0xfeed, 1024);
+        for (i, f) in frags.iter().rev().enumerate() {
+            let (v, _) = lab.run(other, EXT, &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, f), false);
+            assert_eq!(
+                v,
+                Verdict::Redirect(owner),
+                "client {n}, fragment {i} from the end"
+            );
+        }
+    }
+    assert!(
+        owners[0] > 0 && owners[1] > 0,
+        "clients on both workers: {owners:?}"
+    );
 }
 
 /// An ICMPv6 error from `src` to `dst` (hop limit 64) quoting `quoted`.
@@ -614,4 +638,173 @@ fn an_icmpv6_error_from_a_both_nat_member_reaches_the_client() {
         63,
     );
     lab.c("time exceeded", INT, &err, Expect::Tx(EXT, want));
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+#[test]
+fn ipv6_fragments_follow_their_first_both_ways() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 5353);
+    let (vip, m2) = ((v6(DNS6), 53), (v6(M2), 53));
+    let query = udp6(c, vip, &payload(2000));
+    let sent = split6((c.0, vip.0), 60, NH_UDP, &query, 0x0102_0304, 1232);
+    let want = split6(
+        (c.0, m2.0),
+        59,
+        NH_UDP,
+        &udp6(c, m2, &payload(2000)),
+        0x0102_0304,
+        1232,
+    );
+    assert_eq!(sent.len(), 2);
+    let d = lab.c(
+        "first fragment: a new session, port and checksum rewritten",
+        EXT,
+        &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &sent[0]),
+        Expect::Tx(INT, eth(M2_MAC, INT_MAC, ETH_IPV6, &want[0])),
+    );
+    assert_deltas(
+        &d,
+        &[
+            ("forwarded", 1),
+            ("rx_packets", 1),
+            ("sessions_active", 1),
+            ("sessions_created", 1),
+        ],
+    );
+    let d = lab.c(
+        "second fragment: addresses as the first's",
+        EXT,
+        &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &sent[1]),
+        Expect::Tx(INT, eth(M2_MAC, INT_MAC, ETH_IPV6, &want[1])),
+    );
+    assert_deltas(&d, &[("fragments", 1), ("forwarded", 1), ("rx_packets", 1)]);
+    // The member's answer, fragmented by the member, out of order.
+    let answer = udp6(m2, c, &payload(3000));
+    let sent = split6((m2.0, c.0), 64, NH_UDP, &answer, 77, 1448);
+    let want = split6(
+        (vip.0, c.0),
+        63,
+        NH_UDP,
+        &udp6(vip, c, &payload(3000)),
+        77,
+        1448,
+    );
+    assert_eq!(sent.len(), 3);
+    let last = eth(INT_MAC, M2_MAC, ETH_IPV6, &sent[2]);
+    lab.c(
+        "the answer's last fragment first",
+        INT,
+        &last,
+        Expect::HeldFragment,
+    );
+    lab.c(
+        "its first fragment",
+        INT,
+        &eth(INT_MAC, M2_MAC, ETH_IPV6, &sent[0]),
+        Expect::Tx(EXT, eth(ROUTER_MAC, EXT_MAC, ETH_IPV6, &want[0])),
+    );
+    lab.c(
+        "its second fragment",
+        INT,
+        &eth(INT_MAC, M2_MAC, ETH_IPV6, &sent[1]),
+        Expect::Tx(EXT, eth(ROUTER_MAC, EXT_MAC, ETH_IPV6, &want[1])),
+    );
+    let (v, out) = lab.replay(0, INT, &last, false);
+    assert_eq!(v, Verdict::Tx(EXT), "the held fragment goes on");
+    let expect = eth(ROUTER_MAC, EXT_MAC, ETH_IPV6, &want[2]);
+    assert!(out == expect, "the held fragment\n{}", diff(&out, &expect));
+}
+
+#[test]
+fn ipv6_fragments_through_l2_dsr_and_to_the_switch() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 40000);
+    let vip = (v6(DSR6), 80);
+    let seg = tcp6(c, vip, SYN, 1, 0, &payload(1500));
+    let sent = split6((c.0, vip.0), 60, NH_TCP, &seg, 9, 1024);
+    for (i, f) in sent.iter().enumerate() {
+        let frame = eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, f);
+        let mut want = frame.clone();
+        want[..12].copy_from_slice(&[M1_MAC, INT_MAC].concat());
+        lab.c(
+            &format!("L2-DSR fragment {i}: as it came"),
+            EXT,
+            &frame,
+            Expect::Tx(INT, want),
+        );
+    }
+    // To the switch's interface address: the kernel reassembles.
+    let to_switch = split6(
+        (c.0, v6("2001:db8:1::1")),
+        60,
+        NH_UDP,
+        &udp6(c, (v6("2001:db8:1::1"), 161), &payload(1500)),
+        5,
+        1024,
+    );
+    lab.c(
+        "a later fragment to the interface address",
+        EXT,
+        &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &to_switch[1]),
+        Expect::Kernel,
+    );
+    lab.c(
+        "a first fragment to the interface address",
+        EXT,
+        &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &to_switch[0]),
+        Expect::Kernel,
+    );
+}
+
+#[test]
+fn a_flood_of_stray_ipv6_fragments_is_bounded() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 5353);
+    let (vip, m2) = ((v6(DNS6), 53), (v6(M2), 53));
+    let q = eth(
+        EXT_MAC,
+        ROUTER_MAC,
+        ETH_IPV6,
+        &ipv6(c.0, vip.0, NH_UDP, 60, &udp6(c, vip, b"q")),
+    );
+    let want = eth(
+        M2_MAC,
+        INT_MAC,
+        ETH_IPV6,
+        &ipv6(c.0, m2.0, NH_UDP, 59, &udp6(c, m2, b"q")),
+    );
+    lab.c(
+        "a session before the flood",
+        EXT,
+        &q,
+        Expect::Tx(INT, want.clone()),
+    );
+    let (mut held, mut refused) = (0, 0);
+    for i in 0..10_000u32 {
+        let src = v6(&format!("2001:db8:66::{:x}:{:x}", i >> 16, i & 0xffff));
+        let f = split6(
+            (src, vip.0),
+            60,
+            NH_UDP,
+            &udp6((src, 1), vip, &payload(64)),
+            i,
+            32,
+        );
+        match lab
+            .run(0, EXT, &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &f[1]), false)
+            .0
+        {
+            Verdict::HoldFragment => held += 1,
+            Verdict::Drop(R::FragmentHoldFull) => refused += 1,
+            v => panic!("stray fragment {i}: {v:?}"),
+        }
+    }
+    assert!(held <= 4096, "held at most a table's worth: {held}");
+    assert_eq!(held + refused, 10_000);
+    assert_eq!(lab.workers[0].sessions6().len(), 1, "no session came of it");
+    lab.c("the session goes on", EXT, &q, Expect::Tx(INT, want));
 }

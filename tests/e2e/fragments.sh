@@ -4,7 +4,7 @@
 # UDP virtual server in Dest-NAT and in Both-NAT; `dig +bufsize=4096` from
 # the client gets it whole, 6 times out of 6. The members' kernels fragment
 # the answers; the switch follows each datagram's first fragment with the
-# others. 2 workers.
+# others. Over IPv4 and over IPv6 (fragment headers). 2 workers.
 #
 # The ports are DPDK `net_tap` devices moved into the lab's namespaces, not
 # the usual veth + `net_af_packet`: af_packet's fanout reassembles IP
@@ -18,6 +18,8 @@ command -v dig >/dev/null || apt-get install -y -qq bind9-dnsutils >/dev/null 2>
 P=${LAB}f             # namespace and interface prefix of this test
 VIP=198.51.100.10
 VIP_BOTH=198.51.100.11
+VIP6=2001:db8:1::10
+VIP6_BOTH=2001:db8:1::11
 
 ns() { ip netns exec "$P-$1" "${@:2}"; }
 frag_cleanup() {
@@ -46,13 +48,13 @@ socket = "$LAB_DIR/sluice.sock"
 [[interface]]
 name = "ext"
 device = "net_tap0,iface=$P-ext"
-addresses = ["198.51.100.1/24"]
+addresses = ["198.51.100.1/24", "2001:db8:1::1/64"]
 kernel = false
 
 [[interface]]
 name = "int"
 device = "net_tap1,iface=$P-int"
-addresses = ["10.20.0.1/24"]
+addresses = ["10.20.0.1/24", "fd00:20::1/64"]
 kernel = false
 
 [pool.dns]
@@ -73,9 +75,28 @@ protocol = "udp"
 pool = "dns"
 forwarding = "both_nat"
 snat_addresses = ["10.20.0.100"]
+
+[pool.dns6]
+health_check = "none"
+members = [ { address = "[fd00:20::11]:53" }, { address = "[fd00:20::12]:53" } ]
+
+[[virtual_server]]
+name = "dns6"
+address = "[$VIP6]:53"
+protocol = "udp"
+pool = "dns6"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "dns6-both"
+address = "[$VIP6_BOTH]:53"
+protocol = "udp"
+pool = "dns6"
+forwarding = "both_nat"
+snat_addresses = ["fd00:20::100"]
 TOML
 
-section "a 3 KB DNS answer through UDP virtual servers, Dest-NAT and Both-NAT, 2 workers"
+section "a 3 KB DNS answer through UDP virtual servers, Dest-NAT and Both-NAT, IPv4 and IPv6, 2 workers"
 mkdir -p "$LAB_DIR"
 if ! start_sluice "$WORK/frag.toml"; then bad "sluice starts"; finish; exit; fi
 # The taps sluice made become the client's link and the members' LAN's
@@ -87,6 +108,8 @@ ns client ip link set "$P-ext" address 02:00:00:fe:00:02
 ns client ip addr add 198.51.100.2/24 dev "$P-ext"
 ns client ip link set "$P-ext" up
 ns client ip route add default via 198.51.100.1
+ns client ip addr add 2001:db8:1::2/64 dev "$P-ext" nodad
+ns client ip -6 route add default via 2001:db8:1::1
 ip link set "$P-int" netns "$P-lan"
 ns lan ip link set "$P-int" address 02:00:00:fe:01:fe
 ns lan ip link add br0 type bridge
@@ -98,13 +121,16 @@ for i in 1 2; do
     ns "m$i" ip addr add "10.20.0.1$i/24" dev eth0
     ns "m$i" ip link set eth0 up
     ns "m$i" ip route add default via 10.20.0.1
-    ns "m$i" dnsmasq --port=53 --listen-address="10.20.0.1$i" --bind-interfaces --no-resolv --no-hosts \
+    ns "m$i" ip addr add "fd00:20::1$i/64" dev eth0 nodad
+    ns "m$i" ip -6 route add default via fd00:20::1
+    ns "m$i" dnsmasq --port=53 --listen-address="10.20.0.1$i,fd00:20::1$i" --bind-interfaces --no-resolv --no-hosts \
         --pid-file="$WORK/dnsmasq.m$i.pid" --user=root --edns-packet-max=4096 \
         --txt-record="big.example,$TXT" 2>"$WORK/dnsmasq.m$i.err"
 done
 sleep 1
 check "the client reaches the switch" ns client ping -c 2 -W 2 198.51.100.1
-for vip in $VIP $VIP_BOTH; do
+check "  and over IPv6" ns client ping -6 -c 2 -W 2 2001:db8:1::1
+for vip in $VIP $VIP_BOTH $VIP6 $VIP6_BOTH; do
     whole=0
     for q in $(seq 6); do
         out=$(ns client dig +bufsize=4096 +ignore +tries=1 +time=3 @"$vip" TXT big.example 2>&1)
@@ -115,7 +141,7 @@ for vip in $VIP $VIP_BOTH; do
     check "$vip: 6 of 6 answers of over 3,000 bytes came whole over UDP ($whole, last ${size:-?} bytes)" test "$whole" -eq 6
 done
 frags=$(counter fragments)
-check "the switch followed the answers' later fragments ($frags)" test "$frags" -ge 24
+check "the switch followed the answers' later fragments ($frags)" test "$frags" -ge 48
 check "  none waited in vain ($(drops fragment_unmatched) unmatched, $(drops fragment_hold_full) refused)" \
     test "$(drops fragment_unmatched)" -eq 0 -a "$(drops fragment_hold_full)" -eq 0
 stop_sluice; rc=$?

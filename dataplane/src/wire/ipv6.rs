@@ -86,6 +86,9 @@ pub struct Upper {
     /// A fragment header with nonzero offset was seen; `offset` then points
     /// at fragment data, not at an upper-layer header.
     pub non_first_fragment: bool,
+    /// The identification of the fragment header of a real fragment (0
+    /// when `fragment` is false).
+    pub ident: u32,
 }
 
 /// A read/write view of an IPv6 packet.
@@ -225,6 +228,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let mut offset = HEADER_LEN;
         let mut fragment = false;
         let mut non_first_fragment = false;
+        let mut ident = 0;
         let mut count = 0;
         loop {
             let hdr_len = match nh {
@@ -260,6 +264,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 let more = off_flags & 0x0001 != 0;
                 if frag_off != 0 || more {
                     fragment = true;
+                    ident = get_u32(buf, offset + 4);
                 }
                 if frag_off != 0 {
                     non_first_fragment = true;
@@ -276,6 +281,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             offset,
             fragment,
             non_first_fragment,
+            ident,
         })
     }
 }
@@ -371,7 +377,8 @@ mod tests {
                 protocol: next_header::TCP,
                 offset: 56,
                 fragment: false,
-                non_first_fragment: false
+                non_first_fragment: false,
+                ident: 0,
             }
         );
     }

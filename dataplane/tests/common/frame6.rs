@@ -150,3 +150,31 @@ pub fn frame6(
 ) -> Vec<u8> {
     eth(to, from, ETH_IPV6, &ipv6(src, dst, nh, hl, l4))
 }
+
+pub const NH_FRAGMENT: u8 = 44;
+
+/// The IPv6 fragments its sender makes of the packet whose upper layer
+/// (protocol `nh`) is `l4`: pieces of `chunk` bytes (a multiple of 8) after
+/// a fragment header with `ident` (RFC 8200 4.5).
+pub fn split6(
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    hl: u8,
+    nh: u8,
+    l4: &[u8],
+    ident: u32,
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    assert_eq!(chunk % 8, 0);
+    l4.chunks(chunk)
+        .enumerate()
+        .map(|(i, piece)| {
+            let offset = i * chunk;
+            let more = offset + piece.len() < l4.len();
+            let mut f = vec![nh, 0];
+            f.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+            f.extend_from_slice(&ident.to_be_bytes());
+            f.extend_from_slice(piece);
+            ipv6(src, dst, NH_FRAGMENT, hl, &f)
+        })
+        .collect()
+}
