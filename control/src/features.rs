@@ -2,7 +2,7 @@
 //! They parse and validate, then boot refuses them by name, file and line,
 //! rather than silently ignoring what the user asked for.
 
-use sluice_config::{CheckKind, Config, ConfigError, Forwarding, OnMemberDown, PoolCheck};
+use sluice_config::{CheckKind, Config, ConfigError, OnMemberDown, PoolCheck};
 use std::net::IpAddr;
 
 /// Refuses the first configured feature this build does not implement.
@@ -11,12 +11,6 @@ pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
     for (i, vs) in cfg.virtual_servers.iter().enumerate() {
         if !matches!(vs.address.ip(), IpAddr::V6(_)) {
             continue;
-        }
-        if vs.forwarding == Forwarding::L3Dsr {
-            return no(
-                format!("virtual_server[{i}].forwarding"),
-                "l3_dsr for IPv6 virtual servers (dest_nat, both_nat, lan_to_lan and l2_dsr work)",
-            );
         }
         if vs.reset_on_timeout {
             return no(

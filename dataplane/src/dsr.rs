@@ -1,20 +1,29 @@
 //! L3 direct server return: the client's packet is carried to a member that
 //! may sit behind routers, by IP-in-IP (RFC 2003), GRE (RFC 2784) or DSCP
-//! marking; the member answers the client directly. (L2-DSR needs no
-//! rewrite at all: the forward path only sets the member's MAC.)
+//! marking; the member answers the client directly. An IPv6 service uses
+//! IPv6-in-IPv6 (RFC 2473), GRE over IPv6 (RFC 7676) or the traffic class.
+//! (L2-DSR needs no rewrite at all: the forward path only sets the member's
+//! MAC.)
 
 use crate::flow::Flow;
+use crate::icmp6::{Icmp6Error, MIN_MTU6};
+use crate::nat::{adjust_l4_checksum, delta128};
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
-use crate::service::{Encap, MssClamp};
+use crate::service::{Encap, MssClamp, Rewrite};
 use crate::stats::DropReason;
 use crate::wire::ipv4::{self, proto};
-use crate::wire::{checksum, icmpv4, tcp};
+use crate::wire::ipv6::{self, next_header};
+use crate::wire::{checksum, icmpv4, icmpv6, tcp};
 use crate::worker::{Verdict, Worker};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
 const TCP_IP_HEADERS: usize = 40;
+/// The same over IPv6.
+const TCP_IP6_HEADERS: usize = 60;
+/// The hop limit of an outer IPv6 header.
+const OUTER_HOP_LIMIT: u8 = 64;
 
 impl Worker {
     pub(crate) fn l3_dsr<P: PacketBuf>(
@@ -53,7 +62,7 @@ impl Worker {
         mss_clamp: MssClamp,
     ) -> Result<Verdict, DropReason> {
         let l3 = flow.l3;
-        let overhead = encap.overhead();
+        let overhead = encap.overhead(false);
         let mtu = usize::from(self.port_mtu(hop.port));
         let inner = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
         let (inner_len, df, tos) = (
@@ -129,6 +138,140 @@ impl Worker {
             .ok_or(DropReason::NoRoute)?;
         let src = self.shared.port_address(hop.port, client);
         self.icmp_unreachable(pkt, flow, icmpv4::CODE_FRAG_NEEDED, u32::from(mtu), src)
+    }
+}
+
+impl Worker {
+    /// L3-DSR of an IPv6 service's packet to `member`: tunnelled, or its
+    /// destination and traffic class rewritten (DSCP). `later_fragment`:
+    /// the packet is a fragment after the first (no transport header).
+    pub(crate) fn l3_dsr6<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow<u128>,
+        member: Ipv6Addr,
+        rewrite: Rewrite,
+        later_fragment: bool,
+    ) -> Result<Verdict, DropReason> {
+        let hop = (self.shared.routes6)
+            .lookup(member)
+            .ok_or(DropReason::NoRoute)?;
+        match rewrite.encap {
+            Encap::Dscp(dscp) => {
+                let l4 = (!later_fragment).then_some((flow.ihl, flow.tuple.proto));
+                mark_dscp6(&mut pkt.data_mut()[flow.l3..], l4, member, dscp);
+                self.egress6_via(pkt, hop)
+            }
+            Encap::Ipip | Encap::Gre => {
+                self.encapsulate6(pkt, flow, (member, hop), rewrite.encap, rewrite.mss_clamp)
+            }
+            Encap::None => Err(DropReason::NoVirtualServer),
+        }
+    }
+
+    /// Puts an outer IPv6 header (and for GRE a GRE header) in front of the
+    /// client's packet: source the switch's address on the egress link,
+    /// destination the member, traffic class and flow label copied from the
+    /// inner header (ECMP on the way hashes the client's flow).
+    fn encapsulate6<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow<u128>,
+        (member, hop): (Ipv6Addr, NextHop<Ipv6Addr>),
+        encap: Encap,
+        mss_clamp: MssClamp,
+    ) -> Result<Verdict, DropReason> {
+        let l3 = flow.l3;
+        let overhead = encap.overhead(true);
+        let mtu = usize::from(self.port_mtu(hop.port));
+        let inner = ipv6::Packet::new_unchecked(&pkt.data()[l3..]);
+        let inner_len = ipv6::HEADER_LEN + usize::from(inner.payload_len());
+        let (tc, label) = (inner.traffic_class(), inner.flow_label());
+        if inner_len + overhead > mtu {
+            // IPv6 is not cut on its way: the client learns the usable MTU
+            // (RFC 2473 7.1). A link too small to carry 1,280 bytes inside
+            // the tunnel would need the tunnel packet cut: not done.
+            let usable = mtu.saturating_sub(overhead);
+            if usable < MIN_MTU6 as usize {
+                return Err(DropReason::TooBig);
+            }
+            return self.packet_too_big(pkt, flow, usable as u32);
+        }
+        if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
+            let mss = match mss_clamp {
+                MssClamp::Off => None,
+                MssClamp::Auto => Some((mtu - overhead - TCP_IP6_HEADERS) as u16),
+                MssClamp::Value(v) => Some(v),
+            };
+            if let Some(mss) = mss {
+                let seg = &mut pkt.data_mut()[l3 + flow.ihl..l3 + inner_len];
+                tcp::Packet::new_unchecked(seg).clamp_mss(mss);
+            }
+        }
+        let padding = pkt.data().len() - (l3 + inner_len);
+        if !pkt.trim(padding) || !pkt.prepend(overhead) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let src = self.shared.port_address6(hop.port, member);
+        let data = pkt.data_mut();
+        data.copy_within(overhead..overhead + l3, 0);
+        let mut outer = ipv6::Packet::new_unchecked(&mut data[l3..]);
+        outer.set_version(6);
+        outer.set_traffic_class(tc);
+        outer.set_flow_label(label);
+        outer.set_payload_len((inner_len + overhead - ipv6::HEADER_LEN) as u16);
+        outer.set_next_header(match encap {
+            Encap::Gre => next_header::GRE,
+            _ => next_header::IPV6,
+        });
+        outer.set_hop_limit(OUTER_HOP_LIMIT);
+        outer.set_src_addr(src);
+        outer.set_dst_addr(member);
+        if encap == Encap::Gre {
+            // No checksum, key or sequence number; version 0; payload IPv6.
+            let gre = l3 + ipv6::HEADER_LEN;
+            data[gre..gre + 4].copy_from_slice(&[0, 0, 0x86, 0xdd]);
+        }
+        self.egress6_via(pkt, hop)
+    }
+
+    /// Turns the client's too-big IPv6 packet into a packet-too-big
+    /// carrying the usable MTU, from the switch's address on the link
+    /// towards the client, sent back to the client.
+    #[cold]
+    fn packet_too_big<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow<u128>,
+        mtu: u32,
+    ) -> Result<Verdict, DropReason> {
+        let client = Ipv6Addr::from(flow.tuple.src);
+        let hop = (self.shared.routes6)
+            .lookup(client)
+            .ok_or(DropReason::NoRoute)?;
+        let src = self.shared.port_address6(hop.port, client);
+        let err = Icmp6Error {
+            kind: icmpv6::kind::PACKET_TOO_BIG,
+            code: 0,
+            rest: mtu,
+        };
+        self.icmpv6_reply(pkt, flow, err, src)
+    }
+}
+
+/// DSCP-mode rewrite of an IPv6 packet: the destination becomes the member
+/// and the traffic class's DSCP names the virtual server; hop limit
+/// decremented; the transport checksum (`l4`: its header's offset and
+/// protocol, when the packet carries it) updated for the new destination.
+pub fn mark_dscp6(ip: &mut [u8], l4: Option<(usize, u8)>, member: Ipv6Addr, dscp: u8) {
+    let mut p = ipv6::Packet::new_unchecked(&mut *ip);
+    let (old_dst, tc, hops) = (p.dst_addr(), p.traffic_class(), p.hop_limit());
+    p.set_traffic_class((dscp << 2) | (tc & 0b11));
+    p.set_hop_limit(hops.saturating_sub(1));
+    p.set_dst_addr(member);
+    if let Some((at, protocol)) = l4 {
+        let delta = delta128(u128::from(old_dst), u128::from(member));
+        adjust_l4_checksum(&mut ip[at..], protocol, delta);
     }
 }
 

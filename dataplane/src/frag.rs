@@ -26,7 +26,7 @@ use crate::ipv4::parse_flow;
 use crate::ipv6::parse_flow6;
 use crate::nat;
 use crate::packet::PacketBuf;
-use crate::session::{Dir, Tuple4};
+use crate::session::{Dir, Tuple, Tuple4};
 use crate::shared::Local;
 use crate::stats::{self, DropReason};
 use crate::wire::ethernet;
@@ -481,8 +481,23 @@ impl Worker {
                 (s.snat, s.member)
             }
             (_, Forwarding::L2Dsr) => return self.egress6(pkt, s.member.into()),
-            // Refused at boot for IPv6 servers (see the daemon's features).
-            (_, Forwarding::L3Dsr) => return Err(DropReason::NoVirtualServer),
+            (_, Forwarding::L3Dsr) => {
+                let flow = Flow {
+                    l3,
+                    ihl: ipv6::HEADER_LEN,
+                    tuple: Tuple {
+                        src: key.src,
+                        dst: key.dst,
+                        proto: key.proto,
+                        ..Tuple::default()
+                    },
+                    tcp_flags: 0,
+                    seq: 0,
+                    ack: 0,
+                    payload_len: 0,
+                };
+                return self.l3_dsr6(pkt, &flow, s.member.into(), rewrite, true);
+            }
         };
         nat::rewrite_fragment6(ip, src.into(), dst.into());
         self.egress6(pkt, dst.into())

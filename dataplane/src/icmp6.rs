@@ -3,6 +3,7 @@
 //! the session's other end, as `icmp` does for IPv4, so path-MTU discovery
 //! and port unreachables keep working through the NAT.
 
+use crate::flow::Flow;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::session::{Dir, Tuple};
@@ -15,6 +16,18 @@ use std::net::Ipv6Addr;
 /// The smallest link MTU IPv6 allows (RFC 8200 5): a packet-too-big
 /// announcing less is forged or broken, and ignored (RFC 8201 4).
 pub(crate) const MIN_MTU6: u32 = 1280;
+
+/// The hop limit of the messages the switch writes.
+const HOP_LIMIT: u8 = 64;
+
+/// An ICMPv6 error the switch writes: type, code and the 4 bytes after the
+/// checksum (the MTU of a packet-too-big).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Icmp6Error {
+    pub kind: u8,
+    pub code: u8,
+    pub rest: u32,
+}
 
 impl Worker {
     /// Translates an ICMPv6 error about a session's packet towards the
@@ -103,6 +116,52 @@ impl Worker {
         icmpv6::Packet::new_unchecked(&mut data[msg_at..end]).fill_checksum(new_src, new_dst);
         stats::inc(&self.stats.icmp_errors_translated);
         self.egress6(pkt, new_dst)
+    }
+}
+
+impl Worker {
+    /// Turns a client's IPv6 packet (`flow`) in place into the ICMPv6
+    /// error `err` from `src`, quoting as much of the packet as keeps the
+    /// error within the minimum MTU (RFC 4443 2.4), sent back to the client.
+    #[cold]
+    pub(crate) fn icmpv6_reply<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow<u128>,
+        err: Icmp6Error,
+        src: Ipv6Addr,
+    ) -> Result<Verdict, DropReason> {
+        const HEADERS: usize = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
+        let l3 = flow.l3;
+        let client = Ipv6Addr::from(flow.tuple.src);
+        let sent = ipv6::Packet::new_unchecked(&pkt.data()[l3..]);
+        let sent_len = ipv6::HEADER_LEN + usize::from(sent.payload_len());
+        let quoted = sent_len.min(MIN_MTU6 as usize - HEADERS);
+        if !pkt.prepend(HEADERS) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let excess = pkt.data().len() - (l3 + HEADERS + quoted);
+        if !pkt.trim(excess) {
+            return Err(DropReason::Truncated);
+        }
+        let data = pkt.data_mut();
+        data.copy_within(HEADERS..HEADERS + l3, 0);
+        let mut ip = ipv6::Packet::new_unchecked(&mut data[l3..]);
+        ip.set_version(6);
+        ip.set_traffic_class(0);
+        ip.set_flow_label(0);
+        ip.set_payload_len((icmpv6::HEADER_LEN + quoted) as u16);
+        ip.set_next_header(next_header::ICMPV6);
+        ip.set_hop_limit(HOP_LIMIT);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(client);
+        let mut msg = icmpv6::Packet::new_unchecked(&mut data[l3 + ipv6::HEADER_LEN..]);
+        msg.set_msg_type(err.kind);
+        msg.set_code(err.code);
+        msg.set_rest_of_header(err.rest);
+        msg.fill_checksum(src, client);
+        stats::inc(&self.stats.icmp_errors_sent);
+        self.egress6(pkt, client)
     }
 }
 

@@ -204,8 +204,7 @@ impl Family for u128 {
             }
             // The frame goes to the member's MAC as it is.
             Forwarding::L2Dsr => w.egress6(pkt, s.member.into()),
-            // Refused at boot for IPv6 servers (see the daemon's features).
-            Forwarding::L3Dsr => Err(DropReason::NoVirtualServer),
+            Forwarding::L3Dsr => w.l3_dsr6(pkt, flow, s.member.into(), rewrite, false),
         }
     }
 

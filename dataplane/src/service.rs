@@ -121,20 +121,23 @@ pub struct VirtualServer {
 pub enum Encap {
     /// Not l3_dsr.
     None,
-    /// RFC 2003 IP-in-IP.
+    /// RFC 2003 IP-in-IP (RFC 2473 IPv6-in-IPv6 for an IPv6 service).
     Ipip,
-    /// RFC 2784 GRE, protocol 0x0800.
+    /// RFC 2784 GRE, protocol 0x0800 (RFC 7676: GRE over IPv6, 0x86DD).
     Gre,
     /// The destination becomes the member and DSCP carries this value.
     Dscp(u8),
 }
 
 impl Encap {
-    /// Bytes an encapsulation adds in front of the client's IP packet.
-    pub fn overhead(self) -> usize {
+    /// Bytes an encapsulation adds in front of the client's IP packet: an
+    /// outer IPv4 header (20 bytes) or, for an IPv6 service (`v6`), an
+    /// outer IPv6 header (40), and GRE's 4.
+    pub fn overhead(self, v6: bool) -> usize {
+        let ip = if v6 { 40 } else { 20 };
         match self {
-            Encap::Ipip => 20,
-            Encap::Gre => 24,
+            Encap::Ipip => ip,
+            Encap::Gre => ip + 4,
             Encap::None | Encap::Dscp(_) => 0,
         }
     }

@@ -492,6 +492,16 @@ impl Worker {
         dst: Ipv6Addr,
     ) -> Result<Verdict, DropReason> {
         let hop = self.shared.routes6.lookup(dst).ok_or(DropReason::NoRoute)?;
+        self.egress6_via(pkt, hop)
+    }
+
+    /// Sends an IPv6 frame to an already routed next hop (see
+    /// [`Worker::egress_via`]).
+    pub(crate) fn egress6_via<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        hop: crate::route::NextHop<Ipv6Addr>,
+    ) -> Result<Verdict, DropReason> {
         match self.neighbor_mac(hop.port, hop.next_hop) {
             Some(mac) => Ok(self.set_macs(pkt, hop.port, mac)),
             None => {

@@ -16,6 +16,9 @@ pub mod next_header {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const ROUTING: u8 = 43;
+    /// IPv6 in IPv6 (RFC 2473), and GRE (RFC 7676).
+    pub const IPV6: u8 = 41;
+    pub const GRE: u8 = 47;
     pub const FRAGMENT: u8 = 44;
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;

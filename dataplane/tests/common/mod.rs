@@ -4,3 +4,4 @@
 pub mod frame;
 pub mod frame6;
 pub mod lab;
+pub mod lab6;
