@@ -2,29 +2,11 @@
 //! They parse and validate, then boot refuses them by name, file and line,
 //! rather than silently ignoring what the user asked for.
 
-use sluice_config::{CheckKind, Config, ConfigError, OnMemberDown, PoolCheck};
-use std::net::IpAddr;
+use sluice_config::{CheckKind, Config, ConfigError, PoolCheck};
 
 /// Refuses the first configured feature this build does not implement.
 pub fn check_supported(cfg: &Config) -> Result<(), ConfigError> {
     let no = |key: String, what: &str| Err(cfg.error(&key, format!("not supported yet: {what}")));
-    for (i, vs) in cfg.virtual_servers.iter().enumerate() {
-        if !matches!(vs.address.ip(), IpAddr::V6(_)) {
-            continue;
-        }
-        if vs.reset_on_timeout {
-            return no(
-                format!("virtual_server[{i}].reset_on_timeout"),
-                "reset_on_timeout for IPv6 virtual servers",
-            );
-        }
-        if cfg.pools[vs.pool].on_member_down == OnMemberDown::Reset {
-            return no(
-                format!("pool.{}.on_member_down", cfg.pools[vs.pool].name),
-                "on_member_down = \"reset\" for a pool of an IPv6 virtual server",
-            );
-        }
-    }
     for p in &cfg.pools {
         let PoolCheck::Named(c) = p.health_check else {
             continue;

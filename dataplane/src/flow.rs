@@ -15,7 +15,7 @@ use crate::session::{Dir, InsertError, Session, SessionTable, Tuple};
 use crate::shared::{Local, Shared};
 use crate::stats::{self, DropReason};
 use crate::wire::ipv4::proto;
-use crate::worker::{Generated, Verdict, Worker};
+use crate::worker::{AnySession, Verdict, Worker};
 
 /// The parsed addressing of a TCP or UDP packet.
 #[derive(Clone, Copy, Debug)]
@@ -83,25 +83,19 @@ pub(crate) trait Family: Addr {
         flow: &Flow<Self>,
         s: &Session<Self>,
     ) -> Result<Verdict, DropReason>;
-    /// A new session no member can take: refused, answered where the family
-    /// can (a RST, an unreachable), else dropped.
-    fn reject<P: PacketBuf>(
+    /// Refuses a new UDP session no member can take: the packet becomes an
+    /// ICMP (ICMPv6) port unreachable from the VIP back to the client.
+    fn unreachable<P: PacketBuf>(
         w: &mut Worker,
         pkt: &mut P,
         flow: &Flow<Self>,
-        vs: u16,
-        full: bool,
     ) -> Result<Verdict, DropReason>;
-    /// A packet of a session marked for reset: RSTs to both ends.
-    fn reset_session(
-        w: &mut Worker,
-        idx: u32,
-        flow: &Flow<Self>,
-        dir: Dir,
-    ) -> Result<Verdict, DropReason>;
-    /// The probe the sweep sends to reset an idle session (`reset`), where
-    /// the family has one.
-    fn probe(s: &Session<Self>, to_client: bool) -> Option<Generated>;
+    /// Routes a frame of this family towards `dst` and sets its MACs.
+    fn egress<P: PacketBuf>(w: &mut Worker, pkt: &mut P, dst: Self) -> Result<Verdict, DropReason>;
+    /// Parses the TCP or UDP packet of this family the frame `data` holds.
+    fn parse(data: &[u8]) -> Result<Flow<Self>, DropReason>;
+    /// The session as a packet to generate carries it.
+    fn any(s: &Session<Self>) -> AnySession;
 }
 
 impl Worker {
@@ -124,12 +118,12 @@ impl Worker {
         let idx = match self.client_session(vs, &flow) {
             Ok(idx) => idx,
             Err(r @ (DropReason::NoMember | DropReason::MembersFull)) => {
-                return A::reject(self, pkt, &flow, vs, r == DropReason::MembersFull)
+                return self.reject_no_member(pkt, &flow, vs, r == DropReason::MembersFull)
             }
             Err(e) => return Err(e),
         };
         if reset::pending(A::t(self).sessions.get(idx)) {
-            return A::reset_session(self, idx, &flow, Dir::Forward);
+            return self.reset_session(idx, &flow, Dir::Forward);
         }
         // The server is looked up once: conntrack and the rewrite need it.
         let rewrite = self
@@ -203,7 +197,7 @@ impl Worker {
             A::t_mut(self).sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
         }
         if reset::pending(A::t(self).sessions.get(idx)) {
-            return A::reset_session(self, idx, &flow, Dir::Reverse);
+            return self.reset_session(idx, &flow, Dir::Reverse);
         }
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         self.stats.count_vs(s.vs, false, pkt.data().len());

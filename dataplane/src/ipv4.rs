@@ -8,13 +8,14 @@ use crate::flow::{Family, Flow, Table};
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::service::{find_vs, Rewrite};
-use crate::session::{Dir, Session4, Tuple4};
+use crate::session::{Session4, Tuple4};
 use crate::shared::{Local, Shared};
 use crate::stats::DropReason;
 use crate::wire::ipv4::{self, proto};
-use crate::wire::{tcp, udp};
-use crate::worker::{Generated, Verdict, Worker};
+use crate::wire::{ethernet, icmpv4, tcp, udp};
+use crate::worker::{AnySession, Verdict, Worker};
 use sluice_config::Forwarding;
+use std::net::Ipv4Addr;
 
 impl Worker {
     /// Out of line, as one function with its header checks inlined (see
@@ -237,29 +238,25 @@ impl Family for u32 {
         w.egress(pkt, s.client.into())
     }
 
-    fn reject<P: PacketBuf>(
+    fn unreachable<P: PacketBuf>(
         w: &mut Worker,
         pkt: &mut P,
         flow: &Flow,
-        vs: u16,
-        full: bool,
     ) -> Result<Verdict, DropReason> {
-        w.reject_no_member(pkt, flow, vs, full)
+        let vip = Ipv4Addr::from(flow.tuple.dst);
+        w.icmp_unreachable(pkt, flow, icmpv4::CODE_PORT_UNREACHABLE, 0, vip)
     }
 
-    fn reset_session(
-        w: &mut Worker,
-        idx: u32,
-        flow: &Flow,
-        dir: Dir,
-    ) -> Result<Verdict, DropReason> {
-        w.reset_session(idx, flow, dir)
+    #[inline(always)]
+    fn egress<P: PacketBuf>(w: &mut Worker, pkt: &mut P, dst: u32) -> Result<Verdict, DropReason> {
+        w.egress(pkt, dst.into())
     }
 
-    fn probe(s: &Session4, to_client: bool) -> Option<Generated> {
-        Some(Generated::Probe {
-            session: *s,
-            to_client,
-        })
+    fn parse(data: &[u8]) -> Result<Flow, DropReason> {
+        parse_flow(data, ethernet::HEADER_LEN)
+    }
+
+    fn any(s: &Session4) -> AnySession {
+        AnySession::V4(*s)
     }
 }

@@ -8,15 +8,16 @@
 use crate::conntrack;
 use crate::exception::KernelClass;
 use crate::flow::{Family, Flow, Table};
+use crate::icmp6::Icmp6Error;
 use crate::nat;
 use crate::packet::PacketBuf;
 use crate::service::{find_vs6, Rewrite};
-use crate::session::{Dir, Session6, Tuple};
+use crate::session::{Session6, Tuple};
 use crate::shared::{Local, Shared};
 use crate::stats::DropReason;
 use crate::wire::ipv6::{self, next_header, Upper};
-use crate::wire::{tcp, udp};
-use crate::worker::{Generated, Verdict, Worker};
+use crate::wire::{ethernet, icmpv6, tcp, udp};
+use crate::worker::{AnySession, Verdict, Worker};
 use sluice_config::Forwarding;
 
 impl Worker {
@@ -224,34 +225,31 @@ impl Family for u128 {
         w.egress6(pkt, s.client.into())
     }
 
-    /// Not answered yet (no IPv6 RST or ICMPv6 unreachable is written):
-    /// dropped, counted by its reason.
-    fn reject<P: PacketBuf>(
-        _: &mut Worker,
-        _: &mut P,
-        _: &Flow<u128>,
-        _: u16,
-        full: bool,
-    ) -> Result<Verdict, DropReason> {
-        Err(match full {
-            true => DropReason::MembersFull,
-            false => DropReason::NoMember,
-        })
-    }
-
-    /// Sessions are only marked for reset where the server resets them,
-    /// which the daemon refuses for IPv6 servers yet: the session just ends.
-    fn reset_session(
+    fn unreachable<P: PacketBuf>(
         w: &mut Worker,
-        idx: u32,
-        _: &Flow<u128>,
-        _: Dir,
+        pkt: &mut P,
+        flow: &Flow<u128>,
     ) -> Result<Verdict, DropReason> {
-        w.remove_session::<u128>(idx);
-        Err(DropReason::NoSession)
+        let err = Icmp6Error {
+            kind: icmpv6::kind::DEST_UNREACHABLE,
+            code: icmpv6::CODE_PORT_UNREACHABLE,
+            rest: 0,
+        };
+        w.icmpv6_reply(pkt, flow, err, flow.tuple.dst.into())
     }
 
-    fn probe(_: &Session6, _: bool) -> Option<Generated> {
-        None
+    #[inline]
+    fn egress<P: PacketBuf>(w: &mut Worker, pkt: &mut P, dst: u128) -> Result<Verdict, DropReason> {
+        w.egress6(pkt, dst.into())
+    }
+
+    fn parse(data: &[u8]) -> Result<Flow<u128>, DropReason> {
+        let l3 = ethernet::HEADER_LEN;
+        let ip = ipv6::Packet::new_checked(&data[l3..])?;
+        parse_flow6(data, l3, ip.upper_layer()?)
+    }
+
+    fn any(s: &Session6) -> AnySession {
+        AnySession::V6(*s)
     }
 }

@@ -13,21 +13,25 @@
 
 use crate::addr::Addr;
 use crate::conntrack::{flag, tcp as tcp_state};
-use crate::flow::Flow;
-use crate::ipv4::parse_flow;
+use crate::flow::{Family, Flow};
 use crate::packet::PacketBuf;
-use crate::session::{Dir, Session, Session4};
+use crate::session::{Dir, Session};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason};
+use crate::wire::ethernet;
 use crate::wire::ipv4::{self, proto};
+use crate::wire::ipv6;
 use crate::wire::tcp::{self, flags};
-use crate::wire::{ethernet, icmpv4};
-use crate::worker::{Generated, Verdict, Worker};
+use crate::worker::{AnySession, Generated, Verdict, Worker};
 use sluice_config::OnMemberDown;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Ethernet + IPv4 + TCP without options: every segment the switch writes.
+/// Ethernet + IP + TCP without options: every segment the switch writes,
+/// over IPv4 and over IPv6.
 const SEGMENT_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
+const SEGMENT_LEN6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::MIN_HEADER_LEN;
+/// TTL and hop limit of the segments the switch writes.
+const HOPS: u8 = 64;
 
 /// Sequence number of the probe: any value the client is unlikely to have in
 /// its window; an unacceptable segment is answered with an ACK either way.
@@ -93,9 +97,9 @@ pub(crate) fn resets_when_expired<A: Addr>(shared: &Shared, s: &Session<A>) -> b
 
 /// A TCP segment the switch writes from scratch.
 #[derive(Clone, Copy, Debug)]
-struct Segment {
-    src: (u32, u16),
-    dst: (u32, u16),
+struct Segment<A> {
+    src: (A, u16),
+    dst: (A, u16),
     seq: u32,
     ack: u32,
     flags: u8,
@@ -104,7 +108,7 @@ struct Segment {
 /// Sequence number, acknowledgement and flags of a RST answering a segment
 /// (RFC 793 "Reset Generation"): with an ACK it takes its sequence number
 /// from that ACK, without one it acknowledges the segment.
-fn rst_answering(flow: &Flow) -> (u32, u32, u8) {
+fn rst_answering<A>(flow: &Flow<A>) -> (u32, u32, u8) {
     if flow.tcp_flags & flags::ACK != 0 {
         return (flow.ack, 0, flags::RST);
     }
@@ -120,20 +124,24 @@ fn rst_answering(flow: &Flow) -> (u32, u32, u8) {
 impl Worker {
     /// Refuses a new session of virtual server `vs` that found no usable
     /// member (`full`: all usable ones at their connection limit): the packet
-    /// becomes, in place, a RST (TCP) or an ICMP port-unreachable (UDP) from
-    /// the VIP back to the client.
+    /// becomes, in place, a RST (TCP) or an ICMP or ICMPv6 port-unreachable
+    /// (UDP) from the VIP back to the client.
     #[cold]
-    pub(crate) fn reject_no_member<P: PacketBuf>(
+    pub(crate) fn reject_no_member<A: Family, P: PacketBuf>(
         &mut self,
         pkt: &mut P,
-        flow: &Flow,
+        flow: &Flow<A>,
         vs: u16,
         full: bool,
     ) -> Result<Verdict, DropReason> {
         let t = flow.tuple;
-        let client = Ipv4Addr::from(t.src);
-        if client.is_multicast() || client.is_broadcast() || client.is_unspecified() {
-            // Never answer a source that cannot be one host (RFC 1122 3.2.2, 4.2.3.10).
+        let one_host = match t.src.ip().into() {
+            IpAddr::V4(c) => !(c.is_multicast() || c.is_broadcast() || c.is_unspecified()),
+            IpAddr::V6(c) => !(c.is_multicast() || c.is_unspecified()),
+        };
+        if !one_host {
+            // Never answer a source that cannot be one host (RFC 1122
+            // 3.2.2, 4.2.3.10; RFC 4443 2.4 e).
             return Err(if full {
                 DropReason::MembersFull
             } else {
@@ -153,8 +161,7 @@ impl Worker {
             stats::inc(c);
         }
         if t.proto == proto::UDP {
-            let vip = Ipv4Addr::from(t.dst);
-            return self.icmp_unreachable(pkt, flow, icmpv4::CODE_PORT_UNREACHABLE, 0, vip);
+            return A::unreachable(self, pkt, flow);
         }
         let (seq, ack, flags) = rst_answering(flow);
         let seg = Segment {
@@ -167,17 +174,17 @@ impl Worker {
         if !self.write_segment(pkt, &seg) {
             return Err(DropReason::Truncated);
         }
-        self.egress(pkt, t.src.into())
+        A::egress(self, pkt, t.src)
     }
 
     /// Turns a packet of a session marked for reset into RSTs to both ends,
     /// numbered from that packet, and removes the session. The packet itself
     /// goes no further.
     #[cold]
-    pub(crate) fn reset_session(
+    pub(crate) fn reset_session<A: Family>(
         &mut self,
         idx: u32,
-        flow: &Flow,
+        flow: &Flow<A>,
         dir: Dir,
     ) -> Result<Verdict, DropReason> {
         if self.generate_room() < 2 {
@@ -185,7 +192,7 @@ impl Worker {
         }
         // A RST is never answered with a RST (RFC 793): its sender is done.
         let answer_sender = flow.tcp_flags & flags::RST == 0;
-        let session = *self.v4.sessions.get(idx);
+        let session = A::any(A::t(self).sessions.get(idx));
         let (seq, ack, flags) = rst_answering(flow);
         // The sender gets the RST answering its packet; the other end, which
         // never saw that packet, a RST at the packet's own sequence number.
@@ -208,7 +215,7 @@ impl Worker {
             self.generate(to_sender);
         }
         self.generate(to_peer);
-        self.discard_session::<u32>(idx);
+        self.discard_session::<A>(idx);
         stats::inc(&self.stats.sessions_reset);
         Ok(Verdict::Consumed)
     }
@@ -216,7 +223,7 @@ impl Worker {
     /// Writes a packet the worker asked for (see [`Worker::pop_generated`])
     /// into an empty buffer and routes it.
     pub fn write_generated<P: PacketBuf>(&mut self, g: Generated, buf: &mut P) -> Verdict {
-        let (s, to_client, seq, ack, flags) = match g {
+        let (session, to_client, seq, ack, flags) = match g {
             Generated::Probe { session, to_client } => {
                 (session, to_client, PROBE_SEQ, 0, flags::ACK)
             }
@@ -228,19 +235,11 @@ impl Worker {
                 flags,
             } => (session, to_client, seq, ack, flags),
         };
-        let (src, dst, member) = if to_client {
-            ((s.vip, s.vport), (s.client, s.cport), None)
-        } else {
-            ((s.client, s.cport), (s.vip, s.vport), Some(s))
+        let numbers = (seq, ack, flags);
+        let result = match session {
+            AnySession::V4(s) => self.send_generated(buf, &s, to_client, numbers),
+            AnySession::V6(s) => self.send_generated(buf, &s, to_client, numbers),
         };
-        let seg = Segment {
-            src,
-            dst,
-            seq,
-            ack,
-            flags,
-        };
-        let result = self.send_segment(buf, &seg, member);
         match result {
             Ok(v) => v,
             Err(r) => {
@@ -250,58 +249,84 @@ impl Worker {
         }
     }
 
-    /// Writes `seg` and sends it: to its destination, or, for a segment to a
-    /// session's member, through the session's forwarding mode as if the
-    /// client had sent it.
-    fn send_segment<P: PacketBuf>(
+    /// Writes the segment with `(seq, ack, flags)` of session `s`, to its
+    /// client or to its member, and sends it: to the client directly, to the
+    /// member through the session's forwarding mode as if the client had
+    /// sent it.
+    fn send_generated<A: Family, P: PacketBuf>(
         &mut self,
         buf: &mut P,
-        seg: &Segment,
-        member: Option<Session4>,
+        s: &Session<A>,
+        to_client: bool,
+        (seq, ack, flags): (u32, u32, u8),
     ) -> Result<Verdict, DropReason> {
+        let (src, dst) = match to_client {
+            true => ((s.vip, s.vport), (s.client, s.cport)),
+            false => ((s.client, s.cport), (s.vip, s.vport)),
+        };
+        let seg = Segment {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+        };
+        let len = if A::is_v4() {
+            SEGMENT_LEN
+        } else {
+            SEGMENT_LEN6
+        };
         let have = buf.data().len();
-        if have < SEGMENT_LEN && !buf.append(SEGMENT_LEN - have) {
+        if have < len && !buf.append(len - have) {
             return Err(DropReason::NoHeadroom);
         }
-        if !self.write_segment(buf, seg) {
+        if !self.write_segment(buf, &seg) {
             return Err(DropReason::Truncated);
         }
-        match member {
-            None => self.egress(buf, seg.dst.0.into()),
-            Some(s) => {
-                let flow = parse_flow(buf.data(), ethernet::HEADER_LEN)?;
-                let rewrite = (self.shared.service(s.vs))
-                    .ok_or(DropReason::NoVirtualServer)?
-                    .rewrite();
-                self.send_to_member(buf, &flow, &s, rewrite)
-            }
+        if to_client {
+            return A::egress(self, buf, s.client);
         }
+        let flow = A::parse(buf.data())?;
+        let rewrite = (self.shared.service(s.vs))
+            .ok_or(DropReason::NoVirtualServer)?
+            .rewrite();
+        A::send_to_member(self, buf, &flow, s, rewrite)
     }
 
-    /// Overwrites the frame in `buf` (at least `SEGMENT_LEN` bytes; longer
+    /// Overwrites the frame in `buf` (at least a segment long; longer
     /// frames are trimmed) with `seg`. MACs are left to egress.
-    fn write_segment<P: PacketBuf>(&mut self, buf: &mut P, seg: &Segment) -> bool {
-        let excess = buf.data().len().saturating_sub(SEGMENT_LEN);
-        if buf.data().len() < SEGMENT_LEN || (excess > 0 && !buf.trim(excess)) {
+    fn write_segment<A: Addr, P: PacketBuf>(&mut self, buf: &mut P, seg: &Segment<A>) -> bool {
+        let len = if A::is_v4() {
+            SEGMENT_LEN
+        } else {
+            SEGMENT_LEN6
+        };
+        let excess = buf.data().len().saturating_sub(len);
+        if buf.data().len() < len || (excess > 0 && !buf.trim(excess)) {
             return false;
         }
         let ident = self.next_ip_ident();
         let data = buf.data_mut();
-        ethernet::Frame::new_unchecked(&mut *data).set_ethertype(ethernet::ethertype::IPV4);
         let l3 = &mut data[ethernet::HEADER_LEN..];
-        l3[0] = 0x45;
-        let mut ip = ipv4::Packet::new_unchecked(&mut *l3);
-        ip.set_tos(0);
-        ip.set_total_len((ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN) as u16);
-        ip.set_ident(ident);
-        ip.set_flags_frag(true, false, 0);
-        ip.set_ttl(64);
-        ip.set_protocol(proto::TCP);
-        let (src, dst) = (Ipv4Addr::from(seg.src.0), Ipv4Addr::from(seg.dst.0));
-        ip.set_src_addr(src);
-        ip.set_dst_addr(dst);
-        ip.fill_checksum();
-        let mut t = tcp::Packet::new_unchecked(ip.payload_mut());
+        let l4 = match (seg.src.0.ip().into(), seg.dst.0.ip().into()) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                write_ipv4(l3, (src, dst), ident);
+                ipv4::MIN_HEADER_LEN
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                write_ipv6(l3, (src, dst));
+                ipv6::HEADER_LEN
+            }
+            _ => return false,
+        };
+        let ethertype = match A::is_v4() {
+            true => ethernet::ethertype::IPV4,
+            false => ethernet::ethertype::IPV6,
+        };
+        ethernet::Frame::new_unchecked(&mut *data).set_ethertype(ethertype);
+        let l3 = &mut data[ethernet::HEADER_LEN..];
+        let (head, l4) = l3.split_at_mut(l4);
+        let mut t = tcp::Packet::new_unchecked(l4);
         t.set_src_port(seg.src.1);
         t.set_dst_port(seg.dst.1);
         t.set_seq_number(seg.seq);
@@ -310,9 +335,46 @@ impl Worker {
         t.set_flags(seg.flags);
         t.set_window_len(0);
         t.set_urgent_at(0);
-        t.fill_checksum_v4(src, dst);
+        match A::is_v4() {
+            true => {
+                let ip = ipv4::Packet::new_unchecked(&*head);
+                t.fill_checksum_v4(ip.src_addr(), ip.dst_addr());
+            }
+            false => {
+                let ip = ipv6::Packet::new_unchecked(&*head);
+                t.fill_checksum_v6(ip.src_addr(), ip.dst_addr());
+            }
+        }
         true
     }
+}
+
+/// Writes the IPv4 header of a segment the switch writes (DF set).
+fn write_ipv4(l3: &mut [u8], (src, dst): (Ipv4Addr, Ipv4Addr), ident: u16) {
+    l3[0] = 0x45;
+    let mut ip = ipv4::Packet::new_unchecked(&mut *l3);
+    ip.set_tos(0);
+    ip.set_total_len((ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN) as u16);
+    ip.set_ident(ident);
+    ip.set_flags_frag(true, false, 0);
+    ip.set_ttl(HOPS);
+    ip.set_protocol(proto::TCP);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+}
+
+/// Writes the IPv6 header of a segment the switch writes.
+fn write_ipv6(l3: &mut [u8], (src, dst): (Ipv6Addr, Ipv6Addr)) {
+    let mut ip = ipv6::Packet::new_unchecked(&mut *l3);
+    ip.set_version(6);
+    ip.set_traffic_class(0);
+    ip.set_flow_label(0);
+    ip.set_payload_len(tcp::MIN_HEADER_LEN as u16);
+    ip.set_next_header(proto::TCP);
+    ip.set_hop_limit(HOPS);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
 }
 
 /// Whether a session's state asks for a reset on its next packet.

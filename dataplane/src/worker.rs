@@ -75,6 +75,13 @@ pub(crate) struct ArpOut {
     limiter: crate::arp::RequestLimiter,
 }
 
+/// A session of either family, as a packet to generate carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnySession {
+    V4(Session4),
+    V6(Session6),
+}
+
 /// Packets the worker wants generated (it owns no buffers): the daemon
 /// drains them after each burst into fresh buffers via [`Worker::write_generated`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,10 +91,13 @@ pub enum Generated {
     /// receiver answers with an ACK carrying its exact sequence numbers,
     /// which lets the switch reset an idle session (`on_member_down =
     /// "reset"`, `reset_on_timeout`).
-    Probe { session: Session4, to_client: bool },
+    Probe {
+        session: AnySession,
+        to_client: bool,
+    },
     /// A RST to the client (`to_client`) or to the member of a session.
     Rst {
-        session: Session4,
+        session: AnySession,
         to_client: bool,
         seq: u32,
         ack: u32,
@@ -774,11 +784,11 @@ impl Sweep<'_> {
                     true
                 }
                 crate::reset::Judgement::Probe { member_too } => {
-                    // No probe in this family: the session just ends.
-                    let (Some(client), Some(member)) = (A::probe(s, true), A::probe(s, false))
-                    else {
-                        return true;
+                    let probe = |to_client| Generated::Probe {
+                        session: A::any(s),
+                        to_client,
                     };
+                    let (client, member) = (probe(true), probe(false));
                     if queue.0.len() - *queue.2 >= 2 {
                         push_generated(queue.0, queue.1, queue.2, client);
                         if member_too {

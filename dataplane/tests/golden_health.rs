@@ -19,7 +19,7 @@ use sluice_dataplane::conntrack::{flag, tcp as st};
 use sluice_dataplane::packet::{PacketBuf, VecBuf};
 use sluice_dataplane::service::client_owner;
 use sluice_dataplane::stats::DropReason as R;
-use sluice_dataplane::worker::{Generated, Verdict};
+use sluice_dataplane::worker::{AnySession, Generated, Verdict};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -716,7 +716,7 @@ fn probe_46000(lab: &mut Lab, ids: &mut Idents) {
     for (i, to) in [true, false].into_iter().enumerate() {
         match g[i].0 {
             Generated::Probe {
-                session: p,
+                session: AnySession::V4(p),
                 to_client,
             } if to_client == to => assert_eq!(
                 (p.client, p.cport, p.vip, p.vport, p.member, p.mport),

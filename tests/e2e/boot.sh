@@ -20,11 +20,11 @@ check "unknown key is named" grep -q 'unknown key "port_typo"' <<<"$out"
 "$HERE/scripts/lab.sh" config dest_nat 1 | sed 's|address = "198.51.100.10:\([0-9]*\)"|address = "[2001:db8::10]:\1"|' \
     | sed 's|address = "10.20.0.1\([123]\):8080"|address = "[fd00:20::1\1]:8080"|' \
     | sed 's|addresses = \["10.20.0.1/24"\]|addresses = ["10.20.0.1/24", "fd00:20::1/64"]|' \
-    | sed '0,/^forwarding = "dest_nat"$/s//forwarding = "dest_nat"\nreset_on_timeout = true/' >"$WORK/v6.toml"
+    | sed 's|^\[pool.web\]$|[health_check.ping]\nkind = "icmp"\n\n[pool.web]\nhealth_check = "ping"|' >"$WORK/v6.toml"
 out=$(timeout 20 "$SLUICE" --config "$WORK/v6.toml" 2>&1); rc=$?
 check "not-yet-supported key exits 2" test "$rc" -eq 2
 check "says not supported yet with the key ($(head -1 <<<"$out"))" \
-    grep -q 'virtual_server\[0\].reset_on_timeout: not supported yet' <<<"$out"
+    grep -q 'pool.web.health_check: not supported yet' <<<"$out"
 "$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/good.toml"
 check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --check
 

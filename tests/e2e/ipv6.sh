@@ -4,10 +4,13 @@
 # address); ping -6 of a VIP; a 50 MB download over IPv6; an IPv6 member
 # taken out by the default health check when its server stops, and back
 # when it returns; IPv4 served alongside; sessions listed; an IPv6 server
-# added by a reload (its new members enabled); the contract's example
+# added by a reload (its new members enabled), and its connections and
+# datagrams refused at once (RST, ICMPv6 port unreachable) when its only
+# member is disabled; the contract's example
 # configuration, with its IPv6 server, booted and serving.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
+command -v dig >/dev/null || apt-get install -y -qq bind9-dnsutils >/dev/null 2>&1
 
 VIP6=2001:db8:1::10
 BOTH6=2001:db8:1::11
@@ -103,11 +106,25 @@ address = "[2001:db8:1::20]:80"
 protocol = "tcp"
 pool = "m3only"
 forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "dns6b"
+address = "[2001:db8:1::20]:53"
+protocol = "udp"
+pool = "m3only"
+forwarding = "dest_nat"
 TOML
 check "sluicectl reload takes it" ctl reload
 got=$(client bash -c "for i in 1 2 3; do curl -6 -s -m 5 http://[2001:db8:1::20]/; done")
 check "it serves at once, from its new member m3 ($(tr '\n' ' ' <<<"$got"))" \
     test "$(grep -c '^server=m3 client=2001:db8:1::2$' <<<"$got")" -eq 3
+ctl member disable "[fd00:20::13]:8080" --pool m3only >/dev/null
+client curl -6 -s -m 5 -o /dev/null "http://[2001:db8:1::20]/"; rc=$?
+check "its only member disabled, a new connection is refused at once by a RST (curl rc=$rc, 7: refused)" \
+    test "$rc" -eq 7
+client dig -6 +tries=1 +time=3 @2001:db8:1::20 example >"$WORK/dig6" 2>&1
+check "  and a UDP query by an ICMPv6 port unreachable ($(grep -m1 -o 'connection refused\|timed out' "$WORK/dig6"))" \
+    grep -q "connection refused" "$WORK/dig6"
 stop_sluice; rc=$?
 check "SIGTERM exits 0 (rc=$rc)" test "$rc" -eq 0
 

@@ -10,6 +10,9 @@ pub const HEADER_LEN: usize = 8;
 
 const PROTO_ICMPV6: u8 = 58;
 
+/// Destination unreachable code: port unreachable (RFC 4443 3.1).
+pub const CODE_PORT_UNREACHABLE: u8 = 4;
+
 /// Message types.
 pub mod kind {
     pub const DEST_UNREACHABLE: u8 = 1;

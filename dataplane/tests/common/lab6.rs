@@ -15,6 +15,7 @@ pub const SNAT6: &str = "fd00:20::100";
 pub const M1: &str = "fd00:20::11";
 pub const M2: &str = "fd00:20::12";
 pub const CLIENT6: &str = "2001:db8:99::7";
+pub const RESET6: &str = "2001:db8:1::18";
 
 pub const M1_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x11];
 pub const M2_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x12];
@@ -98,6 +99,18 @@ address = "[2001:db8:1::14]:80"
 protocol = "tcp"
 pool = "far6"
 forwarding = "dest_nat"
+
+[pool.reset6]
+on_member_down = "reset"
+members = [ { address = "[fd00:20::11]:8080" } ]
+
+[[virtual_server]]
+name = "reset6"
+address = "[2001:db8:1::18]:80"
+protocol = "tcp"
+pool = "reset6"
+forwarding = "dest_nat"
+reset_on_timeout = true
 
 [pool.l3v6]
 members = [ { address = "[fd00:20::11]:80" } ]
