@@ -11,7 +11,6 @@ mod clock;
 mod control;
 mod eal_args;
 mod exception;
-mod features;
 mod health;
 mod json;
 mod lcore;
@@ -93,10 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = match sluice_config::load(&args.config).and_then(|c| {
-        features::check_supported(&c)?;
-        Ok(c)
-    }) {
+    let cfg = match sluice_config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sluice: configuration error: {e}");

@@ -149,9 +149,7 @@ async fn reload(view: &View) -> Result<Applied, Refused> {
     if let Some(w) = lagging_worker(view, running.shared.generation) {
         return Err(Refused::Behind(w));
     }
-    let cfg = sluice_config::load(&view.config_path)
-        .and_then(|c| crate::features::check_supported(&c).map(|_| c))
-        .map_err(Refused::Invalid)?;
+    let cfg = sluice_config::load(&view.config_path).map_err(Refused::Invalid)?;
     let keys = sluice_config::restart_keys(&running.config, &cfg);
     if let Some(first) = keys.first() {
         let message = format!("cannot change without a restart: {}", keys.join(", "));

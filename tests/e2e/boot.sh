@@ -21,10 +21,11 @@ check "unknown key is named" grep -q 'unknown key "port_typo"' <<<"$out"
     | sed 's|address = "10.20.0.1\([123]\):8080"|address = "[fd00:20::1\1]:8080"|' \
     | sed 's|addresses = \["10.20.0.1/24"\]|addresses = ["10.20.0.1/24", "fd00:20::1/64"]|' \
     | sed 's|^\[pool.web\]$|[health_check.ping]\nkind = "icmp"\n\n[pool.web]\nhealth_check = "ping"|' >"$WORK/v6.toml"
-out=$(timeout 20 "$SLUICE" --config "$WORK/v6.toml" 2>&1); rc=$?
-check "not-yet-supported key exits 2" test "$rc" -eq 2
-check "says not supported yet with the key ($(head -1 <<<"$out"))" \
-    grep -q 'pool.web.health_check: not supported yet' <<<"$out"
+check "--check accepts IPv6 members with an icmp check" "$SLUICE" --config "$WORK/v6.toml" --check
+sed 's|, "fd00:20::1/64"||' "$WORK/v6.toml" >"$WORK/v6-noaddr.toml"
+out=$("$SLUICE" --config "$WORK/v6-noaddr.toml" --check 2>&1); rc=$?
+check "an IPv6 server without an IPv6 interface address is refused (rc=$rc)" test "$rc" -eq 2
+check "  with file, line and key ($(head -1 <<<"$out"))" grep -q 'v6-noaddr.toml:[0-9]*: virtual_server\[0\]' <<<"$out"
 "$HERE/scripts/lab.sh" config dest_nat 1 >"$WORK/good.toml"
 check "--check accepts the lab config" "$SLUICE" --config "$WORK/good.toml" --check
 

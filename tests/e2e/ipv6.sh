@@ -97,7 +97,13 @@ check "and up again once it listens" test "$up" -eq 1
 section "an IPv6 server and pool added by a reload"
 cat >>"$WORK/lab.toml" <<'TOML'
 
+[health_check.ping6]
+kind = "icmp"
+interval = "500ms"
+timeout = "400ms"
+
 [pool.m3only]
+health_check = "ping6"
 members = [ { address = "[fd00:20::13]:8080" } ]
 
 [[virtual_server]]
@@ -118,6 +124,26 @@ check "sluicectl reload takes it" ctl reload
 got=$(client bash -c "for i in 1 2 3; do curl -6 -s -m 5 http://[2001:db8:1::20]/; done")
 check "it serves at once, from its new member m3 ($(tr '\n' ' ' <<<"$got"))" \
     test "$(grep -c '^server=m3 client=2001:db8:1::2$' <<<"$got")" -eq 3
+sleep 3
+member_is() { ctl members | grep -q "\[$1\]:8080 .* $2 "; }
+check "  its member stays up under an ICMPv6 echo check every 500 ms" member_is fd00:20::13 up
+check "  not a miss logged" test "$(grep -c 'check ping6 (icmp) DOWN' "$WORK/sluice.out")" -eq 0
+ip netns exec "${LAB}-m3" nft -f - <<'NFT'
+table ip6 sluice_test {
+    chain input {
+        type filter hook input priority 0;
+        icmpv6 type echo-request drop
+    }
+}
+NFT
+down=0
+for _ in $(seq 60); do
+    if member_is fd00:20::13 down; then down=1; break; fi
+    sleep 0.1
+done
+check "  taken out once it stops answering pings ($(grep -m1 -o 'check ping6 (icmp) DOWN.*' "$WORK/sluice.out"))" \
+    test "$down" -eq 1
+ip netns exec "${LAB}-m3" nft delete table ip6 sluice_test
 ctl member disable "[fd00:20::13]:8080" --pool m3only >/dev/null
 client curl -6 -s -m 5 -o /dev/null "http://[2001:db8:1::20]/"; rc=$?
 check "its only member disabled, a new connection is refused at once by a RST (curl rc=$rc, 7: refused)" \

@@ -1,4 +1,4 @@
-//! ICMP echo check over raw sockets (the switch runs as root).
+//! ICMP and ICMPv6 echo check over raw sockets (the switch runs as root).
 //!
 //! A raw ICMP socket sees every ICMP packet the host receives, so each
 //! probe having one would cost every probe every reply: the cost would grow
@@ -7,17 +7,21 @@
 //! reply to the probe waiting for its identifier and sequence number (and
 //! from its target); replies to other pingers are skipped. The socket is
 //! not connected, so a destination unreachable from a router on the way is
-//! seen too and fails the probe at once.
+//! seen too and fails the probe at once. An IPv6 member is pinged over a
+//! raw ICMPv6 socket: the kernel fills in the checksum (RFC 3542 3.1) and
+//! hands over messages without their IPv6 header, the sender apart.
 
 use super::{io_reason, setup_failure, Failure};
 use crate::health::{lock, Target};
 use sluice_dataplane::wire::icmpv4::{self, kind};
+use sluice_dataplane::wire::icmpv6;
 use sluice_dataplane::wire::ipv4::{self, proto};
+use sluice_dataplane::wire::ipv6::{self, next_header};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -37,7 +41,7 @@ static NEXT_PROBE: AtomicU32 = AtomicU32::new(0);
 
 /// A probe waiting for its answer.
 struct Waiter {
-    target: Ipv4Addr,
+    target: IpAddr,
     answer: oneshot::Sender<Result<String, String>>,
 }
 
@@ -45,11 +49,16 @@ struct Waiter {
 /// that source, and the probes waiting on it by (identifier, sequence).
 struct Pinger {
     socket: AsyncFd<Socket>,
+    v6: bool,
     waiting: Mutex<HashMap<(u16, u16), Waiter>>,
 }
 
+/// Where a pinger's probes leave from: the family (IPv6?) and the source
+/// address, if bound to one.
+type Source = (bool, Option<IpAddr>);
+
 /// A pinger with its source and the task reading its socket.
-type Open = (Option<Ipv4Addr>, Arc<Pinger>, JoinHandle<()>);
+type Open = (Source, Arc<Pinger>, JoinHandle<()>);
 
 /// The pingers by source.
 static PINGERS: LazyLock<Mutex<Vec<Open>>> = LazyLock::new(|| Mutex::new(Vec::new()));
@@ -64,11 +73,7 @@ const READ_BACKOFF: Duration = Duration::from_millis(100);
 /// retired or ended with the runtime it ran on), with `waiter` waiting on it
 /// for `key`: put there under the registry's lock, so its reader cannot
 /// retire in between.
-fn wait_on(
-    source: Option<Ipv4Addr>,
-    key: (u16, u16),
-    waiter: Waiter,
-) -> Result<Arc<Pinger>, Failure> {
+fn wait_on(source: Source, key: (u16, u16), waiter: Waiter) -> Result<Arc<Pinger>, Failure> {
     let mut all = lock(&PINGERS);
     all.retain(|(_, _, reader)| !reader.is_finished());
     let p = match all.iter().find(|(s, _, _)| *s == source) {
@@ -77,6 +82,7 @@ fn wait_on(
             let socket = open(source).map_err(|e| setup_failure("raw socket", &e))?;
             let p = Arc::new(Pinger {
                 socket,
+                v6: source.0,
                 waiting: Mutex::new(HashMap::new()),
             });
             let reader = tokio::spawn(read_replies(p.clone()));
@@ -94,11 +100,17 @@ async fn read_replies(p: Arc<Pinger>) {
     let mut packet = vec![0u8; MAX_PACKET];
     loop {
         // `Read` for `&Socket` is a plain recv(2): one whole packet per call.
-        let read = p
-            .socket
-            .async_io(Interest::READABLE, |mut s| s.read(&mut packet));
-        let len = match tokio::time::timeout(IDLE_READER, read).await {
-            Ok(Ok(len)) => len,
+        // An ICMPv6 message comes without its IPv6 header: its sender is
+        // looked at first (one reader per socket: nothing comes between).
+        let read = p.socket.async_io(Interest::READABLE, |mut s| {
+            let from = match p.v6 {
+                true => s.peek_sender()?.as_socket().map(|a| a.ip()),
+                false => None,
+            };
+            Ok((s.read(&mut packet)?, from))
+        });
+        let (len, from) = match tokio::time::timeout(IDLE_READER, read).await {
+            Ok(Ok(got)) => got,
             Ok(Err(_)) => {
                 tokio::time::sleep(READ_BACKOFF).await;
                 continue;
@@ -112,7 +124,11 @@ async fn read_replies(p: Arc<Pinger>) {
                 continue;
             }
         };
-        let Some(reply) = reply_of(&packet[..len]) else {
+        let reply = match from {
+            Some(IpAddr::V6(from)) => reply_of6(&packet[..len], from),
+            _ => reply_of(&packet[..len]),
+        };
+        let Some(reply) = reply else {
             continue;
         };
         let mut waiting = lock(&p.waiting);
@@ -136,16 +152,9 @@ impl Drop for Waiting<'_> {
 }
 
 pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
-    // IPv6 members are refused an icmp check at boot (not supported yet).
-    let IpAddr::V4(addr) = target.addr else {
-        return Err(Failure::Local(
-            "ICMPv6 echo checks are not supported yet".into(),
-        ));
-    };
-    let source = target.source.and_then(|s| match s {
-        IpAddr::V4(s) => Some(s),
-        IpAddr::V6(_) => None,
-    });
+    let addr = target.addr;
+    let v6 = addr.is_ipv6();
+    let source = target.source.filter(|s| s.is_ipv6() == v6);
     let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
     let (ident, seq) = (n as u16, (n >> 16) as u16);
     let (tx, rx) = oneshot::channel();
@@ -153,10 +162,13 @@ pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
         target: addr,
         answer: tx,
     };
-    let p = wait_on(source, (ident, seq), waiter)?;
+    let p = wait_on((v6, source), (ident, seq), waiter)?;
     let _waiting = Waiting(&p, (ident, seq));
-    let request = echo_request(ident, seq);
-    let to = SockAddr::from(SocketAddrV4::new(addr, 0));
+    let request = match v6 {
+        true => echo_request6(ident, seq),
+        false => echo_request(ident, seq),
+    };
+    let to = SockAddr::from(SocketAddr::new(addr, 0));
     p.socket
         .async_io(Interest::WRITABLE, |s| s.send_to(&request, &to))
         .await
@@ -170,12 +182,15 @@ pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
     }
 }
 
-/// A non-blocking raw ICMP socket registered with the runtime.
-fn open(source: Option<Ipv4Addr>) -> io::Result<AsyncFd<Socket>> {
-    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+/// A non-blocking raw ICMP (`v6`: ICMPv6) socket registered with the runtime.
+fn open((v6, source): Source) -> io::Result<AsyncFd<Socket>> {
+    let socket = match v6 {
+        true => Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?,
+        false => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?,
+    };
     socket.set_nonblocking(true)?;
     if let Some(source) = source {
-        socket.bind(&SockAddr::from(SocketAddrV4::new(source, 0)))?;
+        socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
     }
     // `AsyncFd::new` is deprecated because a type could hand out an fd it
     // does not own; `Socket` owns its fd for its whole life, and the
@@ -185,7 +200,7 @@ fn open(source: Option<Ipv4Addr>) -> io::Result<AsyncFd<Socket>> {
 }
 
 /// An echo request (ICMP header and data; the kernel adds the IPv4 header).
-fn echo_request(ident: u16, seq: u16) -> [u8; icmpv4::HEADER_LEN + PAYLOAD.len()] {
+fn echo_request(ident: u16, seq: u16) -> Request {
     let mut buf = [0u8; icmpv4::HEADER_LEN + PAYLOAD.len()];
     let mut icmp = icmpv4::Packet::new_unchecked(&mut buf[..]);
     icmp.set_msg_type(kind::ECHO_REQUEST);
@@ -197,6 +212,23 @@ fn echo_request(ident: u16, seq: u16) -> [u8; icmpv4::HEADER_LEN + PAYLOAD.len()
     buf
 }
 
+/// An echo request as written to the socket (ICMP and ICMPv6 headers have
+/// the same length).
+type Request = [u8; icmpv4::HEADER_LEN + PAYLOAD.len()];
+
+/// An ICMPv6 echo request, its checksum left to the kernel (which knows the
+/// source address it picks).
+fn echo_request6(ident: u16, seq: u16) -> Request {
+    let mut buf = [0u8; icmpv6::HEADER_LEN + PAYLOAD.len()];
+    let mut icmp = icmpv6::Packet::new_unchecked(&mut buf[..]);
+    icmp.set_msg_type(icmpv6::kind::ECHO_REQUEST);
+    icmp.set_code(0);
+    icmp.set_echo_ident(ident);
+    icmp.set_echo_seq_no(seq);
+    icmp.data_mut().copy_from_slice(PAYLOAD);
+    buf
+}
+
 /// What an ICMP packet received says, and about which probe: an echo reply
 /// (`about` its source) or a destination unreachable quoting an echo
 /// request (`about` the request's destination).
@@ -204,7 +236,7 @@ fn echo_request(ident: u16, seq: u16) -> [u8; icmpv4::HEADER_LEN + PAYLOAD.len()
 struct Reply {
     ident: u16,
     seq: u16,
-    about: Ipv4Addr,
+    about: IpAddr,
     result: Result<String, String>,
 }
 
@@ -222,7 +254,7 @@ fn reply_of(packet: &[u8]) -> Option<Reply> {
         kind::ECHO_REPLY => Some(Reply {
             ident: icmp.echo_ident(),
             seq: icmp.echo_seq_no(),
-            about: ip.src_addr(),
+            about: ip.src_addr().into(),
             result: Ok("echo reply".to_string()),
         }),
         kind::DEST_UNREACHABLE => {
@@ -230,11 +262,54 @@ fn reply_of(packet: &[u8]) -> Option<Reply> {
             Some(Reply {
                 ident,
                 seq,
-                about,
+                about: about.into(),
                 result: Err(unreachable_reason(icmp.code(), ip.src_addr())),
             })
         }
         _ => None,
+    }
+}
+
+/// What an ICMPv6 message received from `from` says, and about which probe.
+fn reply_of6(msg: &[u8], from: Ipv6Addr) -> Option<Reply> {
+    let icmp = icmpv6::Packet::new_checked(msg).ok()?;
+    match icmp.msg_type() {
+        icmpv6::kind::ECHO_REPLY => Some(Reply {
+            ident: icmp.echo_ident(),
+            seq: icmp.echo_seq_no(),
+            about: from.into(),
+            result: Ok("echo reply".to_string()),
+        }),
+        icmpv6::kind::DEST_UNREACHABLE => {
+            let (about, ident, seq) = quoted_request6(icmp.data())?;
+            Some(Reply {
+                ident,
+                seq,
+                about: about.into(),
+                result: Err(unreachable_reason6(icmp.code(), from)),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The echo request an ICMPv6 error quotes: (destination, identifier,
+/// sequence).
+fn quoted_request6(quoted: &[u8]) -> Option<(Ipv6Addr, u16, u16)> {
+    // The quote is cut short, so the payload length cannot be checked.
+    let ip = ipv6::Packet::new_unchecked(quoted.get(..ipv6::HEADER_LEN)?);
+    let icmp = icmpv6::Packet::new_checked(quoted.get(ipv6::HEADER_LEN..)?).ok()?;
+    let ours =
+        ip.next_header() == next_header::ICMPV6 && icmp.msg_type() == icmpv6::kind::ECHO_REQUEST;
+    ours.then(|| (ip.dst_addr(), icmp.echo_ident(), icmp.echo_seq_no()))
+}
+
+fn unreachable_reason6(code: u8, from: Ipv6Addr) -> String {
+    match code {
+        0 => format!("no route to destination (from {from})"),
+        1 => format!("administratively prohibited (from {from})"),
+        3 => format!("address unreachable (from {from})"),
+        _ => format!("destination unreachable, code {code} (from {from})"),
     }
 }
 
@@ -244,7 +319,7 @@ fn reply_of(packet: &[u8]) -> Option<Reply> {
 #[cfg(test)]
 fn judge(packet: &[u8], target: Ipv4Addr, ident: u16, seq: u16) -> Option<Result<String, String>> {
     reply_of(packet)
-        .filter(|r| (r.ident, r.seq, r.about) == (ident, seq, target))
+        .filter(|r| (r.ident, r.seq, r.about) == (ident, seq, target.into()))
         .map(|r| r.result)
 }
 
@@ -352,6 +427,67 @@ mod tests {
         assert_eq!(judge(&from_router, ROUTER, 0x1234, 7), None);
     }
 
+    #[test]
+    fn icmpv6_replies_and_unreachables_are_matched_to_their_probe() {
+        let (target, router) = (
+            "fd00:20::11".parse().unwrap(),
+            "fd00:20::1".parse().unwrap(),
+        );
+        let request = echo_request6(0x1234, 7);
+        let mut reply = request;
+        reply[0] = icmpv6::kind::ECHO_REPLY;
+        let got = reply_of6(&reply, target).unwrap();
+        assert_eq!(
+            (got.ident, got.seq, got.about),
+            (0x1234, 7, IpAddr::V6(target))
+        );
+        assert_eq!(got.result, Ok("echo reply".into()));
+        // Our own request seen on the socket, and a neighbour solicitation.
+        assert_eq!(reply_of6(&request, target), None);
+        assert_eq!(reply_of6(&[135, 0, 0, 0, 0, 0, 0, 0], router), None);
+        // A router's address unreachable, quoting the request it was sent.
+        let mut quoted = vec![0x60, 0, 0, 0, 0, 24, next_header::ICMPV6, 64];
+        quoted.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        quoted.extend_from_slice(&target.octets());
+        quoted.extend_from_slice(&request);
+        let mut error = vec![icmpv6::kind::DEST_UNREACHABLE, 3, 0, 0, 0, 0, 0, 0];
+        error.extend_from_slice(&quoted);
+        let got = reply_of6(&error, router).unwrap();
+        assert_eq!(
+            (got.ident, got.seq, got.about),
+            (0x1234, 7, IpAddr::V6(target))
+        );
+        assert_eq!(
+            got.result,
+            Err("address unreachable (from fd00:20::1)".into())
+        );
+        assert_eq!(
+            reply_of6(&error[..8 + 40 + 4], router),
+            None,
+            "cut before the ids"
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv6_loopback_answers() {
+        if let Err(e) = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)) {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                eprintln!("skipping the ICMPv6 probe test: raw sockets need root ({e})");
+                return;
+            }
+        }
+        let mut target = test_target(0, CheckKind::Icmp, Duration::from_secs(1));
+        target.addr = Ipv6Addr::LOCALHOST.into();
+        target.source = Some(Ipv6Addr::LOCALHOST.into());
+        let (a, b) = tokio::join!(check(&target), check(&target));
+        assert_eq!(a.result, Ok("echo reply".to_string()));
+        assert_eq!(b.result, Ok("echo reply".to_string()));
+        // Nobody there: no answer within the timeout.
+        target.addr = "fd00:dead::1".parse::<Ipv6Addr>().unwrap().into();
+        target.source = None;
+        assert!(check(&target).await.result.is_err());
+    }
+
     #[tokio::test]
     async fn loopback_answers() {
         if let Err(e) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)) {
@@ -377,7 +513,7 @@ mod tests {
         }
         let open = lock(&PINGERS)
             .iter()
-            .filter(|(s, _, r)| s.map(IpAddr::V4) == target.source && !r.is_finished())
+            .filter(|(s, _, r)| s.1 == target.source && !r.is_finished())
             .count();
         // One per runtime still running (tests run side by side).
         assert!(open <= 2, "{open} sockets for one source");
