@@ -3,19 +3,25 @@
 # pcap file replayed forever by net_pcap (infinite_rx=1) into
 #   dpdk-testpmd --forward-mode=5tswap     (the ceiling: PMDs + a trivial rewrite)
 #   sluice in every forwarding mode        (same file, same PMDs, same CPU):
-#     dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp
+#     IPv4: dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp
+#     IPv6: dest_nat6 both_nat6 l2_dsr6     (an IPv6 file, after the IPv4 modes)
 # with the out port a net_null (no-rx=1) that frees what it is given.
 # Prints packets per second for each and the ratio sluice/testpmd, then the
 # new sessions per second of one worker (every packet a SYN of a new flow).
+# IPv6 traffic runs at the smallest IPv6 TCP frame: 78 bytes on the wire with
+# the FCS, 74 without (IPv4: 64 and 60); testpmd runs the IPv6 file too.
 # See BENCHMARKS.md for what the figures mean and what limits them.
 #
 # usage: scripts/bench.sh [--smoke] [--no-huge] [--flows "1000 1000000"]
-#                         [--sizes "64 512"] [--measure S] [--warmup S]
-#                         [--new-flows N] [--cpu N] [--out DIR] [--keep]
-#                         [--modes "dest_nat both_nat ..."]
+#                         [--sizes "64 512"] [--sizes6 "78"] [--measure S]
+#                         [--warmup S] [--new-flows N] [--cpu N] [--out DIR]
+#                         [--keep] [--modes "dest_nat both_nat ... l2_dsr6"]
 #   --smoke     CI mode: tiny flow counts, ~2 s per measurement, --no-huge;
 #               exits non-zero only if something fails to run or sluice
 #               forwards nothing (no timed assertions).
+#   --sizes     IPv4 frame sizes, --sizes6 IPv6 frame sizes (bytes on the
+#               wire with the FCS; at least 64 and 78).
+#   --modes     the modes to run, IPv4 and IPv6 (names ending in 6) mixed.
 #   --no-huge   4 KB pages instead of 2 MB hugepages.
 #   --cpu N     the CPU of the forwarding lcore (default 1; the main lcore is
 #               on the first other allowed CPU).
@@ -29,6 +35,7 @@ SMOKE=0
 NO_HUGE=0
 FLOWS="1000 1000000"
 SIZES="64 512"
+SIZES6="78"
 MEASURE=5
 WARMUP=2
 NEW_FLOWS=262144
@@ -36,7 +43,9 @@ CPU=1
 OUT=/tmp/sluice-bench
 KEEP=0
 DATA_ROUNDS_SMALL=31   # data packets per flow in files of <= 64k flows
-MODES="dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp"
+MODES4_ALL="dest_nat both_nat lan_to_lan l2_dsr l3_dsr_ipip l3_dsr_gre l3_dsr_dscp"
+MODES6_ALL="dest_nat6 both_nat6 l2_dsr6"
+MODES="$MODES4_ALL $MODES6_ALL"
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -44,6 +53,7 @@ while [ $# -gt 0 ]; do
         --no-huge) NO_HUGE=1; shift ;;
         --flows) FLOWS=$2; shift 2 ;;
         --sizes) SIZES=$2; shift 2 ;;
+        --sizes6) SIZES6=$2; shift 2 ;;
         --measure) MEASURE=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --new-flows) NEW_FLOWS=$2; shift 2 ;;
@@ -61,6 +71,14 @@ fi
 
 log() { echo "bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# The modes of each family, in the order given.
+MODES4="" MODES6=""
+for m in $MODES; do
+    case " $MODES4_ALL " in *" $m "*) MODES4+="$m "; continue ;; esac
+    case " $MODES6_ALL " in *" $m "*) MODES6+="$m "; continue ;; esac
+    die "unknown mode $m (modes: $MODES4_ALL $MODES6_ALL)"
+done
 
 [ "$(id -u)" = 0 ] || die "run as root (hugepages, DPDK)"
 mkdir -p "$OUT" || die "cannot create $OUT"
@@ -106,13 +124,14 @@ python3 -c "import os,sys; sys.exit(0 if $CPU in os.sched_getaffinity(0) else 1)
     || die "CPU $CPU is not available to this process"
 
 # --- traffic files -----------------------------------------------------------
-# name: est-FLOWS-SIZE (established sessions) or syn-FLOWS (new sessions).
+# name: est-FLOWS-SIZE (established sessions) or syn-FLOWS (new sessions);
+# est6-FLOWS-SIZE and syn6-FLOWS for IPv6.
 declare -A PKTS
 gen() {
-    local name=$1 mode=$2 flows=$3 size=$4 data=$5
+    local name=$1 mode=$2 flows=$3 size=$4 data=$5 family=${6:-4}
     local f=$OUT/$name.pcap
-    python3 "$HERE/scripts/bench/genpcap.py" --mode "$mode" --flows "$flows" --size "$size" \
-        --data "$data" --out "$f" 2>>"$OUT/gen.log" || die "genpcap failed for $name"
+    python3 "$HERE/scripts/bench/genpcap.py" --family "$family" --mode "$mode" --flows "$flows" \
+        --size "$size" --data "$data" --out "$f" 2>>"$OUT/gen.log" || die "genpcap failed for $name"
     PKTS[$name]=$(( flows * (1 + data) ))
 }
 data_rounds() { if [ "$1" -le 65536 ]; then echo $DATA_ROUNDS_SMALL; else echo 0; fi; }
@@ -156,13 +175,29 @@ PAGES=$([ "$NO_HUGE" = 1 ] && echo "4K pages (--no-huge)" || echo "2M hugepages"
 
 # --- configs ---------------------------------------------------------------
 # config MODE PCAP FLOWS MBUFS TCP_SYN SOCKET
+# MODE is a forwarding mode, or one with a 6 appended: the same over IPv6
+# (IPv6 addresses on both links, an IPv6 VIP and IPv6 members).
 config() {
     local mode=$1 pcap=$2 flows=$3 mbufs=$4 syn=$5 sock=$6
-    local naddr=$(( flows / 60000 + 2 )) snat="" i eal forwarding=$mode port=8080
-    if [ "$mode" = both_nat ] || [ "$mode" = lan_to_lan ]; then
+    local naddr=$(( flows / 60000 + 2 )) snat="" i eal forwarding=${mode%6} port=8080
+    local family=4 ext_addr=198.51.100.1/24 int_addr=10.20.0.1/16 vip=198.51.100.10:80
+    local member=10.20.0.1 mac=02:00:00:00:00:1 gateway=""
+    if [ "$forwarding" != "$mode" ]; then
+        # 2001:db8:1::/64 outside, fd00:20::/64 inside; the clients
+        # (2001:2::/48) are behind a router, as on a real link.
+        family=6 ext_addr=2001:db8:1::1/64 int_addr=fd00:20::1/64 vip="[2001:db8:1::10]:80"
+        member=fd00:20::1 mac=02:00:00:00:06:1
+        gateway=$'[[route]]\ndestination = "::/0"\ngateway = "2001:db8:1::fe"\n\n'
+        gateway+=$'[[neighbor]]\naddress = "2001:db8:1::fe"\nmac = "02:00:00:00:00:fe"\ninterface = "ext"\n\n'
+    fi
+    if [ "$forwarding" = both_nat ] || [ "$forwarding" = lan_to_lan ]; then
         snat="snat_addresses = ["
         for ((i = 0; i < naddr; i++)); do
-            snat+="\"10.20.$(( 1 + i / 200 )).$(( 1 + i % 200 ))\","
+            if [ "$family" = 6 ]; then
+                snat+="\"fd00:20::1:$(printf %x $(( 1 + i )))\","
+            else
+                snat+="\"10.20.$(( 1 + i / 200 )).$(( 1 + i % 200 ))\","
+            fi
         done
         snat="${snat%,}]"
     fi
@@ -170,10 +205,19 @@ config() {
         # The generated clients (198.18.0.0/15) are outside the members' LAN:
         # the cost measured is Dest-NAT plus the lan_subnets test.
         lan_to_lan) snat+=$'\nlan_subnets = ["10.20.0.0/16"]' ;;
-        l2_dsr) port=80 ;;
+        l2_dsr|l2_dsr6) port=80 ;;
         l3_dsr_ipip|l3_dsr_gre) port=80; forwarding=l3_dsr; snat="encapsulation = \"${mode#l3_dsr_}\"" ;;
         l3_dsr_dscp) port=80; forwarding=l3_dsr; snat=$'encapsulation = "dscp"\ndscp = 10' ;;
     esac
+    local neighbors="" members=""
+    for i in 1 2 3; do
+        neighbors+=$'\n'"[[neighbor]]"$'\n'"address = \"$member$i\""$'\n'"mac = \"$mac$i\""$'\n'"interface = \"int\""$'\n'
+        if [ "$family" = 6 ]; then
+            members+=$'\n'"  { address = \"[$member$i]:$port\" },"
+        else
+            members+=$'\n'"  { address = \"$member$i:$port\" },"
+        fi
+    done
     eal=$(printf '"%s", ' "${EAL_MEM[@]}" "--log-level=lib.eal:warning")
     cat <<TOML
 # made by scripts/bench.sh: $mode, $(basename "$pcap")
@@ -198,41 +242,24 @@ tcp_syn = "$syn"
 [[interface]]
 name = "ext"
 device = "net_pcap0,rx_pcap=$pcap,infinite_rx=1"
-addresses = ["198.51.100.1/24"]
+addresses = ["$ext_addr"]
 kernel = false                  # no exception path: nothing to talk to
 
 [[interface]]
 name = "int"
 device = "net_null0,no-rx=1"
-addresses = ["10.20.0.1/16"]
+addresses = ["$int_addr"]
 kernel = false
 
-[[neighbor]]
-address = "10.20.0.11"
-mac = "02:00:00:00:00:11"
-interface = "int"
-
-[[neighbor]]
-address = "10.20.0.12"
-mac = "02:00:00:00:00:12"
-interface = "int"
-
-[[neighbor]]
-address = "10.20.0.13"
-mac = "02:00:00:00:00:13"
-interface = "int"
-
+${gateway}${neighbors#$'\n'}
 [pool.web]
 health_check = "none"           # the members are MACs in a pcap, not hosts
-members = [
-  { address = "10.20.0.11:$port" },
-  { address = "10.20.0.12:$port" },
-  { address = "10.20.0.13:$port" },
+members = [${members}
 ]
 
 [[virtual_server]]
 name = "web"
-address = "198.51.100.10:80"
+address = "$vip"
 protocol = "tcp"
 pool = "web"
 forwarding = "$forwarding"
@@ -335,45 +362,70 @@ RESULTS=$OUT/results.txt
 {
     echo "# sluice bench $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "# $PAGES, forwarding CPU $CPU, measure ${MEASURE}s, warm-up ${WARMUP}s"
+    echo "# frame: bytes on the wire with the FCS (64 B IPv4 = 60 B + FCS, 78 B IPv6 = 74 B + FCS); modes ending in 6 are IPv6"
     printf "%-9s %-6s %-8s %-12s %9s %7s\n" flows frame pkts program Mpps ratio
 } >"$RESULTS"
 FAIL=0
-for fl in $FLOWS; do
-    for sz in $SIZES; do
-        name=est-$fl-$sz
-        gen "$name" est "$fl" "$sz" "$(data_rounds "$fl")"
-        pcap=$OUT/$name.pcap pk=${PKTS[$name]}
-        log "$name: $pk packets in the file"
-        run_testpmd "$pcap" "$pk" "testpmd-$name"; tp=$R_PPS
-        [ "${tp:-0}" -gt 0 ] || { log "testpmd forwarded nothing for $name (see $OUT/testpmd-$name.log)"; FAIL=1; }
-        line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" testpmd "$(mpps "${tp:-0}")" 1.00)
+# est_runs FAMILY FLOWS SIZE MODES...: testpmd and the modes on one file of
+# established flows.
+est_runs() {
+    local family=$1 fl=$2 sz=$3 name pcap pk tp pps line mode
+    shift 3
+    name=est-$fl-$sz
+    [ "$family" = 6 ] && name=est6-$fl-$sz
+    gen "$name" est "$fl" "$sz" "$(data_rounds "$fl")" "$family"
+    pcap=$OUT/$name.pcap pk=${PKTS[$name]}
+    log "$name: $pk packets in the file"
+    run_testpmd "$pcap" "$pk" "testpmd-$name"; tp=$R_PPS
+    [ "${tp:-0}" -gt 0 ] || { log "testpmd forwarded nothing for $name (see $OUT/testpmd-$name.log)"; FAIL=1; }
+    line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" "testpmd$([ "$family" = 6 ] && echo 6)" \
+        "$(mpps "${tp:-0}")" 1.00)
+    echo "$line" >>"$RESULTS"; log "$line"
+    for mode in "$@"; do
+        run_sluice "$mode" "$pcap" "$fl" "$pk" est "$mode-$name"; pps=$R_PPS
+        [ "${pps:-0}" -gt 0 ] || { log "sluice $mode forwarded nothing for $name (see $OUT/$mode-$name.stats)"; FAIL=1; }
+        line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" "$mode" \
+            "$(mpps "${pps:-0}")" "$(ratio "${pps:-0}" "${tp:-0}")")
         echo "$line" >>"$RESULTS"; log "$line"
-        for mode in $MODES; do
-            run_sluice "$mode" "$pcap" "$fl" "$pk" est "$mode-$name"; pps=$R_PPS
-            [ "${pps:-0}" -gt 0 ] || { log "sluice $mode forwarded nothing for $name"; FAIL=1; }
-            line=$(printf "%-9s %-6s %-8s %-12s %9s %7s" "$fl" "${sz}B" "$pk" "$mode" \
-                "$(mpps "${pps:-0}")" "$(ratio "${pps:-0}" "${tp:-0}")")
-            echo "$line" >>"$RESULTS"; log "$line"
-        done
-        rm -f "$pcap"
     done
+    rm -f "$pcap"
+}
+# IPv4 first, then IPv6 (at the smallest IPv6 frame by default), per flow count.
+for fl in $FLOWS; do
+    if [ -n "$MODES4" ]; then
+        for sz in $SIZES; do
+            est_runs 4 "$fl" "$sz" $MODES4
+        done
+    fi
+    if [ -n "$MODES6" ]; then
+        for sz in $SIZES6; do
+            est_runs 6 "$fl" "$sz" $MODES6
+        done
+    fi
 done
 
-name=syn-$NEW_FLOWS
-gen "$name" syn "$NEW_FLOWS" 64 0
-pcap=$OUT/$name.pcap pk=${PKTS[$name]}
+# new_runs FAMILY MODES...: the new sessions per second of each mode.
+new_runs() {
+    local family=$1 name=syn-$NEW_FLOWS size=64 pcap pk fw cr line mode
+    shift
+    [ "$family" = 6 ] && name=syn6-$NEW_FLOWS size=78
+    gen "$name" syn "$NEW_FLOWS" "$size" 0 "$family"
+    pcap=$OUT/$name.pcap pk=${PKTS[$name]}
+    for mode in "$@"; do
+        run_sluice "$mode" "$pcap" "$NEW_FLOWS" "$pk" new "new-$mode"; fw=$R_PPS cr=$R_NEW
+        [ "${cr:-0}" -gt 0 ] || { log "no sessions created ($mode, see $OUT/new-$mode.stats)"; FAIL=1; }
+        line=$(printf "%-12s %12s %12s" "$mode" "$(mpps "${cr:-0}")M" "$(mpps "${fw:-0}")M")
+        echo "$line" >>"$RESULTS"; log "$line"
+    done
+    rm -f "$pcap"
+}
 {
     echo
-    echo "# new sessions per second, one worker, 64-byte SYNs of $NEW_FLOWS distinct flows, 1 ms SYN timeout"
+    echo "# new sessions per second, one worker, SYNs of $NEW_FLOWS distinct flows (64 B IPv4, 78 B IPv6), 1 ms SYN timeout"
     printf "%-12s %12s %12s\n" mode sessions/s forwarded/s
 } >>"$RESULTS"
-for mode in $MODES; do
-    run_sluice "$mode" "$pcap" "$NEW_FLOWS" "$pk" new "new-$mode"; fw=$R_PPS cr=$R_NEW
-    [ "${cr:-0}" -gt 0 ] || { log "no sessions created ($mode)"; FAIL=1; }
-    line=$(printf "%-12s %12s %12s" "$mode" "$(mpps "${cr:-0}")M" "$(mpps "${fw:-0}")M")
-    echo "$line" >>"$RESULTS"; log "$line"
-done
-rm -f "$pcap"
+[ -n "$MODES4" ] && new_runs 4 $MODES4
+[ -n "$MODES6" ] && new_runs 6 $MODES6
 
 echo
 cat "$RESULTS"

@@ -1,49 +1,77 @@
 //! In-process benchmarks of the pipeline on plain buffers (no DPDK).
 //!
-//!     cargo bench -p sluice-dataplane --bench pipeline            # full (~1 min, ~1.5 GB)
+//!     cargo bench -p sluice-dataplane --bench pipeline            # full (~2 min, ~3.5 GB)
 //!     cargo bench -p sluice-dataplane --bench pipeline -- --smoke # CI: small tables, seconds
 //!     cargo bench -p sluice-dataplane --bench pipeline -- --least # least connections only
 //!
+//! and, to count instructions with callgrind (BENCHMARKS.md), one part only:
+//!
+//!     ... -- --smoke --established [--v6]   # established packets, in `data_burst`
+//!     ... -- --smoke --syn [--v6]           # new sessions, in `syn_burst`
+//!     ... -- --smoke --least=N              # least connections, in `syn_burst`
+//!
 //! Prints, one worker on one thread:
-//! * ns per packet of an established session (Dest-NAT and Both-NAT), with
-//!   1k, 1M and 10M sessions in the table, flows visited in a scattered order
-//!   (every packet a different flow, as on a busy link);
+//! * ns per packet of an established session (Dest-NAT and Both-NAT, IPv4
+//!   and IPv6), with 1k, 1M and 10M sessions in the table, flows visited in
+//!   a scattered order (every packet a different flow, as on a busy link);
 //! * ns per new session: a SYN through the whole pipeline (lookup miss,
-//!   round-robin member choice, SNAT port for Both-NAT, insert, rewrite), and
-//!   the parts alone (member choice, table insert);
+//!   round-robin member choice, SNAT port for Both-NAT, insert, rewrite),
+//!   IPv4 and IPv6, and the parts alone (member choice, table insert);
 //! * ns per checksum update (`nat::rewrite`: addresses, ports, TTL with
 //!   RFC 1624 updates of the IP and TCP checksums; one `adjust32`);
 //! * resident bytes per session at 10M sessions (/proc/self/statm before and
 //!   after building and filling the table) next to `SessionTable::memory_bytes()`.
 //!
-//! Frames are built outside the timed region, a burst of 32 at a time, and
-//! the timer runs around the 32 `Worker::process` calls only, as the daemon
-//! runs them on a received burst. No figure is asserted: this is a report.
+//! Frames are the smallest TCP frames of their family: 60 bytes for IPv4
+//! and 74 for IPv6 (64 and 78 on the wire with the FCS). They are built
+//! outside the timed region, a burst of 32 at a time, and the timer runs
+//! around the 32 `Worker::process` calls only, as the daemon runs them on a
+//! received burst. The IPv6 cases run on a configuration of their own (the
+//! IPv4 one with IPv6 addresses and servers added), so the IPv4 figures are
+//! those of a switch without IPv6, as before. No figure is asserted: this is
+//! a report.
 
 use sluice_dataplane::nat;
 use sluice_dataplane::packet::VecBuf;
-use sluice_dataplane::session::{Session4, SessionTable, Tuple4};
+use sluice_dataplane::session::{Session4, SessionTable, Tuple4, Tuple6};
 use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::WorkerStats;
 use sluice_dataplane::wire::checksum;
 use sluice_dataplane::worker::{Verdict, Worker};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BURST: usize = 32;
 const EXT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
 const INT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
-const VIP_DNAT: [u8; 4] = [198, 51, 100, 10];
-const VIP_BNAT: [u8; 4] = [198, 51, 100, 11];
+const VIP_DNAT: Vip = Vip::V4([198, 51, 100, 10]);
+const VIP_BNAT: Vip = Vip::V4([198, 51, 100, 11]);
+const VIP6_DNAT: Vip = Vip::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10).octets());
+const VIP6_BNAT: Vip = Vip::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x11).octets());
+/// Flow i comes from CLIENT + i / 60000 (198.18.0.1, RFC 2544's range) or
+/// CLIENT6 + i / 60000 (2001:2::1, RFC 5180's), port 1024 + i % 60000.
+const CLIENT: u32 = 0xc612_0001;
+const CLIENT6: u128 = 0x2001_0002_0000_0000_0000_0000_0000_0001;
 const FLOWS_PER_ADDR: u32 = 60_000;
+/// Frame lengths without the FCS: Ethernet, IP and TCP headers, and for
+/// IPv4 the Ethernet padding to 60.
+const FRAME4: usize = 60;
+const FRAME6: usize = 74;
 /// SNAT addresses of the Both-NAT server: 64512 ports each, enough for 10M sessions.
 const SNAT_ADDRS: u32 = 170;
 const SYN: u8 = 0x02;
 const ACK_PSH: u8 = 0x18;
 const ACK: u8 = 0x10;
 const T0: u32 = 1_000_000;
+
+/// A virtual server's address, and so the family of the frames sent to it.
+#[derive(Clone, Copy)]
+enum Vip {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
 
 fn config() -> String {
     let snat: Vec<String> = (0..SNAT_ADDRS)
@@ -106,8 +134,81 @@ snat_addresses = [{}]
     )
 }
 
+/// The bench's configuration with IPv6 added: addresses on both links, a
+/// default route, the members' IPv6 addresses and two IPv6 servers like the
+/// IPv4 ones. Every worker of it has a full-size IPv6 session table.
+fn config6() -> String {
+    let snat: Vec<String> = (0..SNAT_ADDRS)
+        .map(|i| format!("\"fd00:20::1:{:x}\"", i + 1))
+        .collect();
+    let base = config()
+        .replace(
+            r#"addresses = ["198.51.100.1/24"]"#,
+            r#"addresses = ["198.51.100.1/24", "2001:db8:1::1/64"]"#,
+        )
+        .replace(
+            r#"addresses = ["10.20.0.1/16"]"#,
+            r#"addresses = ["10.20.0.1/16", "fd00:20::1/64"]"#,
+        );
+    format!(
+        r#"{base}
+[[route]]
+destination = "::/0"
+gateway = "2001:db8:1::fe"
+
+[[neighbor]]
+address = "2001:db8:1::fe"
+mac = "02:00:00:00:00:fe"
+interface = "ext"
+
+[[neighbor]]
+address = "fd00:20::11"
+mac = "02:00:00:00:06:11"
+interface = "int"
+
+[[neighbor]]
+address = "fd00:20::12"
+mac = "02:00:00:00:06:12"
+interface = "int"
+
+[[neighbor]]
+address = "fd00:20::13"
+mac = "02:00:00:00:06:13"
+interface = "int"
+
+[pool.web6]
+members = [
+  {{ address = "[fd00:20::11]:8080" }},
+  {{ address = "[fd00:20::12]:8080" }},
+  {{ address = "[fd00:20::13]:8080" }},
+]
+
+[[virtual_server]]
+name = "dnat6"
+address = "[2001:db8:1::10]:80"
+protocol = "tcp"
+pool = "web6"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "bnat6"
+address = "[2001:db8:1::11]:80"
+protocol = "tcp"
+pool = "web6"
+forwarding = "both_nat"
+snat_addresses = [{}]
+"#,
+        snat.join(", ")
+    )
+}
+
 fn shared() -> Arc<Shared> {
     let cfg = sluice_config::parse(&config(), "bench.toml").expect("bench config parses");
+    Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], 1))
+}
+
+fn shared6() -> Arc<Shared> {
+    let cfg = sluice_config::parse(&config6(), "bench6.toml").expect("bench IPv6 config parses");
     Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], 1))
 }
 
@@ -122,12 +223,21 @@ fn worker(shared: &Arc<Shared>, capacity: u32) -> Worker {
     w
 }
 
-/// A 60-byte TCP frame (a 64-byte frame on the wire) of flow `flow`:
-/// 198.18.0.1 + flow / 60000 : 1024 + flow % 60000 -> vip:80, to our MAC.
-fn frame(buf: &mut [u8], flow: u32, vip: [u8; 4], flags: u8) {
-    let src = 0xc612_0001u32 + flow / FLOWS_PER_ADDR;
+/// The TCP frame of flow `flow` to `vip`:80, to our MAC (see `CLIENT`);
+/// returns its length, 60 (IPv4) or 74 (IPv6).
+fn frame(buf: &mut [u8], flow: u32, vip: Vip, flags: u8) -> usize {
     let sport = 1024 + (flow % FLOWS_PER_ADDR) as u16;
-    client_frame(buf, (src, sport), vip, flags);
+    match vip {
+        Vip::V4(vip) => {
+            client_frame(buf, (CLIENT + flow / FLOWS_PER_ADDR, sport), vip, flags);
+            FRAME4
+        }
+        Vip::V6(vip) => {
+            let src = CLIENT6 + u128::from(flow / FLOWS_PER_ADDR);
+            client_frame6(buf, (src, sport), vip, flags);
+            FRAME6
+        }
+    }
 }
 
 /// A 60-byte TCP frame from `src` (address, port) to vip:80, to our MAC.
@@ -146,7 +256,31 @@ fn client_frame(buf: &mut [u8], (src, sport): (u32, u16), vip: [u8; 4], flags: u
     ip[16..20].copy_from_slice(&vip);
     let c = checksum::finish(checksum::sum(ip));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let tcp = &mut buf[34..54];
+    client_tcp(&mut buf[34..54], sport, flags);
+}
+
+/// A 74-byte IPv6 TCP frame from `src` (address, port) to vip:80, to our MAC.
+fn client_frame6(buf: &mut [u8], (src, sport): (u128, u16), vip: [u8; 16], flags: u8) {
+    buf[..FRAME6].fill(0);
+    buf[0..6].copy_from_slice(&EXT_MAC);
+    buf[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xfe]);
+    buf[12..14].copy_from_slice(&[0x86, 0xdd]);
+    ip6_header(&mut buf[14..54], src, u128::from_be_bytes(vip));
+    client_tcp(&mut buf[54..74], sport, flags);
+}
+
+/// An IPv6 header of a 20-byte TCP segment (no extension headers).
+fn ip6_header(ip: &mut [u8], src: u128, dst: u128) {
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&20u16.to_be_bytes());
+    ip[6] = 6;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.to_be_bytes());
+    ip[24..40].copy_from_slice(&dst.to_be_bytes());
+}
+
+/// The TCP header of a client's segment from `sport` to port 80.
+fn client_tcp(tcp: &mut [u8], sport: u16, flags: u8) {
     tcp[0..2].copy_from_slice(&sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
     tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
@@ -181,32 +315,27 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// Runs `count` frames of flows `flow(i)` through the worker in bursts,
 /// timing only the `process` calls. Returns (ns per packet, frames sent to the int port).
-fn run(
-    w: &mut Worker,
-    count: u64,
-    flow: impl Fn(u64) -> u32,
-    vip: [u8; 4],
-    flags: u8,
-) -> (f64, u64) {
-    let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&[0u8; 60])).collect();
-    let mut tmp = [0u8; 60];
+fn run(w: &mut Worker, count: u64, flow: impl Fn(u64) -> u32, vip: Vip, flags: u8) -> (f64, u64) {
+    // SYNs go through `syn_burst`, the rest through `data_burst`, each
+    // with buffers of its shape.
+    let mut syns: Vec<(usize, VecBuf)> = (0..BURST).map(|_| (0, VecBuf::empty())).collect();
+    let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::empty()).collect();
+    let mut tmp = [0u8; FRAME6];
     let mut spent = Duration::ZERO;
     let mut tx = 0u64;
     let mut i = 0u64;
     while i < count {
         let n = BURST.min((count - i) as usize);
-        for (k, b) in bufs.iter_mut().take(n).enumerate() {
-            frame(&mut tmp, flow(i + k as u64), vip, flags);
-            b.reset(&tmp);
+        for k in 0..n {
+            let len = frame(&mut tmp, flow(i + k as u64), vip, flags);
+            match flags {
+                SYN => syns[k].1.reset(&tmp[..len]),
+                _ => bufs[k].reset(&tmp[..len]),
+            }
         }
         let t = Instant::now();
         tx += if flags == SYN {
-            // In line: identical bodies could be merged with `data_burst`'s.
-            let mut syns = 0;
-            for b in bufs.iter_mut().take(n) {
-                syns += u64::from(w.process(0, b, false) == Verdict::Tx(1));
-            }
-            syns
+            syn_burst(std::slice::from_mut(w), &mut syns[..n])
         } else {
             data_burst(w, &mut bufs[..n])
         };
@@ -221,7 +350,7 @@ fn run(
 /// half-open sessions are bounded to a quarter of the table (the SYN-flood
 /// defence), which would evict them once that many wait for the handshake. SYNs go in chunks below that bound and
 /// only the SYNs are timed. Returns (ns per SYN, SYNs forwarded).
-fn fill(w: &mut Worker, n: u32, vip: [u8; 4]) -> (f64, u64) {
+fn fill(w: &mut Worker, n: u32, vip: Vip) -> (f64, u64) {
     let chunk = (w.sessions().capacity() / 8).max(1);
     let (mut ns, mut tx) = (0.0, 0u64);
     let mut start = 0;
@@ -238,27 +367,52 @@ fn fill(w: &mut Worker, n: u32, vip: [u8; 4]) -> (f64, u64) {
 
 /// The members' SYN-ACKs to the sessions of flows `flows` to `vip`, and
 /// the clients' ACKs that complete the handshakes.
-fn answer(w: &mut Worker, flows: std::ops::Range<u32>, vip: [u8; 4]) {
-    let mut buf = VecBuf::new(&[0u8; 60]);
-    let mut tmp = [0u8; 60];
+fn answer(w: &mut Worker, flows: std::ops::Range<u32>, vip: Vip) {
+    let mut buf = VecBuf::empty();
+    let mut tmp = [0u8; FRAME6];
     for i in flows {
-        let t = Tuple4 {
-            src: 0xc612_0001 + i / FLOWS_PER_ADDR,
-            dst: u32::from_be_bytes(vip),
-            sport: 1024 + (i % FLOWS_PER_ADDR) as u16,
-            dport: 80,
-            proto: 6,
-        };
-        let Some((idx, _)) = w.sessions().lookup(&t, t.hash()) else {
+        let Some(len) = member_reply(w, &mut tmp, i, vip) else {
             continue;
         };
-        let s = *w.sessions().get(idx);
-        reply_frame(&mut tmp, (s.member, s.mport), (s.snat, s.sport));
-        buf.reset(&tmp);
+        buf.reset(&tmp[..len]);
         w.process(1, &mut buf, false);
-        frame(&mut tmp, i, vip, ACK);
-        buf.reset(&tmp);
+        let len = frame(&mut tmp, i, vip, ACK);
+        buf.reset(&tmp[..len]);
         w.process(0, &mut buf, false);
+    }
+}
+
+/// The SYN-ACK of the member of flow `i`'s session to `vip`, if there is
+/// one; returns its length.
+fn member_reply(w: &Worker, buf: &mut [u8], i: u32, vip: Vip) -> Option<usize> {
+    let sport = 1024 + (i % FLOWS_PER_ADDR) as u16;
+    match vip {
+        Vip::V4(vip) => {
+            let t = Tuple4 {
+                src: CLIENT + i / FLOWS_PER_ADDR,
+                dst: u32::from_be_bytes(vip),
+                sport,
+                dport: 80,
+                proto: 6,
+            };
+            let (idx, _) = w.sessions().lookup(&t, t.hash())?;
+            let s = *w.sessions().get(idx);
+            reply_frame(buf, (s.member, s.mport), (s.snat, s.sport));
+            Some(FRAME4)
+        }
+        Vip::V6(vip) => {
+            let t = Tuple6 {
+                src: CLIENT6 + u128::from(i / FLOWS_PER_ADDR),
+                dst: u128::from_be_bytes(vip),
+                sport,
+                dport: 80,
+                proto: 6,
+            };
+            let (idx, _) = w.sessions6().lookup(&t, t.hash())?;
+            let s = *w.sessions6().get(idx);
+            reply_frame6(buf, (s.member, s.mport), (s.snat, s.sport));
+            Some(FRAME6)
+        }
     }
 }
 
@@ -277,9 +431,23 @@ fn reply_frame(buf: &mut [u8], src: (u32, u16), dst: (u32, u16)) {
     ip[16..20].copy_from_slice(&dst.0.to_be_bytes());
     let c = checksum::finish(checksum::sum(ip));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let tcp = &mut buf[34..54];
-    tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    reply_tcp(&mut buf[34..54], src.1, dst.1);
+}
+
+/// The same over IPv6.
+fn reply_frame6(buf: &mut [u8], src: (u128, u16), dst: (u128, u16)) {
+    buf[..FRAME6].fill(0);
+    buf[0..6].copy_from_slice(&INT_MAC);
+    buf[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x06, 0x11]);
+    buf[12..14].copy_from_slice(&[0x86, 0xdd]);
+    ip6_header(&mut buf[14..54], src.0, dst.0);
+    reply_tcp(&mut buf[54..74], src.1, dst.1);
+}
+
+/// The TCP header of a member's SYN-ACK (sequence number 0).
+fn reply_tcp(tcp: &mut [u8], sport: u16, dport: u16) {
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
     tcp[12] = 5 << 4;
     tcp[13] = 0x12;
 }
@@ -287,10 +455,10 @@ fn reply_frame(buf: &mut [u8], src: (u32, u16), dst: (u32, u16)) {
 /// Session `i` as the pipeline creates it for flow `i` of the Dest-NAT server.
 fn session(i: u32) -> Session4 {
     Session4 {
-        client: 0xc612_0001 + i / FLOWS_PER_ADDR,
-        vip: u32::from_be_bytes(VIP_DNAT),
+        client: CLIENT + i / FLOWS_PER_ADDR,
+        vip: u32::from(Ipv4Addr::new(198, 51, 100, 10)),
         member: 0x0a14_000b + i % 3,
-        snat: 0xc612_0001 + i / FLOWS_PER_ADDR,
+        snat: CLIENT + i / FLOWS_PER_ADDR,
         cport: 1024 + (i % FLOWS_PER_ADDR) as u16,
         vport: 80,
         mport: 8080,
@@ -300,6 +468,59 @@ fn session(i: u32) -> Session4 {
         proto: 6,
         state: 0,
     }
+}
+
+fn arg(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The two servers of a family, by the name the report gives them.
+struct Family {
+    dnat: (&'static str, Vip),
+    bnat: (&'static str, Vip),
+}
+
+/// What `established` measured.
+struct Established {
+    dnat_ns: f64,
+    bnat_ns: f64,
+    /// ns per SYN filling the table, both servers.
+    fill_ns: f64,
+    /// Bytes of the family's session table.
+    table_bytes: usize,
+    /// Frames not forwarded.
+    bad: u64,
+}
+
+/// `packets` packets of established sessions to each server of `fam`
+/// (ns/packet), with `n` sessions of each in one table of 2n.
+fn established(sh: &Arc<Shared>, fam: &Family, n: u32, packets: u64) -> Established {
+    let mut w = worker(sh, 2 * n);
+    let (fill_d, tx_d) = fill(&mut w, n, fam.dnat.1);
+    let (fill_b, tx_b) = fill(&mut w, n, fam.bnat.1);
+    let order = scatter(n);
+    let (dnat_ns, txd) = run(&mut w, packets, &order, fam.dnat.1, ACK_PSH);
+    let (bnat_ns, txb) = run(&mut w, packets, &order, fam.bnat.1, ACK_PSH);
+    let table_bytes = match fam.dnat.1 {
+        Vip::V4(_) => w.sessions().memory_bytes(),
+        Vip::V6(_) => w.sessions6().memory_bytes(),
+    };
+    Established {
+        dnat_ns,
+        bnat_ns,
+        fill_ns: (fill_d + fill_b) / 2.0,
+        table_bytes,
+        bad: 2 * u64::from(n) - tx_d - tx_b + 2 * packets - txd - txb,
+    }
+}
+
+/// New sessions to `vip` into an empty table of `cap`, filled to 80%:
+/// (ns per SYN, SYNs not forwarded).
+fn new_sessions(sh: &Arc<Shared>, cap: u32, vip: Vip) -> (f64, u64) {
+    let syns = cap / 10 * 8;
+    let mut w = worker(sh, cap);
+    let (ns, tx) = fill(&mut w, syns, vip);
+    (ns, u64::from(syns) - tx)
 }
 
 fn statm_resident_bytes() -> u64 {
@@ -333,25 +554,45 @@ fn main() {
         &[1_000, 1_000_000, 10_000_000]
     };
     let packets: u64 = if smoke { 200_000 } else { 4_000_000 };
+    // New sessions through the whole pipeline, into a table sized like the
+    // daemon's default (1M), filled from empty to 80%.
+    let cap: u32 = if smoke { 65_536 } else { 1 << 20 };
     let sh = shared();
+    let v4 = Family {
+        dnat: ("dest_nat", VIP_DNAT),
+        bnat: ("both_nat", VIP_BNAT),
+    };
+    let v6 = Family {
+        dnat: ("dest_nat6", VIP6_DNAT),
+        bnat: ("both_nat6", VIP6_BNAT),
+    };
     let mut bad = 0u64;
-    if std::env::args().any(|a| a == "--established") {
-        // Only the established packets (callgrind counts them: BENCHMARKS.md).
-        for &n in sizes {
-            let mut w = worker(&sh, 2 * n);
-            fill(&mut w, n, VIP_DNAT);
-            fill(&mut w, n, VIP_BNAT);
-            let order = scatter(n);
-            let (_, txd) = run(&mut w, packets, &order, VIP_DNAT, ACK_PSH);
-            let (_, txb) = run(&mut w, packets, &order, VIP_BNAT, ACK_PSH);
-            bad += 2 * packets - txd - txb;
+    // `--established`, `--syn`: only the established packets or the new
+    // sessions, of IPv4 or with `--v6` of IPv6 (callgrind counts them:
+    // BENCHMARKS.md).
+    let (established_only, syn_only) = (arg("--established"), arg("--syn"));
+    if established_only || syn_only {
+        let (sh, fam, what) = match arg("--v6") {
+            false => (sh, v4, "IPv4"),
+            true => (shared6(), v6, "IPv6"),
+        };
+        if established_only {
+            for &n in sizes {
+                bad += established(&sh, &fam, n, packets).bad;
+            }
+            println!("established {what} packets: {bad} not forwarded");
+        } else {
+            for (_, vip) in [fam.dnat, fam.bnat] {
+                bad += new_sessions(&sh, cap, vip).1;
+            }
+            println!("new {what} sessions: {bad} SYNs not forwarded");
         }
-        println!("established packets: {} not forwarded", bad);
         std::process::exit(i32::from(bad > 0));
     }
 
     println!(
-        "sluice pipeline benchmark ({}), one worker, 64-byte TCP frames, bursts of {BURST}",
+        "sluice pipeline benchmark ({}), one worker, {FRAME4}-byte IPv4 and {FRAME6}-byte IPv6 \
+         TCP frames (+ 4 bytes of FCS on the wire), bursts of {BURST}",
         if smoke { "smoke" } else { "full" }
     );
     // Memory: a table of the largest size, filled completely.
@@ -386,47 +627,42 @@ fn main() {
     );
     println!();
     println!("established session, ns/packet (flows in scattered order):");
-    println!(
-        "{:>10} {:>10} {:>10} {:>14} {:>14}",
-        "sessions", "dest_nat", "both_nat", "fill ns/SYN", "table MB"
-    );
-    for &n in sizes {
-        // One table for both servers: n sessions each, 2n capacity.
-        let mut w = worker(&sh, 2 * n);
-        let (fill_d, tx_d) = fill(&mut w, n, VIP_DNAT);
-        let (fill_b, tx_b) = fill(&mut w, n, VIP_BNAT);
-        bad += 2 * u64::from(n) - tx_d - tx_b;
-        let order = scatter(n);
-        let (dn, txd) = run(&mut w, packets, &order, VIP_DNAT, ACK_PSH);
-        let (bn, txb) = run(&mut w, packets, &order, VIP_BNAT, ACK_PSH);
-        bad += 2 * packets - txd - txb;
-        let mem = w.sessions().memory_bytes();
+    let sh6 = shared6();
+    for (sh, fam) in [(&sh, &v4), (&sh6, &v6)] {
         println!(
-            "{:>10} {:>10.1} {:>10.1} {:>14.1} {:>14.1}",
-            n,
-            dn,
-            bn,
-            (fill_d + fill_b) / 2.0,
-            mem as f64 / 1e6
+            "{:>10} {:>10} {:>10} {:>14} {:>14}",
+            "sessions", fam.dnat.0, fam.bnat.0, "fill ns/SYN", "table MB"
         );
-        drop(w);
+        for &n in sizes {
+            let r = established(sh, fam, n, packets);
+            bad += r.bad;
+            println!(
+                "{:>10} {:>10.1} {:>10.1} {:>14.1} {:>14.1}",
+                n,
+                r.dnat_ns,
+                r.bnat_ns,
+                r.fill_ns,
+                r.table_bytes as f64 / 1e6
+            );
+        }
     }
 
-    // New sessions through the whole pipeline, into a table sized like the
-    // daemon's default (1M), filled from empty to 80%.
-    let cap: u32 = if smoke { 65_536 } else { 1 << 20 };
-    let fill = cap / 10 * 8;
     println!();
-    println!("new session (SYN: lookup miss, member choice, insert, rewrite), table of {cap} filled 0 -> 80%:");
-    for (name, vip) in [("dest_nat", VIP_DNAT), ("both_nat", VIP_BNAT)] {
-        let mut w = worker(&sh, cap);
-        let (ns, tx) = self::fill(&mut w, fill, vip);
-        bad += u64::from(fill) - tx;
-        println!(
-            "  {name:<9} {ns:>7.1} ns/session  ({:.2} M sessions/s)",
-            1e3 / ns
-        );
+    println!(
+        "new session (SYN: lookup miss, member choice, insert, rewrite), table of {cap} filled 0 -> 80%:"
+    );
+    for (sh, fam) in [(&sh, &v4), (&sh6, &v6)] {
+        for (name, vip) in [fam.dnat, fam.bnat] {
+            let (ns, not_sent) = new_sessions(sh, cap, vip);
+            bad += not_sent;
+            println!(
+                "  {name:<9} {ns:>7.1} ns/session  ({:.2} M sessions/s)",
+                1e3 / ns
+            );
+        }
     }
+    drop(sh6);
+    let fill = cap / 10 * 8;
 
     // The parts alone.
     let mut t = SessionTable::<Session4>::with_capacity(cap);
