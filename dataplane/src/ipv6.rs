@@ -21,9 +21,9 @@ use crate::worker::{AnySession, Verdict, Worker};
 use sluice_config::Forwarding;
 
 impl Worker {
-    /// Out of line, as `ipv4` is: the dispatch stays small. (Cold: marked
-    /// so, the IPv4 dispatch kept its 2 instructions a packet; to revisit
-    /// with the IPv6 benchmarks.)
+    /// Out of line, as `ipv4` is: the dispatch stays small. Marked cold:
+    /// measured without it, IPv4 costs 6 instructions a packet more (1,088.7
+    /// against 1,082.7) and IPv6 saves 4 (1,413.6 against 1,417.6).
     #[cold]
     #[inline(never)]
     pub(crate) fn ipv6<P: PacketBuf>(
