@@ -15,15 +15,13 @@ use crate::stats::DropReason;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::ipv6::{self, next_header};
 use crate::wire::{checksum, icmpv4, icmpv6, tcp};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{Verdict, Worker, OWN_TTL};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
 const TCP_IP_HEADERS: usize = 40;
 /// The same over IPv6.
 const TCP_IP6_HEADERS: usize = 60;
-/// The hop limit of an outer IPv6 header.
-const OUTER_HOP_LIMIT: u8 = 64;
 
 impl Worker {
     pub(crate) fn l3_dsr<P: PacketBuf>(
@@ -76,17 +74,13 @@ impl Worker {
         if oversize && df {
             return self.frag_needed(pkt, flow, (mtu - overhead) as u16);
         }
-        if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
-            let mss = match mss_clamp {
-                MssClamp::Off => None,
-                MssClamp::Auto => Some((mtu - overhead - TCP_IP_HEADERS) as u16),
-                MssClamp::Value(v) => Some(v),
-            };
-            if let Some(mss) = mss {
-                let seg = &mut pkt.data_mut()[l3 + flow.ihl..l3 + inner_len];
-                tcp::Packet::new_unchecked(seg).clamp_mss(mss);
-            }
-        }
+        clamp_syn(
+            pkt,
+            flow,
+            inner_len,
+            mss_clamp,
+            mtu - overhead - TCP_IP_HEADERS,
+        );
         let padding = pkt.data().len() - (l3 + inner_len);
         if !pkt.trim(padding) || !pkt.prepend(overhead) {
             return Err(DropReason::NoHeadroom);
@@ -101,7 +95,7 @@ impl Worker {
         outer.set_total_len((inner_len + overhead) as u16);
         outer.set_ident(ident);
         outer.set_flags_frag(df, false, 0);
-        outer.set_ttl(64);
+        outer.set_ttl(OWN_TTL);
         outer.set_protocol(if encap == Encap::Gre {
             proto::GRE
         } else {
@@ -122,7 +116,8 @@ impl Worker {
 
     /// Turns the client's too-big packet into an ICMP fragmentation-needed
     /// error carrying the usable MTU, from the switch's address on the link
-    /// towards the client, sent back to the client.
+    /// towards the client, sent back to the client: at the rate of refusals
+    /// (a spoofed source must not make the switch a reflector).
     #[cold]
     fn frag_needed<P: PacketBuf>(
         &mut self,
@@ -130,6 +125,9 @@ impl Worker {
         flow: &Flow,
         mtu: u16,
     ) -> Result<Verdict, DropReason> {
+        if !self.refusals.take() {
+            return Err(DropReason::IcmpRateLimited);
+        }
         let client = Ipv4Addr::from(flow.tuple.src);
         let hop = self
             .shared
@@ -197,17 +195,13 @@ impl Worker {
             }
             return self.packet_too_big(pkt, flow, usable as u32);
         }
-        if flow.tuple.proto == proto::TCP && flow.tcp_flags & tcp::flags::SYN != 0 {
-            let mss = match mss_clamp {
-                MssClamp::Off => None,
-                MssClamp::Auto => Some((mtu - overhead - TCP_IP6_HEADERS) as u16),
-                MssClamp::Value(v) => Some(v),
-            };
-            if let Some(mss) = mss {
-                let seg = &mut pkt.data_mut()[l3 + flow.ihl..l3 + inner_len];
-                tcp::Packet::new_unchecked(seg).clamp_mss(mss);
-            }
-        }
+        clamp_syn(
+            pkt,
+            flow,
+            inner_len,
+            mss_clamp,
+            mtu - overhead - TCP_IP6_HEADERS,
+        );
         let padding = pkt.data().len() - (l3 + inner_len);
         if !pkt.trim(padding) || !pkt.prepend(overhead) {
             return Err(DropReason::NoHeadroom);
@@ -224,7 +218,7 @@ impl Worker {
             Encap::Gre => next_header::GRE,
             _ => next_header::IPV6,
         });
-        outer.set_hop_limit(OUTER_HOP_LIMIT);
+        outer.set_hop_limit(OWN_TTL);
         outer.set_src_addr(src);
         outer.set_dst_addr(member);
         if encap == Encap::Gre {
@@ -237,7 +231,8 @@ impl Worker {
 
     /// Turns the client's too-big IPv6 packet into a packet-too-big
     /// carrying the usable MTU, from the switch's address on the link
-    /// towards the client, sent back to the client.
+    /// towards the client, sent back to the client, at the rate of
+    /// refusals (RFC 4443 2.4 f).
     #[cold]
     fn packet_too_big<P: PacketBuf>(
         &mut self,
@@ -245,6 +240,9 @@ impl Worker {
         flow: &Flow<u128>,
         mtu: u32,
     ) -> Result<Verdict, DropReason> {
+        if !self.refusals.take() {
+            return Err(DropReason::IcmpRateLimited);
+        }
         let client = Ipv6Addr::from(flow.tuple.src);
         let hop = (self.shared.routes6)
             .lookup(client)
@@ -257,6 +255,28 @@ impl Worker {
         };
         self.icmpv6_reply(pkt, flow, err, src)
     }
+}
+
+/// Clamps the MSS of a client's SYN (`flow`, its IP packet `inner_len`
+/// bytes long) going into a tunnel: to `auto` (what the tunnel carries)
+/// or to the configured value.
+fn clamp_syn<A, P: PacketBuf>(
+    pkt: &mut P,
+    flow: &Flow<A>,
+    inner_len: usize,
+    clamp: MssClamp,
+    auto: usize,
+) {
+    if flow.tuple.proto != proto::TCP || flow.tcp_flags & tcp::flags::SYN == 0 {
+        return;
+    }
+    let mss = match clamp {
+        MssClamp::Off => return,
+        MssClamp::Auto => auto as u16,
+        MssClamp::Value(v) => v,
+    };
+    let seg = &mut pkt.data_mut()[flow.l3 + flow.ihl..flow.l3 + inner_len];
+    tcp::Packet::new_unchecked(seg).clamp_mss(mss);
 }
 
 /// DSCP-mode rewrite of an IPv6 packet: the destination becomes the member

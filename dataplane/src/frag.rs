@@ -46,6 +46,9 @@ const WAYS: usize = 4;
 
 /// A datagram: the addresses, protocol and identifier its fragments share
 /// (an IPv4 address held in the low 32 bits; `v6` tells the families apart).
+/// An IPv6 datagram is named by its addresses and identification alone
+/// (RFC 8200 4.5): what follows a fragment header may be an extension
+/// header, in the later fragments as in the first; its `proto` is 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FragKey {
     pub src: u128,
@@ -73,7 +76,7 @@ impl FragKey {
             src: u128::from(ip.src_addr()),
             dst: u128::from(ip.dst_addr()),
             ident: upper.ident,
-            proto: upper.protocol,
+            proto: 0,
             v6: true,
         }
     }
@@ -263,6 +266,7 @@ impl Worker {
         let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
         let later = Later {
             key: FragKey::of(&ip),
+            proto: ip.protocol(),
             src: ip.src_addr().into(),
             hops: ip.ttl(),
         };
@@ -281,14 +285,14 @@ impl Worker {
     ) -> Result<Verdict, DropReason> {
         let key = later.key;
         if local.is_some_and(|l| !l.vip && l.snat.is_none()) {
-            let class = match key.proto {
+            let class = match later.proto {
                 proto::TCP => KernelClass::Tcp,
                 proto::UDP => KernelClass::Udp,
                 _ => KernelClass::Icmp,
             };
             return self.hand_to_kernel(port, later.src, class);
         }
-        if key.proto != proto::TCP && key.proto != proto::UDP {
+        if !followed(later.proto, key.v6) {
             return Err(DropReason::Fragment);
         }
         if later.hops <= 1 {
@@ -395,10 +399,24 @@ impl Worker {
     }
 }
 
+/// Whether the switch follows fragments whose header names `proto`: TCP
+/// and UDP, and in IPv6 an extension header of the fragmentable part,
+/// which may stand before them.
+fn followed(proto: u8, v6: bool) -> bool {
+    use crate::wire::ipv6::next_header as nh;
+    match proto {
+        proto::TCP | proto::UDP => true,
+        nh::DEST_OPTS | nh::ROUTING | nh::AH => v6,
+        _ => false,
+    }
+}
+
 /// What the path of a later fragment needs of its header.
 #[derive(Clone, Copy, Debug)]
 struct Later {
     key: FragKey,
+    /// The protocol its header names (IPv6: the fragment header's next).
+    proto: u8,
     src: IpAddr,
     /// TTL or hop limit.
     hops: u8,
@@ -422,12 +440,13 @@ impl Worker {
         if upper.non_first_fragment {
             let later = Later {
                 key,
+                proto: upper.protocol,
                 src: ip.src_addr().into(),
                 hops: ip.hop_limit(),
             };
             return self.follow(port, pkt, (l3, later), local, redirected);
         }
-        if !matches!(key.proto, proto::TCP | proto::UDP) {
+        if !matches!(upper.protocol, proto::TCP | proto::UDP) {
             return match local.is_some_and(|l| l.interface.is_some()) {
                 true => self.local6_to_kernel(port, pkt, l3, upper),
                 false => Err(DropReason::Fragment),
@@ -465,7 +484,7 @@ impl Worker {
             Dir::Forward => (s.client, s.vip) == (key.src, key.dst),
             Dir::Reverse => (s.member, s.snat) == (key.src, key.dst),
         };
-        if s.is_free() || !same || s.proto != key.proto {
+        if s.is_free() || !same {
             return Err(DropReason::FragmentUnmatched);
         }
         let rewrite = (self.shared.service(s.vs))
@@ -488,7 +507,7 @@ impl Worker {
                     tuple: Tuple {
                         src: key.src,
                         dst: key.dst,
-                        proto: key.proto,
+                        proto: s.proto,
                         ..Tuple::default()
                     },
                     tcp_flags: 0,

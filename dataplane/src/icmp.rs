@@ -12,7 +12,7 @@ use crate::stats::{self, DropReason};
 use crate::wire::checksum::adjust16;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::{ethernet, icmpv4};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{Verdict, Worker, OWN_TTL};
 use std::net::Ipv4Addr;
 
 /// Bytes of the offending packet's payload an ICMP error quotes after its IP
@@ -96,7 +96,7 @@ impl Worker {
         ip.set_total_len(total as u16);
         ip.set_ident(ident);
         ip.set_flags_frag(false, false, 0);
-        ip.set_ttl(64);
+        ip.set_ttl(OWN_TTL);
         ip.set_protocol(proto::ICMP);
         ip.set_src_addr(src);
         ip.set_dst_addr(client);
@@ -127,7 +127,7 @@ impl Worker {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
-        ip.set_ttl(64);
+        ip.set_ttl(OWN_TTL);
         ip.fill_checksum();
         let mut msg = icmpv4::Packet::new_unchecked(ip.payload_mut());
         let code = msg.code();

@@ -10,15 +10,12 @@ use crate::session::{Dir, Tuple};
 use crate::stats::{self, DropReason};
 use crate::wire::icmpv6::{self, kind};
 use crate::wire::ipv6::{self, next_header};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{Verdict, Worker, OWN_TTL};
 use std::net::Ipv6Addr;
 
 /// The smallest link MTU IPv6 allows (RFC 8200 5): a packet-too-big
 /// announcing less is forged or broken, and ignored (RFC 8201 4).
 pub(crate) const MIN_MTU6: u32 = 1280;
-
-/// The hop limit of the messages the switch writes.
-const HOP_LIMIT: u8 = 64;
 
 /// An ICMPv6 error the switch writes: type, code and the 4 bytes after the
 /// checksum (the MTU of a packet-too-big).
@@ -152,7 +149,7 @@ impl Worker {
         ip.set_flow_label(0);
         ip.set_payload_len((icmpv6::HEADER_LEN + quoted) as u16);
         ip.set_next_header(next_header::ICMPV6);
-        ip.set_hop_limit(HOP_LIMIT);
+        ip.set_hop_limit(OWN_TTL);
         ip.set_src_addr(src);
         ip.set_dst_addr(client);
         let mut msg = icmpv6::Packet::new_unchecked(&mut data[l3 + ipv6::HEADER_LEN..]);

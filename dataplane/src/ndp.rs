@@ -13,7 +13,7 @@ use crate::wire::checksum::adjust16;
 use crate::wire::icmpv6::{self, kind};
 use crate::wire::ipv6::{self, multicast_mac, next_header, solicited_node};
 use crate::wire::{ethernet, Mac};
-use crate::worker::{Verdict, Worker};
+use crate::worker::{Verdict, Worker, OWN_TTL};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Neighbour solicitation or advertisement with one link-layer address
@@ -269,7 +269,7 @@ impl Worker {
         // Swapping the addresses leaves the pseudo-header sum as it was.
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
-        ip.set_hop_limit(64);
+        ip.set_hop_limit(OWN_TTL);
         let mut msg = icmpv6::Packet::new_unchecked(ip.payload_mut());
         let code = msg.code();
         let csum = adjust16(

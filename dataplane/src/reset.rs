@@ -22,7 +22,7 @@ use crate::wire::ethernet;
 use crate::wire::ipv4::{self, proto};
 use crate::wire::ipv6;
 use crate::wire::tcp::{self, flags};
-use crate::worker::{AnySession, Generated, Verdict, Worker};
+use crate::worker::{AnySession, Generated, Verdict, Worker, OWN_TTL};
 use sluice_config::OnMemberDown;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -30,8 +30,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// over IPv4 and over IPv6.
 const SEGMENT_LEN: usize = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
 const SEGMENT_LEN6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::MIN_HEADER_LEN;
-/// TTL and hop limit of the segments the switch writes.
-const HOPS: u8 = 64;
 
 /// Sequence number of the probe: any value the client is unlikely to have in
 /// its window; an unacceptable segment is answered with an ACK either way.
@@ -357,7 +355,7 @@ fn write_ipv4(l3: &mut [u8], (src, dst): (Ipv4Addr, Ipv4Addr), ident: u16) {
     ip.set_total_len((ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN) as u16);
     ip.set_ident(ident);
     ip.set_flags_frag(true, false, 0);
-    ip.set_ttl(HOPS);
+    ip.set_ttl(OWN_TTL);
     ip.set_protocol(proto::TCP);
     ip.set_src_addr(src);
     ip.set_dst_addr(dst);
@@ -372,7 +370,7 @@ fn write_ipv6(l3: &mut [u8], (src, dst): (Ipv6Addr, Ipv6Addr)) {
     ip.set_flow_label(0);
     ip.set_payload_len(tcp::MIN_HEADER_LEN as u16);
     ip.set_next_header(proto::TCP);
-    ip.set_hop_limit(HOPS);
+    ip.set_hop_limit(OWN_TTL);
     ip.set_src_addr(src);
     ip.set_dst_addr(dst);
 }

@@ -71,6 +71,7 @@ reasons! {
     SourceDenied => "source_denied", "new session refused by the virtual server's allow_sources / deny_sources";
     MembersFull => "members_full", "new session refused: every usable member at its max_connections, and the refusal could not be answered";
     RefusalRateLimited => "refusal_rate_limited", "new session refused, unanswered: over the rate of RSTs and ICMP unreachables sent for refusals (no reflection)";
+    IcmpRateLimited => "icmp_rate_limited", "packet too big for a tunnel, unanswered: over the rate of ICMP errors the switch writes (shared with refusals; no reflection)";
 }
 
 /// Counters of one port as seen by one worker.

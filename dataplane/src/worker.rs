@@ -107,6 +107,10 @@ pub enum Generated {
 
 const GENERATED_QUEUE: usize = 64;
 
+/// The TTL (hop limit) of the packets the switch writes itself: replies,
+/// errors, RSTs and probes, tunnels' outer headers.
+pub(crate) const OWN_TTL: u8 = 64;
+
 /// IPv6 session entries of a worker when no link has an IPv6 address.
 const IPV6_TOKEN_SESSIONS: u32 = 64;
 

@@ -13,6 +13,7 @@ use common::frame6::*;
 use common::lab::*;
 use common::lab6::*;
 use sluice_dataplane::stats::DropReason as R;
+use sluice_dataplane::worker::Verdict;
 use std::net::Ipv6Addr;
 
 const IPIP6: &str = "2001:db8:1::15";
@@ -199,4 +200,33 @@ fn fragments_follow_their_first_into_the_tunnel() {
         &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &stray[1]),
         Expect::Drop(R::Fragment),
     );
+}
+
+#[test]
+fn packets_too_big_are_answered_at_a_bounded_rate() {
+    const RATE: u32 = 2_000; // REFUSAL_RATE: per second, and burst
+    let mut lab = lab6(1);
+    lab.maintain();
+    let vip = (v6(IPIP6), 80);
+    // Spoofed sources, all in one millisecond, each a new session with a
+    // datagram too big for the tunnel: a reflection attempt.
+    let big = |i: u32| {
+        let src = (
+            v6(&format!("2001:db8:77::{:x}:{:x}", i >> 16, i & 0xffff)),
+            1024,
+        );
+        let p = ipv6(
+            src.0,
+            vip.0,
+            NH_TCP,
+            60,
+            &tcp6(src, vip, SYN, 1, 0, &[3; 1440]),
+        );
+        eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &p)
+    };
+    let answered = (0..RATE + 300)
+        .filter(|i| lab.run(0, EXT, &big(*i), false).0 == Verdict::Tx(EXT))
+        .count() as u32;
+    assert_eq!(answered, RATE);
+    assert_eq!(lab.workers[0].stats().drops_of(R::IcmpRateLimited), 300);
 }

@@ -695,3 +695,39 @@ fn a_flood_of_stray_ipv6_fragments_is_bounded() {
     assert_eq!(lab.workers[0].sessions6().len(), 1, "no session came of it");
     lab.c("the session goes on", EXT, &q, Expect::Tx(INT, want));
 }
+
+#[test]
+fn fragments_with_a_destination_options_header_before_the_transport_header() {
+    let mut lab = lab6(1);
+    let c = (v6(CLIENT6), 5353);
+    let (vip, m2) = ((v6(DNS6), 53), (v6(M2), 53));
+    // Destination options (a PadN of 4) in the fragmentable part: every
+    // fragment's header says 60, only the first reaches the UDP header.
+    let opts = [NH_UDP, 0, 1, 4, 0, 0, 0, 0];
+    let body = |to| [&opts[..], &udp6(c, to, &payload(2000))].concat();
+    let sent = split6((c.0, vip.0), 60, NH_DEST_OPTS, &body(vip), 0x4242, 1232);
+    let want = split6((c.0, m2.0), 59, NH_DEST_OPTS, &body(m2), 0x4242, 1232);
+    for (i, f) in sent.iter().enumerate() {
+        lab.c(
+            &format!("fragment {i}"),
+            EXT,
+            &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, f),
+            Expect::Tx(INT, eth(M2_MAC, INT_MAC, ETH_IPV6, &want[i])),
+        );
+    }
+    // Only neighbour discovery speaks from the unspecified address.
+    let any = v6("::");
+    let syn = ipv6(
+        any,
+        v6(VIP6),
+        NH_TCP,
+        60,
+        &tcp6((any, 1), (v6(VIP6), 80), SYN, 1, 0, b""),
+    );
+    lab.c(
+        "a SYN from ::",
+        EXT,
+        &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &syn),
+        Expect::Drop(R::Malformed),
+    );
+}
