@@ -292,9 +292,10 @@ impl Worker {
         if resumed && !crate::flood::resumes(&self.shared, vs_idx, flow.tcp_flags) {
             return Err(DropReason::NoSession);
         }
-        if A::local(&self.shared, t.src).is_some() {
-            // A client claiming one of the switch's own addresses: its
-            // replies would be steered as the switch's own traffic.
+        if A::local(&self.shared, t.src).is_some() || t.src == A::default() {
+            // A client claiming one of the switch's own addresses (its
+            // replies would be steered as the switch's own traffic), or
+            // the unspecified one, which no host answers from.
             return Err(DropReason::SpoofedSource);
         }
         let (member_ip, member_id, mport, source_nat) = self.choose_member(vs_idx, &t)?;

@@ -43,10 +43,6 @@ impl Worker {
         if upper.protocol == next_header::ICMPV6 && !upper.non_first_fragment {
             return self.icmpv6(port, pkt, l3, upper, (local, redirected));
         }
-        if src.is_unspecified() {
-            // Only neighbour discovery speaks from `::` (RFC 4861 7.2.2).
-            return Err(DropReason::Malformed);
-        }
         if upper.fragment {
             return self.fragment6(port, pkt, (l3, upper), local, redirected);
         }

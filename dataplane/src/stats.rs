@@ -49,7 +49,7 @@ reasons! {
     FragmentHoldFull => "fragment_hold_full", "fragment arriving before its first, with no room left to wait (per datagram or worker)";
     NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
     NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
-    SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses";
+    SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses, or from the unspecified address";
     NoHeadroom => "no_headroom", "packet buffer has no room for the headers to add";
     TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and cannot be fragmented";
     SessionTableFull => "session_table_full", "new session refused: session table full";

@@ -715,7 +715,7 @@ fn fragments_with_a_destination_options_header_before_the_transport_header() {
             Expect::Tx(INT, eth(M2_MAC, INT_MAC, ETH_IPV6, &want[i])),
         );
     }
-    // Only neighbour discovery speaks from the unspecified address.
+    // No host speaks from the unspecified address: no session for it.
     let any = v6("::");
     let syn = ipv6(
         any,
@@ -728,6 +728,6 @@ fn fragments_with_a_destination_options_header_before_the_transport_header() {
         "a SYN from ::",
         EXT,
         &eth(EXT_MAC, ROUTER_MAC, ETH_IPV6, &syn),
-        Expect::Drop(R::Malformed),
+        Expect::Drop(R::SpoofedSource),
     );
 }
