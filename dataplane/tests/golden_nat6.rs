@@ -731,3 +731,75 @@ fn fragments_with_a_destination_options_header_before_the_transport_header() {
         Expect::Drop(R::SpoofedSource),
     );
 }
+
+#[test]
+fn lan_to_lan_source_nats_only_clients_inside_lan_subnets() {
+    let mut lab = lab6(1);
+    let (vip, m1) = ((v6(LAN6), 80), (v6(M1), 8080));
+    // From outside: Dest-NAT only, the client's address kept.
+    let c = (v6(CLIENT6), 40000);
+    let syn = from_client(LAN6, 80, SYN, 1, 0, b"");
+    let want = frame6(
+        M1_MAC,
+        INT_MAC,
+        c.0,
+        m1.0,
+        NH_TCP,
+        59,
+        &tcp6(c, m1, SYN, 1, 0, b""),
+    );
+    lab.c("outside client", EXT, &syn, Expect::Tx(INT, want));
+    // From a member of the LAN: its source becomes the SNAT address, so
+    // the member answers through the switch, not straight back.
+    let m2c = (v6(M2), 41000);
+    let syn = frame6(
+        INT_MAC,
+        M2_MAC,
+        m2c.0,
+        vip.0,
+        NH_TCP,
+        64,
+        &tcp6(m2c, vip, SYN, 5, 0, b""),
+    );
+    let mut sport = 0;
+    lab.case_with("inside client", 0, INT, &syn, false, |out| {
+        sport = u16::from_be_bytes([out[14 + 40], out[14 + 41]]);
+        let s = (v6("fd00:20::101"), sport);
+        let want = frame6(
+            M1_MAC,
+            INT_MAC,
+            s.0,
+            m1.0,
+            NH_TCP,
+            63,
+            &tcp6(s, m1, SYN, 5, 0, b""),
+        );
+        Expect::Tx(INT, want)
+    });
+    assert!(sport >= 1024, "a SNAT port ({sport})");
+    let s = (v6("fd00:20::101"), sport);
+    let reply = frame6(
+        INT_MAC,
+        M1_MAC,
+        m1.0,
+        s.0,
+        NH_TCP,
+        64,
+        &tcp6(m1, s, SYN | ACK, 9, 6, b""),
+    );
+    let want = frame6(
+        M2_MAC,
+        INT_MAC,
+        vip.0,
+        m2c.0,
+        NH_TCP,
+        63,
+        &tcp6(vip, m2c, SYN | ACK, 9, 6, b""),
+    );
+    lab.c(
+        "the reply, back to the inside client from the VIP",
+        INT,
+        &reply,
+        Expect::Tx(INT, want),
+    );
+}

@@ -16,6 +16,7 @@ pub const M1: &str = "fd00:20::11";
 pub const M2: &str = "fd00:20::12";
 pub const CLIENT6: &str = "2001:db8:99::7";
 pub const RESET6: &str = "2001:db8:1::18";
+pub const LAN6: &str = "2001:db8:1::19";
 
 pub const M1_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x11];
 pub const M2_MAC: Mac = [0x02, 0, 0, 0, 0x06, 0x12];
@@ -111,6 +112,18 @@ protocol = "tcp"
 pool = "reset6"
 forwarding = "dest_nat"
 reset_on_timeout = true
+
+[pool.lan6]
+members = [ { address = "[fd00:20::11]:8080" } ]
+
+[[virtual_server]]
+name = "lan6"
+address = "[2001:db8:1::19]:80"
+protocol = "tcp"
+pool = "lan6"
+forwarding = "lan_to_lan"
+lan_subnets = ["fd00:20::/64"]
+snat_addresses = ["fd00:20::101"]
 
 [pool.l3v6]
 members = [ { address = "[fd00:20::11]:80" } ]
