@@ -3,6 +3,7 @@
 //! error names the file, line and key so operators can fix it directly.
 
 mod error;
+mod ha;
 mod live;
 mod net;
 mod parse;
@@ -14,6 +15,7 @@ mod vs;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use ha::DEFAULT_SYNC_PORT;
 pub use live::restart_keys;
 pub use net::MAX_INTERFACES;
 pub use types::*;

@@ -2,8 +2,8 @@
 //!
 //! The EAL, the ports, their queues and the workers are built once at boot
 //! from `[dataplane]`, `[control]`, `[[interface]]` (and the kernel
-//! interfaces, routes and static neighbours configured with them); a reload
-//! that changes any of those is refused naming the keys. Everything else
+//! interfaces, routes and static neighbours configured with them) and
+//! `[ha]`; a reload that changes any of those is refused naming the keys. Everything else
 //! (virtual servers, pools, members, checks, timeouts) applies live.
 
 use crate::types::Config;
@@ -57,6 +57,7 @@ pub fn restart_keys(running: &Config, new: &Config) -> Vec<String> {
     }
     differs("route".into(), running.routes == new.routes);
     differs("neighbor".into(), running.neighbors == new.neighbors);
+    differs("ha".into(), running.ha == new.ha);
     keys
 }
 

@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::values::{
     parse_duration, parse_ifaddr, parse_ip, parse_mac, parse_prefix, parse_socket_addr,
 };
-use crate::{net, vs};
+use crate::{ha, net, vs};
 
 const ROOT_KEYS: &[&str] = &[
     "dataplane",
@@ -22,6 +22,7 @@ const ROOT_KEYS: &[&str] = &[
     "health_check",
     "pool",
     "virtual_server",
+    "ha",
 ];
 const DATAPLANE_KEYS: &[&str] = &[
     "workers",
@@ -100,6 +101,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         health_checks: Vec::new(),
         pools: Vec::new(),
         virtual_servers: Vec::new(),
+        ha: Ha::default(),
         lines: Default::default(),
     };
     cfg.interfaces = net::interfaces(&root)?;
@@ -108,6 +110,9 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     cfg.health_checks = health_checks(&root)?;
     cfg.pools = pools(&root, &cfg.health_checks)?;
     cfg.virtual_servers = vs::virtual_servers(&root, &cfg)?;
+    if let Some(t) = root.sub("ha", ha::HA_KEYS)? {
+        cfg.ha = ha::ha(&t, &cfg.interfaces)?;
+    }
     cfg.lines = cx.lines.take();
     Ok(cfg)
 }

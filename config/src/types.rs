@@ -24,6 +24,8 @@ pub struct Config {
     pub health_checks: Vec<HealthCheck>,
     pub pools: Vec<Pool>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `[ha]`; its defaults without the section.
+    pub ha: Ha,
     /// Line of every key and table header, so later stages (the daemon) can
     /// still point users at the offending line.
     pub(crate) lines: BTreeMap<String, usize>,
@@ -89,6 +91,37 @@ impl Default for Dataplane {
 pub enum Poll {
     Busy,
     Adaptive,
+}
+
+/// Who owns the VIPs, SNAT addresses and other floating addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VipOwnership {
+    /// Every VIP and SNAT address of the configuration, from boot.
+    #[default]
+    Config,
+    /// An address is owned while it is on the switch's kernel interface of
+    /// a link (where keepalived puts it), and only then.
+    Kernel,
+}
+
+/// `[ha]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ha {
+    pub vip_ownership: VipOwnership,
+    pub node_id: Option<u8>,
+    /// Session synchronisation with the peers, when `sync_peers` is set.
+    pub sync: Option<SessionSync>,
+}
+
+/// Session synchronisation (`[ha] sync_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSync {
+    /// Index of the `[[interface]]` whose link carries it.
+    pub interface: usize,
+    pub peers: Vec<IpAddr>,
+    pub port: u16,
+    /// Shared secret: every datagram is authenticated when set.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

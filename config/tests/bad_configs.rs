@@ -52,7 +52,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown top-level key",
             format!("colour = \"blue\"\n{IFACES}"),
-            "t.toml:1: colour: unknown key \"colour\"; accepted keys: dataplane, control, timeouts, interface, route, neighbor, health_check, pool, virtual_server",
+            "t.toml:1: colour: unknown key \"colour\"; accepted keys: dataplane, control, timeouts, interface, route, neighbor, health_check, pool, virtual_server, ha",
         ),
         (
             "unknown key in dataplane",
@@ -499,6 +499,55 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "IPv6 virtual server without an IPv6 interface address",
             format!("{IFACES}{POOL}[[virtual_server]]\nname = \"v6\"\naddress = \"[2001:db8::10]:80\"\npool = \"web\"\n"),
             "t.toml:14: virtual_server[0].address: 2001:db8::10 is IPv6 but no interface has an IPv6 address: the switch reaches members and answers neighbours of a family through one",
+        ),
+        // --- [ha] ---
+        (
+            "ha: unknown ownership",
+            full("[ha]\nvip_ownership = \"vrrp\"\n"),
+            "t.toml:17: ha.vip_ownership: invalid value \"vrrp\"; expected one of: config, kernel",
+        ),
+        (
+            "ha: kernel ownership without a kernel interface",
+            format!(
+                "{}{POOL}{VS}[ha]\nvip_ownership = \"kernel\"\n",
+                IFACES.replace("addresses = [", "kernel = false\naddresses = [")
+            ),
+            "t.toml:19: ha.vip_ownership: \"kernel\" needs a kernel interface on at least one [[interface]] (kernel = false on all of them)",
+        ),
+        (
+            "ha: node_id out of range",
+            full("[ha]\nnode_id = 0\n"),
+            "t.toml:17: ha.node_id: must be between 1 and 255, found 0",
+        ),
+        (
+            "ha: sync_peers without node_id",
+            full("[ha]\nsync_interface = \"int\"\nsync_peers = [\"10.20.0.2\"]\n"),
+            "t.toml:16: ha: missing required key \"node_id\" (1..255, unique in the cluster): sync_peers is set",
+        ),
+        (
+            "ha: sync_port without sync_peers",
+            full("[ha]\nnode_id = 1\nsync_port = 9000\n"),
+            "t.toml:18: ha.sync_port: \"sync_port\" needs sync_peers (the other nodes' addresses)",
+        ),
+        (
+            "ha: sync_interface unknown",
+            full("[ha]\nnode_id = 1\nsync_interface = \"mgmt\"\nsync_peers = [\"10.20.0.2\"]\n"),
+            "t.toml:18: ha.sync_interface: no [[interface]] named \"mgmt\" (defined: ext, int)",
+        ),
+        (
+            "ha: sync peer off the sync link",
+            full("[ha]\nnode_id = 1\nsync_interface = \"int\"\nsync_peers = [\"10.30.0.2\"]\n"),
+            "t.toml:19: ha.sync_peers: 10.30.0.2 is not on a prefix of interface \"int\": peers are on the sync link",
+        ),
+        (
+            "ha: sync peer is this node",
+            full("[ha]\nnode_id = 1\nsync_interface = \"int\"\nsync_peers = [\"10.20.0.1\"]\n"),
+            "t.toml:19: ha.sync_peers: 10.20.0.1 is this node's own address on \"int\"",
+        ),
+        (
+            "ha: short sync_key",
+            full("[ha]\nnode_id = 1\nsync_interface = \"int\"\nsync_peers = [\"10.20.0.2\"]\nsync_key = \"secret\"\n"),
+            "t.toml:20: ha.sync_key: must be at least 16 characters (a shared secret, the same on every node)",
         ),
     ]
 }

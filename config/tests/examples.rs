@@ -229,6 +229,14 @@ fn minimal_example() {
 
 /// Every optional key of the contract (and the extensions) switched on.
 const EVERYTHING: &str = r#"
+[ha]
+vip_ownership = "kernel"
+node_id = 2
+sync_interface = "int_2"
+sync_peers = ["10.20.0.2", "2001:db8:2::3"]
+sync_port = 9000
+sync_key = "a shared secret of the pair"
+
 [dataplane]
 workers = 4
 lcores = "0@0,1@1,2@1"
@@ -461,6 +469,18 @@ fn every_optional_key_is_accepted() {
     assert_eq!(vs[4].idle_timeout, Some(secs(3600)));
     assert_eq!(vs[6].mss_clamp, Some(MssClamp::Auto));
     assert_eq!(vs[6].forwarding.as_str(), "l3_dsr");
+
+    assert_eq!(c.ha.vip_ownership, VipOwnership::Kernel);
+    assert_eq!(c.ha.node_id, Some(2));
+    assert_eq!(
+        c.ha.sync,
+        Some(SessionSync {
+            interface: 1,
+            peers: vec![ip("10.20.0.2"), ip("2001:db8:2::3")],
+            port: 9000,
+            key: Some("a shared secret of the pair".into()),
+        })
+    );
 }
 
 #[test]

@@ -190,7 +190,8 @@ pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String
 /// Addresses worker 0 announces (gratuitous ARP, unsolicited neighbour
 /// advertisement) at start, and those a reload adds: each interface
 /// address on its port, VIPs and SNAT addresses on every port they are
-/// reachable from.
+/// reachable from (under kernel ownership: those the kernel interfaces
+/// hold, and the other addresses they hold on their port).
 pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, IpAddr)> {
     let mut out: Vec<(u16, IpAddr)> = Vec::new();
     for (i, p) in shared.ports.iter().enumerate() {
@@ -198,7 +199,7 @@ pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, IpA
         let v6 = p.addresses6.iter().map(|(a, _)| IpAddr::V6(*a));
         out.extend(v4.chain(v6).map(|a| (i as u16, a)));
     }
-    for (_, vs) in shared.servers() {
+    for (_, vs) in shared.servers().filter(|(_, v)| shared.owns(v.vip)) {
         for (i, _) in shared.ports.iter().enumerate() {
             if shared
                 .connected_port(vs.vip)
@@ -208,11 +209,13 @@ pub fn announcements(shared: &sluice_dataplane::shared::Shared) -> Vec<(u16, IpA
             }
         }
     }
-    for s in &shared.snat_addrs {
+    for s in shared.snat_addrs.iter().filter(|s| shared.owns(**s)) {
         if let Some(port) = shared.connected_port(*s) {
             out.push((port, *s));
         }
     }
+    // Under kernel ownership, the floating addresses the kernel holds.
+    out.extend(shared.owned.iter().flat_map(|o| o.iter().copied()));
     out.sort();
     out.dedup();
     out

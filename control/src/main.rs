@@ -11,6 +11,7 @@ mod clock;
 mod control;
 mod eal_args;
 mod exception;
+mod ha;
 mod health;
 mod json;
 mod lcore;
@@ -222,9 +223,17 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         let live = view.live();
         reload::run_checks(&view, &live.shared, &live.plan, &|i| live.health[i].clone());
         let folds = tokio::spawn(loads::run(view.clone()));
+        let owner = (cfg.ha.vip_ownership == sluice_config::VipOwnership::Kernel).then(|| {
+            let view = view.clone();
+            tokio::spawn(async move {
+                let e = ha::ownership::follow(view).await;
+                log(format!("ha: {e}; the addresses owned now stay owned"));
+            })
+        });
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
         health::lock(&view.reload.checks).stop();
         folds.abort();
+        owner.inspect(|o| o.abort());
         served
     });
     // Whatever ended the control thread, the lcores must stop before the EAL goes.

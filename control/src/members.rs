@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The checks to run and the member ids each one decides.
+#[derive(Clone)]
 pub struct Plan {
     pub targets: Vec<Target>,
     /// `members[t]`: the member ids target t decides.

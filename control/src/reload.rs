@@ -261,7 +261,7 @@ fn lagging_worker(view: &View, generation: u64) -> Option<u16> {
 
 /// Hands `next` to every worker and waits until each has moved on; the
 /// snapshots they replaced are dropped here, on the control thread.
-async fn publish(view: &View, old: &Shared, next: &Arc<Shared>) -> Result<(), Refused> {
+pub(crate) async fn publish(view: &View, old: &Shared, next: &Arc<Shared>) -> Result<(), Refused> {
     let sessions = view.reload.sessions_per_worker;
     for ch in &view.reload.workers {
         // A late answer to an earlier reload that timed out.

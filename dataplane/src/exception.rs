@@ -25,15 +25,20 @@ pub enum KernelClass {
     /// Anything from a configured member, on the port towards it: replies to
     /// health checks (TCP, ICMP echo, UDP) and the member's ARP replies.
     Member = 5,
+    /// Link-local multicast (224.0.0.0/24, ff02::/16) and VRRP: the
+    /// protocols of the routers on the link and of the switch's peer
+    /// (keepalived), kept apart so that a flood of anything else cannot
+    /// starve them.
+    LinkControl = 6,
 }
 
-const CLASSES: usize = 6;
+const CLASSES: usize = 7;
 
 /// Frames per second and burst per class, per port and worker
 /// (`KernelClass` order). A thousand members checked every second need a
 /// few thousand member frames a second; the other classes only serve the
 /// kernel's own sockets and neighbours.
-pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000];
+pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000, 1_000];
 
 /// A token bucket of `rate` tokens a second, holding at most a second's
 /// worth; refilled by the caller's clock.

@@ -76,7 +76,7 @@ impl Worker {
                 let flow = parse_flow(pkt.data(), l3)?;
                 self.reverse(pkt, flow, redirected)
             }
-            None => Err(DropReason::NotForUs),
+            None => self.link_control(port, pkt, l3),
         }
     }
 
@@ -131,10 +131,31 @@ impl Worker {
                 }
             }
             proto::UDP => KernelClass::Udp,
+            proto::VRRP => KernelClass::LinkControl,
             _ => KernelClass::Icmp,
         };
         let src = ipv4::Packet::new_unchecked(&pkt.data()[l3..]).src_addr();
         self.hand_to_kernel(port, src, class)
+    }
+}
+
+impl Worker {
+    /// A packet to an address that is not the switch's: to a link-local
+    /// multicast group (224.0.0.0/24: VRRP adverts, routing protocols) it
+    /// is the kernel interface's, where keepalived listens; anything else
+    /// is not for the switch.
+    #[cold]
+    fn link_control<P: PacketBuf>(
+        &mut self,
+        port: u16,
+        pkt: &P,
+        l3: usize,
+    ) -> Result<Verdict, DropReason> {
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+        match ip.dst_addr().octets()[..3] == [224, 0, 0] {
+            true => self.hand_to_kernel(port, ip.src_addr(), KernelClass::LinkControl),
+            false => Err(DropReason::NotForUs),
+        }
     }
 }
 

@@ -72,15 +72,20 @@ impl Worker {
             }
             Some(l) if l.interface.is_some() => self.local6_to_kernel(port, pkt, l3, upper),
             Some(_) => Err(DropReason::LocalUnhandled),
-            None if session => {
-                let dst = ipv6::Packet::new_unchecked(&pkt.data()[l3..]).dst_addr();
-                if dst.is_multicast() {
+            None => {
+                let ip = ipv6::Packet::new_unchecked(&pkt.data()[l3..]);
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                // Link-local multicast (VRRP adverts to ff02::12, routing
+                // protocols) is the kernel interface's.
+                if dst.segments()[0] & 0xff0f == 0xff02 {
+                    return self.hand_to_kernel(port, src, KernelClass::LinkControl);
+                }
+                if dst.is_multicast() || !session {
                     return Err(DropReason::NotForUs);
                 }
                 let flow = parse_flow6(pkt.data(), l3, upper)?;
                 self.reverse(pkt, flow, redirected)
             }
-            None => Err(DropReason::NotForUs),
         }
     }
 
@@ -106,6 +111,7 @@ impl Worker {
             }
             next_header::TCP => KernelClass::Tcp,
             next_header::UDP => KernelClass::Udp,
+            next_header::VRRP => KernelClass::LinkControl,
             _ => KernelClass::Icmp,
         };
         self.hand_to_kernel(port, src, class)

@@ -420,3 +420,25 @@ fn the_switch_speaks_from_an_address_the_destination_can_answer() {
     assert_eq!(sh.port_address6(EXT, v6(ROUTER_LL)), ext_link_local());
     assert_eq!(sh.port_address6(INT, v6("2001:db8:77::5")), v6(INT6));
 }
+
+#[test]
+fn vrrp_over_ipv6_reaches_the_kernel_interface() {
+    let mut lab = lab6();
+    let peer = v6("fe80::2");
+    let advert = [0x31, 51, 100, 1, 0, 100, 0, 0];
+    let frame = |dst: &str| {
+        eth(
+            [0x33, 0x33, 0, 0, 0, 0x12],
+            ROUTER_MAC,
+            ETH_IPV6,
+            &ipv6(peer, v6(dst), 112, 255, &advert),
+        )
+    };
+    lab.c("VRRP to ff02::12", EXT, &frame("ff02::12"), Expect::Kernel);
+    lab.c(
+        "a site-wide group is not the switch's",
+        EXT,
+        &frame("ff05::12"),
+        Expect::Drop(R::NotForUs),
+    );
+}

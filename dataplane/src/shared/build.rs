@@ -15,7 +15,7 @@
 //! worker still on the old one may open a session on it. A reload waits for
 //! every worker, so at the next one only the session counts decide.
 
-use super::{Local, Port, ReloadError, Shared, Timeouts};
+use super::{Local, Owned, Port, ReloadError, Shared, Timeouts};
 use crate::acl::SourceAcl;
 use crate::addr::Addr;
 use crate::fixedmap::FixedMap;
@@ -40,6 +40,7 @@ pub(super) struct Base {
     pub owner_mask: u32,
     pub owner_mask6: u128,
     pub generation: u64,
+    pub owned: Option<Arc<Owned>>,
 }
 
 /// The running snapshot a reload starts from, and the session counts per
@@ -85,7 +86,7 @@ pub(super) fn build(
         }
         services[slot] = Some(server);
     }
-    let (local, local6) = locals(&ports, &services, &snat_addrs);
+    let (local, local6) = locals(&ports, &services, &snat_addrs, base.owned.as_deref());
     let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
     let mut vs_map6 = FixedMap::with_capacity(services.len() + 1);
@@ -133,6 +134,7 @@ pub(super) fn build(
         vs_capacity: base.vs_capacity,
         owner_mask: base.owner_mask,
         owner_mask6: base.owner_mask6,
+        owned: base.owned,
     })
 }
 
@@ -217,13 +219,17 @@ fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable, RouteTable<Ipv
 }
 
 /// The switch's own addresses: interface addresses, the VIPs of every
-/// server (retired ones too, while their sessions last) and every SNAT address.
-fn locals(
+/// server (retired ones too, while their sessions last) and every SNAT
+/// address. Under kernel ownership (`owned`), VIPs and SNAT addresses only
+/// while a kernel interface holds them, and the other addresses it holds
+/// as interface addresses of their port.
+pub(super) fn locals(
     ports: &[Port],
     services: &[Option<VirtualServer>],
     snat_addrs: &[IpAddr],
+    owned: Option<&Owned>,
 ) -> (FixedMap<Local>, FixedMap<Local, u128>) {
-    let n = 256 + services.len() * 4 + snat_addrs.len() * 2;
+    let n = 256 + services.len() * 4 + snat_addrs.len() * 2 + owned.map_or(0, |o| o.len());
     let (mut local, mut local6) = (FixedMap::with_capacity(n), FixedMap::with_capacity(n));
     let mut mark = |ip: IpAddr, f: &dyn Fn(&mut Local)| match ip {
         IpAddr::V4(ip) => {
@@ -246,11 +252,23 @@ fn locals(
             mark(ip, &|l| l.interface = Some(i as u16));
         }
     }
-    for (i, a) in snat_addrs.iter().enumerate() {
+    let held = |ip: &IpAddr| owned.is_none_or(|o| o.iter().any(|(_, a)| a == ip));
+    for (i, a) in snat_addrs.iter().enumerate().filter(|(_, a)| held(a)) {
         mark(*a, &|l| l.snat = Some(i as u16));
     }
-    for v in services.iter().flatten() {
+    for v in services.iter().flatten().filter(|v| held(&v.vip)) {
         mark(v.vip, &|l| l.vip = true);
+    }
+    let configured =
+        |ip: &IpAddr| snat_addrs.contains(ip) || services.iter().flatten().any(|v| v.vip == *ip);
+    for (port, ip) in owned
+        .into_iter()
+        .flatten()
+        .filter(|(_, ip)| !configured(ip))
+    {
+        mark(*ip, &|l| {
+            l.interface.get_or_insert(*port);
+        });
     }
     (local, local6)
 }

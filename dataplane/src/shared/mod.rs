@@ -13,7 +13,7 @@ use crate::service::{client_owner_fold, VirtualServer};
 use crate::session::Session;
 use crate::wire::Mac;
 use build::{build, Base, Previous};
-use sluice_config::Config;
+use sluice_config::{Config, VipOwnership};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -104,7 +104,17 @@ pub struct Shared {
     owner_mask: u32,
     /// The same for IPv6 clients.
     owner_mask6: u128,
+    /// The floating addresses the switch owns now, by port, when the
+    /// kernel interfaces decide (`[ha] vip_ownership = "kernel"`): VIPs and
+    /// SNAT addresses are the switch's only while listed here, and other
+    /// addresses listed are answered as interface addresses (a floating
+    /// gateway). `None`: the configuration decides, every VIP and SNAT
+    /// address is owned.
+    pub owned: Option<Arc<Owned>>,
 }
+
+/// Addresses the kernel interfaces hold, by port (sorted, no duplicates).
+pub type Owned = std::collections::BTreeSet<(u16, IpAddr)>;
 
 /// Why a reload cannot be applied; the running configuration stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +216,9 @@ impl Shared {
             owner_mask: persistence_mask(cfg),
             owner_mask6: persistence_mask(cfg),
             generation: 0,
+            // Under kernel ownership nothing floating is the switch's until
+            // the kernel interfaces say so.
+            owned: (cfg.ha.vip_ownership == VipOwnership::Kernel).then(Default::default),
         };
         for n in &cfg.neighbors {
             base.neighbors
@@ -243,6 +256,7 @@ impl Shared {
             owner_mask: self.owner_mask,
             owner_mask6: self.owner_mask6,
             generation: self.generation + 1,
+            owned: self.owned.clone(),
         };
         build(
             cfg,
@@ -252,6 +266,35 @@ impl Shared {
                 vs_sessions,
             }),
         )
+    }
+
+    /// The same snapshot with the floating addresses in `owned` (a change
+    /// of the kernel interfaces' addresses, under `vip_ownership =
+    /// "kernel"`): built as a reload of the running configuration `cfg`, a
+    /// generation further, so it is handed to the workers the same way.
+    pub fn reown(
+        &self,
+        cfg: &Config,
+        owned: Owned,
+        vs_sessions: &dyn Fn(u16) -> u64,
+    ) -> Result<Shared, ReloadError> {
+        let mut next = self.reload(cfg, vs_sessions)?;
+        next.owned = Some(Arc::new(owned));
+        let (local, local6) = build::locals(
+            &next.ports,
+            &next.services,
+            &next.snat_addrs,
+            next.owned.as_deref(),
+        );
+        (next.local, next.local6) = (local, local6);
+        Ok(next)
+    }
+
+    /// Whether the switch owns VIP or SNAT address `ip` now.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        self.owned
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|(_, a)| *a == ip))
     }
 
     /// The virtual server in `slot`, if any.

@@ -16,6 +16,8 @@ pub mod proto {
     pub const UDP: u8 = 17;
     pub const GRE: u8 = 47;
     pub const IPV6_ICMP: u8 = 58;
+    /// VRRP (RFC 9568).
+    pub const VRRP: u8 = 112;
 }
 
 mod field {

@@ -19,6 +19,8 @@ pub mod next_header {
     /// IPv6 in IPv6 (RFC 2473), and GRE (RFC 7676).
     pub const IPV6: u8 = 41;
     pub const GRE: u8 = 47;
+    /// VRRP (RFC 9568).
+    pub const VRRP: u8 = 112;
     pub const FRAGMENT: u8 = 44;
     pub const ESP: u8 = 50;
     pub const AH: u8 = 51;

@@ -339,14 +339,31 @@ impl Lab {
                 }
             }
         }
+        self.adopt_all(&old, &next);
+        Ok(next)
+    }
+
+    /// Hands every worker `next` (built from `old`), as a reload does.
+    fn adopt_all(&mut self, old: &Shared, next: &Arc<Shared>) {
         for w in &mut self.workers {
             let capacity = w.sessions().capacity();
-            let adopt =
-                sluice_dataplane::reload::Adopt::prepare(&old, next.clone(), w.id, capacity);
+            let adopt = sluice_dataplane::reload::Adopt::prepare(old, next.clone(), w.id, capacity);
             let left = w.adopt(adopt);
             assert_eq!(left.generation, next.generation);
         }
-        Ok(next)
+    }
+
+    /// Moves every worker to the snapshot of `config` whose floating
+    /// addresses are `owned`, as the control thread does when the kernel
+    /// interfaces' addresses change (`vip_ownership = "kernel"`).
+    #[allow(dead_code)]
+    pub fn reown(&mut self, config: &str, owned: &[(u16, std::net::IpAddr)]) -> Arc<Shared> {
+        let cfg = sluice_config::parse(config, "test.toml").expect("config parses");
+        let old = self.workers[0].shared().clone();
+        let owned = owned.iter().copied().collect();
+        let next = Arc::new(old.reown(&cfg, owned, &|_| 0).expect("reown applies"));
+        self.adopt_all(&old, &next);
+        next
     }
 
     pub fn set_time(&mut self, ms: u32) {
