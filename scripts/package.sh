@@ -17,6 +17,7 @@ trap 'rm -rf "$STAGE"' EXIT
 install -Dm755 target/release/sluice "$STAGE/usr/bin/sluice"
 install -Dm755 target/release/sluicectl "$STAGE/usr/bin/sluicectl"
 install -Dm644 packaging/sluice.service "$STAGE/lib/systemd/system/sluice.service"
+install -Dm644 packaging/keepalived.conf "$STAGE/usr/share/doc/sluice/examples/keepalived.conf"
 install -Dm644 config/examples/contract.toml "$STAGE/etc/sluice/sluice.toml"
 install -Dm644 README.md "$STAGE/usr/share/doc/sluice/README.md"
 install -Dm644 BENCHMARKS.md "$STAGE/usr/share/doc/sluice/BENCHMARKS.md"

@@ -223,6 +223,10 @@ async fn answer(line: &str, view: &Arc<View>) -> String {
     words.retain(|w| *w != "--json");
     let text = match words.first().copied() {
         Some("member") => crate::admin::member(view, &words[1..]),
+        Some("ha") if json && words.len() == 1 => {
+            return format!("{}\n", crate::ha::status::json(view))
+        }
+        Some("ha") => crate::ha::status::text(view, &words[1..]),
         Some("reload") => {
             let outcome = crate::reload::run(view.clone()).await;
             return if json {

@@ -93,13 +93,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = match sluice_config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sluice: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg =
+        match sluice_config::load(&args.config).and_then(|c| ha::check_supported(&c).map(|_| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("sluice: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if args.check {
         println!(
             "{}: configuration OK ({} interfaces, {} pools, {} virtual servers, {} workers)",

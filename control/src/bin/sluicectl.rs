@@ -15,6 +15,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "members",
         "per member: role, state and since when, sessions, health check and its last result",
     ),
+    (
+        "ha",
+        "[ready]: the addresses this node owns ([ha]); ready exits 0 only while the dataplane runs (keepalived's vrrp_script)",
+    ),
     ("neighbors", "the ARP table"),
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
                 print!("{}", usage());
                 return ExitCode::SUCCESS;
             }
-            "member" | "sessions" if command.is_none() => {
+            "member" | "sessions" | "ha" if command.is_none() => {
                 // The rest of the line is the member command's own.
                 let rest: Vec<String> = it.by_ref().collect();
                 command = Some(format!("{a} {}", rest.join(" ")));
