@@ -21,7 +21,7 @@
 
 use crate::exception::KernelClass;
 use crate::fixedmap::{mix64, MapKey};
-use crate::flow::Flow;
+use crate::flow::{Family, Flow};
 use crate::ipv4::parse_flow;
 use crate::ipv6::parse_flow6;
 use crate::nat;
@@ -237,12 +237,22 @@ impl Worker {
         // The tuple as received: the packet may be rewritten on its way.
         let tuple = parse_flow(pkt.data(), l3).ok().map(|f| f.tuple);
         let verdict = self.transport(port, pkt, l3, local, key.proto, redirected)?;
-        // Where it went: the worker it was handed to, or the session it
-        // belongs to (as the table now says).
+        self.note_route(key, tuple, verdict);
+        Ok(verdict)
+    }
+
+    /// Notes where the first fragment of datagram `key` went (`verdict`):
+    /// the worker it was handed to, or the session of its tuple as
+    /// received (`tuple`: the packet may have been rewritten), as the table
+    /// now says.
+    fn note_route<A: Family>(&mut self, key: FragKey, tuple: Option<Tuple<A>>, verdict: Verdict) {
         let route = match verdict {
             Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
-            Verdict::Tx(_) | Verdict::TxFragmented(_) | Verdict::Hold { .. } => tuple
-                .and_then(|t| self.v4.sessions.lookup(&t, t.hash()))
+            Verdict::Tx(_)
+            | Verdict::TxFragmented(_)
+            | Verdict::Hold { .. }
+            | Verdict::Hold6 { .. } => tuple
+                .and_then(|t| A::t(self).sessions.lookup(&t, t.hash()))
                 .map(|(idx, dir)| FragRoute::Session { idx, dir }),
             _ => None,
         };
@@ -250,7 +260,6 @@ impl Worker {
             let now = self.stamp();
             self.frags.record(key, route, now);
         }
-        Ok(verdict)
     }
 
     /// An IPv4 fragment after the first of its datagram (see [`Worker::follow`]).
@@ -454,17 +463,7 @@ impl Worker {
         }
         let tuple = parse_flow6(pkt.data(), l3, upper).ok().map(|f| f.tuple);
         let verdict = self.transport6(port, pkt, (l3, upper), local, redirected)?;
-        let route = match verdict {
-            Verdict::Redirect(w) => Some(FragRoute::Worker(w)),
-            Verdict::Tx(_) | Verdict::Hold6 { .. } => tuple
-                .and_then(|t| self.v6.sessions.lookup(&t, t.hash()))
-                .map(|(idx, dir)| FragRoute::Session { idx, dir }),
-            _ => None,
-        };
-        if let Some(route) = route {
-            let now = self.stamp();
-            self.frags.record(key, route, now);
-        }
+        self.note_route(key, tuple, verdict);
         Ok(verdict)
     }
 
