@@ -223,7 +223,7 @@ fn network(cfg: &Config, macs: &[Mac]) -> (Vec<Port>, RouteTable, RouteTable<Ipv
 /// address. Under kernel ownership (`owned`), VIPs and SNAT addresses only
 /// while a kernel interface holds them, and the other addresses it holds
 /// as interface addresses of their port.
-pub(super) fn locals(
+fn locals(
     ports: &[Port],
     services: &[Option<VirtualServer>],
     snat_addrs: &[IpAddr],

@@ -239,6 +239,29 @@ impl Shared {
         cfg: &Config,
         vs_sessions: &dyn Fn(u16) -> u64,
     ) -> Result<Shared, ReloadError> {
+        self.next(cfg, self.owned.clone(), vs_sessions)
+    }
+
+    /// The same snapshot with the floating addresses in `owned` (a change
+    /// of the kernel interfaces' addresses, under `vip_ownership =
+    /// "kernel"`): built as a reload of the running configuration `cfg`, a
+    /// generation further, so it is handed to the workers the same way.
+    pub fn reown(
+        &self,
+        cfg: &Config,
+        owned: Owned,
+        vs_sessions: &dyn Fn(u16) -> u64,
+    ) -> Result<Shared, ReloadError> {
+        self.next(cfg, Some(Arc::new(owned)), vs_sessions)
+    }
+
+    /// The next generation: `cfg` owning `owned` (see [`Shared::reload`]).
+    fn next(
+        &self,
+        cfg: &Config,
+        owned: Option<Arc<Owned>>,
+        vs_sessions: &dyn Fn(u16) -> u64,
+    ) -> Result<Shared, ReloadError> {
         // One worker owns every client whatever the split.
         if self.workers > 1 {
             let refused = split_refused(cfg, self.owner_mask)
@@ -256,7 +279,7 @@ impl Shared {
             owner_mask: self.owner_mask,
             owner_mask6: self.owner_mask6,
             generation: self.generation + 1,
-            owned: self.owned.clone(),
+            owned,
         };
         build(
             cfg,
@@ -266,28 +289,6 @@ impl Shared {
                 vs_sessions,
             }),
         )
-    }
-
-    /// The same snapshot with the floating addresses in `owned` (a change
-    /// of the kernel interfaces' addresses, under `vip_ownership =
-    /// "kernel"`): built as a reload of the running configuration `cfg`, a
-    /// generation further, so it is handed to the workers the same way.
-    pub fn reown(
-        &self,
-        cfg: &Config,
-        owned: Owned,
-        vs_sessions: &dyn Fn(u16) -> u64,
-    ) -> Result<Shared, ReloadError> {
-        let mut next = self.reload(cfg, vs_sessions)?;
-        next.owned = Some(Arc::new(owned));
-        let (local, local6) = build::locals(
-            &next.ports,
-            &next.services,
-            &next.snat_addrs,
-            next.owned.as_deref(),
-        );
-        (next.local, next.local6) = (local, local6);
-        Ok(next)
     }
 
     /// Whether the switch owns VIP or SNAT address `ip` now.
