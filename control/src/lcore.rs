@@ -104,6 +104,8 @@ pub struct Lcore {
     pub inspect: crate::sessions::WorkerMailbox,
     /// New configuration snapshots, taken between bursts.
     pub reload: crate::reload::WorkerEnd,
+    /// Session synchronisation: changes out, peers' sessions in.
+    pub sync: Option<crate::ha::sync::link::WorkerEnd>,
     pub clock: Clock,
     pub stop: Arc<AtomicBool>,
     /// Addresses to announce (gratuitous ARP, unsolicited neighbour
@@ -181,6 +183,9 @@ impl Lcore {
                 self.worker.maintain(sweep_budget);
             }
             self.answer_inspect();
+            if let Some(sync) = &self.sync {
+                sync.exchange(&mut self.worker);
+            }
             self.take_new_configuration(&mut b);
             if !b.held.is_empty() {
                 self.release_held(&mut b);

@@ -93,14 +93,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg =
-        match sluice_config::load(&args.config).and_then(|c| ha::check_supported(&c).map(|_| c)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("sluice: configuration error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let cfg = match sluice_config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.check {
         println!(
             "{}: configuration OK ({} interfaces, {} pools, {} virtual servers, {} workers)",
@@ -231,10 +230,18 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
                 log(format!("ha: {e}; the addresses owned now stay owned"));
             })
         });
+        let sync = view.sync.is_some().then(|| {
+            let view = view.clone();
+            tokio::spawn(async move {
+                let e = ha::sync::run(view).await;
+                log(format!("ha: {e}; sessions are not synchronised"));
+            })
+        });
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
         health::lock(&view.reload.checks).stop();
         folds.abort();
         owner.inspect(|o| o.abort());
+        sync.inspect(|s| s.abort());
         served
     });
     // Whatever ended the control thread, the lcores must stop before the EAL goes.
@@ -262,6 +269,8 @@ struct Running {
     mailboxes: Vec<sessions::Mailbox>,
     reload: Vec<reload::WorkerChannel>,
     kernel: exception::Counters,
+    /// Session synchronisation's ends, when configured.
+    sync: Option<ha::sync::Link>,
 }
 
 /// Takes every lcore's queues and launches the workers and the exception
@@ -290,6 +299,13 @@ fn launch(
     let mut mailboxes = Vec::new();
     let mut reloads = Vec::new();
     let announce = boot::announcements(shared);
+    let (sync, mut sync_ends) = match &cfg.ha.sync {
+        Some(s) => {
+            let (link, ends) = ha::sync::Link::new(workers, &s.peers);
+            (Some(link), ends.into_iter().map(Some).collect())
+        }
+        None => (None, (0..workers).map(|_| None).collect::<Vec<_>>()),
+    };
     for w in 0..workers {
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
         for port in &ports.wire {
@@ -315,6 +331,7 @@ fn launch(
         let (shared, stats, pool) = (shared.clone(), stats[i].clone(), pool.clone());
         let (port_index, stop) = (port_index.clone(), stop.clone());
         let announce = if w == 0 { announce.clone() } else { Vec::new() };
+        let sync = sync_ends[i].take();
         let dp = &cfg.dataplane;
         let (burst, sessions) = (usize::from(dp.burst), dp.sessions_per_worker);
         let adaptive = matches!(dp.poll, sluice_config::Poll::Adaptive);
@@ -334,6 +351,7 @@ fn launch(
                 port_index,
                 inspect: worker_end,
                 reload: reload_worker,
+                sync,
                 clock,
                 stop,
                 announce,
@@ -361,6 +379,7 @@ fn launch(
         mailboxes,
         reload: reloads,
         kernel,
+        sync,
     })
 }
 
@@ -439,6 +458,7 @@ fn control_view(
         running.mailboxes,
         reload,
         path.to_path_buf(),
+        running.sync,
     )
 }
 

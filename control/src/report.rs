@@ -65,6 +65,8 @@ pub struct View {
     pub reload: crate::reload::Channels,
     /// The configuration file a reload reads.
     pub config_path: std::path::PathBuf,
+    /// Session synchronisation with the peers (`[ha] sync_peers`).
+    pub sync: Option<crate::ha::sync::Link>,
 }
 
 pub(crate) fn mac(m: [u8; 6]) -> String {
@@ -85,6 +87,7 @@ impl View {
         mailboxes: Vec<crate::sessions::Mailbox>,
         reload: crate::reload::Channels,
         config_path: std::path::PathBuf,
+        sync: Option<crate::ha::sync::Link>,
     ) -> View {
         View {
             live: std::sync::RwLock::new(Arc::new(live)),
@@ -97,6 +100,7 @@ impl View {
             sessions_gate: tokio::sync::Mutex::new(()),
             reload,
             config_path,
+            sync,
         }
     }
 

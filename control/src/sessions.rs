@@ -245,7 +245,7 @@ async fn list<W: AsyncWrite + Unpin>(
 }
 
 /// Sends one slice to a worker and waits for its answer.
-async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
+pub(crate) async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
     {
         let rx = mb.from_worker.lock().ok()?;
         // A late answer to a request given up on earlier is stale.

@@ -38,5 +38,6 @@ pub fn view(cfg: &str, workers: u16, mailboxes: Vec<crate::sessions::Mailbox>) -
         mailboxes,
         reload,
         "t.toml".into(),
+        None,
     )
 }

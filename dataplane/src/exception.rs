@@ -30,15 +30,20 @@ pub enum KernelClass {
     /// (keepalived), kept apart so that a flood of anything else cannot
     /// starve them.
     LinkControl = 6,
+    /// Session synchronisation from a configured peer (`[ha] sync_peers`,
+    /// to `sync_port`): a bulk sync after a restart sends thousands of
+    /// datagrams a second, which must neither starve nor be starved by
+    /// the kernel's other traffic.
+    Sync = 7,
 }
 
-const CLASSES: usize = 7;
+const CLASSES: usize = 8;
 
 /// Frames per second and burst per class, per port and worker
 /// (`KernelClass` order). A thousand members checked every second need a
 /// few thousand member frames a second; the other classes only serve the
 /// kernel's own sockets and neighbours.
-pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000, 1_000];
+pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000, 1_000, 20_000];
 
 /// A token bucket of `rate` tokens a second, holding at most a second's
 /// worth; refilled by the caller's clock.

@@ -14,6 +14,7 @@ use crate::service::{snat_port_owner, Rewrite};
 use crate::session::{Dir, InsertError, Session, SessionTable, Tuple};
 use crate::shared::{Local, Shared};
 use crate::stats::{self, DropReason};
+use crate::sync::SyncOp;
 use crate::wire::ipv4::proto;
 use crate::worker::{AnySession, Verdict, Worker};
 
@@ -247,9 +248,18 @@ impl Worker {
         s
     }
 
+    /// A session's state changed: recounted, and queued for the peers
+    /// once confirmed.
+    pub(crate) fn state_changed<A: Family>(&mut self, s: &Session<A>, before: u8) {
+        self.recount(s, before);
+        if s.state & conntrack::flag::CONFIRMED != 0 && self.sync.enabled() {
+            self.sync_session(SyncOp::Update, s);
+        }
+    }
+
     /// Recounts what a session's new state changes: half-open sessions, its
     /// member's closing sessions, its client's persistence entry.
-    pub(crate) fn state_changed<A: Family>(&mut self, s: &Session<A>, before: u8) {
+    pub(crate) fn recount<A: Family>(&mut self, s: &Session<A>, before: u8) {
         self.embryonic_changed(Some(before), Some(s.state), s.proto);
         let closing = conntrack::closing(s.state, s.proto);
         if closing != conntrack::closing(before, s.proto) {
@@ -434,8 +444,18 @@ impl Worker {
         stats::inc(&self.stats.sessions_expired);
     }
 
-    /// Removes a session and releases what it holds, counting no ending.
+    /// Removes a session and releases what it holds, counting no ending;
+    /// the peers are told.
     pub(crate) fn discard_session<A: Family>(&mut self, idx: u32) {
+        if self.sync.enabled() {
+            let s = *A::t(self).sessions.get(idx);
+            self.sync_session(SyncOp::Remove, &s);
+        }
+        self.release_session::<A>(idx);
+    }
+
+    /// Removes a session and releases what it holds, telling no one.
+    pub(crate) fn release_session<A: Family>(&mut self, idx: u32) {
         let s = *A::t(self).sessions.get(idx);
         let stamp = self.stamp();
         crate::worker::forget(

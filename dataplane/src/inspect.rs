@@ -60,6 +60,35 @@ impl<A: Addr> From<&Session<A>> for SessionView {
     }
 }
 
+impl SessionView {
+    /// The session back, as its worker has it (`None` if its addresses are
+    /// not all of one family, which a worker never lists).
+    pub fn session(&self) -> Option<crate::worker::AnySession> {
+        use crate::worker::AnySession;
+        match self.client.ip() {
+            IpAddr::V4(_) => self.of::<u32>().map(AnySession::V4),
+            IpAddr::V6(_) => self.of::<u128>().map(AnySession::V6),
+        }
+    }
+
+    fn of<A: Addr>(&self) -> Option<Session<A>> {
+        Some(Session {
+            client: A::of(self.client.ip())?,
+            vip: A::of(self.vip.ip())?,
+            member: A::of(self.member.ip())?,
+            snat: A::of(self.snat.ip())?,
+            cport: self.client.port(),
+            vport: self.vip.port(),
+            mport: self.member.port(),
+            sport: self.snat.port(),
+            last_seen: self.last_seen,
+            vs: self.vs,
+            proto: self.proto,
+            state: self.state,
+        })
+    }
+}
+
 /// One slice of work for a worker.
 #[derive(Debug)]
 pub struct Inspect {
@@ -123,6 +152,26 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listed_session_comes_back_whole() {
+        let s = crate::session::Session6 {
+            client: 1,
+            vip: 2,
+            member: 3,
+            snat: 4,
+            cport: 5,
+            vport: 6,
+            mport: 7,
+            sport: 8,
+            last_seen: 9,
+            vs: 10,
+            proto: 17,
+            state: 0x80,
+        };
+        let v = SessionView::from(&s);
+        assert_eq!(v.session(), Some(crate::worker::AnySession::V6(s)));
+    }
 
     #[test]
     fn filter_fields_each_narrow() {

@@ -130,7 +130,14 @@ impl Worker {
                     KernelClass::Tcp
                 }
             }
-            proto::UDP => KernelClass::Udp,
+            proto::UDP => {
+                let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+                let dport = udp::Packet::new_checked(ip.payload()).map(|u| u.dst_port());
+                match dport {
+                    Ok(d) if self.shared.sync_from(ip.src_addr().into(), d) => KernelClass::Sync,
+                    _ => KernelClass::Udp,
+                }
+            }
             proto::VRRP => KernelClass::LinkControl,
             _ => KernelClass::Icmp,
         };

@@ -110,6 +110,14 @@ impl Worker {
                 }
             }
             next_header::TCP => KernelClass::Tcp,
+            next_header::UDP if !upper.non_first_fragment => {
+                let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+                let u = udp::Packet::new_checked(&ip.into_inner()[upper.offset..end]);
+                match u.map(|u| u.dst_port()) {
+                    Ok(d) if self.shared.sync_from(src.into(), d) => KernelClass::Sync,
+                    _ => KernelClass::Udp,
+                }
+            }
             next_header::UDP => KernelClass::Udp,
             next_header::VRRP => KernelClass::LinkControl,
             _ => KernelClass::Icmp,

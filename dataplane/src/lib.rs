@@ -18,6 +18,7 @@ pub mod service;
 pub mod session;
 pub mod shared;
 pub mod stats;
+pub mod sync;
 pub mod wire;
 pub mod worker;
 

@@ -302,9 +302,14 @@ pub fn client_owner_fold(fold: u64, workers: u16) -> u16 {
 
 /// Free SNAT ports of one address, owned by one worker: a FIFO ring so a
 /// port is reused as late as possible (the member may hold it in TIME_WAIT).
+/// `pos` keeps where each port sits in the ring, so a port a peer's session
+/// holds can be taken out of it in constant time ([`PortRing::reserve`]).
 #[derive(Debug, Clone, Default)]
 pub struct PortRing {
     ports: Vec<u16>,
+    /// Ring slot of each port (indexed from `SNAT_FIRST_PORT`), valid while
+    /// the port is free.
+    pos: Vec<u16>,
     head: usize,
     len: usize,
 }
@@ -315,9 +320,14 @@ impl PortRing {
         let ports: Vec<u16> = (SNAT_FIRST_PORT..=u16::MAX)
             .filter(|p| snat_port_owner(*p, workers) == worker)
             .collect();
+        let mut pos = vec![0; usize::from(u16::MAX - SNAT_FIRST_PORT) + 1];
+        for (i, p) in ports.iter().enumerate() {
+            pos[usize::from(*p - SNAT_FIRST_PORT)] = i as u16;
+        }
         let len = ports.len();
         PortRing {
             ports,
+            pos,
             head: 0,
             len,
         }
@@ -344,7 +354,37 @@ impl PortRing {
         debug_assert!(self.len < self.ports.len());
         let tail = (self.head + self.len) % self.ports.len();
         self.ports[tail] = port;
+        if let Some(slot) = port
+            .checked_sub(SNAT_FIRST_PORT)
+            .and_then(|i| self.pos.get_mut(usize::from(i)))
+        {
+            *slot = tail as u16;
+        }
         self.len += 1;
+    }
+
+    /// Takes `port` out of the free ports (a session synchronised from a
+    /// peer holds it); false when it is not free here (another session
+    /// holds it, or another worker owns it).
+    pub fn reserve(&mut self, port: u16) -> bool {
+        let Some(i) = port.checked_sub(SNAT_FIRST_PORT) else {
+            return false;
+        };
+        let Some(slot) = self.pos.get(usize::from(i)).map(|s| usize::from(*s)) else {
+            return false;
+        };
+        let n = self.ports.len();
+        let free = n > 0 && (slot + n - self.head) % n < self.len && self.ports[slot] == port;
+        if !free {
+            return false;
+        }
+        // The port at the head takes its slot, and the head moves past.
+        let first = self.ports[self.head];
+        self.ports[slot] = first;
+        self.pos[usize::from(first - SNAT_FIRST_PORT)] = slot as u16;
+        self.head = (self.head + 1) % n;
+        self.len -= 1;
+        true
     }
 }
 
@@ -440,6 +480,30 @@ mod tests {
         assert_eq!(find_vs(&m, vip, 80, 6), Some(0));
         assert_eq!(find_vs(&m, vip, 81, 6), None);
         assert_eq!(find_vs(&m, vip, 53, 17), Some(1));
+    }
+
+    #[test]
+    fn snat_port_reserved_is_never_allocated_until_freed() {
+        let mut r = PortRing::new(0, 1);
+        let total = r.available();
+        assert!(r.reserve(40_000));
+        assert!(!r.reserve(40_000), "already taken");
+        assert!(!r.reserve(80), "below the SNAT range");
+        assert_eq!(r.available(), total - 1);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(p) = r.alloc() {
+            assert_ne!(p, 40_000, "a reserved port was handed out");
+            assert!(seen.insert(p), "port {p} handed out twice");
+        }
+        assert_eq!(seen.len(), total - 1);
+        r.free(40_000);
+        r.free(2000);
+        assert!(r.reserve(2000), "a freed port can be reserved again");
+        assert_eq!(r.alloc(), Some(40_000));
+        assert_eq!(r.alloc(), None);
+        let mut other = PortRing::new(1, 2);
+        assert!(!other.reserve(2000), "worker 1 of 2 owns odd ports only");
+        assert!(other.reserve(2001));
     }
 
     #[test]

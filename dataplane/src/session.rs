@@ -339,6 +339,8 @@ pub struct SessionTable<E: Entry = Session4> {
     free: Vec<u32>,
     len: u32,
     sweep_cursor: u32,
+    /// Full passes the sweep has made.
+    sweep_passes: u64,
     /// `index.len()`, as u64 for fastrange.
     nbuckets: u64,
     /// Scratch queue for the cuckoo path search, allocated once.
@@ -392,6 +394,7 @@ impl<E: Entry> SessionTable<E> {
             free,
             len: 0,
             sweep_cursor: 0,
+            sweep_passes: 0,
             nbuckets: u64::from(nb),
             bfs: Vec::with_capacity(MAX_BFS),
         }
@@ -597,6 +600,7 @@ impl<E: Entry> SessionTable<E> {
             cur += 1;
             if cur == cap {
                 cur = 0;
+                self.sweep_passes += 1;
             }
             let e = &mut self.entries[idx as usize];
             if e.is_free() {
@@ -612,6 +616,11 @@ impl<E: Entry> SessionTable<E> {
         }
         self.sweep_cursor = cur;
         removed
+    }
+
+    /// Full passes [`SessionTable::sweep`] has made over the table.
+    pub fn sweep_passes(&self) -> u64 {
+        self.sweep_passes
     }
 
     /// The first live entry from `cursor` on (wrapping around) that `pick`

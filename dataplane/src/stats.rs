@@ -157,6 +157,8 @@ pub struct WorkerStats {
     pub vs_bytes_out: Box<[AtomicU64]>,
     /// Configuration generation the worker runs (0: the boot one).
     pub generation: AtomicU64,
+    /// Session synchronisation with the peers of a pair (`sync`).
+    pub sync: crate::sync::SyncCounters,
 }
 
 impl Default for WorkerStats {
@@ -213,6 +215,7 @@ impl WorkerStats {
             vs_packets_out: zeros(services),
             vs_bytes_out: zeros(services),
             generation: AtomicU64::new(0),
+            sync: Default::default(),
         }
     }
 }

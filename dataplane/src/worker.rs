@@ -16,6 +16,7 @@ use crate::service::PortRing;
 use crate::session::{Session, Session4, Session6, SessionTable};
 use crate::shared::Shared;
 use crate::stats::{self, DropReason, WorkerStats};
+use crate::sync::{SyncOp, SyncOut, REFRESH_PASSES};
 use crate::wire::{self, ethernet, Mac};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -183,6 +184,8 @@ pub struct Worker {
     /// Next hops of IPv6 frames held, a ring (see [`Verdict::Hold6`]).
     held6: Box<[Ipv6Addr]>,
     held6_next: u16,
+    /// Changes queued for the peers of a pair (`sync`).
+    pub(crate) sync: SyncOut,
 }
 
 impl Worker {
@@ -237,6 +240,7 @@ impl Worker {
             hops: [CachedHop::default(); HOP_CACHE],
             held6: vec![Ipv6Addr::UNSPECIFIED; HELD6].into_boxed_slice(),
             held6_next: 0,
+            sync: SyncOut::new(shared.sync.is_some()),
             shared,
             stats,
         }
@@ -604,6 +608,7 @@ impl Worker {
         let mut sweep = Sweep {
             shared,
             stats,
+            sync: &mut self.sync,
             worker: self.id,
             snat: &mut self.snat,
             balancer: &mut self.balancer,
@@ -758,6 +763,7 @@ fn tunnelled<P: PacketBuf>(pkt: &P) -> bool {
 struct Sweep<'a> {
     shared: &'a Shared,
     stats: &'a WorkerStats,
+    sync: &'a mut SyncOut,
     worker: u16,
     snat: &'a mut [PortRing],
     balancer: &'a mut Balancer,
@@ -777,14 +783,30 @@ impl Sweep<'_> {
     fn table<A: Family>(&mut self, table: &mut Table<A>, budget: u32) -> (u32, u32) {
         let (shared, stats, worker, stamp) = (self.shared, self.stats, self.worker, self.stamp);
         let (snat, balancer, queue) = (&mut *self.snat, &mut *self.balancer, &mut self.queue);
+        let sync = &mut *self.sync;
+        let refresh =
+            sync.enabled() && table.sessions.sweep_passes().is_multiple_of(REFRESH_PASSES);
+        let mode = |s: &Session<A>| shared.service(s.vs).map(|v| v.forwarding);
         let mut reset = 0;
         let removed = table.sessions.sweep(
             budget,
             |s| match crate::reset::judge(shared, s, stamp, self.pressure) {
-                crate::reset::Judgement::Keep => false,
+                crate::reset::Judgement::Keep => {
+                    // The VIP's owner keeps its peers' copies alive.
+                    if refresh && shared.owns(s.vip.ip().into()) {
+                        if let Some(m) = mode(s) {
+                            sync.refresh(s, m, stamp, &stats.sync);
+                        }
+                    }
+                    false
+                }
                 crate::reset::Judgement::Expired => true,
                 crate::reset::Judgement::Reset => {
                     reset += 1;
+                    if let Some(r) = mode(s).and_then(|m| sync.record(SyncOp::Remove, s, m, stamp))
+                    {
+                        sync.push(r, &stats.sync);
+                    }
                     true
                 }
                 crate::reset::Judgement::Probe { member_too } => {
@@ -840,6 +862,13 @@ pub(crate) fn forget<A: Family>(
     if let Some(p) = vs.persistence {
         let key = p.key(s.vs, s.client);
         balancer.persist.close(key, now.wrapping_add(p.timeout_ms));
+    }
+}
+
+impl Worker {
+    /// Returns a session's SNAT port to this worker's ring, if it holds one.
+    pub(crate) fn release_snat_port<A: Family>(&mut self, s: &Session<A>) {
+        release_snat(&self.shared, &mut self.snat, s);
     }
 }
 

@@ -14,7 +14,7 @@ pub fn text(view: &View, args: &[&str]) -> String {
             let s = status(view);
             let owned: Vec<String> = s.owned.iter().map(|(a, i)| format!("{a} on {i}")).collect();
             format!(
-                "node {}, vip_ownership {}\nowns: {}\nsession sync: not configured\nready: {}\n",
+                "node {}, vip_ownership {}\nowns: {}\n{}ready: {}\n",
                 s.node.map_or("-".into(), |n| n.to_string()),
                 s.ownership,
                 if owned.is_empty() {
@@ -22,6 +22,7 @@ pub fn text(view: &View, args: &[&str]) -> String {
                 } else {
                     owned.join(", ")
                 },
+                sync_text(view),
                 s.ready
                     .as_ref()
                     .map_or_else(|e| format!("no ({e})"), |_| "yes".into()),
@@ -45,7 +46,11 @@ pub fn json(view: &View) -> Value {
         "node_id": s.node,
         "vip_ownership": s.ownership,
         "owned": s.owned.iter().map(|(a, i)| json!({"address": a, "interface": i})).collect::<Vec<_>>(),
-        "session_sync": null,
+        "session_sync": view.sync.as_ref().map(|l| {
+            let mut j = l.status().json();
+            j["workers"] = worker_counters_json(view);
+            j
+        }),
         "ready": s.ready.is_ok(),
         "not_ready": s.ready.err(),
     })
@@ -80,15 +85,60 @@ fn status(view: &View) -> Status {
 }
 
 /// Ready while every worker runs the published snapshot (a worker that
-/// stopped taking snapshots has stopped forwarding). Without session
-/// synchronisation there is no bulk sync to wait for.
+/// stopped taking snapshots has stopped forwarding) and, with session
+/// synchronisation, once the bulk sync from every peer has finished (or
+/// the peer stayed silent: it is down).
 fn ready(view: &View, generation: u64) -> Result<(), String> {
     let lagging = view
         .stats
         .iter()
         .position(|s| s.generation.load(Ordering::Relaxed) != generation);
-    match lagging {
-        Some(w) => Err(format!("worker {w} has not taken generation {generation}")),
-        None => Ok(()),
+    if let Some(w) = lagging {
+        return Err(format!("worker {w} has not taken generation {generation}"));
     }
+    view.sync.as_ref().map_or(Ok(()), crate::ha::sync::ready)
+}
+
+/// The workers' synchronisation counters, summed: (name, value).
+fn worker_counters(view: &View) -> Vec<(String, u64)> {
+    let sum = |f: &dyn Fn(&sluice_dataplane::sync::SyncCounters) -> u64| -> u64 {
+        view.stats.iter().map(|s| f(&s.sync)).sum()
+    };
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut v = vec![
+        ("queued".to_string(), sum(&|c| get(&c.queued))),
+        ("queue_full".to_string(), sum(&|c| get(&c.queue_full))),
+        ("installed".to_string(), sum(&|c| get(&c.installed))),
+        ("updated".to_string(), sum(&|c| get(&c.updated))),
+        ("removed".to_string(), sum(&|c| get(&c.removed))),
+        (
+            "snat_port_busy".to_string(),
+            sum(&|c| get(&c.snat_port_busy)),
+        ),
+    ];
+    for r in sluice_dataplane::sync::SyncRefusal::ALL {
+        let n = sum(&|c| get(&c.refused[*r as usize]));
+        v.push((format!("refused_{}", r.name()), n));
+    }
+    v
+}
+
+fn worker_counters_json(view: &View) -> Value {
+    let map: serde_json::Map<String, Value> = worker_counters(view)
+        .into_iter()
+        .map(|(k, n)| (k, json!(n)))
+        .collect();
+    Value::Object(map)
+}
+
+fn sync_text(view: &View) -> String {
+    let Some(link) = view.sync.as_ref() else {
+        return "session sync: not configured\n".into();
+    };
+    let counters: Vec<String> = worker_counters(view)
+        .into_iter()
+        .filter(|(k, n)| *n > 0 || !k.starts_with("refused_"))
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    format!("{}workers: {}\n", link.status().text(), counters.join(", "))
 }

@@ -135,6 +135,10 @@ pub(super) fn build(
         owner_mask: base.owner_mask,
         owner_mask6: base.owner_mask6,
         owned: base.owned,
+        sync: cfg.ha.sync.as_ref().map(|s| super::SyncPeers {
+            peers: s.peers.clone(),
+            port: s.port,
+        }),
     })
 }
 

@@ -111,6 +111,28 @@ pub struct Shared {
     /// gateway). `None`: the configuration decides, every VIP and SNAT
     /// address is owned.
     pub owned: Option<Arc<Owned>>,
+    /// Session synchronisation (`[ha] sync_peers`): who may send it and on
+    /// which port, so its datagrams reach the kernel interface under a rate
+    /// class of their own. `None`: not configured.
+    pub sync: Option<SyncPeers>,
+}
+
+/// The peers of a pair as the packet path sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPeers {
+    pub peers: Vec<IpAddr>,
+    pub port: u16,
+}
+
+impl Shared {
+    /// Whether a UDP datagram from `src` to port `dport` of one of the
+    /// switch's interface addresses is a configured peer's session sync.
+    #[inline]
+    pub fn sync_from(&self, src: IpAddr, dport: u16) -> bool {
+        self.sync
+            .as_ref()
+            .is_some_and(|s| s.port == dport && s.peers.contains(&src))
+    }
 }
 
 /// Addresses the kernel interfaces hold, by port (sorted, no duplicates).
