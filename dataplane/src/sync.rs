@@ -292,8 +292,8 @@ impl Worker {
         let nat = s.snat != s.client || s.sport != s.cport;
         let mut held = 0;
         if nat {
-            let ring = A::local(&self.shared, s.snat)
-                .and_then(|l| l.snat)
+            // Not `local`: on a standby the address is not owned yet.
+            let ring = (self.shared.snat_index(s.snat))
                 .filter(|i| vs.snat.contains(i))
                 .ok_or(SyncRefusal::SnatAddress)?;
             if snat_port_owner(s.sport, n) != self.id {

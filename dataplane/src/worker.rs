@@ -877,7 +877,7 @@ fn release_snat<A: Family>(shared: &Shared, snat: &mut [PortRing], s: &Session<A
     if s.state & conntrack::flag::SNAT_PORT == 0 {
         return;
     }
-    if let Some(i) = A::local(shared, s.snat).and_then(|l| l.snat) {
+    if let Some(i) = shared.snat_index(s.snat) {
         if let Some(ring) = snat.get_mut(usize::from(i)) {
             ring.free(s.sport);
         }

@@ -293,3 +293,26 @@ fn a_node_that_serves_the_vip_keeps_its_own_session_on_a_conflict() {
     let kept = b.session(0, CLIENT, 44000).unwrap();
     assert_eq!(kept.sport, SNAT_FIRST_PORT);
 }
+
+#[test]
+fn a_standby_that_does_not_own_the_snat_address_yet_reserves_its_port() {
+    let mut a = node();
+    handshake(&mut a);
+    let r = taken(&mut a)[0];
+    let mut cfg = synced_config();
+    cfg = cfg.replace("[ha]\n", "[ha]\nvip_ownership = \"kernel\"\n");
+    let mut b = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 1), 64);
+    b.set_time(T0);
+    assert!(!b.workers[0].shared().owns(SNAT_IP.into()), "a standby");
+    b.workers[0].install_synced(&r).expect("installed on the standby");
+    let s = b.session(0, CLIENT, 44000).unwrap();
+    assert_ne!(s.state & flag::SNAT_PORT, 0, "its port reserved");
+    // Removal gives the port back even though the address is not owned.
+    let remove = SyncRecord {
+        op: SyncOp::Remove,
+        ..r
+    };
+    b.workers[0].install_synced(&remove).unwrap();
+    b.workers[0].install_synced(&r).expect("the port is free again");
+    assert_eq!(b.workers[0].stats().sync.snat_port_busy.load(Relaxed), 0);
+}

@@ -125,6 +125,13 @@ pub struct SyncPeers {
 }
 
 impl Shared {
+    /// Index of `ip` in [`Shared::snat_addrs`], owned now or not (a peer's
+    /// session keeps its SNAT port on a node that owns its address later).
+    pub fn snat_index<A: Addr>(&self, ip: A) -> Option<u16> {
+        let i = self.snat_addrs.iter().position(|a| A::of(*a) == Some(ip))?;
+        u16::try_from(i).ok()
+    }
+
     /// Whether a UDP datagram from `src` to port `dport` of one of the
     /// switch's interface addresses is a configured peer's session sync.
     #[inline]
