@@ -6,6 +6,12 @@
 # of the exception path, reloads a changed file live (adding an IPv6
 # virtual server, and refusing a change that needs a restart), and tears
 # everything down. Needs root; installs what it needs first.
+#
+# scripts/demo.sh --pair: a pair of switches instead (tests/e2e/ha.sh, which
+# narrates each step): keepalived on both, keep-alive connections through
+# Dest-NAT and Both-NAT, the master killed, the standby serving the same
+# connections from its synchronised sessions, the killed node back after a
+# bulk sync, and a rolling restart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -13,6 +19,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 echo "building sluice (release)..."
 cargo build --release --locked -q
+if [ "${1:-}" = --pair ]; then
+    echo "a pair of switches with keepalived and session synchronisation (tests/e2e/ha.sh)"
+    exec bash tests/e2e/ha.sh
+fi
 
 export LAB=${LAB:-demo}
 export LAB_DIR=/tmp/${LAB}-lab

@@ -9,6 +9,7 @@
 //!     ... -- --smoke --established [--v6]   # established packets, in `data_burst`
 //!     ... -- --smoke --syn [--v6]           # new sessions, in `syn_burst`
 //!     ... -- --smoke --least=N              # least connections, in `syn_burst`
+//!     ... -- [--smoke] --sync                # peers' sessions installed (session sync)
 //!
 //! Prints, one worker on one thread:
 //! * ns per packet of an established session (Dest-NAT and Both-NAT, IPv4
@@ -541,6 +542,10 @@ fn main() {
         let n = a.strip_prefix("--least")?;
         Some(n.strip_prefix('=').and_then(|n| n.parse().ok()))
     });
+    if arg("--sync") {
+        let bad = sync_install(smoke);
+        std::process::exit(i32::from(bad > 0));
+    }
     if let Some(only) = least {
         let bad = least_connections(smoke, only);
         if bad > 0 {
@@ -907,6 +912,61 @@ fn syn_burst(ws: &mut [Worker], bufs: &mut [(usize, VecBuf)]) -> u64 {
         tx += u64::from(ws[*w].process(0, b, false) == Verdict::Tx(1));
     }
     tx
+}
+
+/// Session synchronisation, the receiving worker: peers' Both-NAT
+/// sessions (each with its own SNAT port to reserve) installed into an
+/// empty table, as the sync task hands them over in batches. Prints ns per
+/// session and sessions a second; returns the records refused.
+fn sync_install(smoke: bool) -> u64 {
+    use sluice_dataplane::sync::{SyncOp, SyncRecord};
+    use sluice_dataplane::worker::AnySession;
+    let n: u32 = if smoke { 100_000 } else { 1_000_000 };
+    let cfg = format!(
+        "{}\n[ha]\nnode_id = 1\nsync_interface = \"int\"\nsync_peers = [\"10.20.0.2\"]\n",
+        config()
+    );
+    let cfg = sluice_config::parse(&cfg, "bench-sync.toml").expect("bench config parses");
+    let sh = Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], 1));
+    let mut w = worker(&sh, n.next_power_of_two());
+    let snat = |i: u32| u32::from(Ipv4Addr::new(10, 20, (1 + i / 200) as u8, (1 + i % 200) as u8));
+    let records: Vec<SyncRecord> = (0..n)
+        .map(|i| {
+            let (addr, port) = (i / FLOWS_PER_ADDR, 1024 + (i % FLOWS_PER_ADDR) as u16);
+            SyncRecord {
+                op: SyncOp::Update,
+                session: AnySession::V4(Session4 {
+                    client: CLIENT + addr,
+                    vip: u32::from(Ipv4Addr::new(198, 51, 100, 11)),
+                    member: u32::from(Ipv4Addr::new(10, 20, 0, 11 + (i % 3) as u8)),
+                    snat: snat(addr),
+                    cport: port,
+                    vport: 80,
+                    mport: 8080,
+                    sport: port,
+                    proto: 6,
+                    state: sluice_dataplane::conntrack::tcp::ESTABLISHED
+                        | sluice_dataplane::conntrack::flag::CONFIRMED,
+                    ..Session4::default()
+                }),
+                mode: sluice_config::Forwarding::BothNat,
+                idle_ms: 1_000,
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    let refused = records
+        .chunks(1024)
+        .map(|batch| batch.iter().filter(|r| w.install_synced(r).is_err()).count() as u64)
+        .sum::<u64>();
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
+    println!(
+        "session sync, peers' Both-NAT sessions installed into an empty table of {}: \
+         {n} sessions, {ns:.1} ns/session = {:.2} M sessions/s, {refused} refused",
+        n.next_power_of_two(),
+        1e3 / ns
+    );
+    refused
 }
 
 static DATA_BURSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
