@@ -929,7 +929,14 @@ fn sync_install(smoke: bool) -> u64 {
     let cfg = sluice_config::parse(&cfg, "bench-sync.toml").expect("bench config parses");
     let sh = Arc::new(Shared::new(&cfg, &[EXT_MAC, INT_MAC], 1));
     let mut w = worker(&sh, n.next_power_of_two());
-    let snat = |i: u32| u32::from(Ipv4Addr::new(10, 20, (1 + i / 200) as u8, (1 + i % 200) as u8));
+    let snat = |i: u32| {
+        u32::from(Ipv4Addr::new(
+            10,
+            20,
+            (1 + i / 200) as u8,
+            (1 + i % 200) as u8,
+        ))
+    };
     let records: Vec<SyncRecord> = (0..n)
         .map(|i| {
             let (addr, port) = (i / FLOWS_PER_ADDR, 1024 + (i % FLOWS_PER_ADDR) as u16);
@@ -957,7 +964,12 @@ fn sync_install(smoke: bool) -> u64 {
     let start = Instant::now();
     let refused = records
         .chunks(1024)
-        .map(|batch| batch.iter().filter(|r| w.install_synced(r).is_err()).count() as u64)
+        .map(|batch| {
+            batch
+                .iter()
+                .filter(|r| w.install_synced(r).is_err())
+                .count() as u64
+        })
         .sum::<u64>();
     let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
     println!(

@@ -294,23 +294,6 @@ fn syn_mss(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), mss: u16) -> Pkt {
     tcp_opts(src, dst, SYN, &linux_opts(mss), &[])
 }
 
-/// The packet a tunnel carries: an outer IPv4 header from `src` to `member`
-/// (TTL 64, TOS and DF of the inner packet, the given ident), for GRE with a
-/// 4-byte GRE header (no checksum/key/sequence, version 0, protocol 0x0800).
-fn encap(inner: &Pkt, src: Ipv4Addr, member: Ipv4Addr, gre: bool, ident: u16) -> Pkt {
-    let mut data = Vec::new();
-    if gre {
-        data.extend_from_slice(&[0x00, 0x00, 0x08, 0x00]);
-    }
-    data.extend_from_slice(&inner.bytes());
-    let proto = if gre { 47 } else { 4 };
-    let outer = Pkt::raw(src, member, proto, &data)
-        .ttl(64)
-        .id(ident)
-        .frag(inner.frag & 0x4000);
-    with_tos(outer, inner.tos)
-}
-
 /// Idents the switch wrote so far in one test: each new one must differ
 /// from the one before (RFC 791: unique while packets may be in flight).
 #[derive(Default)]

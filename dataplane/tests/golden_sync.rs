@@ -304,7 +304,9 @@ fn a_standby_that_does_not_own_the_snat_address_yet_reserves_its_port() {
     let mut b = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 1), 64);
     b.set_time(T0);
     assert!(!b.workers[0].shared().owns(SNAT_IP.into()), "a standby");
-    b.workers[0].install_synced(&r).expect("installed on the standby");
+    b.workers[0]
+        .install_synced(&r)
+        .expect("installed on the standby");
     let s = b.session(0, CLIENT, 44000).unwrap();
     assert_ne!(s.state & flag::SNAT_PORT, 0, "its port reserved");
     // Removal gives the port back even though the address is not owned.
@@ -313,6 +315,117 @@ fn a_standby_that_does_not_own_the_snat_address_yet_reserves_its_port() {
         ..r
     };
     b.workers[0].install_synced(&remove).unwrap();
-    b.workers[0].install_synced(&r).expect("the port is free again");
+    b.workers[0]
+        .install_synced(&r)
+        .expect("the port is free again");
     assert_eq!(b.workers[0].stats().sync.snat_port_busy.load(Relaxed), 0);
+}
+
+const L2_VIP: (Ipv4Addr, u16) = (Ipv4Addr::new(198, 51, 100, 20), 80);
+const IPIP_VIP: (Ipv4Addr, u16) = (Ipv4Addr::new(198, 51, 100, 30), 80);
+
+/// The synced lab with an L2-DSR and an L3-DSR (IP-in-IP) virtual server
+/// over two members on the int link.
+fn dsr_node() -> Lab {
+    let mut cfg = synced_config();
+    cfg.push_str(
+        r#"
+[pool.dsr]
+members = [ { address = "10.20.0.11:80" }, { address = "10.20.0.12:80" } ]
+
+[[virtual_server]]
+name = "l2"
+address = "198.51.100.20:80"
+protocol = "tcp"
+pool = "dsr"
+forwarding = "l2_dsr"
+
+[[virtual_server]]
+name = "ipip"
+address = "198.51.100.30:80"
+protocol = "tcp"
+pool = "dsr"
+forwarding = "l3_dsr"
+"#,
+    );
+    let mut lab = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 1), 64);
+    lab.set_time(T0);
+    lab
+}
+
+/// A client's packet to an IP-in-IP virtual server, tunnelled to `member`.
+fn tunnelled(lab: &mut Lab, name: &str, p: &Pkt, member: usize) {
+    lab.case_with(name, 0, EXT, &from_router(p), false, |out| {
+        let outer = encap(p, INT_IP, WEB[member], false, ident_of(out));
+        Expect::Tx(INT, to_int(WEB_MAC[member], &outer))
+    });
+}
+
+#[test]
+fn dsr_sessions_continue_on_the_peer_with_their_member() {
+    let mut a = dsr_node();
+    // Two clients each: round robin sends the second to member 1, which a
+    // fresh node would not choose for its first session.
+    for (cport, m) in [(45000, 0), (45001, 1)] {
+        let syn = Pkt::tcp((CLIENT, cport), L2_VIP, SYN);
+        a.c(
+            "L2-DSR SYN",
+            EXT,
+            &from_router(&syn),
+            Expect::Tx(INT, to_int(WEB_MAC[m], &syn)),
+        );
+    }
+    for (cport, m) in [(46000, 0), (46001, 1)] {
+        tunnelled(
+            &mut a,
+            "IP-in-IP SYN",
+            &Pkt::tcp((CLIENT, cport), IPIP_VIP, SYN),
+            m,
+        );
+    }
+    assert!(taken(&mut a).is_empty(), "nothing confirmed yet");
+    // One-way sessions are confirmed by an ACK a second after the SYN.
+    a.set_time(T0 + 1_500);
+    let ack = Pkt::tcp((CLIENT, 45001), L2_VIP, ACK);
+    a.c(
+        "L2-DSR ACK",
+        EXT,
+        &from_router(&ack),
+        Expect::Tx(INT, to_int(WEB_MAC[1], &ack)),
+    );
+    tunnelled(
+        &mut a,
+        "IP-in-IP ACK",
+        &Pkt::tcp((CLIENT, 46001), IPIP_VIP, ACK),
+        1,
+    );
+    let records = taken(&mut a);
+    let got: Vec<_> = records.iter().map(|r| (r.op, r.mode)).collect();
+    assert_eq!(
+        got,
+        [
+            (SyncOp::Update, Forwarding::L2Dsr),
+            (SyncOp::Update, Forwarding::L3Dsr)
+        ]
+    );
+
+    let mut b = dsr_node();
+    b.set_time(T0 + 10_000);
+    for r in &records {
+        b.workers[0].install_synced(r).expect("installed");
+    }
+    for cport in [45001, 46001] {
+        let s = b.session(0, CLIENT, cport).expect("on the peer");
+        assert_eq!(Ipv4Addr::from(s.member), WEB[1]);
+        assert_eq!(s.state & tcp::MASK, tcp::ESTABLISHED);
+    }
+    let data = Pkt::tcp((CLIENT, 45001), L2_VIP, ACK | PSH).payload(b"GET /");
+    b.c(
+        "L2-DSR data on the peer, to the same member",
+        EXT,
+        &from_router(&data),
+        Expect::Tx(INT, to_int(WEB_MAC[1], &data)),
+    );
+    let data = Pkt::tcp((CLIENT, 46001), IPIP_VIP, ACK | PSH).payload(b"GET /");
+    tunnelled(&mut b, "IP-in-IP data on the peer, same member", &data, 1);
 }

@@ -397,6 +397,25 @@ impl Pkt {
     }
 }
 
+/// The packet a tunnel carries: an outer IPv4 header from `src` to `member`
+/// (TTL 64, TOS and DF of the inner packet, the given ident), for GRE with a
+/// 4-byte GRE header (no checksum/key/sequence, version 0, protocol 0x0800).
+#[allow(dead_code)]
+pub fn encap(inner: &Pkt, src: Ipv4Addr, member: Ipv4Addr, gre: bool, ident: u16) -> Pkt {
+    let mut data = Vec::new();
+    if gre {
+        data.extend_from_slice(&[0x00, 0x00, 0x08, 0x00]);
+    }
+    data.extend_from_slice(&inner.bytes());
+    let proto = if gre { 47 } else { 4 };
+    let mut outer = Pkt::raw(src, member, proto, &data)
+        .ttl(64)
+        .id(ident)
+        .frag(inner.frag & 0x4000);
+    outer.tos = inner.tos;
+    outer
+}
+
 /// Recomputes the IPv4 header checksum of a frame (after a test corrupted a
 /// header field on purpose and wants only that corruption to matter).
 pub fn refill_ip_checksum(frame: &mut [u8], l3: usize) {
