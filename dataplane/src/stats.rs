@@ -8,70 +8,106 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// configuration refuses more interfaces than this.
 pub const MAX_PORTS: usize = sluice_config::MAX_INTERFACES;
 
+/// A counted-reason enum: each variant with its counter name and one line
+/// of help, `ALL` and `COUNT` for per-reason counter arrays.
 macro_rules! reasons {
-    ($($variant:ident => $name:literal, $help:literal;)*) => {
-        /// Why a packet was dropped. Every drop has one, and one counter.
+    ($(#[$doc:meta])* $enum:ident { $($variant:ident => $name:literal, $help:literal;)* }) => {
+        $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
-        pub enum DropReason { $($variant),* }
+        pub enum $enum { $($variant),* }
 
-        impl DropReason {
-            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant),*];
-            pub const COUNT: usize = DropReason::ALL.len();
+        impl $enum {
+            pub const ALL: &'static [$enum] = &[$($enum::$variant),*];
+            pub const COUNT: usize = $enum::ALL.len();
             /// The counter name, as shown by sluicectl and in metrics.
             pub fn name(self) -> &'static str {
-                match self { $(DropReason::$variant => $name),* }
+                match self { $($enum::$variant => $name),* }
             }
-            /// One line saying what the drop means.
+            /// One line saying what it means.
             pub fn help(self) -> &'static str {
-                match self { $(DropReason::$variant => $help),* }
+                match self { $($enum::$variant => $help),* }
             }
         }
     };
 }
 
 reasons! {
-    Truncated => "truncated", "frame shorter than its headers claim";
-    Malformed => "malformed", "header fields that cannot be valid (version, lengths, options)";
-    IpChecksum => "ip_checksum", "IPv4 header checksum wrong";
-    OwnFrame => "own_frame", "frame sent by this switch seen again (looped)";
-    OtherMac => "other_mac", "frame addressed to another host's MAC (flooded on the link)";
-    VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
-    UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
-    ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
-    NdNotForUs => "nd_not_for_us", "IPv6 neighbour solicitation or advertisement about an address the switch does not own";
-    NdInvalid => "nd_invalid", "IPv6 neighbour discovery message failing RFC 4861 checks (hop limit not 255, code, option length, multicast target)";
-    Icmpv6Checksum => "icmpv6_checksum", "ICMPv6 checksum wrong";
-    NotForUs => "not_for_us", "IP packet to an address the switch does not own and no session";
-    LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
-    Fragment => "fragment", "IP fragment the switch does not follow (not TCP or UDP, or to a VIP's ICMP)";
-    FragmentUnmatched => "fragment_unmatched", "fragment whose first fragment did not come in time, or whose session is gone";
-    FragmentHoldFull => "fragment_hold_full", "fragment arriving before its first, with no room left to wait (per datagram or worker)";
-    NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
-    NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
-    SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses, or from the unspecified address";
-    NoHeadroom => "no_headroom", "packet buffer has no room for the headers to add";
-    TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and cannot be fragmented";
-    SessionTableFull => "session_table_full", "new session refused: session table full";
-    NoMember => "no_member", "new session refused: no member available";
-    SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
-    SynFlood => "syn_flood", "new session refused: half-open sessions at their limit and none could make room";
-    NoRoute => "no_route", "no route to the destination";
-    NeighborUnresolved => "neighbor_unresolved", "held frame whose next hop's MAC stayed unknown, or no room to hold it";
-    TtlExceeded => "ttl_exceeded", "TTL would reach zero";
-    IcmpNoSession => "icmp_no_session", "ICMP error quoting a packet of no known session";
-    IcmpUnsupported => "icmp_unsupported", "ICMP message the switch does not forward";
-    PtbTooSmall => "ptb_too_small", "ICMPv6 packet-too-big announcing an MTU below 1280, ignored (RFC 8201)";
-    RedirectFull => "redirect_full", "ring to the owning worker full";
-    TxFull => "tx_full", "NIC transmit queue full";
-    NoMbuf => "no_mbuf", "no packet buffer for a generated packet";
-    KernelRingFull => "kernel_ring_full", "ring to the exception path (kernel interface) full";
-    KernelRateLimited => "kernel_rate_limited", "over the rate limit of its class towards the kernel interface";
-    GeneratedFull => "generated_full", "queue of packets the worker generates (RSTs, probes) full";
-    SourceDenied => "source_denied", "new session refused by the virtual server's allow_sources / deny_sources";
-    MembersFull => "members_full", "new session refused: every usable member at its max_connections, and the refusal could not be answered";
-    RefusalRateLimited => "refusal_rate_limited", "new session refused, unanswered: over the rate of RSTs and ICMP unreachables sent for refusals (no reflection)";
-    IcmpRateLimited => "icmp_rate_limited", "packet too big for a tunnel, unanswered: over the rate of ICMP errors the switch writes (shared with refusals; no reflection)";
+    /// Why a packet was dropped. Every drop has one, and one counter.
+    DropReason {
+        Truncated => "truncated", "frame shorter than its headers claim";
+        Malformed => "malformed", "header fields that cannot be valid (version, lengths, options)";
+        IpChecksum => "ip_checksum", "IPv4 header checksum wrong";
+        OwnFrame => "own_frame", "frame sent by this switch seen again (looped)";
+        OtherMac => "other_mac", "frame addressed to another host's MAC (flooded on the link)";
+        VlanTagged => "vlan_tagged", "802.1Q/802.1ad tagged frame on an untagged interface";
+        UnsupportedEthertype => "unsupported_ethertype", "neither IPv4 nor ARP";
+        ArpNotForUs => "arp_not_for_us", "ARP for an address the switch does not own";
+        NdNotForUs => "nd_not_for_us", "IPv6 neighbour solicitation or advertisement about an address the switch does not own";
+        NdInvalid => "nd_invalid", "IPv6 neighbour discovery message failing RFC 4861 checks (hop limit not 255, code, option length, multicast target)";
+        Icmpv6Checksum => "icmpv6_checksum", "ICMPv6 checksum wrong";
+        NotForUs => "not_for_us", "IP packet to an address the switch does not own and no session";
+        LocalUnhandled => "local_unhandled", "packet to a switch address other than ICMP echo";
+        Fragment => "fragment", "IP fragment the switch does not follow (not TCP or UDP, or to a VIP's ICMP)";
+        FragmentUnmatched => "fragment_unmatched", "fragment whose first fragment did not come in time, or whose session is gone";
+        FragmentHoldFull => "fragment_hold_full", "fragment arriving before its first, with no room left to wait (per datagram or worker)";
+        NoVirtualServer => "no_virtual_server", "VIP port or protocol with no virtual server (port filter)";
+        NoSession => "no_session", "packet of no session that cannot start one (TCP other than SYN, reply)";
+        SpoofedSource => "spoofed_source", "new session from one of the switch's own addresses, or from the unspecified address";
+        NoHeadroom => "no_headroom", "packet buffer has no room for the headers to add";
+        TooBig => "too_big", "packet exceeds the egress MTU after encapsulation and cannot be fragmented";
+        SessionTableFull => "session_table_full", "new session refused: session table full";
+        NoMember => "no_member", "new session refused: no member available";
+        SnatExhausted => "snat_exhausted", "new session refused: no free SNAT port";
+        SynFlood => "syn_flood", "new session refused: half-open sessions at their limit and none could make room";
+        NoRoute => "no_route", "no route to the destination";
+        NeighborUnresolved => "neighbor_unresolved", "held frame whose next hop's MAC stayed unknown, or no room to hold it";
+        TtlExceeded => "ttl_exceeded", "TTL would reach zero";
+        IcmpNoSession => "icmp_no_session", "ICMP error quoting a packet of no known session";
+        IcmpUnsupported => "icmp_unsupported", "ICMP message the switch does not forward";
+        PtbTooSmall => "ptb_too_small", "ICMPv6 packet-too-big announcing an MTU below 1280, ignored (RFC 8201)";
+        RedirectFull => "redirect_full", "ring to the owning worker full";
+        TxFull => "tx_full", "NIC transmit queue full";
+        NoMbuf => "no_mbuf", "no packet buffer for a generated packet";
+        KernelRingFull => "kernel_ring_full", "ring to the exception path (kernel interface) full";
+        KernelRateLimited => "kernel_rate_limited", "over the rate limit of its class towards the kernel interface";
+        GeneratedFull => "generated_full", "queue of packets the worker generates (RSTs, probes) full";
+        SourceDenied => "source_denied", "new session refused by the virtual server's allow_sources / deny_sources";
+        MembersFull => "members_full", "new session refused: every usable member at its max_connections, and the refusal could not be answered";
+        RefusalRateLimited => "refusal_rate_limited", "new session refused, unanswered: over the rate of RSTs and ICMP unreachables sent for refusals (no reflection)";
+        IcmpRateLimited => "icmp_rate_limited", "packet too big for a tunnel, unanswered: over the rate of ICMP errors the switch writes (shared with refusals; no reflection)";
+    }
+}
+
+reasons! {
+    /// Why a peer's synchronised session was not installed.
+    SyncRefusal {
+        NoVirtualServer => "no_virtual_server", "no virtual server here for the session's VIP, port and protocol";
+        OtherMode => "other_mode", "the virtual server here forwards in another mode (the nodes' configurations differ)";
+        NoMember => "no_member", "the session's member is not in the virtual server's pool here";
+        SnatAddress => "snat_address", "the session's SNAT address is not one of its virtual server's here";
+        OtherWorker => "other_worker", "the session belongs to another worker here (the nodes run different numbers of workers)";
+        Conflict => "conflict", "a session of this node holds the same tuple";
+        TableFull => "table_full", "the session table is full";
+    }
+}
+
+/// Synchronisation counters of one worker (single writer, like every counter).
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    /// Records queued for the peers.
+    pub queued: AtomicU64,
+    /// Records lost: the queue was full.
+    pub queue_full: AtomicU64,
+    /// Peers' sessions installed, updated and removed here.
+    pub installed: AtomicU64,
+    pub updated: AtomicU64,
+    pub removed: AtomicU64,
+    /// Peers' sessions installed without their SNAT port: a session of
+    /// this node holds it (reverse tuples still differ).
+    pub snat_port_busy: AtomicU64,
+    /// Peers' records refused, by [`SyncRefusal`].
+    pub refused: [AtomicU64; SyncRefusal::COUNT],
 }
 
 /// Counters of one port as seen by one worker.
@@ -158,7 +194,7 @@ pub struct WorkerStats {
     /// Configuration generation the worker runs (0: the boot one).
     pub generation: AtomicU64,
     /// Session synchronisation with the peers of a pair (`sync`).
-    pub sync: crate::sync::SyncCounters,
+    pub sync: SyncCounters,
 }
 
 impl Default for WorkerStats {

@@ -18,9 +18,9 @@ use crate::flow::Family;
 use crate::service::snat_port_owner;
 use crate::session::{Dir, InsertError, Session};
 use crate::stats;
+pub use crate::stats::{SyncCounters, SyncRefusal};
 use crate::worker::{AnySession, Worker};
 use sluice_config::Forwarding;
-use std::sync::atomic::AtomicU64;
 
 /// Records a worker queues between two hand-overs at most; more are
 /// counted (`queue_full`) and lost until the daemon takes the buffer.
@@ -54,55 +54,6 @@ pub struct SyncRecord {
     pub mode: Forwarding,
     /// How long the session has been idle, in milliseconds.
     pub idle_ms: u32,
-}
-
-macro_rules! refusals {
-    ($($variant:ident => $name:literal, $help:literal;)*) => {
-        /// Why a peer's record was not installed.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum SyncRefusal { $($variant),* }
-
-        impl SyncRefusal {
-            pub const ALL: &'static [SyncRefusal] = &[$(SyncRefusal::$variant),*];
-            pub const COUNT: usize = SyncRefusal::ALL.len();
-            /// The counter name, as shown by sluicectl and in metrics.
-            pub fn name(self) -> &'static str {
-                match self { $(SyncRefusal::$variant => $name),* }
-            }
-            /// What the refusal means.
-            pub fn help(self) -> &'static str {
-                match self { $(SyncRefusal::$variant => $help),* }
-            }
-        }
-    };
-}
-
-refusals! {
-    NoVirtualServer => "no_virtual_server", "no virtual server here for the session's VIP, port and protocol";
-    OtherMode => "other_mode", "the virtual server here forwards in another mode (the nodes' configurations differ)";
-    NoMember => "no_member", "the session's member is not in the virtual server's pool here";
-    SnatAddress => "snat_address", "the session's SNAT address is not one of its virtual server's here";
-    OtherWorker => "other_worker", "the session belongs to another worker here (the nodes run different numbers of workers)";
-    Conflict => "conflict", "a session of this node holds the same tuple";
-    TableFull => "table_full", "the session table is full";
-}
-
-/// Synchronisation counters of one worker (single writer, like every counter).
-#[derive(Debug, Default)]
-pub struct SyncCounters {
-    /// Records queued for the peers.
-    pub queued: AtomicU64,
-    /// Records lost: the queue was full.
-    pub queue_full: AtomicU64,
-    /// Peers' sessions installed, updated and removed here.
-    pub installed: AtomicU64,
-    pub updated: AtomicU64,
-    pub removed: AtomicU64,
-    /// Peers' sessions installed without their SNAT port: a session of
-    /// this node holds it (reverse tuples still differ).
-    pub snat_port_busy: AtomicU64,
-    /// Peers' records refused, by [`SyncRefusal`].
-    pub refused: [AtomicU64; SyncRefusal::COUNT],
 }
 
 /// A worker's queue of changes for the peers.
