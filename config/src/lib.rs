@@ -2,6 +2,7 @@
 //! file. Everything is checked before the dataplane touches a port, and every
 //! error names the file, line and key so operators can fix it directly.
 
+mod announce;
 mod error;
 mod ha;
 mod live;

@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::values::{
     parse_duration, parse_ifaddr, parse_ip, parse_mac, parse_prefix, parse_socket_addr,
 };
-use crate::{ha, net, vs};
+use crate::{announce, ha, net, vs};
 
 const ROOT_KEYS: &[&str] = &[
     "dataplane",
@@ -23,6 +23,7 @@ const ROOT_KEYS: &[&str] = &[
     "pool",
     "virtual_server",
     "ha",
+    "announce",
 ];
 const DATAPLANE_KEYS: &[&str] = &[
     "workers",
@@ -102,6 +103,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         pools: Vec::new(),
         virtual_servers: Vec::new(),
         ha: Ha::default(),
+        announce: None,
         lines: Default::default(),
     };
     cfg.interfaces = net::interfaces(&root)?;
@@ -112,6 +114,9 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     cfg.virtual_servers = vs::virtual_servers(&root, &cfg)?;
     if let Some(t) = root.sub("ha", ha::HA_KEYS)? {
         cfg.ha = ha::ha(&t, &cfg.interfaces)?;
+    }
+    if let Some(t) = root.sub("announce", announce::ANNOUNCE_KEYS)? {
+        cfg.announce = Some(announce::announce(&t, &cfg.interfaces)?);
     }
     cfg.lines = cx.lines.take();
     Ok(cfg)

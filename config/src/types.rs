@@ -26,6 +26,8 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// `[ha]`; its defaults without the section.
     pub ha: Ha,
+    /// `[announce]`: VIP routes for a routing daemon; `None` without it.
+    pub announce: Option<Announce>,
     /// Line of every key and table header, so later stages (the daemon) can
     /// still point users at the offending line.
     pub(crate) lines: BTreeMap<String, usize>,
@@ -111,6 +113,16 @@ pub struct Ha {
     pub node_id: Option<u8>,
     /// Session synchronisation with the peers, when `sync_peers` is set.
     pub sync: Option<SessionSync>,
+}
+
+/// `[announce]`: scale-out behind ECMP routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// The kernel routing table Sluice keeps one host route per VIP in.
+    pub table: u32,
+    /// The routing daemon's neighbours (BGP, BFD): their sessions with the
+    /// interface addresses reach the kernel under a rate class of their own.
+    pub peers: Vec<IpAddr>,
 }
 
 /// Session synchronisation (`[ha] sync_*`).

@@ -52,7 +52,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown top-level key",
             format!("colour = \"blue\"\n{IFACES}"),
-            "t.toml:1: colour: unknown key \"colour\"; accepted keys: dataplane, control, timeouts, interface, route, neighbor, health_check, pool, virtual_server, ha",
+            "t.toml:1: colour: unknown key \"colour\"; accepted keys: dataplane, control, timeouts, interface, route, neighbor, health_check, pool, virtual_server, ha, announce",
         ),
         (
             "unknown key in dataplane",
@@ -548,6 +548,26 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "ha: short sync_key",
             full("[ha]\nnode_id = 1\nsync_interface = \"int\"\nsync_peers = [\"10.20.0.2\"]\nsync_key = \"secret\"\n"),
             "t.toml:20: ha.sync_key: must be at least 16 characters (a shared secret, the same on every node)",
+        ),
+        (
+            "announce: no table",
+            full("[announce]\npeers = [\"198.51.100.254\"]\n"),
+            "t.toml:16: announce: missing required key \"table\"",
+        ),
+        (
+            "announce: the main table",
+            full("[announce]\ntable = 254\n"),
+            "t.toml:17: announce.table: 254 is the kernel's \"main\" table: choose a table of Sluice's own (e.g. 100)",
+        ),
+        (
+            "announce: peer is this node",
+            full("[announce]\ntable = 100\npeers = [\"198.51.100.1\"]\n"),
+            "t.toml:18: announce.peers: 198.51.100.1 is this node's own address",
+        ),
+        (
+            "announce: unknown key",
+            full("[announce]\ntable = 100\nholdtime = 3\n"),
+            "t.toml:18: announce.holdtime: unknown key \"holdtime\"; accepted keys: table, peers",
         ),
     ]
 }

@@ -237,6 +237,10 @@ sync_peers = ["10.20.0.2", "2001:db8:2::3"]
 sync_port = 9000
 sync_key = "a shared secret of the pair"
 
+[announce]
+table = 100
+peers = ["198.51.100.254", "2001:db8:1::fe"]
+
 [dataplane]
 workers = 4
 lcores = "0@0,1@1,2@1"
@@ -479,6 +483,13 @@ fn every_optional_key_is_accepted() {
             peers: vec![ip("10.20.0.2"), ip("2001:db8:2::3")],
             port: 9000,
             key: Some("a shared secret of the pair".into()),
+        })
+    );
+    assert_eq!(
+        c.announce,
+        Some(Announce {
+            table: 100,
+            peers: vec![ip("198.51.100.254"), ip("2001:db8:1::fe")],
         })
     );
 }

@@ -227,6 +227,10 @@ async fn answer(line: &str, view: &Arc<View>) -> String {
             return format!("{}\n", crate::ha::status::json(view))
         }
         Some("ha") => crate::ha::status::text(view, &words[1..]),
+        Some("announce") if json => return format!("{}\n", crate::announce::json(view)),
+        Some("announce") => crate::announce::text(view),
+        Some("drain") => crate::announce::set_draining(view, true),
+        Some("resume") => crate::announce::set_draining(view, false),
         Some("reload") => {
             let outcome = crate::reload::run(view.clone()).await;
             return if json {

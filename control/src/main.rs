@@ -6,6 +6,7 @@
 //! launched on their lcores and the main lcore becomes the control thread.
 
 mod admin;
+mod announce;
 mod boot;
 mod clock;
 mod control;
@@ -237,7 +238,16 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
                 log(format!("ha: {e}; sessions are not synchronised"));
             })
         });
+        let routes = {
+            let view = view.clone();
+            tokio::spawn(async move {
+                let e = announce::run(view).await;
+                log(format!("announce: {e}"));
+            })
+        };
         let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
+        routes.abort();
+        announce::withdraw_all(&view).await;
         health::lock(&view.reload.checks).stop();
         folds.abort();
         owner.inspect(|o| o.abort());

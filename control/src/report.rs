@@ -67,6 +67,8 @@ pub struct View {
     pub config_path: std::path::PathBuf,
     /// Session synchronisation with the peers (`[ha] sync_peers`).
     pub sync: Option<crate::ha::sync::Link>,
+    /// The VIP routes for the routing daemon (`[announce]`), and draining.
+    pub announce: crate::announce::State,
 }
 
 pub(crate) fn mac(m: [u8; 6]) -> String {
@@ -101,6 +103,7 @@ impl View {
             reload,
             config_path,
             sync,
+            announce: Default::default(),
         }
     }
 
@@ -140,6 +143,9 @@ impl View {
             sluice_ffi::version()
         );
         let _ = writeln!(o, "workers {}  sessions {}", self.stats.len(), sessions);
+        if let Some(line) = crate::announce::status_line(self) {
+            o.push_str(&line);
+        }
         for (i, p) in live.shared.ports.iter().enumerate() {
             let link = self.ports[i].link();
             let addrs: Vec<String> = p

@@ -35,15 +35,21 @@ pub enum KernelClass {
     /// datagrams a second, which must neither starve nor be starved by
     /// the kernel's other traffic.
     Sync = 7,
+    /// The routing daemon's sessions with a configured neighbour
+    /// (`[announce] peers`): BGP (TCP port 179) and BFD (UDP 3784, 4784).
+    /// A flood at the switch's addresses must not make its routes flap.
+    Routing = 8,
 }
 
-const CLASSES: usize = 8;
+const CLASSES: usize = 9;
 
 /// Frames per second and burst per class, per port and worker
 /// (`KernelClass` order). A thousand members checked every second need a
 /// few thousand member frames a second; the other classes only serve the
 /// kernel's own sockets and neighbours.
-pub const KERNEL_RATE: [u32; CLASSES] = [2_000, 2_000, 2_000, 20_000, 5_000, 20_000, 1_000, 20_000];
+pub const KERNEL_RATE: [u32; CLASSES] = [
+    2_000, 2_000, 2_000, 20_000, 5_000, 20_000, 1_000, 20_000, 10_000,
+];
 
 /// A token bucket of `rate` tokens a second, holding at most a second's
 /// worth; refilled by the caller's clock.

@@ -20,6 +20,9 @@
 //!   DSR session whose pool balances by a hash that still picks its member
 //!   may be evicted too: its next segment starts a session on that same
 //!   member (`resumes`, counted `sessions_resumed`).
+//! - **Dest-NAT sessions resumed mid-flow** (a hash method's server, a
+//!   segment without a session: `resumes`): the member's answer, an ACK
+//!   without RST; to a blind ACK the member answers RST, which closes it.
 //! - **UDP**: a member's answer confirms it, or a second of traffic (a
 //!   one-way mode, or a flow nobody answers such as syslog). UDP
 //!   sessions are never evicted; confirmation only decides whether their
@@ -55,6 +58,7 @@ use crate::stats::{self, DropReason};
 use crate::wire::ipv4::proto;
 use crate::wire::tcp::flags;
 use crate::worker::Worker;
+use sluice_config::Forwarding;
 
 /// Unconfirmed sessions past `capacity / EMBRYONIC_SHARE` make room for new
 /// ones (a tiny table allows up to `EMBRYONIC_MIN`).
@@ -165,7 +169,15 @@ impl Worker {
                 }
                 let acked = dir == Dir::Forward
                     && flow.ack.wrapping_sub(*mark) < conntrack::HANDSHAKE_WINDOW;
-                conntrack::update_tcp(before, dir, flow.tcp_flags, acked)
+                let after = conntrack::update_tcp(before, dir, flow.tcp_flags, acked);
+                // A session resumed mid-flow: the member's answer shows it
+                // holds the connection (to a blind ACK it answers RST).
+                let answer = flow.tcp_flags & (flags::ACK | flags::RST | flags::SYN) == flags::ACK;
+                if before & st::MASK == st::ESTABLISHED && dir == Dir::Reverse && answer {
+                    after | flag::CONFIRMED
+                } else {
+                    after
+                }
             }
             _ => before,
         };
@@ -191,16 +203,18 @@ impl Worker {
     }
 }
 
-/// Whether a TCP segment without a session may start one mid-flow: in the
-/// DSR modes with a hash method, the member the hash picks is the one the
-/// flow had (its session was evicted, or it began on another node), and the
-/// switch has no state of the member's to lose. Any segment but a RST.
+/// Whether a TCP segment without a session may start one mid-flow: with a
+/// hash method, the member the hash picks is the one the flow had (its
+/// session was evicted, or it began on another node behind the same ECMP
+/// routers), in the DSR modes, where the switch has no state of the
+/// member's to lose, and in Dest-NAT, where the member sees the same
+/// addresses from any node. Any segment but a RST.
 #[inline]
 pub(crate) fn resumes(shared: &Shared, vs: u16, tcp_flags: u8) -> bool {
     tcp_flags & flags::RST == 0
-        && shared
-            .service(vs)
-            .is_some_and(|v| v.one_way() && is_hash(v.method) && !v.retired)
+        && shared.service(vs).is_some_and(|v| {
+            (v.one_way() || v.forwarding == Forwarding::DestNat) && is_hash(v.method) && !v.retired
+        })
 }
 
 /// Whether evicting session `s` loses nothing: a DSR session whose pool's
@@ -209,7 +223,7 @@ fn rehashable<A: Addr>(shared: &Shared, worker: u16, s: &Session<A>) -> bool {
     let Some(vs) = shared.service(s.vs) else {
         return false;
     };
-    if s.proto != proto::TCP || !resumes(shared, s.vs, 0) {
+    if s.proto != proto::TCP || !vs.one_way() || !resumes(shared, s.vs, 0) {
         return false;
     }
     hash_choice(shared, vs, &s.forward(), worker).is_some_and(|m| {

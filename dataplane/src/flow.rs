@@ -12,10 +12,11 @@ use crate::reset;
 use crate::sched::pick::Refusal;
 use crate::service::{snat_port_owner, Rewrite};
 use crate::session::{Dir, InsertError, Session, SessionTable, Tuple};
-use crate::shared::{Local, Shared};
+use crate::shared::{Local, Shared, SEVERAL};
 use crate::stats::{self, DropReason};
 use crate::sync::SyncOp;
 use crate::wire::ipv4::proto;
+use crate::wire::tcp::flags;
 use crate::worker::{AnySession, Verdict, Worker};
 
 /// The parsed addressing of a TCP or UDP packet.
@@ -66,6 +67,9 @@ pub(crate) trait Family: Addr {
     /// The virtual server on `vip:port` for `proto` (a port-0 server
     /// catches every port).
     fn find_vs(shared: &Shared, vip: Self, port: u16, proto: u8) -> Option<u16>;
+    /// The Dest-NAT virtual server a packet from member `member:port`
+    /// answers for (see [`crate::service::reply_server`]).
+    fn reply_server(shared: &Shared, member: Self, port: u16, proto: u8) -> Option<u16>;
     /// What the switch's own address `ip` is, if it is one.
     fn local(shared: &Shared, ip: Self) -> Option<Local>;
     /// Sends a client packet of session `s` to its member, rewritten as its
@@ -181,19 +185,15 @@ impl Worker {
                 return Ok(Verdict::Redirect(owner));
             }
         }
-        let unknown = |w: &Worker| match A::local(&w.shared, t.dst) {
-            Some(_) => DropReason::NoSession,
-            None => DropReason::NotForUs,
-        };
         let idx = match A::t(self).sessions.lookup(&t, t.hash()) {
             Some((idx, Dir::Reverse)) => idx,
-            _ => return Err(unknown(self)),
+            _ => return self.without_session(pkt, &flow),
         };
         let s = *A::t(self).sessions.get(idx);
         if self.expired(&s) {
             if !reset::resets_when_expired(&self.shared, &s) {
                 self.remove_session::<A>(idx);
-                return Err(unknown(self));
+                return self.without_session(pkt, &flow);
             }
             A::t_mut(self).sessions.get_mut(idx).state |= conntrack::flag::RESET_PENDING;
         }
@@ -203,6 +203,52 @@ impl Worker {
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         self.stats.count_vs(s.vs, false, pkt.data().len());
         A::send_to_client(self, pkt, &flow, &s)
+    }
+
+    /// A member's packet that matches no session. To a SNAT address: its
+    /// session is gone. Otherwise, from a member address and port serving
+    /// exactly one Dest-NAT virtual server, it is that server's answer to
+    /// a session another node holds (scale-out: the members' gateway may be
+    /// any node), translated back statelessly: its source becomes the VIP
+    /// and port. A member opening a connection (SYN without ACK) is not an
+    /// answer; nor is a packet of a member serving several servers.
+    #[cold]
+    fn without_session<A: Family, P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        flow: &Flow<A>,
+    ) -> Result<Verdict, DropReason> {
+        let t = flow.tuple;
+        if A::local(&self.shared, t.dst).is_some() {
+            return Err(DropReason::NoSession);
+        }
+        let opening =
+            t.proto == proto::TCP && flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN;
+        let slot = match A::reply_server(&self.shared, t.src, t.sport, t.proto) {
+            None => return Err(DropReason::NotForUs),
+            Some(_) if opening => return Err(DropReason::NotForUs),
+            Some(SEVERAL) => return Err(DropReason::NoSession),
+            Some(slot) => slot,
+        };
+        let vs = self.shared.service(slot).ok_or(DropReason::NotForUs)?;
+        let vip = A::of(vs.vip).ok_or(DropReason::NotForUs)?;
+        let s = Session {
+            client: t.dst,
+            vip,
+            member: t.src,
+            snat: t.dst,
+            cport: t.dport,
+            vport: vs.port,
+            mport: t.sport,
+            sport: t.dport,
+            last_seen: 0,
+            vs: slot,
+            proto: t.proto,
+            state: 0,
+        };
+        stats::inc(&self.stats.stateless_replies);
+        self.stats.count_vs(slot, false, pkt.data().len());
+        A::send_to_client(self, pkt, flow, &s)
     }
 
     /// The worker owning the session a member's packet to `dst:dport` belongs to.

@@ -7,7 +7,7 @@ use crate::exception::KernelClass;
 use crate::flow::{Family, Flow, Table};
 use crate::nat;
 use crate::packet::PacketBuf;
-use crate::service::{find_vs, Rewrite};
+use crate::service::{find_vs, reply_server, vs_key, Rewrite};
 use crate::session::{Session4, Tuple4};
 use crate::shared::{Local, Shared};
 use crate::stats::DropReason;
@@ -15,7 +15,7 @@ use crate::wire::ipv4::{self, proto};
 use crate::wire::{ethernet, icmpv4, tcp, udp};
 use crate::worker::{AnySession, Verdict, Worker};
 use sluice_config::Forwarding;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 impl Worker {
     /// Out of line, as one function with its header checks inlined (see
@@ -120,29 +120,32 @@ impl Worker {
         l3: usize,
         protocol: u8,
     ) -> Result<Verdict, DropReason> {
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
+        let src = IpAddr::V4(ip.src_addr());
         let class = match protocol {
             proto::TCP => {
-                let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
                 let t = tcp::Packet::new_checked(ip.payload())?;
-                if conntrack::opens_tcp(t.flags()) {
+                let (sport, dport) = (t.src_port(), t.dst_port());
+                if self.shared.routing_from(src, protocol, sport, dport) {
+                    KernelClass::Routing
+                } else if conntrack::opens_tcp(t.flags()) {
                     KernelClass::TcpSyn
                 } else {
                     KernelClass::Tcp
                 }
             }
             proto::UDP => {
-                let ip = ipv4::Packet::new_unchecked(&pkt.data()[l3..]);
                 let dport = udp::Packet::new_checked(ip.payload()).map(|u| u.dst_port());
                 match dport {
-                    Ok(d) if self.shared.sync_from(ip.src_addr().into(), d) => KernelClass::Sync,
+                    Ok(d) if self.shared.sync_from(src, d) => KernelClass::Sync,
+                    Ok(d) if self.shared.routing_from(src, protocol, 0, d) => KernelClass::Routing,
                     _ => KernelClass::Udp,
                 }
             }
             proto::VRRP => KernelClass::LinkControl,
             _ => KernelClass::Icmp,
         };
-        let src = ipv4::Packet::new_unchecked(&pkt.data()[l3..]).src_addr();
-        self.hand_to_kernel(port, src, class)
+        self.hand_to_kernel(port, ip.src_addr(), class)
     }
 }
 
@@ -232,6 +235,10 @@ impl Family for u32 {
     #[inline(always)]
     fn find_vs(shared: &Shared, vip: u32, port: u16, proto: u8) -> Option<u16> {
         find_vs(&shared.vs_map, vip.into(), port, proto)
+    }
+
+    fn reply_server(shared: &Shared, member: Self, port: u16, proto: u8) -> Option<u16> {
+        reply_server(&shared.replies, |p| vs_key(member.into(), p, proto), port)
     }
 
     #[inline(always)]

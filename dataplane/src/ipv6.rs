@@ -11,7 +11,7 @@ use crate::flow::{Family, Flow, Table};
 use crate::icmp6::Icmp6Error;
 use crate::nat;
 use crate::packet::PacketBuf;
-use crate::service::{find_vs6, Rewrite};
+use crate::service::{find_vs6, reply_server, vs_key6, Rewrite};
 use crate::session::{Session6, Tuple};
 use crate::shared::{Local, Shared};
 use crate::stats::DropReason;
@@ -104,9 +104,16 @@ impl Worker {
             next_header::TCP if !upper.non_first_fragment => {
                 let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
                 let t = tcp::Packet::new_checked(&ip.into_inner()[upper.offset..end])?;
-                match conntrack::opens_tcp(t.flags()) {
-                    true => KernelClass::TcpSyn,
-                    false => KernelClass::Tcp,
+                let routing = (self.shared).routing_from(
+                    src.into(),
+                    next_header::TCP,
+                    t.src_port(),
+                    t.dst_port(),
+                );
+                match (routing, conntrack::opens_tcp(t.flags())) {
+                    (true, _) => KernelClass::Routing,
+                    (false, true) => KernelClass::TcpSyn,
+                    (false, false) => KernelClass::Tcp,
                 }
             }
             next_header::TCP => KernelClass::Tcp,
@@ -115,6 +122,9 @@ impl Worker {
                 let u = udp::Packet::new_checked(&ip.into_inner()[upper.offset..end]);
                 match u.map(|u| u.dst_port()) {
                     Ok(d) if self.shared.sync_from(src.into(), d) => KernelClass::Sync,
+                    Ok(d) if (self.shared).routing_from(src.into(), next_header::UDP, 0, d) => {
+                        KernelClass::Routing
+                    }
                     _ => KernelClass::Udp,
                 }
             }
@@ -192,6 +202,10 @@ impl Family for u128 {
     #[inline]
     fn find_vs(shared: &Shared, vip: u128, port: u16, proto: u8) -> Option<u16> {
         find_vs6(&shared.vs_map6, vip, port, proto)
+    }
+
+    fn reply_server(shared: &Shared, member: Self, port: u16, proto: u8) -> Option<u16> {
+        reply_server(&shared.replies6, |p| vs_key6(member, p, proto), port)
     }
 
     #[inline]

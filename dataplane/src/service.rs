@@ -3,7 +3,7 @@
 
 use crate::acl::SourceAcl;
 use crate::addr::Addr;
-use crate::fixedmap::{mix64, FixedMap};
+use crate::fixedmap::{mix64, FixedMap, MapKey};
 use crate::members::MemberStates;
 use crate::sched::maglev::Maglev;
 use sluice_config::{Forwarding, Method, OnMemberDown};
@@ -271,6 +271,22 @@ pub fn vs_key6(vip: u128, port: u16, proto: u8) -> (u128, u32) {
 pub fn find_vs6(map: &FixedMap<u16, (u128, u32)>, vip: u128, port: u16, proto: u8) -> Option<u16> {
     map.get(vs_key6(vip, port, proto))
         .or_else(|| map.get(vs_key6(vip, 0, proto)))
+}
+
+/// The Dest-NAT virtual server a member's packet from `port` answers for
+/// (`key(p)`: the member's key with port `p`, see `Shared::replies`): its
+/// slot, [`crate::shared::SEVERAL`] when the member serves several or a
+/// port-0 server, `None` when it serves no Dest-NAT server.
+#[inline]
+pub fn reply_server<K: MapKey>(
+    map: &FixedMap<u16, K>,
+    key: impl Fn(u16) -> K,
+    port: u16,
+) -> Option<u16> {
+    match map.get(key(0)) {
+        Some(_) => Some(crate::shared::SEVERAL),
+        None => map.get(key(port)),
+    }
 }
 
 /// First port handed out for source NAT; below are the well-known and registered low ports.

@@ -165,6 +165,9 @@ pub struct WorkerStats {
     /// Sessions started by a segment other than a SYN: DSR flows of a hash
     /// method whose session was evicted (or began on another node).
     pub sessions_resumed: AtomicU64,
+    /// Dest-NAT members' packets without a session translated back
+    /// statelessly (a session another node holds; see `flow`).
+    pub stateless_replies: AtomicU64,
     /// Fragments after the first forwarded, following their first.
     pub fragments: AtomicU64,
     /// Neighbour advertisements sent in answer to solicitations for the
@@ -237,6 +240,7 @@ impl WorkerStats {
             embryonic: AtomicU64::new(0),
             embryonic_evicted: AtomicU64::new(0),
             sessions_resumed: AtomicU64::new(0),
+            stateless_replies: AtomicU64::new(0),
             fragments: AtomicU64::new(0),
             nd_replies: AtomicU64::new(0),
             nd_requests: AtomicU64::new(0),
@@ -312,7 +316,7 @@ impl WorkerStats {
     }
 
     /// Name/value pairs of the scalar counters, for display and metrics.
-    pub fn scalars(&self) -> [(&'static str, u64); 31] {
+    pub fn scalars(&self) -> [(&'static str, u64); 32] {
         let g = |c: &AtomicU64| c.load(Relaxed);
         [
             ("forwarded", g(&self.forwarded)),
@@ -340,6 +344,7 @@ impl WorkerStats {
             ("embryonic", g(&self.embryonic)),
             ("embryonic_evicted", g(&self.embryonic_evicted)),
             ("sessions_resumed", g(&self.sessions_resumed)),
+            ("stateless_replies", g(&self.stateless_replies)),
             ("fragments", g(&self.fragments)),
             ("fragments_made", g(&self.fragments_made)),
             ("drops", self.total_drops()),
@@ -402,7 +407,8 @@ pub fn scalar_help(name: &str) -> (&'static str, bool) {
             "Unconfirmed sessions evicted to make room for new ones.",
             false,
         ),
-        "sessions_resumed" => ("Sessions started mid-flow by a hash method (DSR).", false),
+        "sessions_resumed" => ("Sessions started mid-flow by a hash method (DSR, Dest-NAT).", false),
+        "stateless_replies" => ("Dest-NAT member packets without a session translated back to their VIP statelessly.", false),
         "fragments" => (
             "Fragments after the first forwarded, following their first.",
             false,

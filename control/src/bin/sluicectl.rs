@@ -19,6 +19,15 @@ const COMMANDS: &[(&str, &str)] = &[
         "ha",
         "[ready]: the addresses this node owns ([ha]); ready exits 0 only while the dataplane runs (keepalived's vrrp_script)",
     ),
+    (
+        "announce",
+        "the VIP routes kept for the routing daemon ([announce]): each VIP, announced or withdrawn and why",
+    ),
+    (
+        "drain",
+        "withdraw every VIP route of this node ([announce]); sessions go on being served while traffic arrives",
+    ),
+    ("resume", "announce the VIP routes again after a drain"),
     ("neighbors", "the ARP table"),
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),

@@ -15,7 +15,7 @@
 //! worker still on the old one may open a session on it. A reload waits for
 //! every worker, so at the next one only the session counts decide.
 
-use super::{Local, Owned, Port, ReloadError, Shared, Timeouts};
+use super::{Local, Owned, Port, ReloadError, Shared, Timeouts, SEVERAL};
 use crate::acl::SourceAcl;
 use crate::addr::Addr;
 use crate::fixedmap::FixedMap;
@@ -88,6 +88,7 @@ pub(super) fn build(
     }
     let (local, local6) = locals(&ports, &services, &snat_addrs, base.owned.as_deref());
     let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
+    let (replies, replies6) = reply_map(&services, cfg.announce.is_some());
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
     let mut vs_map6 = FixedMap::with_capacity(services.len() + 1);
     // Retired servers first: a live one on the same address and port wins.
@@ -118,6 +119,8 @@ pub(super) fn build(
         services,
         vs_map,
         vs_map6,
+        replies,
+        replies6,
         snat_addrs,
         timeouts: Timeouts {
             tcp_syn: super::ms(t.tcp_syn),
@@ -135,6 +138,10 @@ pub(super) fn build(
         owner_mask: base.owner_mask,
         owner_mask6: base.owner_mask6,
         owned: base.owned,
+        routing_peers: cfg
+            .announce
+            .as_ref()
+            .map_or(Vec::new(), |a| a.peers.clone()),
         sync: cfg.ha.sync.as_ref().map(|s| super::SyncPeers {
             peers: s.peers.clone(),
             port: s.port,
@@ -275,6 +282,44 @@ fn locals(
         });
     }
     (local, local6)
+}
+
+/// The Dest-NAT virtual server each member address, port and protocol
+/// answers for, by family (see [`crate::service::reply_server`]): its slot,
+/// or [`SEVERAL`] when the member serves more than one, or serves a port-0
+/// server (then its key has port 0 and any port of the member matches).
+/// Empty unless `scale_out` (`[announce]`): a single node has every
+/// session its members answer.
+fn reply_map(
+    services: &[Option<VirtualServer>],
+    scale_out: bool,
+) -> (FixedMap<u16>, FixedMap<u16, (u128, u32)>) {
+    let live = || {
+        let all = services.iter().enumerate().filter(|_| scale_out);
+        all.filter_map(|(i, v)| Some((i, v.as_ref()?)))
+    };
+    let dest_nat = || live().filter(|(_, v)| !v.retired && v.forwarding == Forwarding::DestNat);
+    let n = dest_nat().map(|(_, v)| v.members.len()).sum::<usize>() + 1;
+    let (mut map, mut map6) = (FixedMap::with_capacity(n), FixedMap::with_capacity(n));
+    for (slot, v) in dest_nat() {
+        for m in &v.members {
+            let port = if v.port == 0 { 0 } else { m.port };
+            let one = if v.port == 0 { SEVERAL } else { slot as u16 };
+            match m.ip {
+                IpAddr::V4(ip) => {
+                    let key = vs_key(ip, port, v.proto);
+                    let value = map.get(key).map_or(one, |_| SEVERAL);
+                    map.insert(key, value);
+                }
+                IpAddr::V6(ip) => {
+                    let key = vs_key6(u128::from(ip), port, v.proto);
+                    let value = map6.get(key).map_or(one, |_| SEVERAL);
+                    map6.insert(key, value);
+                }
+            }
+        }
+    }
+    (map, map6)
 }
 
 /// Every pool member's address, with the port of its route, by family.

@@ -82,6 +82,10 @@ pub struct Shared {
     pub vs_map: FixedMap<u16>,
     /// The same for IPv6 virtual servers.
     pub vs_map6: FixedMap<u16, (u128, u32)>,
+    /// The Dest-NAT virtual server a member's address, port and protocol
+    /// answers for ([`crate::service::reply_server`]), keyed as `vs_map`.
+    pub replies: FixedMap<u16>,
+    pub replies6: FixedMap<u16, (u128, u32)>,
     /// Every SNAT address ever configured, in order: a reload only appends,
     /// so sessions and each worker's port rings keep their indexes.
     pub snat_addrs: Vec<IpAddr>,
@@ -111,11 +115,24 @@ pub struct Shared {
     /// gateway). `None`: the configuration decides, every VIP and SNAT
     /// address is owned.
     pub owned: Option<Arc<Owned>>,
+    /// The routing daemon's neighbours (`[announce] peers`): their BGP and
+    /// BFD reach the kernel interface under a rate class of their own.
+    pub routing_peers: Vec<IpAddr>,
     /// Session synchronisation (`[ha] sync_peers`): who may send it and on
     /// which port, so its datagrams reach the kernel interface under a rate
     /// class of their own. `None`: not configured.
     pub sync: Option<SyncPeers>,
 }
+
+/// A member address, port and protocol serving several Dest-NAT virtual
+/// servers (or a port-0 one): its replies without a session are not
+/// translated, the virtual server they belong to is unknown.
+pub const SEVERAL: u16 = u16::MAX;
+
+/// TCP port of BGP; UDP ports of BFD control packets (single hop, RFC
+/// 5881; multihop, RFC 5883).
+const BGP_PORT: u16 = 179;
+const BFD_PORTS: [u16; 2] = [3784, 4784];
 
 /// The peers of a pair as the packet path sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +147,19 @@ impl Shared {
     pub fn snat_index<A: Addr>(&self, ip: A) -> Option<u16> {
         let i = self.snat_addrs.iter().position(|a| A::of(*a) == Some(ip))?;
         u16::try_from(i).ok()
+    }
+
+    /// Whether a packet from `src` to one of the switch's interface
+    /// addresses is the routing daemon's: BGP (TCP port 179, either end) or
+    /// BFD (UDP to 3784 or 4784) from a configured `[announce]` peer.
+    #[inline]
+    pub fn routing_from(&self, src: IpAddr, protocol: u8, sport: u16, dport: u16) -> bool {
+        let routing = match protocol {
+            crate::wire::ipv4::proto::TCP => sport == BGP_PORT || dport == BGP_PORT,
+            crate::wire::ipv4::proto::UDP => BFD_PORTS.contains(&dport),
+            _ => false,
+        };
+        routing && self.routing_peers.contains(&src)
     }
 
     /// Whether a UDP datagram from `src` to port `dport` of one of the
