@@ -113,6 +113,7 @@ impl Worker {
 
     /// Traffic to one of the switch's interface addresses that the dataplane
     /// does not answer itself: the kernel's, through the exception path.
+    #[cold]
     fn local_to_kernel<P: PacketBuf>(
         &mut self,
         port: u16,
