@@ -12,6 +12,11 @@
 # Dest-NAT and Both-NAT, the master killed, the standby serving the same
 # connections from its synchronised sessions, the killed node back after a
 # bulk sync, and a rolling restart.
+#
+# scripts/demo.sh --ecmp: two switches behind a router instead
+# (tests/e2e/ecmp.sh): BIRD on the router and on each node, the VIP
+# learned from both, connections spread by ECMP, a node drained and one
+# killed while keep-alive connections go on with their members.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +27,10 @@ cargo build --release --locked -q
 if [ "${1:-}" = --pair ]; then
     echo "a pair of switches with keepalived and session synchronisation (tests/e2e/ha.sh)"
     exec bash tests/e2e/ha.sh
+fi
+if [ "${1:-}" = --ecmp ]; then
+    echo "two switches behind an ECMP router, VIPs announced by BGP (tests/e2e/ecmp.sh)"
+    exec bash tests/e2e/ecmp.sh
 fi
 
 export LAB=${LAB:-demo}

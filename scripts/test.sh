@@ -57,6 +57,7 @@ step e2e-hardening bash tests/e2e/hardening.sh
 step e2e-fragments bash tests/e2e/fragments.sh
 step e2e-ipv6 bash tests/e2e/ipv6.sh
 step e2e-ha bash tests/e2e/ha.sh
+step e2e-ecmp bash tests/e2e/ecmp.sh
 step package bash tests/e2e/package.sh
 step bench-pipeline-smoke cargo bench -p sluice-dataplane --bench pipeline --locked -- --smoke
 step bench-smoke scripts/bench.sh --smoke

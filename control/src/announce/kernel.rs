@@ -95,9 +95,9 @@ impl Kernel {
     pub async fn apply(&mut self, table: u32, wanted: &[Wanted]) -> Result<u64, KernelError> {
         let mut changes = 0;
         for w in wanted {
-            let index = match self.link(&w.link).await {
-                Some(i) => i,
-                None => continue,
+            let Some(index) = self.link(&w.link).await else {
+                self.failed_once(w.vip, format!("no kernel interface {}", w.link));
+                continue;
             };
             let now = self.installed.get(&w.vip).copied();
             let result = match (w.announced, now) {
