@@ -18,6 +18,9 @@ install -Dm755 target/release/sluice "$STAGE/usr/bin/sluice"
 install -Dm755 target/release/sluicectl "$STAGE/usr/bin/sluicectl"
 install -Dm644 packaging/sluice.service "$STAGE/lib/systemd/system/sluice.service"
 install -Dm644 packaging/keepalived.conf "$STAGE/usr/share/doc/sluice/examples/keepalived.conf"
+install -Dm644 packaging/bird.conf "$STAGE/usr/share/doc/sluice/examples/bird.conf"
+install -Dm644 packaging/frr.conf "$STAGE/usr/share/doc/sluice/examples/frr.conf"
+install -Dm644 packaging/rt_protos.d/sluice.conf "$STAGE/etc/iproute2/rt_protos.d/sluice.conf"
 install -Dm644 config/examples/contract.toml "$STAGE/etc/sluice/sluice.toml"
 install -Dm644 README.md "$STAGE/usr/share/doc/sluice/README.md"
 install -Dm644 BENCHMARKS.md "$STAGE/usr/share/doc/sluice/BENCHMARKS.md"
@@ -26,7 +29,7 @@ install -Dm644 BENCHMARKS.md "$STAGE/usr/share/doc/sluice/BENCHMARKS.md"
 { target/release/sluicectl --help 2>&1 || true; } >"$STAGE/usr/share/doc/sluice/sluicectl.help"
 
 mkdir -p "$STAGE/DEBIAN"
-echo "/etc/sluice/sluice.toml" >"$STAGE/DEBIAN/conffiles"
+printf "%s\n" /etc/sluice/sluice.toml /etc/iproute2/rt_protos.d/sluice.conf >"$STAGE/DEBIAN/conffiles"
 DEPENDS=$(dpkg-query -W -f='${Package} (>= ${Version}), ' librte-eal23 librte-ethdev23 librte-mempool23 librte-mbuf23 librte-ring23 2>/dev/null | sed 's/, $//')
 cat >"$STAGE/DEBIAN/control" <<CONTROL
 Package: sluice

@@ -32,10 +32,7 @@ SYNC_KEY="lab pair secret, sixteen+ chars"
 NODES=(1 2)
 declare -A SLUICE_PIDS KEEPALIVED_PIDS
 
-node_ns() { echo "${LAB}-n$1"; }
-in_node() { local n=$1; shift; ip netns exec "$(node_ns "$n")" "$@"; }
 nctl() { local n=$1; shift; "$SLUICECTL" --socket "$LAB_DIR/n$n.sock" "$@"; }
-lan() { ip netns exec "${LAB}-lan" "$@"; }
 
 ha_cleanup() {
     for n in "${NODES[@]}"; do
@@ -65,28 +62,7 @@ lan ip link set br1 up
 ip link set "${LAB}-ext" netns "${LAB}-lan"
 lan ip link set "${LAB}-ext" master br1 up
 for n in "${NODES[@]}"; do
-    ip netns add "$(node_ns "$n")"
-    in_node "$n" ip link set lo up
-    for side in e i; do
-        bridge=$([ $side = e ] && echo br1 || echo br0)
-        lan ip link add "n$n$side" type veth peer name "n$n$side" netns "$(node_ns "$n")"
-        lan ip link set "n$n$side" master "$bridge" up
-        in_node "$n" ip link set "n$n$side" up
-        for ns in "${LAB}-lan" "$(node_ns "$n")"; do
-            ip netns exec "$ns" ethtool -K "n$n$side" tx off rx off tso off gso off gro off >/dev/null 2>&1
-        done
-        in_node "$n" sysctl -qw "net.ipv6.conf.n$n$side.disable_ipv6=1"
-    done
-    # The ports are DPDK's: the node's own stack, which holds the VIP once
-    # keepalived puts it on a kernel interface, must not answer what
-    # arrives on them (it would reset the clients' connections). AF_PACKET
-    # sees the frames before this ingress hook, as on the one-node lab.
-    in_node "$n" nft -f - <<NFT
-table netdev ports {
-    chain ext { type filter hook ingress device "n${n}e" priority 0; policy drop; }
-    chain int { type filter hook ingress device "n${n}i" priority 0; policy drop; }
-}
-NFT
+    node_ports_up "$n"
 done
 
 node_config() { # node_config N

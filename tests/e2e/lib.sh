@@ -144,3 +144,35 @@ PY
     KEEP_PID=$!
     for _ in $(seq 50); do grep -q server= "$2" 2>/dev/null && break; sleep 0.1; done
 }
+
+# Labs of several nodes (ha.sh, ecmp.sh): node N runs in namespace
+# ${LAB}-nN with ports nNe (on bridge br1, the routers' / clients' link)
+# and nNi (on br0, the members' LAN) in namespace ${LAB}-lan.
+node_ns() { echo "${LAB}-n$1"; }
+in_node() { local n=$1; shift; ip netns exec "$(node_ns "$n")" "$@"; }
+lan() { ip netns exec "${LAB}-lan" "$@"; }
+node_ports_up() { # node_ports_up N: the namespace, the veths, no offloads
+    local n=$1 side bridge ns
+    ip netns add "$(node_ns "$n")"
+    in_node "$n" ip link set lo up
+    for side in e i; do
+        bridge=$([ $side = e ] && echo br1 || echo br0)
+        lan ip link add "n$n$side" type veth peer name "n$n$side" netns "$(node_ns "$n")"
+        lan ip link set "n$n$side" master "$bridge" up
+        in_node "$n" ip link set "n$n$side" up
+        for ns in "${LAB}-lan" "$(node_ns "$n")"; do
+            ip netns exec "$ns" ethtool -K "n$n$side" tx off rx off tso off gso off gro off >/dev/null 2>&1
+        done
+        in_node "$n" sysctl -qw "net.ipv6.conf.n$n$side.disable_ipv6=1"
+    done
+    # The ports are DPDK's: the node's own stack (which may hold a VIP, put
+    # there by keepalived) must not answer what arrives on them: it would
+    # reset the clients' connections. AF_PACKET sees the frames before this
+    # ingress hook, as on the one-node lab.
+    in_node "$n" nft -f - <<NFT
+table netdev ports {
+    chain ext { type filter hook ingress device "n${n}e" priority 0; policy drop; }
+    chain int { type filter hook ingress device "n${n}i" priority 0; policy drop; }
+}
+NFT
+}

@@ -10,7 +10,9 @@ deb=$("$HERE/scripts/package.sh" "$WORK/deb" 2>"$WORK/package.err" | tail -1)
 check "the package is built ($deb)" test -f "$deb"
 dpkg-deb -c "$deb" >"$WORK/contents" 2>&1
 for f in ./usr/bin/sluice ./usr/bin/sluicectl ./lib/systemd/system/sluice.service \
-    ./etc/sluice/sluice.toml ./usr/share/doc/sluice/README.md ./usr/share/doc/sluice/sluice.help; do
+    ./etc/sluice/sluice.toml ./usr/share/doc/sluice/README.md ./usr/share/doc/sluice/sluice.help \
+    ./usr/share/doc/sluice/examples/bird.conf ./usr/share/doc/sluice/examples/frr.conf \
+    ./etc/iproute2/rt_protos.d/sluice.conf; do
     check "it contains $f" grep -q " $f\$" "$WORK/contents"
 done
 check "files belong to root" bash -c "! awk '{print \$2}' $WORK/contents | grep -v '^root/root$'"
