@@ -501,6 +501,13 @@ check "12 new requests to $VIP answered through node 2 ($(answers "$WORK/after")
 check "node 2 still announces both VIPs ($(announce 2 "$ANNOUNCED"))" test "$(announce 2 "$ANNOUNCED")" = "$VIP $NAT_VIP"
 
 section "node 1 restarts: it announces again and picks up the connections ECMP brings back"
+# What a crashed run could leave in the table (its routes go with its
+# kernel interface, but a route put there otherwise stays), and a route
+# of someone else's, which Sluice must not touch.
+STALE=198.51.100.99
+FOREIGN=198.51.100.98
+in_node 1 ip route add "$STALE/32" dev lo table 100 proto 249
+in_node 1 ip route add "$FOREIGN/32" dev lo table 100 proto static
 start_node 1
 wait_for 10 routes_both 1
 check "the new sluice on node 1 puts both VIPs into table 100 (after ${WAITED} s)" routes_both 1
@@ -511,6 +518,21 @@ sleep 4
 check_ka "$back_at" "with node 1 back" "${all[@]}"
 check "node 1 resumed those of node 1 on their members (sessions_resumed $(wstat 1 sessions_resumed), ${#on1[@]} + ${#late[@]} connection(s))" \
     test "$(wstat 1 sessions_resumed)" -ge $((${#on1[@]} + ${#late[@]}))
+has_route() { grep -q "^$2 " <<<"$(in_node "$1" ip route show table 100)"; }
+check "  the stale route of protocol sluice ($STALE) is gone" unrouted 1 "$STALE"
+check "  the route of another protocol ($FOREIGN) is left alone" has_route 1 "$FOREIGN"
+in_node 1 ip route del "$FOREIGN/32" dev lo table 100 proto static
 touch "$STOP"
 stop_ka "${all[@]}"
+
+section "a clean exit withdraws the node's routes before its dataplane stops"
+kill -TERM "${SLUICE_PIDS[2]}"
+wait "${SLUICE_PIDS[2]}"
+rc=$?
+SLUICE_PIDS[2]=""
+check "node 2 exits 0 on SIGTERM (rc=$rc)" test "$rc" -eq 0
+check "  having withdrawn its routes first (its log says so)" \
+    grep -q "announce: every route withdrawn from table 100" "$WORK/n2.out"
+wait_for 10 hops_are "$VIP" 198.51.100.1
+check "the router routes $VIP through node 1 alone ($(hops "$VIP"), after $WAITED s)" hops_are "$VIP" 198.51.100.1
 finish
