@@ -9,11 +9,13 @@
 # the master's kernel interfaces, and each dataplane owns what its kernel
 # holds. keepalived tracks `sluicectl ha ready`, which waits for the bulk
 # sync. Checked: exactly one node owns the VIP; requests are balanced
-# through it; keep-alive connections through Dest-NAT and Both-NAT are
-# synchronised to the standby; when the master dies (keepalived and sluice
-# SIGKILLed) the other takes the addresses over, the same connections go on
-# with the same members, new ones are served, and the longest gap of a
-# request loop is reported (under 5 s); the killed node restarts, bulk-syncs
+# through it; keep-alive connections through Dest-NAT, Both-NAT and L2-DSR
+# (a second VIP; the members hold it on lo and answer the client through
+# a router of their own) are synchronised to the standby; when the master
+# dies (keepalived and sluice SIGKILLed) the other takes the addresses
+# over, the same connections go on with the same members, new ones are
+# served, and the longest gap of a request loop is reported (under 5 s);
+# the killed node restarts, bulk-syncs
 # from the survivor, reports ready and takes its addresses back; a rolling
 # restart (standby restarted, keepalived stopped on the active, old active
 # restarted) loses none of the connections; sync datagrams from a non-peer,
@@ -26,7 +28,8 @@ command -v keepalived >/dev/null || apt-get install -y -qq keepalived >/dev/null
 systemctl disable --now keepalived >/dev/null 2>&1 || true
 
 VIP=198.51.100.10
-GATEWAY=10.20.0.254
+GATEWAY=10.20.0.253
+DSR_VIP=198.51.100.20
 SNAT=10.20.0.100
 SYNC_KEY="lab pair secret, sixteen+ chars"
 NODES=(1 2)
@@ -53,10 +56,18 @@ ha_logs() { # what the nodes said, when a check failed
 }
 trap 'ha_logs; ha_cleanup; cleanup' EXIT
 
-# The lab's client and members (members routed through the floating
-# gateway), then the pair: the client link becomes a bridge in the LAN
-# namespace, and each node gets a port on both bridges.
-"$HERE/scripts/lab.sh" up --members-gw router >/dev/null
+# The lab's client and members, then the pair: the client link becomes a
+# bridge in the LAN namespace, and each node gets a port on both bridges.
+# The members route through the floating gateway; what they answer from
+# the L2-DSR VIP goes straight to the client through the lab's router
+# (10.20.0.254, `--dsr`), as direct server return does.
+"$HERE/scripts/lab.sh" up --dsr >/dev/null
+for i in 1 2 3; do
+    ip netns exec "${LAB}-m$i" ip route replace default via "$GATEWAY"
+    ip netns exec "${LAB}-m$i" ip addr add "$DSR_VIP/32" dev lo
+    ip netns exec "${LAB}-m$i" ip rule add from "$DSR_VIP" lookup 200 priority 100
+    ip netns exec "${LAB}-m$i" ip route add default via 10.20.0.254 table 200
+done
 lan ip link add br1 type bridge
 lan ip link set br1 up
 ip link set "${LAB}-ext" netns "${LAB}-lan"
@@ -80,6 +91,20 @@ protocol = "tcp"
 pool = "web"
 forwarding = "both_nat"
 snat_addresses = ["$SNAT"]
+
+[pool.dsr]
+members = [
+  { address = "10.20.0.11:80" },
+  { address = "10.20.0.12:80" },
+  { address = "10.20.0.13:80" },
+]
+
+[[virtual_server]]
+name = "web-dsr"
+address = "$DSR_VIP:80"
+protocol = "tcp"
+pool = "dsr"
+forwarding = "l2_dsr"
 
 [ha]
 vip_ownership = "kernel"
@@ -121,6 +146,7 @@ vrrp_instance ext {
     advert_int 1
     virtual_ipaddress {
         $VIP/32
+        $DSR_VIP/32
     }
 }
 vrrp_instance int {
@@ -197,20 +223,22 @@ section "keep-alive connections through the master are synchronised to the stand
 # reopened: an ERROR line means the switch broke it.
 STOP="$WORK/stop-keepalive"
 declare -A KA_PIDS
-for conn in dnat:80 both:8081; do
-    client python3 "$HERE/tests/lab/keepalive.py" "$VIP" "${conn#*:}" 0.5 240 "$STOP" \
-        >"$WORK/ka-${conn%%:*}" 2>&1 &
-    KA_PIDS[${conn%%:*}]=$!
+CONNS=(dnat both dsr)
+for conn in "dnat $VIP 80" "both $VIP 8081" "dsr $DSR_VIP 80"; do
+    read -r name addr port <<<"$conn"
+    client python3 "$HERE/tests/lab/keepalive.py" "$addr" "$port" 0.5 240 "$STOP" \
+        >"$WORK/ka-$name" 2>&1 &
+    KA_PIDS[$name]=$!
 done
 sleep 3
 installed() { # installed N: peers' sessions node N installed
     nctl "$1" ha --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_sync"]["workers"]["installed"])'
 }
 member_of() { awk '$3 ~ /^server=/ { print $3; exit }' "$WORK/ka-$1"; }
-check "both connections answered ($(member_of dnat) for Dest-NAT, $(member_of both) for Both-NAT)" \
-    test -n "$(member_of dnat)" -a -n "$(member_of both)"
-check "node 2 installed node 1's sessions ($(installed 2), at least the 2 open connections)" \
-    test "$(installed 2)" -ge 2
+check "the connections answered ($(member_of dnat) for Dest-NAT, $(member_of both) for Both-NAT, $(member_of dsr) for L2-DSR)" \
+    test -n "$(member_of dnat)" -a -n "$(member_of both)" -a -n "$(member_of dsr)"
+check "node 2 installed node 1's sessions ($(installed 2), at least the 3 open connections)" \
+    test "$(installed 2)" -ge 3
 check "sluicectl ha on node 2 shows the peer and what it received ($(nctl 2 ha | grep -m1 '^peer' | cut -c1-90)...)" \
     bash -c "$SLUICECTL --socket $LAB_DIR/n2.sock ha | grep -q '^peer 10.20.0.3 node 1: received [1-9]'"
 spoof() { # spoof FROM_NS SRC_IP: a well-formed, unkeyed bulk request to node 2's sync port
@@ -258,7 +286,7 @@ answered_after() { awk -v t="$killed_at" '$1 > t && $3 ~ /^server=/' "$WORK/ka-$
 same_member() { # same_member CONN: every answer from one member, no error
     ! grep -q ERROR "$WORK/ka-$1" && test "$(awk '$3 ~ /^server=/ { print $3 }' "$WORK/ka-$1" | sort -u | wc -l)" -eq 1
 }
-for conn in dnat both; do
+for conn in "${CONNS[@]}"; do
     check "the $conn keep-alive connection answers again after the failover ($(answered_after $conn) answers since the kill)" \
         test "$(answered_after $conn)" -ge 3
     check "  from the same member, never broken ($(awk '$3 ~ /^server=/ { print $3 }' "$WORK/ka-$conn" | sort | uniq -c | xargs))" \
@@ -277,7 +305,7 @@ done
 bulk_line() { grep -m1 "bulk sync from $2 done" "$WORK/n$1.out"; }
 check "node 1 reports ready after its bulk sync ($(bulk_line 1 10.20.0.4))" test "$ready" = 1 -a -n "$(bulk_line 1 10.20.0.4)"
 check "  which brought the open connections" \
-    awk '{ for (i = 1; i < NF; i++) if ($i == "done:") exit !($(i + 1) >= 2) }' <<<"$(bulk_line 1 10.20.0.4)"
+    awk '{ for (i = 1; i < NF; i++) if ($i == "done:") exit !($(i + 1) >= 3) }' <<<"$(bulk_line 1 10.20.0.4)"
 back=0
 for _ in $(seq 100); do
     holds 1 && back=1 && break
@@ -285,7 +313,7 @@ for _ in $(seq 100); do
 done
 check "keepalived made node 1 master again (it has the higher priority)" test "$back" = 1
 sleep 4
-for conn in dnat both; do
+for conn in "${CONNS[@]}"; do
     check "the $conn connection goes on through node 1, same member" same_member "$conn"
 done
 
@@ -322,7 +350,7 @@ done
 check "the old active restarted, synced and is master again" test "$back" = 1
 sleep 4
 touch "$STOP"
-for conn in dnat both; do
+for conn in "${CONNS[@]}"; do
     wait "${KA_PIDS[$conn]}"
     rc=$?
     total=$(awk '$3 ~ /^server=/' "$WORK/ka-$conn" | wc -l)
