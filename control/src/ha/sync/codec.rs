@@ -358,6 +358,56 @@ mod tests {
 
     const KEY: &[u8] = b"a shared secret of the pair";
 
+    /// Sync capacity of the control thread, sending and receiving side:
+    /// 1M IPv4 sessions encoded into signed datagrams, then each datagram
+    /// verified and decoded. A measurement, not a check (BENCHMARKS.md):
+    /// `cargo test -p sluice-control --release sync_codec_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: run it with --ignored --nocapture, in release"]
+    fn sync_codec_rate() {
+        const N: u32 = 1_000_000;
+        let records: Vec<SyncRecord> = (0..N)
+            .map(|i| SyncRecord {
+                op: SyncOp::Update,
+                session: AnySession::V4(session([i, 7, 11, 13], [1024, 80, 8080, 2000], 6, 0x82)),
+                mode: Forwarding::BothNat,
+                idle_ms: i % 1000,
+            })
+            .collect();
+        for key in [Some(KEY), None] {
+            let start = std::time::Instant::now();
+            let mut datagrams = Vec::new();
+            let mut at = 0;
+            while at < records.len() {
+                let mut out = Vec::with_capacity(MAX_DATAGRAM);
+                at += encode_sessions(1, at as u32, &records[at..], false, key, &mut out);
+                datagrams.push(out);
+            }
+            let sent = start.elapsed();
+            let start = std::time::Instant::now();
+            let mut back = 0;
+            for d in &datagrams {
+                if let Ok(Datagram {
+                    message: Message::Sessions { records, .. },
+                    ..
+                }) = decode(d, key)
+                {
+                    back += records.len();
+                }
+            }
+            let received = start.elapsed();
+            assert_eq!(back, N as usize);
+            let rate = |t: std::time::Duration| f64::from(N) / t.as_secs_f64() / 1e6;
+            println!(
+                "sync codec, {} : {} datagrams; encode {:.2} M sessions/s, decode {:.2} M sessions/s",
+                if key.is_some() { "HMAC-SHA256" } else { "no key     " },
+                datagrams.len(),
+                rate(sent),
+                rate(received)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn records_come_back_as_they_went(
