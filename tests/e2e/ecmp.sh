@@ -38,6 +38,7 @@ systemctl disable --now frr >/dev/null 2>&1 || true
 
 VIP=198.51.100.10
 NAT_VIP=198.51.100.11
+VIP6=2001:db8:1::10
 ROUTER=198.51.100.254
 CLIENT=203.0.113.2
 BOTH="198.51.100.1 198.51.100.2"
@@ -97,7 +98,7 @@ wait_for() {
 # The lab's client, members (VIP on lo) and router (--dsr), rearranged: the
 # client reaches the VIPs only through the router, which gets a leg on a
 # second bridge (the nodes' external link).
-"$HERE/scripts/lab.sh" up --dsr >/dev/null
+"$HERE/scripts/lab.sh" up --dsr --ipv6 >/dev/null
 ip link del "${LAB}-ext"                    # the client's direct leg (c0) goes with it
 client ip route replace default via 203.0.113.1
 # Across veths a packet keeps the hash its TCP socket gave it, and the
@@ -134,6 +135,7 @@ node_config() { # node_config N
     "$HERE/scripts/lab.sh" config-base 1 "$LAB_DIR/n$n.sock" \
         | sed "s|iface=${LAB}-ext|iface=n${n}e|; s|iface=${LAB}-int|iface=n${n}i|" \
         | sed "s|\"198.51.100.1/24\"|\"198.51.100.$n/24\"|; s|\"10.20.0.1/24\"|\"10.20.0.$n/24\"|" \
+        | sed "s|\"2001:db8:1::1/64\"|\"2001:db8:1::$n/64\"|; s|\"fd00:20::1/64\"|\"fd00:20::$n/64\"|" \
         | sed "s|^poll = .*|&\nfile_prefix = \"${LAB}-n$n\"|"
     cat <<TOML
 
@@ -153,6 +155,9 @@ TOML
         for i in 1 2 3; do printf '  { address = "10.20.0.1%s:%s" },\n' "$i" "${pool#*:}"; done
         printf ']\n'
     done
+    printf '\n[pool.nat6]\nmethod = "maglev"\nhealth_check = "fast"\nmembers = [\n'
+    for i in 1 2 3; do printf '  { address = "[fd00:20::1%s]:8080" },\n' "$i"; done
+    printf ']\n'
     cat <<TOML
 
 [[virtual_server]]
@@ -167,6 +172,13 @@ name = "nat"
 address = "$NAT_VIP:80"
 protocol = "tcp"
 pool = "nat"
+forwarding = "dest_nat"
+
+[[virtual_server]]
+name = "nat6"
+address = "[$VIP6]:80"
+protocol = "tcp"
+pool = "nat6"
 forwarding = "dest_nat"
 
 [announce]
@@ -343,8 +355,13 @@ for n in "${NODES[@]}"; do
     check "node $n's table 100 holds a route per VIP, proto sluice, on sluice-ext ($(kernel_routes "$n" | awk '{ print $1 }' | xargs))" \
         routes_both "$n"
 done
-check "sluicectl announce --json on node 1: table 100, not draining, both VIPs announced ($(announce 1 "$ANNOUNCED"))" \
-    test "$(announce 1 'a["table"], a["draining"]')" = "100 False" -a "$(announce 1 "$ANNOUNCED")" = "$VIP $NAT_VIP"
+check "sluicectl announce --json on node 1: table 100, not draining, every VIP announced ($(announce 1 "$ANNOUNCED"))" \
+    test "$(announce 1 'a["table"], a["draining"]')" = "100 False" -a "$(announce 1 "$ANNOUNCED")" = "$VIP $NAT_VIP $VIP6"
+routed6() { grep -Eq "^$VIP6 dev sluice-ext proto (sluice|249)" <<<"$(in_node "$1" ip -6 route show table 100)"; }
+for n in "${NODES[@]}"; do
+    wait_for 10 routed6 "$n"
+    check "node $n's table 100 holds the IPv6 VIP's /128 ($(in_node "$n" ip -6 route show table 100 proto 249 | head -1))" routed6 "$n"
+done
 check "sluicectl status says so ($(status_line 1))" says 1 announcing
 wait_for 30 established n1
 wait_for 30 established n2
@@ -381,7 +398,7 @@ wait_for 1 unrouted 1 "$VIP"
 check "node 1 removed $VIP from table 100 (seen after ${WAITED} s)" unrouted 1 "$VIP"
 check "  and keeps $NAT_VIP (its members are up)" routed 1 "$NAT_VIP"
 check "  sluicectl announce --json says why ($(announce 1 '[r["why"] for r in a["routes"] if r["vip"] == "'"$VIP"'"][0]'))" \
-    test "$(announce 1 "$ANNOUNCED")" = "$NAT_VIP"
+    test "$(announce 1 "$ANNOUNCED")" = "$NAT_VIP $VIP6"
 wait_for 5 hops_are "$VIP" 198.51.100.2
 check "the router routes $VIP through node 2 alone ($(hops "$VIP"), after ${WAITED} s)" hops_are "$VIP" 198.51.100.2
 check "  and $NAT_VIP still through both ($(hops "$NAT_VIP"))" hops_are "$NAT_VIP" "$BOTH"
@@ -498,7 +515,7 @@ check "node 2 resumed node 1's new connection on its member (sessions_resumed +$
     test $(($(wstat 2 sessions_resumed) - resumed2)) -ge ${#late[@]}
 requests "$VIP" 12 "$WORK/after"
 check "12 new requests to $VIP answered through node 2 ($(answers "$WORK/after"))" test "$(answers "$WORK/after")" -eq 12
-check "node 2 still announces both VIPs ($(announce 2 "$ANNOUNCED"))" test "$(announce 2 "$ANNOUNCED")" = "$VIP $NAT_VIP"
+check "node 2 still announces every VIP ($(announce 2 "$ANNOUNCED"))" test "$(announce 2 "$ANNOUNCED")" = "$VIP $NAT_VIP $VIP6"
 
 section "node 1 restarts: it announces again and picks up the connections ECMP brings back"
 # What a crashed run could leave in the table (its routes go with its
