@@ -276,7 +276,12 @@ impl Worker {
         if s.state & conntrack::flag::CONFIRMED == 0 {
             return self.touch_unconfirmed(idx, dir, flow, one_way);
         }
-        if s.proto != proto::TCP {
+        let quiet = flow.tcp_flags & (flags::SYN | flags::FIN | flags::RST) == 0;
+        if s.proto != proto::TCP
+            || (quiet && s.state & conntrack::tcp::MASK == conntrack::tcp::ESTABLISHED)
+        {
+            // UDP, and most TCP packets: an established session's segment
+            // without SYN, FIN or RST changes nothing but the time.
             return *s;
         }
         let before = s.state;
