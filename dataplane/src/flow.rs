@@ -262,7 +262,7 @@ impl Worker {
     }
 
     /// Updates state and idle time; returns a copy of the session.
-    #[inline]
+    #[inline(always)]
     fn touch<A: Family>(
         &mut self,
         idx: u32,
