@@ -99,24 +99,6 @@ owner() {
     else echo both; fi
 }
 
-# wait_for SECONDS COMMAND...: polls (every 0.1 s) until COMMAND succeeds;
-# fails once SECONDS have passed. Leaves the time it took in WAITED.
-WAITED=0
-wait_for() {
-    local limit=$1 start now; shift
-    start=$(date +%s%N)
-    while :; do
-        if "$@" >/dev/null 2>&1; then
-            now=$(date +%s%N)
-            WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.1f", d / 1e9 }')
-            return 0
-        fi
-        now=$(date +%s%N)
-        WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.1f", d / 1e9 }')
-        [ $((now - start)) -lt $((limit * 1000000000)) ] || return 1
-        sleep 0.1
-    done
-}
 is() { [ "$("${@:2}")" = "$1" ]; }                   # is VALUE COMMAND...: COMMAND prints VALUE
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }   # lt A B: numbers, A < B
 eq() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 == b + 0) }'; }  # eq A B: numbers, A = B

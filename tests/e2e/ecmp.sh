@@ -55,12 +55,7 @@ ecmp_cleanup() {
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
     done
     for n in "${NODES[@]}"; do
-        for pid in "${BIRD_PIDS[$n]:-}" "${SLUICE_PIDS[$n]:-}"; do
-            [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-        done
-        ip netns pids "$(node_ns "$n")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-        ip netns del "$(node_ns "$n")" 2>/dev/null
-        rm -rf "/var/run/dpdk/${LAB}-n$n"
+        node_down "$n"
     done
     wait 2>/dev/null
 }
@@ -74,26 +69,6 @@ ecmp_logs() { # what the nodes and the router said, when a check failed
     done
 }
 trap 'ecmp_logs; ecmp_cleanup; cleanup' EXIT
-
-# wait_for SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds
-# (0) or SECONDS have passed (1). Leaves the time it took, in seconds, in WAITED.
-wait_for() {
-    local limit=$1 start now; shift
-    start=$(date +%s%N)
-    while :; do
-        if "$@" >/dev/null 2>&1; then
-            now=$(date +%s%N)
-            WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.2f", d / 1e9 }')
-            return 0
-        fi
-        now=$(date +%s%N)
-        if [ $((now - start)) -ge $((limit * 1000000000)) ]; then
-            WAITED=$limit
-            return 1
-        fi
-        sleep 0.05
-    done
-}
 
 # The lab's client, members (VIP on lo) and router (--dsr), rearranged: the
 # client reaches the VIPs only through the router, which gets a leg on a

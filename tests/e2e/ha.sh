@@ -39,12 +39,7 @@ nctl() { local n=$1; shift; "$SLUICECTL" --socket "$LAB_DIR/n$n.sock" "$@"; }
 
 ha_cleanup() {
     for n in "${NODES[@]}"; do
-        for pid in "${KEEPALIVED_PIDS[$n]:-}" "${SLUICE_PIDS[$n]:-}"; do
-            [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-        done
-        ip netns pids "$(node_ns "$n")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-        ip netns del "$(node_ns "$n")" 2>/dev/null
-        rm -rf "/var/run/dpdk/${LAB}-n$n"
+        node_down "$n"
     done
     wait 2>/dev/null
 }

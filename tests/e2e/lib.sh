@@ -176,3 +176,31 @@ table netdev ports {
 }
 NFT
 }
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds
+# (0) or SECONDS have passed (1). Leaves the time it took, in seconds, in
+# WAITED.
+WAITED=0
+wait_for() {
+    local limit=$1 start now; shift
+    start=$(date +%s%N)
+    while :; do
+        if "$@" >/dev/null 2>&1; then
+            now=$(date +%s%N)
+            WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.2f", d / 1e9 }')
+            return 0
+        fi
+        now=$(date +%s%N)
+        WAITED=$(awk -v d=$((now - start)) 'BEGIN { printf "%.2f", d / 1e9 }')
+        [ $((now - start)) -lt $((limit * 1000000000)) ] || return 1
+        sleep 0.05
+    done
+}
+
+# node_down N: every process of node N's namespace killed, the namespace
+# and its DPDK runtime directory removed.
+node_down() {
+    ip netns pids "$(node_ns "$1")" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+    ip netns del "$(node_ns "$1")" 2>/dev/null
+    rm -rf "/var/run/dpdk/${LAB}-n$1"
+}
