@@ -978,6 +978,37 @@ fn udp_dest_nat_both_directions() {
     lab.workers[0].sessions().check_consistency().unwrap();
 }
 
+/// A server's `idle_timeout` shorter than every global timeout (and than the
+/// second of early expiry) still expires its sessions on the packet path,
+/// without the sweep: the quick "idle for less than any timeout" test must
+/// count it.
+#[test]
+fn a_short_server_idle_timeout_expires_on_the_packet_path() {
+    let cfg = variant(&[("name = \"dns\"", "name = \"dns\"\nidle_timeout = \"300ms\"")]);
+    let mut lab = Lab::with_shared(shared_from(&cfg, &[EXT_MAC, INT_MAC], 1), 64);
+    lab.set_time(T0);
+    let (c, vip, m) = ((CLIENT, 5353), (VIP_DNS, 53), (DNS, 53));
+    let q = Pkt::udp(c, vip, b"query");
+    let want = to_int(DNS_MAC, &q.clone().natted(c, m));
+    lab.c("query", EXT, &from_router(&q), Expect::Tx(INT, want));
+    let r = Pkt::udp(m, c, b"answer");
+    lab.set_time(T0 + 250);
+    let want = to_router(&r.clone().natted(vip, c));
+    lab.c(
+        "answer within 300 ms",
+        INT,
+        &from_int(DNS_MAC, &r),
+        Expect::Tx(EXT, want),
+    );
+    lab.set_time(T0 + 250 + 350);
+    lab.c(
+        "answer 350 ms later",
+        INT,
+        &from_int(DNS_MAC, &r),
+        Expect::Drop(R::NotForUs),
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Port filtering and addresses
 // ---------------------------------------------------------------------------

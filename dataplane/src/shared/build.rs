@@ -106,6 +106,15 @@ pub(super) fn build(
         }
     }
     let t = &cfg.timeouts;
+    let timeouts = Timeouts {
+        tcp_syn: super::ms(t.tcp_syn),
+        tcp_established: super::ms(t.tcp_established),
+        tcp_fin: super::ms(t.tcp_fin),
+        tcp_close: super::ms(t.tcp_close),
+        udp: super::ms(t.udp),
+        icmp: super::ms(t.icmp),
+    };
+    let min_timeout_ms = min_timeout(&timeouts, &services);
     Ok(Shared {
         workers: base.workers,
         ports,
@@ -122,14 +131,8 @@ pub(super) fn build(
         replies,
         replies6,
         snat_addrs,
-        timeouts: Timeouts {
-            tcp_syn: super::ms(t.tcp_syn),
-            tcp_established: super::ms(t.tcp_established),
-            tcp_fin: super::ms(t.tcp_fin),
-            tcp_close: super::ms(t.tcp_close),
-            udp: super::ms(t.udp),
-            icmp: super::ms(t.icmp),
-        },
+        timeouts,
+        min_timeout_ms,
         members: base.members,
         generation: base.generation,
         member_ids,
@@ -282,6 +285,21 @@ fn locals(
         });
     }
     (local, local6)
+}
+
+/// The shortest idle time that can expire a session: see
+/// [`Shared::min_timeout_ms`].
+fn min_timeout(t: &Timeouts, services: &[Option<VirtualServer>]) -> u32 {
+    let fixed = [
+        t.tcp_syn,
+        t.tcp_established,
+        t.tcp_fin,
+        t.tcp_close,
+        t.udp,
+        t.icmp,
+    ];
+    let idle = services.iter().flatten().filter_map(|v| v.idle_timeout_ms);
+    (fixed.into_iter().chain(idle)).fold(crate::flood::PRESSURE_SYN_TIMEOUT_MS, u32::min)
 }
 
 /// The Dest-NAT virtual server each member address, port and protocol

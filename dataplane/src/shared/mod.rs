@@ -90,6 +90,10 @@ pub struct Shared {
     /// so sessions and each worker's port rings keep their indexes.
     pub snat_addrs: Vec<IpAddr>,
     pub timeouts: Timeouts,
+    /// The shortest idle time after which any session may expire (every
+    /// timeout, every server's `idle_timeout`, the early expiry under a
+    /// SYN flood): a session idle for less is alive, one compare.
+    pub min_timeout_ms: u32,
     /// Health of every member, by member id (see [`Shared::member_id`]); the
     /// same table in every generation.
     pub members: Arc<MemberStates>,
@@ -457,12 +461,16 @@ impl Shared {
         now_ms: u32,
         syn_pressure: bool,
     ) -> bool {
+        let idle_for = now_ms.wrapping_sub(s.last_seen);
+        if idle_for < self.min_timeout_ms {
+            return false;
+        }
         let idle = self.service(s.vs).and_then(|v| v.idle_timeout_ms);
         let mut limit = crate::conntrack::timeout_ms(s.state, s.proto, &self.timeouts, idle);
         if syn_pressure && crate::conntrack::embryonic(s.state, s.proto) {
             limit = limit.min(crate::flood::PRESSURE_SYN_TIMEOUT_MS);
         }
-        now_ms.wrapping_sub(s.last_seen) >= limit
+        idle_for >= limit
     }
 
     /// Whether the switch answers ARP for `ip` on `port`: its own interface
