@@ -616,12 +616,14 @@ pub(crate) fn all_routes(
     let v4 = shared.routes.routes().iter().map(|r| Route {
         prefix: r.prefix.into(),
         len: r.len,
+        mask: r.mask.into(),
         gateway: r.gateway.map(Into::into),
         port: r.port,
     });
     let v6 = shared.routes6.routes().iter().map(|r| Route {
         prefix: r.prefix.into(),
         len: r.len,
+        mask: r.mask.into(),
         gateway: r.gateway.map(Into::into),
         port: r.port,
     });

@@ -8,6 +8,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub trait RouteAddr: Copy + Eq + std::fmt::Debug + std::fmt::Display {
     /// The address with all but its first `len` bits cleared.
     fn masked(self, len: u8) -> Self;
+    /// The address ANDed with netmask `mask` (bit for bit).
+    fn and(self, mask: Self) -> Self;
+    /// The address with every bit set (masked: a netmask).
+    const ONES: Self;
 }
 
 impl RouteAddr for Ipv4Addr {
@@ -15,6 +19,11 @@ impl RouteAddr for Ipv4Addr {
     fn masked(self, len: u8) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self) & mask(len))
     }
+    #[inline]
+    fn and(self, mask: Ipv4Addr) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self) & u32::from(mask))
+    }
+    const ONES: Ipv4Addr = Ipv4Addr::BROADCAST;
 }
 
 impl RouteAddr for Ipv6Addr {
@@ -22,6 +31,13 @@ impl RouteAddr for Ipv6Addr {
     fn masked(self, len: u8) -> Ipv6Addr {
         Ipv6Addr::from(u128::from(self) & mask6(len))
     }
+    #[inline]
+    fn and(self, mask: Ipv6Addr) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self) & u128::from(mask))
+    }
+    const ONES: Ipv6Addr = Ipv6Addr::new(
+        0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+    );
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +45,8 @@ pub struct Route<A = Ipv4Addr> {
     /// The destination prefix, masked to `len`.
     pub prefix: A,
     pub len: u8,
+    /// The netmask of `len` bits, kept so a lookup does not rebuild it.
+    pub mask: A,
     /// None: directly connected, the destination itself is the next hop.
     pub gateway: Option<A>,
     pub port: u16,
@@ -57,7 +75,7 @@ pub fn mask6(len: u8) -> u128 {
 impl<A: RouteAddr> Route<A> {
     #[inline]
     pub fn contains(&self, ip: A) -> bool {
-        ip.masked(self.len) == self.prefix
+        ip.and(self.mask) == self.prefix
     }
 }
 
@@ -86,6 +104,7 @@ impl<A: RouteAddr> RouteTable<A> {
         let route = Route {
             prefix: prefix.masked(len),
             len,
+            mask: A::ONES.masked(len),
             gateway,
             port,
         };
