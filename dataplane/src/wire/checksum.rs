@@ -28,6 +28,7 @@ fn reduce64(mut acc: u64) -> u32 {
 ///
 /// Processes 8 bytes per step, accumulating 32-bit words in a `u64`
 /// (2^32 ≡ 1 mod 0xffff, so this equals the 16-bit word sum).
+#[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
