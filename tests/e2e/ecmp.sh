@@ -205,14 +205,7 @@ CONF
 start_node() { # start_node N: sluice, then BIRD with the packaged example
     local n=$1
     node_config "$n" >"$WORK/n$n.toml"
-    # Not through a function: $! must be the daemon itself (ip netns exec execs it).
-    ip netns exec "$(node_ns "$n")" "$SLUICE" --config "$WORK/n$n.toml" >"$WORK/n$n.out" 2>&1 &
-    SLUICE_PIDS[$n]=$!
-    for _ in $(seq 100); do
-        nctl "$n" status >/dev/null 2>&1 && break
-        kill -0 "${SLUICE_PIDS[$n]}" 2>/dev/null || break
-        sleep 0.1
-    done
+    node_sluice_up "$n"
     sed -e "s|^log syslog all;|log stderr all;|" -e "s|^router id 198\.51\.100\.1;|router id 198.51.100.$n;|" \
         "$HERE/packaging/bird.conf" >"$WORK/bird-n$n.conf"
     rm -f "$WORK/bird-n$n.ctl"
@@ -517,6 +510,15 @@ in_node 1 ip route del "$FOREIGN/32" dev lo table 100 proto static
 touch "$STOP"
 stop_ka "${all[@]}"
 
+section "a reload moves the routes to another table, live"
+sed -i 's/^table = 100$/table = 101/' "$WORK/n2.toml"
+check "sluicectl reload on node 2 takes table = 101 ($(nctl 2 reload 2>&1 | head -1))" nctl 2 reload
+in_table() { grep -q "^$3 " <<<"$(in_node "$1" ip route show table "$2" proto 249)"; }
+not_in_table() { ! in_table "$@"; }
+wait_for 5 in_table 2 101 "$VIP"
+check "  node 2's routes are in table 101 (after $WAITED s)" in_table 2 101 "$VIP"
+check "  and gone from table 100" not_in_table 2 100 "$VIP"
+
 section "a clean exit withdraws the node's routes before its dataplane stops"
 kill -TERM "${SLUICE_PIDS[2]}"
 wait "${SLUICE_PIDS[2]}"
@@ -524,7 +526,7 @@ rc=$?
 SLUICE_PIDS[2]=""
 check "node 2 exits 0 on SIGTERM (rc=$rc)" test "$rc" -eq 0
 check "  having withdrawn its routes first (its log says so)" \
-    grep -q "announce: every route withdrawn from table 100" "$WORK/n2.out"
+    grep -q "announce: every route withdrawn from table 101" "$WORK/n2.out"
 wait_for 10 hops_are "$VIP" 198.51.100.1
 check "the router routes $VIP through node 1 alone ($(hops "$VIP"), after $WAITED s)" hops_are "$VIP" 198.51.100.1
 finish

@@ -161,13 +161,7 @@ CONF
 start_node() { # start_node N PRIORITY
     local n=$1
     node_config "$n" >"$WORK/n$n.toml"
-    # Not through a function: $! must be sluice itself (ip netns exec execs it).
-    ip netns exec "$(node_ns "$n")" "$SLUICE" --config "$WORK/n$n.toml" >"$WORK/n$n.out" 2>&1 &
-    SLUICE_PIDS[$n]=$!
-    for _ in $(seq 100); do
-        nctl "$n" status >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    node_sluice_up "$n"
     keepalived_config "$n" "$2" >"$WORK/keepalived-n$n.conf"
     # A killed keepalived leaves its pid files; a new one would refuse to start.
     rm -f "$WORK/ka-n$n.pid" "$WORK/ka-vrrp-n$n.pid"

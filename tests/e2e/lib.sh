@@ -204,3 +204,17 @@ node_down() {
     ip netns del "$(node_ns "$1")" 2>/dev/null
     rm -rf "/var/run/dpdk/${LAB}-n$1"
 }
+
+# node_sluice_up N: sluice on $WORK/nN.toml in node N's namespace, its pid
+# in SLUICE_PIDS[N] (the daemon's own: ip netns exec execs it); returns once
+# it answers on $LAB_DIR/nN.sock, or has exited, or after 10 s.
+node_sluice_up() {
+    local n=$1
+    ip netns exec "$(node_ns "$n")" "$SLUICE" --config "$WORK/n$n.toml" >"$WORK/n$n.out" 2>&1 &
+    SLUICE_PIDS[$n]=$!
+    for _ in $(seq 100); do
+        "$SLUICECTL" --socket "$LAB_DIR/n$n.sock" status >/dev/null 2>&1 && break
+        kill -0 "${SLUICE_PIDS[$n]}" 2>/dev/null || break
+        sleep 0.1
+    done
+}

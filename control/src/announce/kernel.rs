@@ -79,10 +79,10 @@ impl Kernel {
             }
         }
         for r in ours {
-            let vip = destination(&r);
+            let vip = destination(&r).map_or("?".to_string(), |a| a.to_string());
             if let Err(e) = self.handle.route().del(r).execute().await {
                 log(format!(
-                    "announce: cannot remove the route of {vip:?} from table {table}: {e}"
+                    "announce: cannot remove the route of {vip} from table {table}: {e}"
                 ));
             }
         }
