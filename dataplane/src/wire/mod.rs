@@ -66,22 +66,22 @@ pub(crate) type Field = core::ops::Range<usize>;
 /// The open-ended rest of a header (payload).
 pub(crate) type Rest = core::ops::RangeFrom<usize>;
 
-#[inline]
+#[inline(always)]
 pub(crate) fn get_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([buf[at], buf[at + 1]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn get_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_u16(buf: &mut [u8], at: usize, v: u16) {
     buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_u32(buf: &mut [u8], at: usize, v: u32) {
     buf[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }

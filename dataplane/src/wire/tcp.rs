@@ -84,34 +84,34 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn seq_number(&self) -> u32 {
         get_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn ack_number(&self) -> u32 {
         get_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
 
     /// Header length in bytes (data offset * 4).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
     }
 
     /// The eight flag bits (see [`flags`]).
-    #[inline]
+    #[inline(always)]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
     }

@@ -56,12 +56,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
