@@ -692,7 +692,9 @@ impl<E: Entry> SessionTable<E> {
         let e1 = self.index[b1].empty_count();
         let e2 = self.index[b2].empty_count();
         if e1 > 0 || e2 > 0 {
-            let b = if e2 > e1 { b2 } else { b1 };
+            // The first bucket while it has room: a lookup finds most
+            // keys there without reading the second.
+            let b = if e1 > 0 { b1 } else { b2 };
             if let Some(s) = self.index[b].first_empty() {
                 self.index[b].slots[s] = slot;
                 return true;
