@@ -254,10 +254,17 @@ impl Worker {
     /// The worker owning the session a member's packet to `dst:dport` belongs to.
     #[inline]
     pub(crate) fn reverse_owner<A: Family>(&self, dst: A, dport: u16) -> u16 {
-        let n = self.shared.workers;
-        match A::local(&self.shared, dst).and_then(|l| l.snat) {
-            Some(_) => snat_port_owner(dport, n),
-            None => self.shared.client_owner_of(dst),
+        let to_snat = A::local(&self.shared, dst).is_some_and(|l| l.snat.is_some());
+        self.reply_owner(to_snat, dst, dport)
+    }
+
+    /// [`Worker::reverse_owner`] when it is known whether `dst` is a SNAT
+    /// address (`to_snat`).
+    #[inline]
+    pub(crate) fn reply_owner<A: Family>(&self, to_snat: bool, dst: A, dport: u16) -> u16 {
+        match to_snat {
+            true => snat_port_owner(dport, self.shared.workers),
+            false => self.shared.client_owner_of(dst),
         }
     }
 

@@ -110,6 +110,7 @@ impl Worker {
         }
         let generation = a.shared.generation;
         let shared = std::mem::replace(&mut self.shared, a.shared);
+        self.forget_hops();
         stats::set(&self.stats.generation, generation);
         Leftovers {
             shared,

@@ -96,6 +96,10 @@ pub struct VirtualServer {
     /// Its family is the server's: its members', SNAT addresses' and
     /// clients'.
     pub vip: IpAddr,
+    /// Whether the switch answers for `vip` now (`Shared::local` marks it:
+    /// always without `[ha]`, on the holder of its addresses with it). The
+    /// established fast path (`fast`) reads it instead of that map.
+    pub vip_local: bool,
     pub port: u16,
     pub proto: u8,
     pub forwarding: Forwarding,
@@ -433,6 +437,7 @@ mod tests {
             persistence: None,
             reset_on_timeout: false,
             vip: Ipv4Addr::new(192, 0, 2, 1).into(),
+            vip_local: true,
             port: 80,
             proto: 6,
             forwarding: Forwarding::DestNat,

@@ -6,11 +6,11 @@
 //! `icmp.rs` echo replies and ICMP error translation.
 
 use crate::conntrack;
+use crate::egress::{CachedHop, HOP_CACHE};
 use crate::exception::{KernelClass, KernelLimiter, TokenBucket};
 use crate::flow::{Family, Table};
 use crate::frag::FragTable;
 use crate::packet::PacketBuf;
-use crate::route::NextHop;
 use crate::sched::pick::Balancer;
 use crate::service::PortRing;
 use crate::session::{Session, Session4, Session6, SessionTable};
@@ -121,24 +121,9 @@ const FRAG_RECORDS: usize = 4096;
 /// Refusals answered per second and worker (and burst).
 pub const REFUSAL_RATE: u32 = 2_000;
 
-/// A next hop whose MAC this worker resolved recently: packets to it skip
-/// the shared neighbour table (a hash and a seqlock read) for
-/// `HOP_CACHE_MS`, after which the table is asked again (and ARP refreshes a
-/// stale entry as usual). A changed MAC is picked up within that time.
-#[derive(Clone, Copy, Debug, Default)]
-struct CachedHop {
-    ip: u32,
-    port: u16,
-    mac: Mac,
-    until_ms: u64,
-}
-
-const HOP_CACHE: usize = 64;
-
 /// IPv6 next hops of held frames, named by [`Verdict::Hold6`]: more than a
 /// burst (`MAX_BURST`), so none is overwritten before the daemon reads it.
 const HELD6: usize = 1024;
-const HOP_CACHE_MS: u64 = 100;
 
 /// All state of one worker; owned by its lcore alone.
 #[derive(Debug)]
@@ -180,12 +165,15 @@ pub struct Worker {
     /// Whether half-open sessions expire early (a SYN flood), as of the
     /// last `maintain`.
     pub(crate) syn_pressure: bool,
-    hops: [CachedHop; HOP_CACHE],
+    pub(crate) hops: [CachedHop; HOP_CACHE],
     /// Next hops of IPv6 frames held, a ring (see [`Verdict::Hold6`]).
     held6: Box<[Ipv6Addr]>,
     held6_next: u16,
     /// Changes queued for the peers of a pair (`sync`).
     pub(crate) sync: SyncOut,
+    /// Whether steady sessions' frames take the fast path (`fast`); off
+    /// only to compare it with the general path (tests, benchmarks).
+    fast_path: bool,
 }
 
 impl Worker {
@@ -241,9 +229,17 @@ impl Worker {
             held6: vec![Ipv6Addr::UNSPECIFIED; HELD6].into_boxed_slice(),
             held6_next: 0,
             sync: SyncOut::new(shared.sync.is_some()),
+            fast_path: true,
             shared,
             stats,
         }
+    }
+
+    /// Turns the established fast path on or off (it is on). Every frame
+    /// then takes the general path, which gives the same result; for
+    /// comparing the two (`tests/differential.rs`, the benchmarks).
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -361,6 +357,11 @@ impl Worker {
         pkt: &mut P,
         redirected: bool,
     ) -> Result<Verdict, DropReason> {
+        if self.fast_path {
+            if let Some(v) = self.fast(port, pkt) {
+                return v;
+            }
+        }
         let data = pkt.data();
         let l2 = ethernet::l3_offset(data)?;
         let frame = ethernet::Frame::new_unchecked(data);
@@ -390,51 +391,6 @@ impl Worker {
             .get(usize::from(port))
             .map(|p| p.mac)
             .unwrap_or_default()
-    }
-
-    /// Routes a rewritten IPv4 frame towards `dst` and sets its MACs.
-    #[inline]
-    pub(crate) fn egress<P: PacketBuf>(
-        &mut self,
-        pkt: &mut P,
-        dst: Ipv4Addr,
-    ) -> Result<Verdict, DropReason> {
-        let hop = self.shared.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
-        self.egress_via(pkt, hop)
-    }
-
-    /// Sends a frame to an already routed next hop: resolves its MAC and
-    /// sets the frame's MACs; while the MAC is unknown the frame is held.
-    #[inline]
-    pub(crate) fn egress_via<P: PacketBuf>(
-        &mut self,
-        pkt: &mut P,
-        hop: NextHop,
-    ) -> Result<Verdict, DropReason> {
-        let ip = u32::from(hop.next_hop);
-        let at = (ip as usize ^ usize::from(hop.port) << 5) % HOP_CACHE;
-        let cached = self.hops[at];
-        if cached.ip == ip && cached.port == hop.port && self.now_ms < cached.until_ms {
-            return Ok(self.set_macs(pkt, hop.port, cached.mac));
-        }
-        match self.neighbor_mac(hop.port, hop.next_hop) {
-            Some(mac) => {
-                self.hops[at] = CachedHop {
-                    ip,
-                    port: hop.port,
-                    mac,
-                    until_ms: self.now_ms + HOP_CACHE_MS,
-                };
-                Ok(self.set_macs(pkt, hop.port, mac))
-            }
-            None => {
-                stats::inc(&self.stats.held);
-                Ok(Verdict::Hold {
-                    port: hop.port,
-                    next_hop: hop.next_hop,
-                })
-            }
-        }
     }
 
     /// The usable MAC of next hop `ip` on `port`, asking ARP or NDP for it
@@ -496,37 +452,11 @@ impl Worker {
 
     /// Holds a frame for IPv6 next hop `hop` on `port`.
     #[cold]
-    fn hold6(&mut self, port: u16, hop: Ipv6Addr) -> Verdict {
+    pub(crate) fn hold6(&mut self, port: u16, hop: Ipv6Addr) -> Verdict {
         let index = self.held6_next;
         self.held6[usize::from(index) % HELD6] = hop;
         self.held6_next = (index + 1) % HELD6 as u16;
         Verdict::Hold6 { port, index }
-    }
-
-    /// Routes a rewritten IPv6 frame towards `dst` and sets its MACs.
-    pub(crate) fn egress6<P: PacketBuf>(
-        &mut self,
-        pkt: &mut P,
-        dst: Ipv6Addr,
-    ) -> Result<Verdict, DropReason> {
-        let hop = self.shared.routes6.lookup(dst).ok_or(DropReason::NoRoute)?;
-        self.egress6_via(pkt, hop)
-    }
-
-    /// Sends an IPv6 frame to an already routed next hop (see
-    /// [`Worker::egress_via`]).
-    pub(crate) fn egress6_via<P: PacketBuf>(
-        &mut self,
-        pkt: &mut P,
-        hop: crate::route::NextHop<Ipv6Addr>,
-    ) -> Result<Verdict, DropReason> {
-        match self.neighbor_mac(hop.port, hop.next_hop) {
-            Some(mac) => Ok(self.set_macs(pkt, hop.port, mac)),
-            None => {
-                stats::inc(&self.stats.held);
-                Ok(self.hold6(hop.port, hop.next_hop))
-            }
-        }
     }
 
     /// Whether the IPv4 packet in `pkt` is longer than `port`'s MTU (an

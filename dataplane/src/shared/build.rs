@@ -87,6 +87,13 @@ pub(super) fn build(
         services[slot] = Some(server);
     }
     let (local, local6) = locals(&ports, &services, &snat_addrs, base.owned.as_deref());
+    for v in services.iter_mut().flatten() {
+        let l = match v.vip {
+            IpAddr::V4(ip) => local.get(u64::from(u32::from(ip))),
+            IpAddr::V6(ip) => local6.get(u128::from(ip)),
+        };
+        v.vip_local = l.is_some_and(|l| l.vip);
+    }
     let (member_ports, member_ports6) = member_ports(cfg, &routes, &routes6);
     let (replies, replies6) = reply_map(&services, cfg.announce.is_some());
     let mut vs_map = FixedMap::with_capacity(services.len() + 1);
@@ -614,6 +621,8 @@ fn virtual_server(
         }),
         reset_on_timeout: vs.reset_on_timeout,
         vip: vs.address.ip(),
+        // Set once the addresses the switch answers for are known (`build`).
+        vip_local: false,
         port: vs.address.port(),
         proto: match vs.protocol {
             Protocol::Tcp => proto::TCP,
