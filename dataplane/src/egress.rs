@@ -3,7 +3,7 @@
 
 use crate::packet::PacketBuf;
 use crate::route::NextHop;
-use crate::stats::{self, DropReason};
+use crate::stats::{self, DropReason, WorkerStats};
 use crate::wire::{ethernet, Mac};
 use crate::worker::{Verdict, Worker};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -77,21 +77,32 @@ impl HopKey {
 
 impl Worker {
     /// Routes a rewritten IPv4 frame towards `dst` and sets its MACs.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn egress<P: PacketBuf>(
         &mut self,
         pkt: &mut P,
         dst: Ipv4Addr,
     ) -> Result<Verdict, DropReason> {
         let key = HopKey::routed(dst.into());
-        if let Some(hop) = self.cached_hop(key) {
-            return Ok(self.send_via(pkt, hop));
+        match self.cached_hop(key) {
+            Some(hop) => Ok(send_via(&self.stats, pkt, hop)),
+            None => self.egress_routed(pkt, dst, key),
         }
+    }
+
+    /// [`Worker::egress`] to a destination not cached: routed, cached.
+    #[inline(never)]
+    fn egress_routed<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        dst: Ipv4Addr,
+        key: HopKey,
+    ) -> Result<Verdict, DropReason> {
         let hop = self.shared.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
         match self.hop_mac(hop.port, hop.next_hop.into()) {
             Some(cached) => {
                 self.remember_hop(key, cached);
-                Ok(self.send_via(pkt, cached))
+                Ok(send_via(&self.stats, pkt, &cached))
             }
             None => Ok(self.hold(hop)),
         }
@@ -106,27 +117,38 @@ impl Worker {
         hop: NextHop,
     ) -> Result<Verdict, DropReason> {
         match self.hop_mac(hop.port, hop.next_hop.into()) {
-            Some(cached) => Ok(self.send_via(pkt, cached)),
+            Some(cached) => Ok(send_via(&self.stats, pkt, &cached)),
             None => Ok(self.hold(hop)),
         }
     }
 
     /// Routes a rewritten IPv6 frame towards `dst` and sets its MACs.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn egress6<P: PacketBuf>(
         &mut self,
         pkt: &mut P,
         dst: Ipv6Addr,
     ) -> Result<Verdict, DropReason> {
         let key = HopKey::routed(dst.into());
-        if let Some(hop) = self.cached_hop(key) {
-            return Ok(self.send_via(pkt, hop));
+        match self.cached_hop(key) {
+            Some(hop) => Ok(send_via(&self.stats, pkt, hop)),
+            None => self.egress6_routed(pkt, dst, key),
         }
+    }
+
+    /// [`Worker::egress6`] to a destination not cached: routed, cached.
+    #[inline(never)]
+    fn egress6_routed<P: PacketBuf>(
+        &mut self,
+        pkt: &mut P,
+        dst: Ipv6Addr,
+        key: HopKey,
+    ) -> Result<Verdict, DropReason> {
         let hop = self.shared.routes6.lookup(dst).ok_or(DropReason::NoRoute)?;
         match self.hop_mac(hop.port, hop.next_hop.into()) {
             Some(cached) => {
                 self.remember_hop(key, cached);
-                Ok(self.send_via(pkt, cached))
+                Ok(send_via(&self.stats, pkt, &cached))
             }
             None => Ok(self.hold6_counted(hop)),
         }
@@ -140,7 +162,7 @@ impl Worker {
         hop: NextHop<Ipv6Addr>,
     ) -> Result<Verdict, DropReason> {
         match self.hop_mac(hop.port, hop.next_hop.into()) {
-            Some(cached) => Ok(self.send_via(pkt, cached)),
+            Some(cached) => Ok(send_via(&self.stats, pkt, &cached)),
             None => Ok(self.hold6_counted(hop)),
         }
     }
@@ -151,7 +173,7 @@ impl Worker {
     fn hop_mac(&mut self, port: u16, ip: IpAddr) -> Option<CachedHop> {
         let key = HopKey::next_hop(ip, port);
         if let Some(cached) = self.cached_hop(key) {
-            return Some(cached);
+            return Some(*cached);
         }
         let mac = self.neighbor_mac(port, ip)?;
         let cached = CachedHop {
@@ -166,8 +188,8 @@ impl Worker {
     }
 
     #[inline(always)]
-    fn cached_hop(&self, key: HopKey) -> Option<CachedHop> {
-        let c = self.hops[key.slot()];
+    fn cached_hop(&self, key: HopKey) -> Option<&CachedHop> {
+        let c = &self.hops[key.slot()];
         (c.key == key && self.now_ms < c.until_ms).then_some(c)
     }
 
@@ -197,14 +219,14 @@ impl Worker {
         stats::inc(&self.stats.held);
         self.hold6(hop.port, hop.next_hop)
     }
+}
 
-    /// Sets a frame's MACs for `hop` and sends it there.
-    #[inline(always)]
-    fn send_via<P: PacketBuf>(&mut self, pkt: &mut P, hop: CachedHop) -> Verdict {
-        let mut frame = ethernet::Frame::new_unchecked(pkt.data_mut());
-        frame.set_dst_addr(hop.mac);
-        frame.set_src_addr(hop.src);
-        stats::inc(&self.stats.forwarded);
-        Verdict::Tx(hop.port)
-    }
+/// Sets a frame's MACs for `hop` and sends it there.
+#[inline(always)]
+fn send_via<P: PacketBuf>(stats: &WorkerStats, pkt: &mut P, hop: &CachedHop) -> Verdict {
+    let mut frame = ethernet::Frame::new_unchecked(pkt.data_mut());
+    frame.set_dst_addr(hop.mac);
+    frame.set_src_addr(hop.src);
+    stats::inc(&stats.forwarded);
+    Verdict::Tx(hop.port)
 }

@@ -486,7 +486,7 @@ impl<E: Entry> SessionTable<E> {
     /// `E::hash(t)` (computed once by the caller, typically over a burst,
     /// with [`prefetch`](Self::prefetch) in between). Returns the entry index
     /// and which tuple matched. Never allocates.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, t: &E::Tuple, hash: u64) -> Option<(u32, Dir)> {
         let (b1, b2) = self.buckets_of(hash);
         let tag = tag_of(hash);
