@@ -122,12 +122,18 @@ pub fn rewrite_fragment6(ip: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
 pub type Endpoint6 = (Ipv6Addr, u16);
 
 /// The change from 128-bit word `old` to `new` in a ones'-complement sum.
+/// Its 32-bit words are added in a `u64` and folded (2^16 = 1 modulo
+/// 0xffff, so this is the sum of its 16-bit words), to at most 0x1ffff.
 #[inline(always)]
 pub fn delta128(old: u128, new: u128) -> u32 {
-    let (o, n) = (!old, new);
-    (0..8)
-        .map(|i| ((o >> (16 * i)) & 0xffff) as u32 + ((n >> (16 * i)) & 0xffff) as u32)
-        .sum()
+    let words = |x: u128| {
+        let w = |at: u32| (x >> at) as u64 & 0xffff_ffff;
+        w(0) + w(32) + w(64) + w(96)
+    };
+    let s = words(!old) + words(new);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u32
 }
 
 /// Rewrites source and destination endpoints of an IPv6 TCP or UDP packet
