@@ -56,6 +56,7 @@ step e2e-flood bash tests/e2e/flood.sh
 step e2e-hardening bash tests/e2e/hardening.sh
 step e2e-fragments bash tests/e2e/fragments.sh
 step e2e-ipv6 bash tests/e2e/ipv6.sh
+step e2e-proxy bash tests/e2e/proxy.sh
 step e2e-ha bash tests/e2e/ha.sh
 step e2e-ecmp bash tests/e2e/ecmp.sh
 step package bash tests/e2e/package.sh

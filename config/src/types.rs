@@ -381,6 +381,9 @@ pub struct VirtualServer {
     pub persistence: Option<Persistence>,
     pub idle_timeout: Option<Duration>,
     pub reset_on_timeout: bool,
+    /// Both-NAT and LAN-to-LAN over TCP: the header put in front of the
+    /// client's first bytes to the member (`None`: nothing).
+    pub proxy_protocol: Option<ProxyProtocol>,
     pub allow_sources: Vec<Prefix>,
     pub deny_sources: Vec<Prefix>,
 }
@@ -398,6 +401,13 @@ pub enum Forwarding {
     L2Dsr,
     L3Dsr,
     LanToLan,
+}
+
+/// What a member learns of the client through a source-NATing server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// HAProxy's PROXY protocol, version 2 (binary).
+    V2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,6 +471,7 @@ spelled!(Forwarding {
     LanToLan => "lan_to_lan",
 });
 spelled!(Encapsulation { Ipip => "ipip", Gre => "gre", Dscp => "dscp" });
+spelled!(ProxyProtocol { V2 => "v2" });
 
 impl MssClamp {
     /// Config spelling: `false`, `true` or the number.

@@ -25,6 +25,7 @@ const VS_KEYS: &[&str] = &[
     "persistence",
     "idle_timeout",
     "reset_on_timeout",
+    "proxy_protocol",
     "allow_sources",
     "deny_sources",
 ];
@@ -124,6 +125,7 @@ fn virtual_server(t: &Tab, cfg: &Config) -> Res<VirtualServer> {
         ));
     }
     let (encapsulation, dscp, mss_clamp) = l3_dsr_options(t, forwarding)?;
+    let proxy_protocol = proxy_protocol(t, forwarding, protocol)?;
     Ok(VirtualServer {
         name,
         address,
@@ -138,9 +140,33 @@ fn virtual_server(t: &Tab, cfg: &Config) -> Res<VirtualServer> {
         persistence: persistence(t, address.ip())?,
         idle_timeout: t.duration("idle_timeout")?,
         reset_on_timeout,
+        proxy_protocol,
         allow_sources: plain_prefixes(t, "allow_sources")?,
         deny_sources: plain_prefixes(t, "deny_sources")?,
     })
+}
+
+/// `proxy_protocol`: only where the member would otherwise see the SNAT
+/// address (Both-NAT, LAN-to-LAN) and there is a byte stream to put the
+/// header in front of (TCP).
+fn proxy_protocol(
+    t: &Tab,
+    forwarding: Forwarding,
+    protocol: Protocol,
+) -> Res<Option<ProxyProtocol>> {
+    const K: &str = "proxy_protocol";
+    if !matches!(forwarding, Forwarding::BothNat | Forwarding::LanToLan) {
+        t.refuse(
+            K,
+            "is only valid with forwarding = \"both_nat\" or \"lan_to_lan\" (in the other modes the member sees the client's address itself)",
+        )?;
+        return Ok(None);
+    }
+    if protocol == Protocol::Udp {
+        t.refuse(K, "is only valid with protocol = \"tcp\" (a UDP datagram has no stream to put a header in front of)")?;
+        return Ok(None);
+    }
+    t.choice(K, ProxyProtocol::SPELLINGS)
 }
 
 fn plain_prefixes(t: &Tab, k: &str) -> Res<Vec<Prefix>> {

@@ -398,6 +398,21 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:17: virtual_server[0].reset_on_timeout: only valid with protocol = \"tcp\" (UDP has no RST)",
         ),
         (
+            "proxy_protocol where the member sees the client",
+            full("proxy_protocol = \"v2\"\n"),
+            "t.toml:16: virtual_server[0].proxy_protocol: \"proxy_protocol\" is only valid with forwarding = \"both_nat\" or \"lan_to_lan\" (in the other modes the member sees the client's address itself)",
+        ),
+        (
+            "proxy_protocol over udp",
+            full("forwarding = \"both_nat\"\nsnat_addresses = [\"10.20.0.100\"]\nprotocol = \"udp\"\nproxy_protocol = \"v2\"\n"),
+            "t.toml:19: virtual_server[0].proxy_protocol: \"proxy_protocol\" is only valid with protocol = \"tcp\" (a UDP datagram has no stream to put a header in front of)",
+        ),
+        (
+            "proxy_protocol version 1",
+            full("forwarding = \"both_nat\"\nsnat_addresses = [\"10.20.0.100\"]\nproxy_protocol = \"v1\"\n"),
+            "t.toml:18: virtual_server[0].proxy_protocol: invalid value \"v1\"; expected one of: v2",
+        ),
+        (
             "both_nat without snat_addresses",
             full("forwarding = \"both_nat\"\n"),
             "t.toml:12: virtual_server[0]: missing required key \"snat_addresses\": forwarding = \"both_nat\" needs at least one source address on the members' side",

@@ -163,6 +163,7 @@ fn contract_file_parses_with_expected_values() {
             }),
             idle_timeout: Some(secs(900)),
             reset_on_timeout: true,
+            proxy_protocol: None,
             allow_sources: vec![],
             deny_sources: vec![],
         }]

@@ -49,9 +49,12 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
             }
         }
     }
-    // (address, port, check index or usize::MAX for the default) -> target.
-    let mut seen: HashMap<(IpAddr, u16, usize), usize> = HashMap::new();
+    // (address, port, check index or usize::MAX for the default, PROXY
+    // header first) -> target.
+    let mut seen: HashMap<(IpAddr, u16, usize, bool), usize> = HashMap::new();
     for (p, pool) in cfg.pools.iter().enumerate() {
+        let proxy_local =
+            (cfg.virtual_servers.iter()).any(|v| v.pool == p && v.proxy_protocol.is_some());
         let (check, key) = match pool.health_check {
             PoolCheck::Off => continue,
             PoolCheck::Default => (default.clone(), usize::MAX),
@@ -61,17 +64,20 @@ pub fn plan(cfg: &Config, shared: &Shared) -> Plan {
             let addr = m.address.ip();
             let id = shared.member_id(p, j);
             let port = check.port.unwrap_or(m.address.port());
-            let t = *seen.entry((addr, port, key)).or_insert_with(|| {
-                plan.targets.push(Target {
-                    addr,
-                    port,
-                    source: source_for(shared, addr),
-                    check: check.clone(),
-                    label: format!("{} (pool {})", SocketAddr::new(addr, port), pool.name),
+            let t = *seen
+                .entry((addr, port, key, proxy_local))
+                .or_insert_with(|| {
+                    plan.targets.push(Target {
+                        addr,
+                        port,
+                        source: source_for(shared, addr),
+                        check: check.clone(),
+                        proxy_local,
+                        label: format!("{} (pool {})", SocketAddr::new(addr, port), pool.name),
+                    });
+                    plan.members.push(Vec::new());
+                    plan.targets.len() - 1
                 });
-                plan.members.push(Vec::new());
-                plan.targets.len() - 1
-            });
             plan.members[t].push(id);
             if let Some(slot) = plan.target_of.get_mut(id as usize) {
                 *slot = Some(t);

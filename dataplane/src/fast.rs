@@ -88,7 +88,7 @@ impl Worker {
         let v = self.shared.service(s.vs)?;
         debug_assert!(A::of(v.vip) == Some(t.dst) && v.proto == t.proto);
         debug_assert!(v.port == t.dport || v.port == 0);
-        if !v.vip_local {
+        if !v.vip_local || v.proxy {
             return None;
         }
         let rewrite = v.rewrite();
@@ -111,6 +111,10 @@ impl Worker {
         s: &Session<A>,
     ) -> Fast {
         let t = flow.tuple;
+        // A PROXY-protocol session's numbers are translated (`proxy`).
+        if self.shared.service(s.vs).is_none_or(|v| v.proxy) {
+            return None;
+        }
         let to_snat = match A::local(&self.shared, t.dst) {
             None => false,
             Some(l) if !l.vip && l.snat.is_some() => true,

@@ -181,6 +181,12 @@ impl Worker {
             }
             _ => before,
         };
+        let confirmed = (after & !before) & flag::CONFIRMED != 0;
+        if confirmed && s.proto == proto::TCP && dir == Dir::Forward && !one_way {
+            // The handshake is over: the slot keeps the client's first
+            // sequence number, where a PROXY header goes (`proxy`).
+            A::t_mut(self).handshakes[idx as usize] = flow.seq;
+        }
         let s = A::t_mut(self).sessions.get_mut(idx);
         s.state = after;
         let s = *s;

@@ -42,6 +42,8 @@ pub(crate) struct Table<A: Addr> {
     /// Per session entry, while it is unconfirmed (see `flood`): in the NAT
     /// modes the member's initial sequence number plus one, once its
     /// SYN-ACK passed; otherwise the clock stamp of the session's creation.
+    /// Once a NAT-mode TCP session is confirmed: the client's first
+    /// sequence number, where a PROXY header goes (see `proxy`).
     pub handshakes: Box<[u32]>,
     /// Where the search for a half-open session to evict resumes.
     pub evict_cursor: u32,
@@ -138,6 +140,9 @@ impl Worker {
             .rewrite();
         let s = self.touch(idx, Dir::Forward, &flow, rewrite.one_way());
         self.stats.count_vs(s.vs, true, pkt.data().len());
+        if let Some(first) = crate::proxy::first_of(self, idx, &s, rewrite.proxy) {
+            self.proxy_to_member(pkt, &flow, &s, first)?;
+        }
         A::send_to_member(self, pkt, &flow, &s, rewrite)
     }
 
@@ -202,6 +207,10 @@ impl Worker {
         }
         let s = self.touch(idx, Dir::Reverse, &flow, false);
         self.stats.count_vs(s.vs, false, pkt.data().len());
+        let proxy = self.shared.service(s.vs).is_some_and(|v| v.proxy);
+        if let Some(first) = crate::proxy::first_of(self, idx, &s, proxy) {
+            self.proxy_to_client(pkt, &flow, first)?;
+        }
         A::send_to_client(self, pkt, &flow, &s)
     }
 

@@ -94,6 +94,7 @@ impl Worker {
             forwarding,
             encap,
             mss_clamp,
+            ..
         } = rewrite;
         match forwarding {
             Forwarding::DestNat | Forwarding::BothNat | Forwarding::LanToLan => {

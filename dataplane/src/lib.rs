@@ -38,5 +38,6 @@ mod ipv6;
 pub mod nat;
 pub mod ndp;
 pub mod persist;
+mod proxy;
 pub mod reload;
 mod reset;

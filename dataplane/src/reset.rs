@@ -101,6 +101,7 @@ struct Segment<A> {
     seq: u32,
     ack: u32,
     flags: u8,
+    window: u16,
 }
 
 /// Sequence number, acknowledgement and flags of a RST answering a segment
@@ -168,6 +169,7 @@ impl Worker {
             seq,
             ack,
             flags,
+            window: 0,
         };
         if !self.write_segment(pkt, &seg) {
             return Err(DropReason::Truncated);
@@ -193,8 +195,9 @@ impl Worker {
         let session = A::any(A::t(self).sessions.get(idx));
         let (seq, ack, flags) = rst_answering(flow);
         // The sender gets the RST answering its packet; the other end, which
-        // never saw that packet, a RST at the packet's own sequence number.
-        let peer_seq = flow.seq;
+        // never saw that packet, a RST at the packet's own sequence number
+        // (in the other end's numbers, where they differ: `proxy`).
+        let (peer_seq, peer_ack) = self.proxy_peer_numbers::<A>(idx, dir, (flow.seq, flow.ack));
         let to_sender = Generated::Rst {
             session,
             to_client: dir == Dir::Forward,
@@ -206,7 +209,7 @@ impl Worker {
             session,
             to_client: dir == Dir::Reverse,
             seq: peer_seq,
-            ack: flow.ack,
+            ack: peer_ack,
             flags: flags::RST | (flow.tcp_flags & flags::ACK),
         };
         if answer_sender {
@@ -232,11 +235,20 @@ impl Worker {
                 ack,
                 flags,
             } => (session, to_client, seq, ack, flags),
+            Generated::ProxyHeader {
+                session, seq, ack, ..
+            } => (session, false, seq, ack, flags::ACK | flags::PSH),
         };
-        let numbers = (seq, ack, flags);
+        // The header stands in for the client's segment: the client's
+        // window; what the switch says itself offers none.
+        let (header, window) = match g {
+            Generated::ProxyHeader { window, .. } => (true, window),
+            _ => (false, 0),
+        };
+        let numbers = (seq, ack, flags, window);
         let result = match session {
-            AnySession::V4(s) => self.send_generated(buf, &s, to_client, numbers),
-            AnySession::V6(s) => self.send_generated(buf, &s, to_client, numbers),
+            AnySession::V4(s) => self.send_generated(buf, &s, (to_client, header), numbers),
+            AnySession::V6(s) => self.send_generated(buf, &s, (to_client, header), numbers),
         };
         match result {
             Ok(v) => v,
@@ -250,13 +262,13 @@ impl Worker {
     /// Writes the segment with `(seq, ack, flags)` of session `s`, to its
     /// client or to its member, and sends it: to the client directly, to the
     /// member through the session's forwarding mode as if the client had
-    /// sent it.
+    /// sent it, with the session's PROXY header as its payload (`header`).
     fn send_generated<A: Family, P: PacketBuf>(
         &mut self,
         buf: &mut P,
         s: &Session<A>,
-        to_client: bool,
-        (seq, ack, flags): (u32, u32, u8),
+        (to_client, header): (bool, bool),
+        (seq, ack, flags, window): (u32, u32, u8, u16),
     ) -> Result<Verdict, DropReason> {
         let (src, dst) = match to_client {
             true => ((s.vip, s.vport), (s.client, s.cport)),
@@ -268,6 +280,7 @@ impl Worker {
             seq,
             ack,
             flags,
+            window,
         };
         let len = if A::is_v4() {
             SEGMENT_LEN
@@ -285,6 +298,9 @@ impl Worker {
             return A::egress(self, buf, s.client);
         }
         let flow = A::parse(buf.data())?;
+        if header && !crate::proxy::insert_header(buf, &flow, s) {
+            return Err(DropReason::NoHeadroom);
+        }
         let rewrite = (self.shared.service(s.vs))
             .ok_or(DropReason::NoVirtualServer)?
             .rewrite();
@@ -331,7 +347,7 @@ impl Worker {
         t.set_ack_number(seg.ack);
         t.set_header_len(tcp::MIN_HEADER_LEN);
         t.set_flags(seg.flags);
-        t.set_window_len(0);
+        t.set_window_len(seg.window);
         t.set_urgent_at(0);
         match A::is_v4() {
             true => {

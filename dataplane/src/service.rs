@@ -118,6 +118,9 @@ pub struct VirtualServer {
     pub encap: Encap,
     /// l3_dsr with ipip/gre: MSS clamping of client SYNs.
     pub mss_clamp: MssClamp,
+    /// Both-NAT and LAN-to-LAN over TCP: a PROXY protocol v2 header goes
+    /// in front of the client's first bytes to the member (`proxy`).
+    pub proxy: bool,
 }
 
 /// How an l3_dsr virtual server carries packets to its members.
@@ -163,6 +166,8 @@ pub struct Rewrite {
     pub forwarding: Forwarding,
     pub encap: Encap,
     pub mss_clamp: MssClamp,
+    /// The PROXY protocol header and the sequence shift (`proxy`).
+    pub proxy: bool,
 }
 
 impl Rewrite {
@@ -181,6 +186,7 @@ impl VirtualServer {
             forwarding: self.forwarding,
             encap: self.encap,
             mss_clamp: self.mss_clamp,
+            proxy: self.proxy,
         }
     }
 
@@ -447,6 +453,7 @@ mod tests {
             lan_subnets: vec![],
             encap: Encap::None,
             mss_clamp: MssClamp::Off,
+            proxy: false,
         }
     }
 

@@ -96,6 +96,16 @@ pub enum Generated {
         session: AnySession,
         to_client: bool,
     },
+    /// The PROXY protocol header of a session alone, in a segment from the
+    /// client's side to the member at the client's first sequence number
+    /// `seq`, acknowledging `ack` and offering the client's `window`: the
+    /// segment that was to carry it had no room for it (see `proxy`).
+    ProxyHeader {
+        session: AnySession,
+        seq: u32,
+        ack: u32,
+        window: u16,
+    },
     /// A RST to the client (`to_client`) or to the member of a session.
     Rst {
         session: AnySession,

@@ -9,7 +9,7 @@
 //! segments belong to steady sessions, the fast path's), their data, FINs
 //! and RSTs from either end, retransmitted SYNs, UDP both ways; to servers
 //! of every mode and both families (Dest-NAT, Both-NAT, L2-DSR, L3-DSR,
-//! LAN-to-LAN, port 0, reset on timeout); with TTLs that run out and
+//! LAN-to-LAN with a PROXY header, port 0, reset on timeout); with TTLs that run out and
 //! corrupted header checksums; across clock moves past every timeout,
 //! the sweep, and reloads that change timeouts, remove a server (its
 //! sessions drain) or move a server's VIP; on one worker and on two
@@ -70,6 +70,7 @@ pool = "lan4"
 forwarding = "lan_to_lan"
 lan_subnets = ["10.20.0.0/24"]
 snat_addresses = ["10.20.0.101"]
+proxy_protocol = "v2"
 
 [pool.reset4]
 on_member_down = "reset"

@@ -37,6 +37,10 @@ pub struct Target {
     /// address); `None` lets the kernel choose.
     pub source: Option<IpAddr>,
     pub check: Arc<HealthCheck>,
+    /// The member reads a PROXY protocol header first (its pool serves a
+    /// virtual server with `proxy_protocol`): a TCP or HTTP probe sends
+    /// the LOCAL command before anything else, as the member expects.
+    pub proxy_local: bool,
     /// For logs, e.g. "10.20.0.11:8080 (pool web)".
     pub label: String,
 }
@@ -46,6 +50,7 @@ impl Target {
     pub fn same_as(&self, other: &Target) -> bool {
         (self.addr, self.port, self.source) == (other.addr, other.port, other.source)
             && *self.check == *other.check
+            && self.proxy_local == other.proxy_local
     }
 }
 
@@ -248,6 +253,7 @@ fn test_target(port: u16, kind: CheckKind, timeout: Duration) -> Target {
             timeout,
             ..default_check()
         }),
+        proxy_local: false,
         label: format!("127.0.0.1:{port} (pool test)"),
     }
 }

@@ -524,6 +524,8 @@ fn same_identity(cfg: &Config, v: &sluice_config::VirtualServer, s: &VirtualServ
         && v.forwarding == s.forwarding
         && cfg.pools[v.pool].name == s.pool
         && netmask == s.persistence.map(|p| p.netmask)
+        // A session's sequence numbers are shifted or not from its start.
+        && v.proxy_protocol.is_some() == s.proxy
 }
 
 /// The members `before` had that `now` no longer has, and those it was
@@ -645,5 +647,6 @@ fn virtual_server(
             Some(sluice_config::MssClamp::Value(v)) => MssClamp::Value(v),
             Some(sluice_config::MssClamp::Auto) | None => MssClamp::Auto,
         },
+        proxy: vs.proxy_protocol.is_some(),
     }
 }

@@ -361,6 +361,40 @@ mod tests {
         );
     }
 
+    /// A member behind a `proxy_protocol` server reads a PROXY header
+    /// first: the check's is the LOCAL command (signature, version 2 and
+    /// LOCAL, no family, no addresses), then the request.
+    #[tokio::test]
+    async fn a_proxy_protocol_member_gets_local_before_the_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let member = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut header = [0u8; 16];
+            conn.read_exact(&mut header).await.unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8];
+                if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                request.push(byte[0]);
+            }
+            conn.write_all(OK_200).await.unwrap();
+            (header, String::from_utf8_lossy(&request).into_owned())
+        });
+        let mut target = http_target(port, None);
+        target.proxy_local = true;
+        let outcome = check(&target).await;
+        assert_eq!(outcome.result, Ok("status 200".to_string()));
+        let (header, request) = member.await.unwrap();
+        assert_eq!(&header, b"\r\n\r\n\0\r\nQUIT\n\x20\0\0\0");
+        assert!(
+            request.starts_with("GET /health HTTP/1.1\r\n"),
+            "{request:?}"
+        );
+    }
+
     #[tokio::test]
     async fn wrong_status_and_missing_body_fail() {
         let (port, _) = serve(DOWN_503).await;

@@ -1,9 +1,11 @@
 //! TCP connect check; also the connection under the HTTP check.
 
-use super::{connect_failure, setup_failure, Failure};
+use super::{connect_failure, io_reason, setup_failure, Failure};
 use crate::health::Target;
+use sluice_dataplane::wire::proxy;
 
 use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Connect succeeded; the connection is closed at once.
@@ -12,8 +14,21 @@ pub(super) async fn probe(target: &Target) -> Result<String, Failure> {
     Ok("connected".to_string())
 }
 
-/// A connection to the target from its source address.
+/// A connection to the target from its source address; to a member that
+/// reads a PROXY protocol header first, with the LOCAL command sent.
 pub(super) async fn connect(target: &Target) -> Result<TcpStream, Failure> {
+    let mut stream = open(target).await?;
+    if target.proxy_local {
+        stream
+            .write_all(&proxy::LOCAL)
+            .await
+            .map_err(|e| format!("send PROXY LOCAL: {}", io_reason(&e)))?;
+    }
+    Ok(stream)
+}
+
+/// A connection to the target from its source address.
+async fn open(target: &Target) -> Result<TcpStream, Failure> {
     let socket = match target.addr.is_ipv4() {
         true => TcpSocket::new_v4(),
         false => TcpSocket::new_v6(),
