@@ -155,11 +155,11 @@ impl Worker {
             // A retransmitted SYN: before the client's first byte.
             return Ok(());
         }
+        let g = geometry(pkt.data(), flow).ok_or(DropReason::Truncated)?;
         let carries = flow.seq == first && flow.tcp_flags & flags::RST == 0;
-        if carries && self.header_fits(pkt, flow, s) && insert_header(pkt, flow, s) {
+        if carries && self.header_fits(&g, flow, s) && insert_header(pkt, flow, s) {
             return Ok(());
         }
-        let g = geometry(pkt.data(), flow).ok_or(DropReason::Truncated)?;
         if carries {
             let at = g.l4 + 14;
             let window = u16::from_be_bytes([pkt.data()[at], pkt.data()[at + 1]]);
@@ -229,15 +229,7 @@ impl Worker {
 
     /// Whether the header fits in front of the segment's bytes: within the
     /// MTU of the link to the member.
-    fn header_fits<A: Family, P: PacketBuf>(
-        &self,
-        pkt: &P,
-        flow: &Flow<A>,
-        s: &Session<A>,
-    ) -> bool {
-        let Some(g) = geometry(pkt.data(), flow) else {
-            return false;
-        };
+    fn header_fits<A: Family>(&self, g: &Geometry, flow: &Flow<A>, s: &Session<A>) -> bool {
         let member: IpAddr = s.member.ip().into();
         let port = match member {
             IpAddr::V4(ip) => self.shared.routes.lookup(ip).map(|h| h.port),
