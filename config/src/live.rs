@@ -6,59 +6,120 @@
 //! `[ha]`; a reload that changes any of those is refused naming the keys. Everything else
 //! (virtual servers, pools, members, checks, timeouts) applies live.
 
-use crate::types::Config;
+use crate::types::{Config, Control, Dataplane, Interface};
 
 /// The keys of `new` that differ from `running` and need a restart, in file
 /// order of sections; empty when the change can be applied live.
+///
+/// Every section is taken apart field by field, without `..`: a field
+/// added to the configuration does not compile until it is named here,
+/// as restart-only or as live.
 pub fn restart_keys(running: &Config, new: &Config) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut differs = |key: String, same: bool| {
+    let Config {
+        file: _,
+        dataplane,
+        control,
+        timeouts: _,
+        interfaces,
+        routes,
+        neighbors,
+        health_checks: _,
+        pools: _,
+        virtual_servers: _,
+        ha,
+        announce: _,
+        lines: _,
+    } = running;
+    let mut keys = dataplane_keys(dataplane, &new.dataplane);
+    keys.extend(control_keys(control, &new.control));
+    keys.extend(interface_keys(interfaces, &new.interfaces));
+    let mut differs = |key: &str, same: bool| {
         if !same {
-            keys.push(key);
+            keys.push(key.to_string());
         }
     };
-    let (a, b) = (&running.dataplane, &new.dataplane);
-    differs("dataplane.workers".into(), a.workers == b.workers);
-    differs("dataplane.lcores".into(), a.lcores == b.lcores);
-    differs("dataplane.eal_args".into(), a.eal_args == b.eal_args);
-    differs(
-        "dataplane.sessions_per_worker".into(),
-        a.sessions_per_worker == b.sessions_per_worker,
-    );
-    differs("dataplane.burst".into(), a.burst == b.burst);
-    differs("dataplane.mbufs".into(), a.mbufs == b.mbufs);
-    differs("dataplane.poll".into(), a.poll == b.poll);
-    differs(
-        "dataplane.file_prefix".into(),
-        a.file_prefix == b.file_prefix,
-    );
-    differs(
-        "control.socket".into(),
-        running.control.socket == new.control.socket,
-    );
-    differs(
-        "control.metrics".into(),
-        running.control.metrics == new.control.metrics,
-    );
-    if running.interfaces.len() != new.interfaces.len() {
-        differs("interface".into(), false);
-    } else {
-        for (i, (a, b)) in running.interfaces.iter().zip(&new.interfaces).enumerate() {
-            let key = |k: &str| format!("interface[{i}].{k}");
-            differs(key("name"), a.name == b.name);
-            differs(key("device"), a.device == b.device);
-            differs(key("addresses"), a.addresses == b.addresses);
-            differs(key("mtu"), a.mtu == b.mtu);
-            differs(
-                key("kernel_interface"),
-                a.kernel_interface == b.kernel_interface,
-            );
-        }
-    }
-    differs("route".into(), running.routes == new.routes);
-    differs("neighbor".into(), running.neighbors == new.neighbors);
-    differs("ha".into(), running.ha == new.ha);
+    differs("route", *routes == new.routes);
+    differs("neighbor", *neighbors == new.neighbors);
+    differs("ha", *ha == new.ha);
     keys
+}
+
+/// The EAL, the queues, the pool and the session tables are sized from
+/// every key of `[dataplane]`.
+fn dataplane_keys(a: &Dataplane, b: &Dataplane) -> Vec<String> {
+    let Dataplane {
+        workers,
+        lcores,
+        eal_args,
+        sessions_per_worker,
+        burst,
+        mbufs,
+        poll,
+        file_prefix,
+    } = a;
+    let fields = [
+        ("workers", *workers == b.workers),
+        ("lcores", *lcores == b.lcores),
+        ("eal_args", *eal_args == b.eal_args),
+        (
+            "sessions_per_worker",
+            *sessions_per_worker == b.sessions_per_worker,
+        ),
+        ("burst", *burst == b.burst),
+        ("mbufs", *mbufs == b.mbufs),
+        ("poll", *poll == b.poll),
+        ("file_prefix", *file_prefix == b.file_prefix),
+    ];
+    changed("dataplane.", &fields)
+}
+
+/// The listeners are bound once, at boot.
+fn control_keys(a: &Control, b: &Control) -> Vec<String> {
+    let Control {
+        socket,
+        metrics,
+        http,
+    } = a;
+    let fields = [
+        ("socket", *socket == b.socket),
+        ("metrics", *metrics == b.metrics),
+        ("http", *http == b.http),
+    ];
+    changed("control.", &fields)
+}
+
+/// Ports, their addresses and their kernel interfaces are set up at boot.
+fn interface_keys(a: &[Interface], b: &[Interface]) -> Vec<String> {
+    if a.len() != b.len() {
+        return vec!["interface".to_string()];
+    }
+    let mut keys = Vec::new();
+    for (i, (a, b)) in a.iter().zip(b).enumerate() {
+        let Interface {
+            name,
+            device,
+            addresses,
+            mtu,
+            kernel_interface,
+        } = a;
+        let fields = [
+            ("name", *name == b.name),
+            ("device", *device == b.device),
+            ("addresses", *addresses == b.addresses),
+            ("mtu", *mtu == b.mtu),
+            ("kernel_interface", *kernel_interface == b.kernel_interface),
+        ];
+        keys.extend(changed(&format!("interface[{i}]."), &fields));
+    }
+    keys
+}
+
+/// The keys, each with `prefix`, whose values differ.
+fn changed(prefix: &str, fields: &[(&str, bool)]) -> Vec<String> {
+    (fields.iter())
+        .filter(|(_, same)| !same)
+        .map(|(key, _)| format!("{prefix}{key}"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use crate::error::ConfigError;
 use crate::reader::{Ctx, Res, Tab};
 use crate::types::*;
 use crate::values::{
-    parse_duration, parse_ifaddr, parse_ip, parse_mac, parse_prefix, parse_socket_addr,
+    parse_duration, parse_ifaddr, parse_ip, parse_listen_addr, parse_mac, parse_prefix,
+    parse_socket_addr,
 };
 use crate::{announce, ha, net, vs};
 
@@ -35,7 +36,7 @@ const DATAPLANE_KEYS: &[&str] = &[
     "poll",
     "file_prefix",
 ];
-const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
+const CONTROL_KEYS: &[&str] = &["socket", "metrics", "http"];
 const TIMEOUT_KEYS: &[&str] = &[
     "tcp_syn",
     "tcp_established",
@@ -185,6 +186,7 @@ fn control(t: &Tab) -> Res<Control> {
     Ok(Control {
         socket: socket.map(Into::into).unwrap_or(Control::default().socket),
         metrics: t.parsed("metrics", parse_socket_addr)?,
+        http: t.parsed("http", parse_listen_addr)?,
     })
 }
 

@@ -140,6 +140,8 @@ pub struct SessionSync {
 pub struct Control {
     pub socket: PathBuf,
     pub metrics: Option<SocketAddr>,
+    /// The read-only status page (`GET /`), its data and `/metrics`.
+    pub http: Option<SocketAddr>,
 }
 
 impl Default for Control {
@@ -147,6 +149,7 @@ impl Default for Control {
         Control {
             socket: PathBuf::from("/run/sluice/sluice.sock"),
             metrics: None,
+            http: None,
         }
     }
 }

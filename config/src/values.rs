@@ -59,6 +59,17 @@ pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// A listening address: "ip:port", or a port alone, which listens on
+/// 127.0.0.1 only (a page nobody else should read by default).
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    match s.parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => parse_socket_addr(s).map_err(|_| {
+            format!("invalid address {s:?}: expected a port (on 127.0.0.1), \"ip:port\" or \"[ipv6]:port\", e.g. \"9911\"")
+        }),
+    }
+}
+
 fn max_len(ip: IpAddr) -> u8 {
     if ip.is_ipv4() {
         32
