@@ -1,62 +1,18 @@
 //! Runtime member control: `sluicectl member disable|enable|drain ADDR:PORT
 //! [--pool NAME]` and `sluicectl member weight ADDR:PORT N [--pool NAME]`.
 //! Changes go to the members' state words, which workers read when they
-//! choose a member; they last until the next restart (write them to the
-//! configuration file to keep them).
+//! choose a member; they last until the next reload or restart (write them
+//! to the configuration file to keep them).
 
+use crate::live::Live;
 use crate::log;
-use crate::report::View;
+use sluice_control::api::{ApiError, MemberAction, MemberCommand};
 use std::collections::BTreeMap;
 
-const USAGE: &str = "usage: member disable|enable|drain ADDR:PORT [--pool NAME] | member weight ADDR:PORT N [--pool NAME]";
-
-/// What to do to the matched members.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    Enable(bool),
-    Weight(u32),
-}
-
-/// Runs one `member ...` request; the answer is one line per member changed,
-/// or a line starting with `error:`.
-pub fn member(view: &View, args: &[&str]) -> String {
-    match parse(args) {
-        Ok((action, addr, pool)) => apply(view, action, addr, pool),
-        Err(e) => format!("error: {e}\n{USAGE}\n"),
-    }
-}
-
-fn parse<'a>(args: &[&'a str]) -> Result<(Action, &'a str, Option<&'a str>), String> {
-    let (pool, rest) = match args.iter().position(|a| *a == "--pool") {
-        Some(i) => {
-            let name = args.get(i + 1).ok_or("--pool needs a pool name")?;
-            let mut rest = args[..i].to_vec();
-            rest.extend_from_slice(&args[i + 2..]);
-            (Some(*name), rest)
-        }
-        None => (None, args.to_vec()),
-    };
-    let action = match (rest.first().copied(), rest.len()) {
-        (Some("disable"), 2) => Action::Enable(false),
-        (Some("enable"), 2) => Action::Enable(true),
-        (Some("drain"), 2) => Action::Weight(0),
-        (Some("weight"), 3) => {
-            let n: u32 = rest[2]
-                .parse()
-                .map_err(|_| format!("weight {:?} is not a number", rest[2]))?;
-            if n > 1000 {
-                return Err(format!("weight {n} is above 1000"));
-            }
-            Action::Weight(n)
-        }
-        _ => return Err("unknown member command".to_string()),
-    };
-    Ok((action, rest[1], pool))
-}
-
-fn apply(view: &View, action: Action, addr: &str, pool: Option<&str>) -> String {
-    let live = view.live();
+/// Applies `cmd` to every member it names; one line per member changed.
+pub fn apply(live: &Live, cmd: &MemberCommand) -> Result<Vec<String>, ApiError> {
     let states = &live.shared.members;
+    let (addr, pool) = (cmd.member.as_str(), cmd.pool.as_deref());
     // A pool's member appears once per virtual server using the pool.
     let mut matched: BTreeMap<u32, String> = BTreeMap::new();
     for (_, vs) in live.shared.servers() {
@@ -69,57 +25,106 @@ fn apply(view: &View, action: Action, addr: &str, pool: Option<&str>) -> String 
     }
     if matched.is_empty() {
         let scope = pool.map_or(String::new(), |p| format!(" in pool {p}"));
-        return format!("error: no member {addr}{scope}\n");
+        return Err(ApiError::NotFound {
+            message: format!("no member {addr}{scope}"),
+        });
     }
-    let mut out = String::new();
+    let mut done = Vec::new();
     for (id, name) in matched {
-        let what = match action {
-            Action::Enable(on) => {
+        let what = match cmd.action {
+            MemberAction::Enable | MemberAction::Disable => {
+                let on = cmd.action == MemberAction::Enable;
                 states.set_enabled(id, on);
                 if on { "enabled" } else { "disabled" }.to_string()
             }
-            Action::Weight(0) => {
+            MemberAction::Drain | MemberAction::Weight(0) => {
                 states.set_configured_weight(id, 0);
                 "draining (weight 0)".to_string()
             }
             // A slow start in progress goes on, towards the new weight.
-            Action::Weight(n) => {
+            MemberAction::Weight(n) => {
                 states.reweigh(id, n);
                 format!("weight {n}")
             }
         };
         log(format!("admin: {name} {what}"));
-        out.push_str(&format!("ok: {name} {what}\n"));
+        done.push(format!("{name} {what}"));
     }
-    out
+    Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const CFG: &str = r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80" }]
+[pool.api]
+members = [{ address = "10.20.0.11:80" }]
+[[virtual_server]]
+name = "web"
+address = "10.20.0.100:80"
+protocol = "tcp"
+pool = "web"
+[[virtual_server]]
+name = "api"
+address = "10.20.0.101:80"
+protocol = "tcp"
+pool = "api"
+"#;
+
+    fn cmd(action: MemberAction, member: &str, pool: Option<&str>) -> MemberCommand {
+        MemberCommand {
+            action,
+            member: member.into(),
+            pool: pool.map(Into::into),
+        }
+    }
+
     #[test]
-    fn parses_every_form_and_refuses_the_rest() {
+    fn a_member_is_changed_in_every_pool_that_has_it_or_in_the_one_named() {
+        let running = crate::testing::running(CFG, 1);
+        let live = running.live();
+        let done = apply(&live, &cmd(MemberAction::Disable, "10.20.0.11:80", None)).unwrap();
         assert_eq!(
-            parse(&["disable", "10.0.0.1:80"]),
-            Ok((Action::Enable(false), "10.0.0.1:80", None))
+            done,
+            vec![
+                "member 10.20.0.11:80 (pool web) disabled",
+                "member 10.20.0.11:80 (pool api) disabled"
+            ]
         );
-        assert_eq!(
-            parse(&["enable", "10.0.0.1:80", "--pool", "web"]),
-            Ok((Action::Enable(true), "10.0.0.1:80", Some("web")))
-        );
-        assert_eq!(
-            parse(&["--pool", "web", "drain", "10.0.0.1:80"]),
-            Ok((Action::Weight(0), "10.0.0.1:80", Some("web")))
-        );
-        assert_eq!(
-            parse(&["weight", "10.0.0.1:80", "7"]),
-            Ok((Action::Weight(7), "10.0.0.1:80", None))
-        );
-        assert!(parse(&["weight", "10.0.0.1:80", "x"]).is_err());
-        assert!(parse(&["weight", "10.0.0.1:80", "1001"]).is_err());
-        assert!(parse(&["disable"]).is_err());
-        assert!(parse(&["disable", "10.0.0.1:80", "--pool"]).is_err());
-        assert!(parse(&["reboot", "10.0.0.1:80"]).is_err());
+        let states = &live.shared.members;
+        let id = |pool: &str| {
+            let vs = live
+                .shared
+                .servers()
+                .find(|(_, v)| v.pool == pool)
+                .unwrap()
+                .1;
+            vs.members
+                .iter()
+                .find(|m| m.addr().to_string() == "10.20.0.11:80")
+                .unwrap()
+                .id
+        };
+        assert!(!states.is_enabled(id("web")) && !states.is_enabled(id("api")));
+        let web = Some("web");
+        let done = apply(&live, &cmd(MemberAction::Weight(5), "10.20.0.11:80", web)).unwrap();
+        assert_eq!(done, vec!["member 10.20.0.11:80 (pool web) weight 5"]);
+        assert_eq!(states.configured_weight(id("web")), 5);
+        assert_ne!(states.configured_weight(id("api")), 5);
+        let e = apply(
+            &live,
+            &cmd(MemberAction::Drain, "10.20.0.12:80", Some("api")),
+        )
+        .unwrap_err();
+        assert_eq!(e.text(), "error: no member 10.20.0.12:80 in pool api\n");
+        assert_eq!(e.kind(), "not_found");
     }
 }

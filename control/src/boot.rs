@@ -66,7 +66,7 @@ pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Port
             itf.name,
             port.id(),
             info.driver,
-            crate::report::mac(mac),
+            sluice_control::api::mac(mac),
             if setup.rss {
                 "on"
             } else {

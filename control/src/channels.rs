@@ -2,6 +2,8 @@
 //! request at a time each way, which the worker looks at once per loop turn
 //! without blocking; `sluicectl sessions` and reloads each have their own.
 
+use sluice_dataplane::inspect::Inspect;
+use sluice_dataplane::reload::{Adopt, Leftovers};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Mutex;
 
@@ -12,7 +14,10 @@ pub struct Mailbox<A, B> {
 }
 
 /// The worker's ends.
-pub type WorkerEnd<A, B> = (Receiver<A>, SyncSender<B>);
+pub struct WorkerEnd<A, B> {
+    pub requests: Receiver<A>,
+    pub replies: SyncSender<B>,
+}
 
 /// A mailbox pair holding one message in each direction.
 pub fn mailbox<A, B>() -> (Mailbox<A, B>, WorkerEnd<A, B>) {
@@ -22,5 +27,14 @@ pub fn mailbox<A, B>() -> (Mailbox<A, B>, WorkerEnd<A, B>) {
         to_worker,
         from_worker: Mutex::new(from_worker),
     };
-    (control, (requests, replies))
+    (control, WorkerEnd { requests, replies })
 }
+
+/// Slices of a worker's session table, out and back (`sluicectl sessions`,
+/// bulk sync).
+pub type SessionsMailbox = Mailbox<Inspect, Inspect>;
+pub type SessionsWorkerEnd = WorkerEnd<Inspect, Inspect>;
+
+/// Configuration snapshots out, what they replaced back (reloads).
+pub type ReloadMailbox = Mailbox<Adopt, Leftovers>;
+pub type ReloadWorkerEnd = WorkerEnd<Adopt, Leftovers>;

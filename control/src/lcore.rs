@@ -83,13 +83,32 @@ impl PacketBuf for MbufPkt<'_> {
 /// Everything one worker lcore owns.
 pub struct Lcore {
     pub worker: Worker,
-    /// `rx[p]` / `tx[p]`: this worker's own queue on port p. Dropped with the
-    /// Lcore at the end of `run`, on the worker lcore, before main stops ports.
-    pub rx: Vec<RxQueue>,
-    pub tx: Vec<TxQueue>,
+    pub queues: Queues,
+    pub rings: WorkerRings,
+    pub channels: WorkerChannels,
+    /// Packets per burst (capped to [`MAX_BURST`]), and whether an idle
+    /// worker naps (`poll = "adaptive"`).
     pub burst: usize,
     pub adaptive: bool,
     pub pool: Arc<Mempool>,
+    /// Interface index of each DPDK port id (ids need not follow `[[interface]]` order).
+    pub port_index: crate::boot::PortMap,
+    pub clock: Clock,
+    pub stop: Arc<AtomicBool>,
+    /// Addresses to announce (gratuitous ARP, unsolicited neighbour
+    /// advertisement) at start: (port, ip).
+    pub announce: Vec<(u16, IpAddr)>,
+}
+
+/// `rx[p]` / `tx[p]`: this worker's own queue on port p. Dropped with the
+/// Lcore at the end of `run`, on the worker lcore, before main stops ports.
+pub struct Queues {
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
+}
+
+/// The rings between this worker, the others and the exception path.
+pub struct WorkerRings {
     /// `to[w]`: ring to worker w (None for ourselves).
     pub to: Vec<Option<RingProducer>>,
     /// Rings from the other workers.
@@ -98,19 +117,16 @@ pub struct Lcore {
     pub kernel: Option<RingProducer>,
     /// Worker 0: frames the kernel interfaces send, to transmit as they are.
     pub from_kernel: Option<RingConsumer>,
-    /// Interface index of each DPDK port id (ids need not follow `[[interface]]` order).
-    pub port_index: crate::boot::PortMap,
+}
+
+/// The worker's ends of the control thread's channels.
+pub struct WorkerChannels {
     /// Requests from `sluicectl sessions`, one slice per loop turn at most.
-    pub inspect: crate::sessions::WorkerMailbox,
+    pub inspect: crate::channels::SessionsWorkerEnd,
     /// New configuration snapshots, taken between bursts.
-    pub reload: crate::reload::WorkerEnd,
+    pub reload: crate::channels::ReloadWorkerEnd,
     /// Session synchronisation: changes out, peers' sessions in.
     pub sync: Option<crate::ha::sync::link::WorkerEnd>,
-    pub clock: Clock,
-    pub stop: Arc<AtomicBool>,
-    /// Addresses to announce (gratuitous ARP, unsolicited neighbour
-    /// advertisement) at start: (port, ip).
-    pub announce: Vec<(u16, IpAddr)>,
 }
 
 struct Buffers {
@@ -138,10 +154,10 @@ impl Lcore {
         let mut b = Buffers {
             rx: Vec::with_capacity(burst),
             verdicts: Vec::with_capacity(burst),
-            tx: (0..self.tx.len())
+            tx: (0..self.queues.tx.len())
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
-            redirect: (0..self.to.len())
+            redirect: (0..self.rings.to.len())
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
             kernel: Vec::with_capacity(burst * 4),
@@ -161,17 +177,17 @@ impl Lcore {
             self.worker.set_time(now_ms);
             b.now_ms = now_ms;
             let mut got = 0;
-            for p in 0..self.rx.len() {
+            for p in 0..self.queues.rx.len() {
                 b.rx.clear();
-                let n = self.rx[p].burst(&mut b.rx, burst);
+                let n = self.queues.rx[p].burst(&mut b.rx, burst);
                 if n > 0 {
                     got += n;
                     self.process(&mut b, Some(p as u16));
                 }
             }
-            for r in 0..self.from.len() {
+            for r in 0..self.rings.from.len() {
                 b.rx.clear();
-                let n = self.from[r].dequeue_burst(&mut b.rx, burst);
+                let n = self.rings.from[r].dequeue_burst(&mut b.rx, burst);
                 if n > 0 {
                     got += n;
                     self.process(&mut b, None);
@@ -183,7 +199,7 @@ impl Lcore {
                 self.worker.maintain(sweep_budget);
             }
             self.answer_inspect();
-            if let Some(sync) = &self.sync {
+            if let Some(sync) = &self.channels.sync {
                 sync.exchange(&mut self.worker);
             }
             self.take_new_configuration(&mut b);
@@ -314,12 +330,12 @@ impl Lcore {
     /// look; everything it needs was built by the control thread); worker 0
     /// announces the addresses it adds.
     fn take_new_configuration(&mut self, b: &mut Buffers) {
-        let Ok(mut adopt) = self.reload.0.try_recv() else {
+        let Ok(mut adopt) = self.channels.reload.requests.try_recv() else {
             return;
         };
         let announce = std::mem::take(&mut adopt.announce);
         let left = self.worker.adopt(adopt);
-        let _ = self.reload.1.try_send(left);
+        let _ = self.channels.reload.replies.try_send(left);
         if self.worker.id == 0 {
             self.announce = announce;
             self.announce(b);
@@ -329,15 +345,15 @@ impl Lcore {
     /// Serves one slice of a `sluicectl sessions` request, if one waits (a
     /// non-blocking look at the mailbox; nothing is allocated here).
     fn answer_inspect(&mut self) {
-        if let Ok(mut req) = self.inspect.0.try_recv() {
+        if let Ok(mut req) = self.channels.inspect.requests.try_recv() {
             self.worker.inspect(&mut req);
-            let _ = self.inspect.1.try_send(req);
+            let _ = self.channels.inspect.replies.try_send(req);
         }
     }
 
     /// Queues what the kernel interfaces sent for transmission on their ports.
     fn take_kernel_frames(&mut self, b: &mut Buffers, burst: usize) -> usize {
-        let Some(ring) = self.from_kernel.as_mut() else {
+        let Some(ring) = self.rings.from_kernel.as_mut() else {
             return 0;
         };
         b.rx.clear();
@@ -442,7 +458,7 @@ impl Lcore {
             }
             let bytes: usize = q.iter().map(Mbuf::len).sum();
             let total = q.len();
-            let sent = self.tx[p].burst(q);
+            let sent = self.queues.tx[p].burst(q);
             let unsent_bytes: usize = q.iter().map(Mbuf::len).sum();
             let c = &st.ports[p % MAX_PORTS];
             stats::add(&c.tx_packets, sent as u64);
@@ -457,7 +473,7 @@ impl Lcore {
         }
         if !b.kernel.is_empty() {
             let total = b.kernel.len();
-            let sent = match self.kernel.as_mut() {
+            let sent = match self.rings.kernel.as_mut() {
                 Some(ring) => ring.enqueue_burst(&mut b.kernel),
                 None => 0,
             };
@@ -475,7 +491,7 @@ impl Lcore {
                 continue;
             }
             let total = q.len();
-            let sent = match self.to[w].as_mut() {
+            let sent = match self.rings.to[w].as_mut() {
                 Some(ring) => ring.enqueue_burst(q),
                 None => 0,
             };
@@ -543,7 +559,7 @@ impl Drop for Lcore {
     fn drop(&mut self) {
         // Packets still in the rings from other workers are freed with them.
         let mut rest = Vec::with_capacity(MAX_BURST);
-        for r in &mut self.from {
+        for r in &mut self.rings.from {
             while r.dequeue_burst(&mut rest, MAX_BURST) > 0 {
                 rest.clear();
             }

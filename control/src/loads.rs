@@ -10,7 +10,7 @@
 //! sessions: about a millisecond of them, more while the control thread is
 //! busy (a reload, a metrics page).
 
-use crate::report::View;
+use crate::live::Running;
 use sluice_config::Method;
 use sluice_dataplane::shared::Shared;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::time::Duration;
 pub const FOLD_EVERY: Duration = Duration::from_millis(1);
 
 /// Folds forever (a task on the control thread's runtime).
-pub async fn run(view: Arc<View>) {
+pub async fn run(view: Arc<Running>) {
     let mut tick = tokio::time::interval(FOLD_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (mut generation, mut ids) = (None, Vec::new());

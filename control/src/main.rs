@@ -8,30 +8,31 @@
 mod admin;
 mod announce;
 mod boot;
+mod channels;
 mod clock;
-mod control;
+mod dispatch;
 mod eal_args;
 mod exception;
 mod ha;
 mod health;
-mod json;
+mod launch;
 mod lcore;
+mod live;
 mod loads;
-mod mailbox;
 mod members;
-mod prom;
 mod reload;
-mod report;
+mod server;
 mod sessions;
 #[cfg(test)]
 mod testing;
+mod view;
 
-use boot::{Ports, Rings, KERNEL_RING_SIZE, RING_SIZE, RX_DESC, TAP_DESC, TX_DESC};
+use boot::{Ports, KERNEL_RING_SIZE, RING_SIZE, RX_DESC, TAP_DESC, TX_DESC};
 use clock::Clock;
 use sluice_config::Config;
 use sluice_dataplane::shared::Shared;
-use sluice_dataplane::stats::WorkerStats;
 use sluice_ffi::{Eal, Mempool};
+use view::View;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,7 +147,7 @@ fn pool_size(cfg: &Config) -> u32 {
 fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     // Before anything else: a second sluice or a stray file is refused
     // without touching a port.
-    let socket_path = control::SocketPath::claim(&cfg.control.socket)?;
+    let socket_path = server::SocketPath::claim(&cfg.control.socket)?;
     open_files();
     let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
     if let Some(w) = warning {
@@ -188,7 +189,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot create the packet pool: {e} (raise -m in eal_args or lower dataplane.mbufs)"))?);
     let ports = boot::configure_ports(cfg, &pool, socket)?;
     let shared = Arc::new(Shared::new(cfg, &ports.macs, cfg.dataplane.workers));
-    let stop = control::stop_on_signals()?;
+    let stop = server::stop_on_signals()?;
     let rings = boot::rings(cfg.dataplane.workers, eal_args::exception_path(cfg), socket)?;
     for port in ports.all() {
         port.start()
@@ -202,58 +203,30 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         rt.block_on(exception::netlink::configure(cfg, &ports.macs))
             .map_err(|e| e.to_string())?;
     }
-    let clock = Clock::start();
-    let running = launch(
-        &eal, &lcores, cfg, &ports, &pool, &shared, rings, clock, &stop,
-    )?;
+    let launch = launch::Launch {
+        eal: &eal,
+        lcores: &lcores,
+        cfg,
+        ports: &ports,
+        pool: &pool,
+        shared: &shared,
+        clock: Clock::start(),
+        stop: &stop,
+    };
+    let started = launch.run(rings)?;
     log(format!(
         "running: {} workers, {} virtual servers, control socket {}",
         cfg.dataplane.workers,
         shared.services.len(),
         cfg.control.socket.display()
     ));
-    let view = Arc::new(control_view(
-        cfg,
-        &args.config,
-        &shared,
-        &ports,
-        running,
-        clock,
-    ));
-    let served = rt.block_on(async {
-        let live = view.live();
-        reload::run_checks(&view, &live.shared, &live.plan, &|i| live.health[i].clone());
-        let folds = tokio::spawn(loads::run(view.clone()));
-        let owner = (cfg.ha.vip_ownership == sluice_config::VipOwnership::Kernel).then(|| {
-            let view = view.clone();
-            tokio::spawn(async move {
-                let e = ha::ownership::follow(view).await;
-                log(format!("ha: {e}; the addresses owned now stay owned"));
-            })
-        });
-        let sync = view.sync.is_some().then(|| {
-            let view = view.clone();
-            tokio::spawn(async move {
-                let e = ha::sync::run(view).await;
-                log(format!("ha: {e}; sessions are not synchronised"));
-            })
-        });
-        let routes = {
-            let view = view.clone();
-            tokio::spawn(async move {
-                let e = announce::run(view).await;
-                log(format!("announce: {e}"));
-            })
-        };
-        let served = control::serve(&socket_path, cfg.control.metrics, view.clone(), &stop).await;
-        routes.abort();
-        announce::withdraw_all(&view).await;
-        health::lock(&view.reload.checks).stop();
-        folds.abort();
-        owner.inspect(|o| o.abort());
-        sync.inspect(|s| s.abort());
-        served
-    });
+    let view = Arc::new(launch.view(&args.config, started));
+    let listeners = server::Listeners {
+        socket: &socket_path,
+        metrics: cfg.control.metrics,
+        http: cfg.control.http,
+    };
+    let served = rt.block_on(control_thread(cfg, listeners, view.clone(), &stop));
     // Whatever ended the control thread, the lcores must stop before the EAL goes.
     stop.store(true, Ordering::Relaxed);
     drop(rt);
@@ -273,207 +246,58 @@ fn open_files() {
     }
 }
 
-/// What `launch` leaves for the control thread.
-struct Running {
-    stats: Vec<Arc<WorkerStats>>,
-    mailboxes: Vec<sessions::Mailbox>,
-    reload: Vec<reload::WorkerChannel>,
-    kernel: exception::Counters,
-    /// Session synchronisation's ends, when configured.
-    sync: Option<ha::sync::Link>,
-}
-
-/// Takes every lcore's queues and launches the workers and the exception
-/// path. On failure the lcores already running are stopped.
-#[allow(clippy::too_many_arguments)]
-fn launch(
-    eal: &Eal,
-    lcores: &[u32],
+/// The control thread: health checks, the tasks of `[ha]` and
+/// `[announce]`, the member loads and the rates, and the listeners, until
+/// a signal stops it; then the VIP routes are withdrawn.
+async fn control_thread(
     cfg: &Config,
-    ports: &Ports,
-    pool: &Arc<Mempool>,
-    shared: &Arc<Shared>,
-    mut rings: Rings,
-    clock: Clock,
-    stop: &Arc<AtomicBool>,
-) -> Result<Running, String> {
-    let workers = cfg.dataplane.workers;
-    let port_index = boot::PortMap::of(&ports.wire);
-    let stats: Vec<Arc<WorkerStats>> = (0..workers)
-        .map(|_| Arc::new(WorkerStats::new(shared.vs_capacity())))
-        .collect();
-    // Queue handles are taken after the ports are started (start refuses
-    // while handles are alive) and all before any lcore is launched; each
-    // goes down with its lcore's state at the end of its run.
-    let mut jobs: Vec<Box<dyn FnOnce() -> i32 + Send>> = Vec::new();
-    let mut mailboxes = Vec::new();
-    let mut reloads = Vec::new();
-    let announce = boot::announcements(shared);
-    let (sync, mut sync_ends) = match &cfg.ha.sync {
-        Some(s) => {
-            let (link, ends) = ha::sync::Link::new(workers, &s.peers);
-            (Some(link), ends.into_iter().map(Some).collect())
-        }
-        None => (None, (0..workers).map(|_| None).collect::<Vec<_>>()),
-    };
-    for w in 0..workers {
-        let (mut rx, mut tx) = (Vec::new(), Vec::new());
-        for port in &ports.wire {
-            let err = |e: sluice_ffi::Error| format!("worker {w}: port {}: {e}", port.id());
-            rx.push(port.rx_queue(w).map_err(err)?);
-            tx.push(port.tx_queue(w).map_err(err)?);
-        }
-        let i = usize::from(w);
-        let (control_end, worker_end) = sessions::mailbox();
-        mailboxes.push(control_end);
-        let (reload_control, reload_worker) = reload::channel();
-        reloads.push(reload_control);
-        let (to, from) = (
-            std::mem::take(&mut rings.to[i]),
-            std::mem::take(&mut rings.from[i]),
-        );
-        let kernel = rings.to_kernel[i].take();
-        let from_kernel = if w == 0 {
-            rings.from_kernel.take()
-        } else {
-            None
-        };
-        let (shared, stats, pool) = (shared.clone(), stats[i].clone(), pool.clone());
-        let (port_index, stop) = (port_index.clone(), stop.clone());
-        let announce = if w == 0 { announce.clone() } else { Vec::new() };
-        let sync = sync_ends[i].take();
-        let dp = &cfg.dataplane;
-        let (burst, sessions) = (usize::from(dp.burst), dp.sessions_per_worker);
-        let adaptive = matches!(dp.poll, sluice_config::Poll::Adaptive);
-        jobs.push(Box::new(move || {
-            let lc = lcore::Lcore {
-                // Built here, on the worker's own lcore: see `lcore::worker`.
-                worker: lcore::worker(w, shared, stats, sessions),
-                rx,
-                tx,
-                burst,
-                adaptive,
-                pool,
-                to,
-                from,
-                kernel,
-                from_kernel,
-                port_index,
-                inspect: worker_end,
-                reload: reload_worker,
-                sync,
-                clock,
-                stop,
-                announce,
-            };
-            lc.run()
+    listeners: server::Listeners<'_>,
+    view: Arc<View>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let (running, reloader) = (&view.running, &view.reloader);
+    let live = running.live();
+    reload::run_checks(running, reloader, &live.shared, &live.plan, &|i| {
+        live.health[i].clone()
+    });
+    let mut tasks = vec![
+        tokio::spawn(loads::run(running.clone())),
+        tokio::spawn(dispatch::history::run(view.clone())),
+    ];
+    if cfg.ha.vip_ownership == sluice_config::VipOwnership::Kernel {
+        let follow = ha::ownership::follow(running.clone(), reloader.clone());
+        tasks.push(tokio::spawn(async move {
+            let e = follow.await;
+            log(format!("ha: {e}; the addresses owned now stay owned"));
         }));
     }
-    let mut kernel = vec![None; ports.wire.len()];
-    if let Some(to_wire) = rings.to_wire {
-        let (exc, counters) =
-            exception_lcore(ports, rings.from_workers, to_wire, port_index, stop)?;
-        kernel = counters;
-        jobs.push(Box::new(move || exc.run()));
-    }
-    for (job, lcore_id) in jobs.into_iter().zip(lcores) {
-        if let Err(e) = eal.launch(*lcore_id, job) {
-            // Lcores already running must stop before the EAL can go.
-            stop.store(true, Ordering::Relaxed);
-            eal.wait_all();
-            return Err(format!("cannot launch lcore {lcore_id}: {e}"));
-        }
-    }
-    Ok(Running {
-        stats,
-        mailboxes,
-        reload: reloads,
-        kernel,
-        sync,
-    })
-}
-
-/// The exception path's lcore state: each tap's queues, the rings from the
-/// workers and the ring to worker 0.
-fn exception_lcore(
-    ports: &Ports,
-    from_workers: Vec<sluice_ffi::RingConsumer>,
-    to_wire: sluice_ffi::RingProducer,
-    port_index: boot::PortMap,
-    stop: &Arc<AtomicBool>,
-) -> Result<(exception::ExceptionLcore, exception::Counters), String> {
-    let mut links = Vec::new();
-    let mut counters = Vec::new();
-    for (wire, tap) in ports.wire.iter().zip(&ports.taps) {
-        let Some(tap) = tap else {
-            links.push(None);
-            counters.push(None);
-            continue;
+    if let Some(link) = &view.sync {
+        let context = ha::sync::SyncContext {
+            running: running.clone(),
+            link: link.clone(),
+            sessions: view.sessions.clone(),
         };
-        let err = |e: sluice_ffi::Error| format!("exception path: port {}: {e}", wire.id());
-        let c = Arc::new(exception::LinkCounters::default());
-        links.push(Some(exception::Link {
-            tap_rx: tap.rx_queue(0).map_err(err)?,
-            tap_tx: tap.tx_queue(0).map_err(err)?,
-            wire_port: wire.id(),
-            counters: c.clone(),
+        tasks.push(tokio::spawn(async move {
+            let e = ha::sync::run(Arc::new(context)).await;
+            log(format!("ha: {e}; sessions are not synchronised"));
         }));
-        counters.push(Some(c));
     }
-    let lcore = exception::ExceptionLcore {
-        links,
-        from_workers,
-        to_wire,
-        port_index,
-        stop: stop.clone(),
-    };
-    Ok((lcore, counters))
-}
-
-fn control_view(
-    cfg: &Config,
-    path: &std::path::Path,
-    shared: &Arc<Shared>,
-    ports: &Ports,
-    running: Running,
-    clock: Clock,
-) -> report::View {
-    let plan = members::plan(cfg, shared);
-    for t in plan.targets.iter().filter(|t| t.source.is_none()) {
-        log(format!(
-            "warning: health checks of {} leave from the host's own addresses: no kernel interface on the switch's link towards it",
-            t.label
-        ));
+    let routes = announce::run(running.clone(), view.announce.clone());
+    tasks.push(tokio::spawn(async move {
+        let e = routes.await;
+        log(format!("announce: {e}"));
+    }));
+    let served = server::serve(listeners, view.clone(), stop).await;
+    for t in &tasks {
+        t.abort();
     }
-    let health = health::statuses(plan.targets.len(), clock.now_ms());
-    let live = report::Live {
-        config: cfg.clone(),
-        shared: shared.clone(),
-        plan,
-        health,
-    };
-    let reload = reload::Channels {
-        workers: running.reload,
-        checks: std::sync::Mutex::new(health::Checks::default()),
-        gate: tokio::sync::Mutex::new(()),
-        sessions_per_worker: cfg.dataplane.sessions_per_worker,
-        ramps: members::ramps(&shared.members),
-    };
-    report::View::new(
-        live,
-        running.stats,
-        ports.wire.clone(),
-        clock,
-        running.kernel,
-        running.mailboxes,
-        reload,
-        path.to_path_buf(),
-        running.sync,
-    )
+    announce::withdraw_all(running).await;
+    health::lock(&reloader.checks).stop();
+    served
 }
 
 /// Waits for the lcores, stops the ports, prints the final counters.
-fn shutdown(eal: &Eal, ports: &Ports, view: &report::View) {
+fn shutdown(eal: &Eal, ports: &Ports, view: &View) {
     log("stopping: waiting for workers to finish their burst");
     for (lcore, rc) in eal.wait_all() {
         if rc != 0 {
@@ -483,7 +307,7 @@ fn shutdown(eal: &Eal, ports: &Ports, view: &report::View) {
     for port in ports.all() {
         port.stop().ok();
     }
-    println!("{}", view.stats());
+    println!("{}", dispatch::model::stats(view).text());
     for port in ports.all() {
         port.close();
     }

@@ -8,244 +8,175 @@
 //! with why instead (text: `error: ... cut short`; JSON: `"complete":
 //! false` and an `error`). sluicectl exits 1 unless the answer ended whole.
 
-use crate::report::View;
+use crate::channels::SessionsMailbox;
+use crate::live::{Live, Running};
+use sluice_control::api::{ApiError, SessionRow, SessionsEnd, SessionsFrame, SessionsQuery};
 use sluice_dataplane::conntrack;
 use sluice_dataplane::inspect::{Inspect, SessionFilter, SessionView};
-use std::fmt::Write;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-const USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]";
-/// Sessions listed unless `--limit` says otherwise.
-const DEFAULT_LIMIT: usize = 1000;
-/// How long a worker may take to answer one slice, and a client to take
-/// one chunk of the answer.
+/// How long a worker may take to answer one slice.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for the one before it to finish.
 const GATE_WAIT: Duration = Duration::from_secs(5);
 /// Matches a worker returns per slice at most.
 const SLICE_ROWS: usize = 1024;
 
-/// The control thread's ends of one worker's session mailbox: slices of
-/// the table out and back.
-pub type Mailbox = crate::mailbox::Mailbox<Inspect, Inspect>;
-
-/// The worker's ends.
-pub type WorkerMailbox = crate::mailbox::WorkerEnd<Inspect, Inspect>;
-
-/// A session mailbox pair.
-pub fn mailbox() -> (Mailbox, WorkerMailbox) {
-    crate::mailbox::mailbox()
+/// Every worker's session mailbox, and the gate that lets one request
+/// (a listing, a flush, a bulk sync) use them at a time.
+pub struct Sessions {
+    pub mailboxes: Vec<SessionsMailbox>,
+    pub gate: tokio::sync::Mutex<()>,
 }
 
-struct Request {
-    filter: SessionFilter,
-    flush: bool,
-    limit: usize,
-}
-
-fn parse(view: &View, args: &[&str]) -> Result<Request, String> {
-    let mut r = Request {
-        filter: SessionFilter::default(),
-        flush: false,
-        limit: DEFAULT_LIMIT,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().copied().ok_or(format!("{a} needs a value"));
-        match *a {
-            "flush" => r.flush = true,
-            "--virtual-server" => {
-                let name = value()?;
-                let i = view.live().shared.slot_of(name);
-                r.filter.vs = Some(i.ok_or(format!("no virtual server {name:?}"))?);
-            }
-            "--member" => {
-                let m = value()?;
-                if let Ok(sa) = m.parse::<SocketAddr>() {
-                    r.filter.member = Some(sa.ip());
-                    r.filter.member_port = Some(sa.port());
-                } else {
-                    let ip: IpAddr = m.parse().map_err(|_| format!("bad member {m:?}"))?;
-                    r.filter.member = Some(ip);
-                }
-            }
-            "--client" => {
-                let c = value()?;
-                let ip: IpAddr = c.parse().map_err(|_| format!("bad client {c:?}"))?;
-                r.filter.client = Some(ip);
-            }
-            "--limit" => {
-                let n = value()?;
-                r.limit = match n {
-                    "all" => usize::MAX,
-                    n => n.parse().map_err(|_| format!("bad limit {n:?}"))?,
-                };
-            }
-            other => return Err(format!("unknown argument {other:?}")),
+impl Sessions {
+    pub fn new(mailboxes: Vec<SessionsMailbox>) -> Sessions {
+        Sessions {
+            mailboxes,
+            gate: tokio::sync::Mutex::new(()),
         }
     }
-    Ok(r)
 }
 
-/// Where an answer goes, a chunk at a time, each write bounded in time.
-struct Out<'a, W> {
-    w: &'a mut W,
-    json: bool,
+/// Where an answer goes, a frame at a time (the transport bounds each
+/// write in time).
+pub trait FrameSink {
+    fn put(
+        &mut self,
+        frame: SessionsFrame,
+    ) -> impl std::future::Future<Output = std::io::Result<()>>;
 }
 
-impl<W: AsyncWrite + Unpin> Out<'_, W> {
-    async fn put(&mut self, text: &str) -> std::io::Result<()> {
-        tokio::time::timeout(WRITE_TIMEOUT, self.w.write_all(text.as_bytes()))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+/// The filter a query names, its virtual server looked up by name.
+fn filter(live: &Live, q: &SessionsQuery) -> Result<SessionFilter, ApiError> {
+    let mut f = SessionFilter::default();
+    if let Some(name) = &q.virtual_server {
+        let slot = live
+            .shared
+            .slot_of(name)
+            .ok_or_else(|| ApiError::NotFound {
+                message: format!("no virtual server {name:?}"),
+            })?;
+        f.vs = Some(slot);
     }
+    f.member = q.member;
+    f.member_port = q.member_port;
+    f.client = q.client;
+    Ok(f)
 }
 
-/// Serves one `sessions ...` request, writing the answer to `w` as it is
-/// gathered.
-pub async fn stream<W: AsyncWrite + Unpin>(
-    view: &View,
-    args: &[&str],
-    json: bool,
-    w: &mut W,
+/// Serves one sessions request, handing each slice's rows to `out` as
+/// they are gathered.
+pub async fn stream(
+    running: &Running,
+    sessions: &Sessions,
+    q: &SessionsQuery,
+    out: &mut impl FrameSink,
 ) -> std::io::Result<()> {
-    let mut out = Out { w, json };
-    let req = match parse(view, args) {
-        Ok(r) => r,
-        Err(e) if json => return out.put(&crate::control::error_json(&e)).await,
-        Err(e) => return out.put(&format!("error: {e}\n{USAGE}\n")).await,
+    let filter = match filter(&running.live(), q) {
+        Ok(f) => f,
+        Err(e) => return out.put(SessionsFrame::Error(e)).await,
     };
     // One sessions request at a time: each mailbox holds one slice. A
     // request does not wait long for another: it holds a client slot.
-    let Ok(_gate) = tokio::time::timeout(GATE_WAIT, view.sessions_gate.lock()).await else {
-        let busy =
+    let Ok(_gate) = tokio::time::timeout(GATE_WAIT, sessions.gate.lock()).await else {
+        let message =
             format!("another sessions request has been running for over {GATE_WAIT:?}; try again");
-        return match out.json {
-            true => out.put(&crate::control::error_json(&busy)).await,
-            false => out.put(&format!("error: {busy}\n")).await,
-        };
+        return out
+            .put(SessionsFrame::Error(ApiError::Busy { message }))
+            .await;
     };
-    if req.flush {
-        flush(view, &req, &mut out).await
+    let end = if q.flush {
+        flush(sessions, filter).await
     } else {
-        list(view, &req, &mut out).await
-    }
+        list(
+            running,
+            sessions,
+            filter,
+            q.limit.unwrap_or(usize::MAX),
+            out,
+        )
+        .await?
+    };
+    out.put(SessionsFrame::End(end)).await
 }
 
 /// Removes the matching sessions, worker by worker, slice by slice.
-async fn flush<W: AsyncWrite + Unpin>(
-    view: &View,
-    req: &Request,
-    out: &mut Out<'_, W>,
-) -> std::io::Result<()> {
+async fn flush(sessions: &Sessions, filter: SessionFilter) -> SessionsEnd {
     let mut removed = 0u64;
-    let mut cut = None;
-    'workers: for (w, mb) in view.mailboxes.iter().enumerate() {
+    for (w, mb) in sessions.mailboxes.iter().enumerate() {
         let mut cursor = 0;
         while cursor != u32::MAX {
             let slice = Inspect {
-                filter: req.filter,
+                filter,
                 flush: true,
                 cursor,
                 found: Vec::new(),
                 removed: 0,
             };
             let Some(done) = ask(mb, slice).await else {
-                cut = Some(w);
-                break 'workers;
+                crate::log(format!(
+                    "admin: {removed} sessions flushed (worker {w} did not answer)"
+                ));
+                return SessionsEnd::FlushCut {
+                    count: removed,
+                    message: format!(
+                        "flush cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}"
+                    ),
+                };
             };
             cursor = done.cursor;
             removed += u64::from(done.removed);
         }
     }
     crate::log(format!("admin: {removed} sessions flushed"));
-    let text = match (cut, out.json) {
-        (None, false) => format!("flushed {removed} sessions\n"),
-        (None, true) => format!("{}\n", serde_json::json!({ "flushed": removed })),
-        (Some(w), false) => format!(
-            "error: flush cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}; {removed} sessions flushed\n"
-        ),
-        (Some(w), true) => format!(
-            "{}\n",
-            serde_json::json!({
-                "flushed": removed,
-                "error": format!("flush cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}"),
-            })
-        ),
-    };
-    out.put(&text).await
+    SessionsEnd::Flushed { count: removed }
 }
 
-/// Lists the matching sessions, up to the limit, writing each slice's rows
-/// as soon as they arrive.
-async fn list<W: AsyncWrite + Unpin>(
-    view: &View,
-    req: &Request,
-    out: &mut Out<'_, W>,
-) -> std::io::Result<()> {
-    out.put(if out.json {
-        "{\"sessions\":["
-    } else {
-        "client virtual_server vip member snat state idle\n"
-    })
-    .await?;
+/// Lists the matching sessions, up to `limit`, each slice's rows as soon
+/// as they arrive.
+async fn list(
+    running: &Running,
+    sessions: &Sessions,
+    filter: SessionFilter,
+    limit: usize,
+    out: &mut impl FrameSink,
+) -> std::io::Result<SessionsEnd> {
     let mut listed = 0usize;
-    let mut cut = None;
-    'workers: for (w, mb) in view.mailboxes.iter().enumerate() {
+    for (w, mb) in sessions.mailboxes.iter().enumerate() {
         let mut cursor = 0;
-        while cursor != u32::MAX && listed < req.limit {
-            let room = (req.limit - listed).min(SLICE_ROWS);
+        while cursor != u32::MAX && listed < limit {
+            let room = (limit - listed).min(SLICE_ROWS);
             let slice = Inspect {
-                filter: req.filter,
+                filter,
                 flush: false,
                 cursor,
                 found: Vec::with_capacity(room),
                 removed: 0,
             };
             let Some(done) = ask(mb, slice).await else {
-                cut = Some(w);
-                break 'workers;
+                return Ok(SessionsEnd::ListCut {
+                    count: listed as u64,
+                    message: format!(
+                        "listing cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}"
+                    ),
+                });
             };
             cursor = done.cursor;
-            let mut chunk = String::new();
-            let (live, now) = (view.live(), view.clock.now_ms() as u32);
-            for s in &done.found {
-                let r = row(&live, now, s);
-                if out.json {
-                    let sep = if listed == 0 { "" } else { "," };
-                    let _ = write!(chunk, "{sep}{}", r.json());
-                } else {
-                    let _ = writeln!(
-                        chunk,
-                        "{} {} {} {} {} {} {:.1}s",
-                        r.client, r.virtual_server, r.vip, r.member, r.snat, r.state, r.idle_s
-                    );
-                }
-                listed += 1;
-            }
-            out.put(&chunk).await?;
+            let (live, now) = (running.live(), running.clock.now_ms() as u32);
+            let rows: Vec<SessionRow> = done.found.iter().map(|s| row(&live, now, s)).collect();
+            listed += rows.len();
+            out.put(SessionsFrame::Rows(rows)).await?;
         }
     }
-    let why = cut.map(|w| format!("listing cut short: worker {w} did not answer within {WORKER_TIMEOUT:?}; {listed} sessions listed"));
-    // The last line says the answer is whole (sluicectl checks it is there).
-    let end = match (out.json, why) {
-        (true, None) => "],\"complete\":true}\n".to_string(),
-        (true, Some(e)) => format!(
-            "],\"complete\":false,\"error\":{}}}\n",
-            serde_json::json!(e)
-        ),
-        (false, None) => format!("{listed} sessions listed\n"),
-        (false, Some(e)) => format!("error: {e}\n"),
-    };
-    out.put(&end).await
+    Ok(SessionsEnd::Listed {
+        count: listed as u64,
+    })
 }
 
 /// Sends one slice to a worker and waits for its answer.
-pub(crate) async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
+pub(crate) async fn ask(mb: &SessionsMailbox, slice: Inspect) -> Option<Inspect> {
     {
         let rx = mb.from_worker.lock().ok()?;
         // A late answer to a request given up on earlier is stale.
@@ -266,28 +197,8 @@ pub(crate) async fn ask(mb: &Mailbox, slice: Inspect) -> Option<Inspect> {
     }
 }
 
-/// One session as `sluicectl sessions` shows it.
-struct Row {
-    client: String,
-    virtual_server: String,
-    vip: String,
-    member: String,
-    snat: String,
-    state: &'static str,
-    idle_s: f64,
-}
-
-impl Row {
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "client": self.client, "virtual_server": self.virtual_server, "vip": self.vip,
-            "member": self.member, "snat": self.snat, "state": self.state, "idle_s": self.idle_s,
-        })
-    }
-}
-
-fn row(live: &crate::report::Live, now: u32, s: &SessionView) -> Row {
-    Row {
+fn row(live: &Live, now: u32, s: &SessionView) -> SessionRow {
+    SessionRow {
         client: s.client.to_string(),
         virtual_server: live
             .shared
@@ -296,7 +207,7 @@ fn row(live: &crate::report::Live, now: u32, s: &SessionView) -> Row {
         vip: s.vip.to_string(),
         member: s.member.to_string(),
         snat: s.snat.to_string(),
-        state: conntrack::state_name(s.state, s.proto),
+        state: conntrack::state_name(s.state, s.proto).to_string(),
         idle_s: f64::from(now.wrapping_sub(s.last_seen)) / 1000.0,
     }
 }
@@ -320,12 +231,14 @@ protocol = "tcp"
 pool = "web"
 "#;
 
-    /// A view of two workers: worker 0 answers every slice with one
-    /// session and the end of its table; worker 1 never answers.
-    fn view(worker0: WorkerMailbox, mailboxes: Vec<Mailbox>) -> View {
+    /// Two workers: worker 0 answers every slice with one session and the
+    /// end of its table; worker 1 never answers.
+    fn two_workers() -> (Running, Sessions, crate::channels::SessionsWorkerEnd) {
+        let (mb0, worker0): (SessionsMailbox, crate::channels::SessionsWorkerEnd) =
+            crate::channels::mailbox();
+        let (mb1, silent) = crate::channels::mailbox();
         std::thread::spawn(move || {
-            let (requests, replies) = worker0;
-            while let Ok(mut req) = requests.recv() {
+            while let Ok(mut req) = worker0.requests.recv() {
                 let s = sluice_dataplane::session::Session4 {
                     client: 0x0a00_0002,
                     vip: 0x0a14_0064,
@@ -342,50 +255,80 @@ pool = "web"
                 }
                 req.removed = 1;
                 req.cursor = u32::MAX;
-                if replies.send(req).is_err() {
+                if worker0.replies.send(req).is_err() {
                     return;
                 }
             }
         });
-        crate::testing::view(CFG, 2, mailboxes)
+        (
+            crate::testing::running(CFG, 2),
+            Sessions::new(vec![mb0, mb1]),
+            silent,
+        )
+    }
+
+    impl FrameSink for Vec<SessionsFrame> {
+        async fn put(&mut self, frame: SessionsFrame) -> std::io::Result<()> {
+            self.push(frame);
+            Ok(())
+        }
     }
 
     #[tokio::test]
     async fn a_worker_that_does_not_answer_cuts_the_answer_short_and_it_says_so() {
-        let (mb0, end0) = mailbox();
-        let (mb1, _silent) = mailbox();
-        let view = view(end0, vec![mb0, mb1]);
+        let (running, sessions, _silent) = two_workers();
+        let all = SessionsQuery {
+            limit: None,
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        stream(&view, &["--limit", "all"], false, &mut out)
-            .await
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        stream(&running, &sessions, &all, &mut out).await.unwrap();
+        assert_eq!(out.len(), 2, "{out:?}");
+        let SessionsFrame::Rows(rows) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (&rows[0].client, &rows[0].virtual_server, &rows[0].member),
+            (
+                &"10.0.0.2:40000".to_string(),
+                &"web".to_string(),
+                &"10.20.0.11:80".to_string()
+            )
+        );
+        assert_eq!(
+            out[1],
+            SessionsFrame::End(SessionsEnd::ListCut {
+                count: 1,
+                message: "listing cut short: worker 1 did not answer within 2s".into()
+            })
+        );
+        let mut out = Vec::new();
+        let flush = SessionsQuery {
+            flush: true,
+            ..Default::default()
+        };
+        stream(&running, &sessions, &flush, &mut out).await.unwrap();
+        assert_eq!(
+            out,
+            vec![SessionsFrame::End(SessionsEnd::FlushCut {
+                count: 1,
+                message: "flush cut short: worker 1 did not answer within 2s".into()
+            })]
+        );
+    }
 
-        assert!(lines[1].starts_with("10.0.0.2:40000 web 10.20.0.100:80 10.20.0.11:80 "));
-        assert_eq!(
-            lines[2],
-            "error: listing cut short: worker 1 did not answer within 2s; 1 sessions listed"
-        );
+    #[tokio::test]
+    async fn an_unknown_virtual_server_is_refused_before_any_worker_is_asked() {
+        let (running, sessions, _silent) = two_workers();
+        let q = SessionsQuery {
+            virtual_server: Some("nope".into()),
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        stream(&view, &["--limit", "all"], true, &mut out)
-            .await
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            (v["sessions"].as_array().unwrap().len(), &v["complete"]),
-            (1, &serde_json::json!(false))
-        );
-        assert!(v["error"]
-            .as_str()
-            .unwrap()
-            .contains("worker 1 did not answer"));
-        let mut out = Vec::new();
-        stream(&view, &["flush"], false, &mut out).await.unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "error: flush cut short: worker 1 did not answer within 2s; 1 sessions flushed\n"
+        stream(&running, &sessions, &q, &mut out).await.unwrap();
+        assert!(
+            matches!(&out[..], [SessionsFrame::Error(e)] if e.kind() == "not_found"),
+            "{out:?}"
         );
     }
 }

@@ -13,9 +13,9 @@ mod kernel;
 
 pub use kernel::KernelError;
 
+use crate::live::Running;
 use crate::log;
-use crate::report::View;
-use serde_json::{json, Value};
+use sluice_control::api::{Announce, ApiError, RouteState};
 use sluice_dataplane::shared::Shared;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -109,7 +109,7 @@ fn link_of(shared: &Shared, cfg: &sluice_config::Config, vip: IpAddr) -> Option<
 }
 
 /// Keeps the routes as [`wanted`] says, until the task is aborted.
-pub async fn run(view: std::sync::Arc<View>) -> KernelError {
+pub async fn run(view: std::sync::Arc<Running>, state: std::sync::Arc<State>) -> KernelError {
     let mut kernel = match kernel::Kernel::connect() {
         Ok(k) => k,
         Err(e) => return e,
@@ -134,23 +134,19 @@ pub async fn run(view: std::sync::Arc<View>) -> KernelError {
         let Some(t) = table else {
             continue;
         };
-        let wanted = wanted(&live.shared, &live.config, view.announce.draining());
+        let wanted = wanted(&live.shared, &live.config, state.draining());
         let changed = match kernel.apply(t, &wanted).await {
             Ok(n) => n,
             Err(e) => return e,
         };
-        view.announce.changes.fetch_add(changed, Ordering::Relaxed);
-        *view
-            .announce
-            .report
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = wanted;
+        state.changes.fetch_add(changed, Ordering::Relaxed);
+        *state.report.lock().unwrap_or_else(|e| e.into_inner()) = wanted;
     }
 }
 
 /// Removes every route of this node (a clean exit: the routers stop
 /// sending before the dataplane stops).
-pub async fn withdraw_all(view: &View) {
+pub async fn withdraw_all(view: &Running) {
     let Some(a) = view.live().config.announce.clone() else {
         return;
     };
@@ -167,11 +163,13 @@ pub async fn withdraw_all(view: &View) {
 }
 
 /// `sluicectl drain` and `sluicectl resume`.
-pub fn set_draining(view: &View, draining: bool) -> String {
+pub fn set_draining(view: &Running, state: &State, draining: bool) -> Result<String, ApiError> {
     if view.live().config.announce.is_none() {
-        return "error: no [announce] section: nothing is announced\n".into();
+        return Err(ApiError::NotConfigured {
+            message: "no [announce] section: nothing is announced".into(),
+        });
     }
-    let was = view.announce.draining.swap(draining, Ordering::Relaxed);
+    let was = state.draining.swap(draining, Ordering::Relaxed);
     let what = if draining {
         "draining: every route withdrawn"
     } else {
@@ -180,56 +178,23 @@ pub fn set_draining(view: &View, draining: bool) -> String {
     if was != draining {
         log(format!("announce: {what} (sluicectl)"));
     }
-    format!("ok: {what}\n")
+    Ok(what.to_string())
 }
 
-/// One line for `sluicectl status`; `None` without `[announce]`.
-pub fn status_line(view: &View) -> Option<String> {
+/// `sluicectl announce`; `None` without `[announce]`.
+pub fn report(view: &Running, state: &State) -> Option<Announce> {
     let table = view.live().config.announce.as_ref()?.table;
-    let report = view.announce.report();
-    let up = report.iter().filter(|w| w.announced).count();
-    let state = if view.announce.draining() {
-        "draining"
-    } else {
-        "announcing"
-    };
-    Some(format!(
-        "announce: {state}, table {table}, {up} of {} VIP routes present\n",
-        report.len()
-    ))
-}
-
-/// `sluicectl announce`.
-pub fn text(view: &View) -> String {
-    let Some(line) = status_line(view) else {
-        return "error: no [announce] section\n".into();
-    };
-    let mut o = line;
-    for w in view.announce.report() {
-        let mark = if w.announced {
-            "announced"
-        } else {
-            "withdrawn"
-        };
-        o.push_str(&format!("  {} dev {}: {mark} ({})\n", w.vip, w.link, w.why));
-    }
-    o
-}
-
-/// `sluicectl announce --json`.
-pub fn json(view: &View) -> Value {
-    let live = view.live();
-    let routes: Vec<Value> = view
-        .announce
-        .report()
-        .iter()
-        .map(|w| json!({"vip": w.vip, "link": w.link, "announced": w.announced, "why": w.why}))
-        .collect();
-    json!({
-        "table": live.config.announce.as_ref().map(|a| a.table),
-        "draining": view.announce.draining(),
-        "changes": view.announce.changes.load(Ordering::Relaxed),
-        "routes": routes,
+    let routes = state.report().into_iter().map(|w| RouteState {
+        vip: w.vip,
+        link: w.link,
+        announced: w.announced,
+        why: w.why.to_string(),
+    });
+    Some(Announce {
+        table,
+        draining: state.draining(),
+        changes: state.changes.load(Ordering::Relaxed),
+        routes: routes.collect(),
     })
 }
 
@@ -326,20 +291,25 @@ table = 100
 
     #[test]
     fn drain_and_resume_need_the_section_and_are_reported() {
-        let view = crate::testing::view(CFG, 1, Vec::new());
+        let view = crate::testing::running(CFG, 1);
+        let state = State::default();
         assert_eq!(
-            set_draining(&view, true),
-            "ok: draining: every route withdrawn\n"
+            set_draining(&view, &state, true).as_deref(),
+            Ok("draining: every route withdrawn")
         );
-        assert!(view.announce.draining());
-        assert!(status_line(&view)
-            .unwrap()
-            .starts_with("announce: draining, table 100"));
-        assert_eq!(set_draining(&view, false), "ok: announcing again\n");
-        assert_eq!(json(&view)["draining"], false);
+        assert!(state.draining());
+        let summary = report(&view, &state).unwrap().summary();
+        assert!(summary.text().starts_with("announce: draining, table 100"));
+        assert_eq!(
+            set_draining(&view, &state, false).as_deref(),
+            Ok("announcing again")
+        );
+        assert!(!report(&view, &state).unwrap().draining);
         let plain = CFG.replace("[announce]\ntable = 100\n", "");
-        let view = crate::testing::view(&plain, 1, Vec::new());
-        assert!(set_draining(&view, true).starts_with("error: no [announce] section"));
-        assert_eq!(status_line(&view), None);
+        let view = crate::testing::running(&plain, 1);
+        let refused = set_draining(&view, &state, true).unwrap_err();
+        assert_eq!(refused.kind(), "not_configured");
+        assert!(refused.text().starts_with("error: no [announce] section"));
+        assert_eq!(report(&view, &state), None);
     }
 }

@@ -1,49 +1,20 @@
-//! `sluicectl`: asks a running sluice over its control socket.
+//! `sluicectl`: asks a running sluice over its control socket. The command
+//! line becomes a typed request (`api::parse`), sent as JSON; the typed
+//! answer comes back and is printed as text or, with `--json`, as JSON.
+//! Exit codes: 0 done; 1 the switch refused or failed the request (its
+//! `kind` in JSON); 2 sluicectl's own command line is wrong; 3 no switch
+//! answers on the socket.
 
-use std::io::{Read, Write};
+use sluice_control::api::{self, wire, ApiError, Request, SessionsFrame, SessionsRender};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
 const DEFAULT_SOCKET: &str = "/run/sluice/sluice.sock";
-
-const COMMANDS: &[(&str, &str)] = &[
-    ("status", "version, uptime, ports and links"),
-    ("stats", "per-port and per-worker counters, drops by reason"),
-    ("virtual-servers", "virtual servers and their members"),
-    (
-        "members",
-        "per member: role, state and since when, sessions, health check and its last result",
-    ),
-    (
-        "ha",
-        "[ready]: the addresses this node owns ([ha]); ready exits 0 only while the dataplane runs (keepalived's vrrp_script)",
-    ),
-    (
-        "announce",
-        "the VIP routes kept for the routing daemon ([announce]): each VIP, announced or withdrawn and why",
-    ),
-    (
-        "drain",
-        "withdraw every VIP route of this node ([announce]); sessions go on being served while traffic arrives",
-    ),
-    ("resume", "announce the VIP routes again after a drain"),
-    ("neighbors", "the ARP table"),
-    ("routes", "the route table"),
-    ("metrics", "counters in Prometheus text format"),
-    (
-        "sessions",
-        "[flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]: list (or remove) sessions; the answer streams, and says so if it was cut short",
-    ),
-    (
-        "member",
-        "disable|enable|drain ADDR:PORT [--pool NAME], or weight ADDR:PORT N [--pool NAME]: until the next reload",
-    ),
-    (
-        "reload",
-        "read the configuration file again and apply it live (sessions stay); prints the generation and what changed",
-    ),
-];
+/// How long each read waits: `sessions` scans whole tables between two lines.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+const STREAM_WAIT: Duration = Duration::from_secs(30);
 
 fn usage() -> String {
     let mut s = String::from(
@@ -51,176 +22,151 @@ fn usage() -> String {
          The socket defaults to the one named in --config's [control] section,\n\
          else /run/sluice/sluice.sock.\n\ncommands:\n",
     );
-    for (c, h) in COMMANDS {
+    for (c, h) in api::USAGE {
         s.push_str(&format!("  {c:<16} {h}\n"));
     }
+    s.push_str(
+        "\nexit: 0 done, 1 refused or failed (JSON names its kind), 2 bad command line, 3 no switch\n",
+    );
     s
 }
 
-fn main() -> ExitCode {
-    let mut socket = None;
-    let mut command = None;
-    let mut json = false;
+/// What the command line asks.
+struct Args {
+    socket: String,
+    json: bool,
+    request: Request,
+}
+
+fn parse_args() -> Result<Args, ExitCode> {
+    let (mut socket, mut json, mut words) = (None, false, Vec::new());
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--socket" | "-s" => socket = it.next(),
+            "--socket" | "-s" if words.is_empty() => socket = it.next(),
             "--json" => json = true,
-            "--config" | "-c" => {
+            "--config" | "-c" if words.is_empty() => {
                 let Some(file) = it.next() else {
                     eprint!("{}", usage());
-                    return ExitCode::from(2);
+                    return Err(ExitCode::from(2));
                 };
                 match sluice_config::load(std::path::Path::new(&file)) {
                     Ok(cfg) => socket = Some(cfg.control.socket.display().to_string()),
                     Err(e) => {
                         eprintln!("sluicectl: {e}");
-                        return ExitCode::from(2);
+                        return Err(ExitCode::from(2));
                     }
                 }
             }
-            "--help" | "-h" | "help" => {
+            "--help" | "-h" | "help" if words.is_empty() => {
                 print!("{}", usage());
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
-            "member" | "sessions" | "ha" if command.is_none() => {
-                // The rest of the line is the member command's own.
-                let rest: Vec<String> = it.by_ref().collect();
-                command = Some(format!("{a} {}", rest.join(" ")));
-            }
-            c if COMMANDS.iter().any(|(name, _)| *name == c) || c == "vs" || c == "arp" => {
-                command = Some(c.to_string())
-            }
-            other => {
-                eprintln!(
-                    "sluicectl: unknown command or option {other:?}\n\n{}",
-                    usage()
-                );
-                return ExitCode::from(2);
-            }
+            _ => words.push(a),
         }
     }
-    let Some(mut command) = command else {
+    if words.is_empty() {
         eprint!("{}", usage());
-        return ExitCode::from(2);
-    };
-    if json {
-        command.push_str(" --json");
+        return Err(ExitCode::from(2));
     }
-    let path = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_string());
-    match ask(&path, &command) {
-        Ok(Answer::Done) => ExitCode::SUCCESS,
-        Ok(Answer::Refused) => ExitCode::from(1),
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let request = match api::parse(&words) {
+        Ok(r) => r,
+        Err(ApiError::UnknownCommand { command }) => {
+            eprintln!(
+                "sluicectl: unknown command or option {command:?}\n\n{}",
+                usage()
+            );
+            return Err(ExitCode::from(2));
+        }
         Err(e) => {
-            eprintln!("sluicectl: {path}: {e} (is sluice running?)");
-            ExitCode::from(1)
+            // A malformed argument of a known command: refused like the
+            // switch would refuse it.
+            print!("{}", render_error(&e, json));
+            return Err(ExitCode::from(e.exit_code()));
+        }
+    };
+    Ok(Args {
+        socket: socket.unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
+        json,
+        request,
+    })
+}
+
+fn render_error(e: &ApiError, json: bool) -> String {
+    wire::rendered(&Err(e.clone()), json)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let outcome = match &args.request {
+        Request::Sessions(q) => sessions(&args, SessionsRender::new(q, args.json)),
+        _ => ask(&args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let e = ApiError::Unreachable {
+                socket: args.socket.clone(),
+                message: e.to_string(),
+            };
+            eprintln!("sluicectl: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// How an answer ended.
-enum Answer {
-    Done,
-    /// An error: the answer starts with one, or (a stream such as
-    /// `sessions`) ends with one.
-    Refused,
+/// Sends the request; the answer, line by line.
+fn connect(args: &Args, wait: Duration) -> std::io::Result<BufReader<UnixStream>> {
+    let mut s = UnixStream::connect(&args.socket)?;
+    s.set_read_timeout(Some(wait))?;
+    s.write_all(wire::request_line(&args.request).as_bytes())?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    Ok(BufReader::new(s))
 }
 
-/// Sends `command` and copies the answer to stdout as it comes (`sessions`
-/// may stream millions of lines); each read waits 5 s at most (30 s for
-/// `sessions`, which scans whole tables between two lines).
-fn ask(path: &str, command: &str) -> std::io::Result<Answer> {
-    let streams = command.starts_with("sessions");
-    let mut s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(Duration::from_secs(if streams { 30 } else { 5 })))?;
-    s.write_all(format!("{command}\n").as_bytes())?;
-    s.shutdown(std::net::Shutdown::Write)?;
+/// One request, one answer, printed.
+fn ask(args: &Args) -> std::io::Result<u8> {
+    let mut line = String::new();
+    connect(args, ANSWER_WAIT)?.read_line(&mut line)?;
+    let answer = wire::read_answer(&line).unwrap_or_else(Err);
+    print!("{}", wire::rendered(&answer, args.json));
+    Ok(api::exit_code(&answer))
+}
+
+/// A sessions answer, printed a slice at a time as it streams; whole only
+/// if its end came.
+fn sessions(args: &Args, mut render: SessionsRender) -> std::io::Result<u8> {
+    let mut answer = connect(args, STREAM_WAIT)?;
     let mut stdout = std::io::stdout().lock();
-    let (mut head, mut tail) = (Vec::new(), Vec::new());
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut line = String::new();
+    let mut started = false;
     loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
+        line.clear();
+        if answer.read_line(&mut line)? == 0 {
             break;
         }
-        let chunk = &buf[..n];
-        if head.len() < 16 {
-            head.extend_from_slice(&chunk[..chunk.len().min(16 - head.len())]);
+        let frame = match wire::read_frame(&line) {
+            Ok(f) => f,
+            Err(e) => SessionsFrame::Error(e),
+        };
+        let refusal = matches!(frame, SessionsFrame::Error(_));
+        if !started && !refusal {
+            stdout.write_all(render.begin().as_bytes())?;
         }
-        tail.extend_from_slice(chunk);
-        if tail.len() > 4096 {
-            tail.drain(..tail.len() - 1024);
+        started = true;
+        stdout.write_all(render.frame(&frame).as_bytes())?;
+        match frame {
+            SessionsFrame::Rows(_) => continue,
+            SessionsFrame::End(end) => return Ok(if end.complete() { 0 } else { 1 }),
+            SessionsFrame::Error(e) => return Ok(e.exit_code()),
         }
-        stdout.write_all(chunk)?;
     }
+    stdout.write_all(render.abandon().as_bytes())?;
     stdout.flush()?;
-    if refused(&head, &tail) {
-        return Ok(Answer::Refused);
-    }
-    if streams && !whole(&tail) {
-        eprintln!("sluicectl: the answer ended before its last line: it is incomplete");
-        return Ok(Answer::Refused);
-    }
-    Ok(Answer::Done)
-}
-
-/// Whether a `sessions` answer ended with the line that says it is whole.
-fn whole(tail: &[u8]) -> bool {
-    let tail = String::from_utf8_lossy(tail);
-    let last = tail.trim_end().rsplit('\n').next().unwrap_or("");
-    let words: Vec<&str> = last.split(' ').collect();
-    let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
-    match words.as_slice() {
-        [n, "sessions", "listed"] | ["flushed", n, "sessions"] => number(n),
-        _ => last.ends_with("\"complete\":true}") || last.starts_with("{\"flushed\":"),
-    }
-}
-
-/// Whether an answer says it failed: it starts with an error, its last
-/// line is one, or a JSON stream says it is not complete.
-fn refused(head: &[u8], tail: &[u8]) -> bool {
-    let tail = String::from_utf8_lossy(tail);
-    let last = tail.trim_end().rsplit('\n').next().unwrap_or("");
-    head.starts_with(b"error:")
-        || head.starts_with(b"{\"error\"")
-        || last.starts_with("error:")
-        || tail.contains("\"complete\":false")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::refused;
-
-    #[test]
-    fn errors_at_either_end_are_refusals() {
-        assert!(refused(b"error: no member", b"error: no member\n"));
-        assert!(refused(b"{\"error\":\"x\"}", b"{\"error\":\"x\"}\n"));
-        let cut = b"1.2.3.4:5 web ...\nerror: listing cut short: worker 1 did not answer\n";
-        assert!(refused(b"client virtual_s", cut));
-        assert!(refused(
-            b"{\"sessions\":[{\"",
-            b"}],\"complete\":false,\"error\":\"x\"}\n"
-        ));
-        assert!(!refused(b"{\"sessions\":[{\"", b"}],\"complete\":true}\n"));
-        assert!(!refused(
-            b"client virtual_s",
-            b"1.2.3.4:5 web x y z established 0.1s\n"
-        ));
-    }
-
-    #[test]
-    fn a_stream_is_whole_only_with_its_last_line() {
-        use super::whole;
-        assert!(whole(
-            b"1.2.3.4:5 web x y z established 0.1s\n2 sessions listed\n"
-        ));
-        assert!(whole(b"flushed 7 sessions\n"));
-        assert!(whole(b"{\"a\":1}],\"complete\":true}\n"));
-        assert!(whole(b"{\"flushed\":7}\n"));
-        // Cut anywhere else: a row, half a row, an open JSON array.
-        assert!(!whole(b"1.2.3.4:5 web x y z established 0.1s\n"));
-        assert!(!whole(b"1.2.3.4:5 web x y z estab"));
-        assert!(!whole(b"{\"sessions\":[{\"a\":1},"));
-        assert!(!whole(b"x sessions listed\n"));
-    }
+    eprintln!("sluicectl: the answer ended before its last line: it is incomplete");
+    Ok(1)
 }

@@ -11,8 +11,8 @@
 //! Worker 0 announces the addresses gained (gratuitous ARP, unsolicited
 //! neighbour advertisement).
 
-use crate::reload;
-use crate::report::{Live, View};
+use crate::live::{Live, Running};
+use crate::reload::{self, Reloader};
 use futures_util::stream::{StreamExt, TryStreamExt};
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::{Handle, MulticastGroup};
@@ -55,7 +55,7 @@ impl std::fmt::Display for OwnershipError {
 /// Follows the kernel interfaces' addresses until the runtime stops.
 /// Returns only on an error (logged by the caller; the node then keeps the
 /// addresses it owned).
-pub async fn follow(view: Arc<View>) -> OwnershipError {
+pub async fn follow(view: Arc<Running>, reloader: Arc<Reloader>) -> OwnershipError {
     let groups = [MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr];
     let (conn, handle, mut events) = match rtnetlink::new_multicast_connection(&groups) {
         Ok(c) => c,
@@ -65,7 +65,7 @@ pub async fn follow(view: Arc<View>) -> OwnershipError {
     let error = loop {
         let config = view.live().config.clone();
         match held(&handle, &config).await {
-            Ok(owned) => publish_if_changed(&view, owned).await,
+            Ok(owned) => publish_if_changed(&view, &reloader, owned).await,
             Err(e) => break e,
         }
         // The next event (and those right behind it), or the rescan.
@@ -132,8 +132,8 @@ fn link_local(ip: IpAddr) -> bool {
 
 /// Publishes a snapshot owning `owned` if the running one owns something
 /// else, logging what was gained and lost.
-async fn publish_if_changed(view: &View, owned: Owned) {
-    let _one = view.reload.gate.lock().await;
+async fn publish_if_changed(view: &Running, reloader: &Reloader, owned: Owned) {
+    let _one = reloader.gate.lock().await;
     let running = view.live();
     let before = running.shared.owned.as_deref().cloned().unwrap_or_default();
     if before == owned {
@@ -148,7 +148,7 @@ async fn publish_if_changed(view: &View, owned: Owned) {
         Ok(n) => Arc::new(n),
         Err(e) => return crate::log(format!("ha: cannot follow the kernel's addresses: {e}")),
     };
-    let published = reload::publish(view, &running.shared, &next).await;
+    let published = reload::publish(reloader, &running.shared, &next).await;
     view.replace_live(Live {
         config: running.config.clone(),
         shared: next.clone(),

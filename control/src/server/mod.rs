@@ -1,9 +1,12 @@
-//! The control thread: one asynchronous runtime on the main lcore that runs
-//! the health checks, serves `sluicectl` on a Unix socket and Prometheus on
-//! TCP, and watches for SIGINT/SIGTERM. It never touches a worker's state
-//! except through atomics.
+//! The control thread's listeners: `sluicectl` on a Unix socket (`ctl`),
+//! Prometheus and the status page on TCP (`http`), each bounded in clients
+//! and in time; and the signals (SIGINT/SIGTERM stop, SIGHUP reloads).
+//! Transports only read requests and write answers: `dispatch` decides.
 
-use crate::report::View;
+mod ctl;
+mod http;
+
+use crate::view::View;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
 /// Longest request line accepted, and how long a client may take to send it
@@ -99,41 +102,50 @@ impl Drop for SocketPath {
     }
 }
 
+/// Where the control thread listens (`[control]`).
+pub struct Listeners<'a> {
+    pub socket: &'a SocketPath,
+    /// Prometheus: `GET /metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// The status page, its data and `/metrics`.
+    pub http: Option<SocketAddr>,
+}
+
 /// Serves requests until `stop` is set. Must run inside the runtime.
-pub async fn serve(
-    socket: &SocketPath,
-    metrics: Option<SocketAddr>,
-    view: Arc<View>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    let unix = socket.bind()?;
-    let metrics = match metrics {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
-    tokio::spawn(accept_loop("control socket", unix, view.clone(), serve_ctl));
+pub async fn serve(at: Listeners<'_>, view: Arc<View>, stop: &AtomicBool) -> Result<(), String> {
+    let unix = at.socket.bind()?;
+    let metrics = listen("metrics", at.metrics).await?;
+    let page = listen("the status page", at.http).await?;
+    tokio::spawn(accept_loop(
+        "control socket",
+        unix,
+        view.clone(),
+        ctl::serve,
+    ));
     if let Some(metrics) = metrics {
-        tokio::spawn(accept_loop(
-            "metrics",
-            metrics,
-            view.clone(),
-            serve_metrics_bounded,
-        ));
+        tokio::spawn(accept_loop("metrics", metrics, view.clone(), http::metrics));
+    }
+    if let Some(page) = page {
+        tokio::spawn(accept_loop("status page", page, view.clone(), http::page));
     }
     let mut tick = tokio::time::interval(STOP_POLL);
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         if HANGUP.swap(false, Ordering::Relaxed) {
             crate::log("SIGHUP received: reloading the configuration");
-            let view = view.clone();
-            tokio::spawn(async move { crate::reload::run(view).await });
+            let (running, reloader) = (view.running.clone(), view.reloader.clone());
+            tokio::spawn(async move { crate::reload::run(running, reloader).await });
         }
     }
     Ok(())
+}
+
+async fn listen(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, String> {
+    let Some(addr) = addr else { return Ok(None) };
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) => Err(format!("cannot listen for {what} on {addr}: {e}")),
+    }
 }
 
 /// A listening socket the control thread serves.
@@ -150,8 +162,8 @@ impl Listener for UnixListener {
 }
 
 impl Listener for TcpListener {
-    type Stream = TcpStream;
-    async fn accept_one(&self) -> std::io::Result<TcpStream> {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<tokio::net::TcpStream> {
         self.accept().await.map(|(s, _)| s)
     }
 }
@@ -201,7 +213,7 @@ async fn bounded(f: impl Future<Output = std::io::Result<()>>) {
 
 /// Reads one request line of at most `MAX_REQUEST` bytes; bytes that are
 /// not UTF-8 are replaced, so a malformed request gets an error answer.
-async fn read_request<R: AsyncRead + Unpin>(r: R, within: Duration) -> std::io::Result<String> {
+async fn read_line<R: AsyncRead + Unpin>(r: R, within: Duration) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut reader = BufReader::new(r.take(MAX_REQUEST));
     tokio::time::timeout(within, reader.read_until(b'\n', &mut line))
@@ -210,103 +222,14 @@ async fn read_request<R: AsyncRead + Unpin>(r: R, within: Duration) -> std::io::
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-async fn write_all<W: AsyncWrite + Unpin>(mut w: W, bytes: &[u8]) -> std::io::Result<()> {
-    tokio::time::timeout(CLIENT_TIMEOUT, w.write_all(bytes))
+async fn write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    within: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(within, w.write_all(bytes))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
-/// The answer to one request line; `--json` anywhere asks for JSON.
-async fn answer(line: &str, view: &Arc<View>) -> String {
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    let json = words.contains(&"--json");
-    words.retain(|w| *w != "--json");
-    let text = match words.first().copied() {
-        Some("member") => crate::admin::member(view, &words[1..]),
-        Some("ha") if json && words.len() == 1 => {
-            return format!("{}\n", crate::ha::status::json(view))
-        }
-        Some("ha") => crate::ha::status::text(view, &words[1..]),
-        Some("announce") if json => return format!("{}\n", crate::announce::json(view)),
-        Some("announce") => crate::announce::text(view),
-        Some("drain") => crate::announce::set_draining(view, true),
-        Some("resume") => crate::announce::set_draining(view, false),
-        Some("reload") => {
-            let outcome = crate::reload::run(view.clone()).await;
-            return if json {
-                crate::reload::json(&outcome)
-            } else {
-                crate::reload::text(&outcome)
-            };
-        }
-        Some(command) if json => {
-            return match view.json(command) {
-                Some(v) => format!("{v}\n"),
-                None => error_json(&format!("unknown command {command:?}")),
-            }
-        }
-        Some("status") => view.status(),
-        Some("stats") => view.stats(),
-        Some("virtual-servers" | "vs") => view.virtual_servers(),
-        Some("members") => view.members(),
-        Some("neighbors" | "arp") => view.neighbors(),
-        Some("routes") => view.routes(),
-        Some("metrics") => view.metrics(),
-        _ => format!("error: unknown command {:?}\n", line.trim()),
-    };
-    if !json {
-        return text;
-    }
-    // member: its lines, or its error.
-    match text.strip_prefix("error: ") {
-        Some(e) => error_json(e.trim()),
-        None => format!(
-            "{}\n",
-            serde_json::json!({ "ok": text.lines().collect::<Vec<_>>() })
-        ),
-    }
-}
-
-/// An error as JSON; `sluicectl` exits 1 on it as on `error:` text.
-pub fn error_json(message: &str) -> String {
-    format!("{}\n", serde_json::json!({ "error": message }))
-}
-
-/// One `sluicectl` request. Each step is bounded in time (the request, each
-/// write, each worker's slice), not the whole: `sessions` streams its
-/// answer for as long as the workers hand over slices.
-async fn serve_ctl(stream: UnixStream, view: Arc<View>) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
-    let line = read_request(r, CLIENT_TIMEOUT).await?;
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    if words.first() == Some(&"sessions") {
-        let json = words.contains(&"--json");
-        words.retain(|w| *w != "--json");
-        return crate::sessions::stream(&view, &words[1..], json, &mut w).await;
-    }
-    let out = answer(&line, &view).await;
-    write_all(w, out.as_bytes()).await
-}
-
-/// Bounds a metrics client's whole exchange.
-async fn serve_metrics_bounded(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {
-    bounded(serve_metrics(stream, view)).await;
-    Ok(())
-}
-
-async fn serve_metrics(stream: TcpStream, view: Arc<View>) -> std::io::Result<()> {
-    let (r, w) = stream.into_split();
-    let line = read_request(r, SCRAPE_TIMEOUT).await?;
-    let (status, body) = if line.starts_with("GET /metrics ") {
-        ("200 OK", view.metrics())
-    } else {
-        ("404 Not Found", "try GET /metrics\n".to_string())
-    };
-    let head = format!(
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    write_all(w, (head + &body).as_bytes()).await
 }
 
 /// Sets `stop` on SIGINT or SIGTERM; SIGHUP asks for a reload (the serve

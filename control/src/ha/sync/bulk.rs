@@ -3,8 +3,8 @@
 //! `sluicectl sessions` reads them, so the workers never stop), sent in
 //! datagrams marked as bulk, then the count sent.
 
+use super::SyncContext;
 use super::{codec, send, Setup};
-use crate::report::View;
 use sluice_dataplane::conntrack::flag;
 use sluice_dataplane::inspect::{Inspect, SessionFilter};
 use sluice_dataplane::sync::{SyncOp, SyncRecord};
@@ -22,10 +22,15 @@ const SLICE_ROWS: usize = 1024;
 const PACE: Duration = Duration::from_millis(2);
 
 /// Sends every confirmed session to `peer`, then the end of the bulk sync.
-pub(super) async fn serve(view: Arc<View>, sock: Arc<UdpSocket>, setup: Arc<Setup>, peer: IpAddr) {
+pub(super) async fn serve(
+    view: Arc<SyncContext>,
+    sock: Arc<UdpSocket>,
+    setup: Arc<Setup>,
+    peer: IpAddr,
+) {
     let mut seq = 0u32;
     let mut out = Vec::with_capacity(codec::MAX_DATAGRAM);
-    let sent = match tokio::time::timeout(GATE_WAIT, view.sessions_gate.lock()).await {
+    let sent = match tokio::time::timeout(GATE_WAIT, view.sessions.gate.lock()).await {
         Ok(_gate) => dump(&view, &sock, &setup, peer, &mut seq, &mut out).await,
         Err(_) => {
             crate::log(format!(
@@ -38,14 +43,12 @@ pub(super) async fn serve(view: Arc<View>, sock: Arc<UdpSocket>, setup: Arc<Setu
     let count = u32::try_from(sent).unwrap_or(u32::MAX);
     codec::encode_bulk_end(setup.node, seq, count, setup.key.as_deref(), &mut out);
     let _ = sock.send_to(&out, (peer, setup.port)).await;
-    if let Some(link) = view.sync.as_ref() {
-        link.status().done_serving(peer, sent);
-    }
+    view.link.status().done_serving(peer, sent);
     crate::log(format!("ha: bulk sync to {peer}: {sent} sessions sent"));
 }
 
 async fn dump(
-    view: &View,
+    view: &SyncContext,
     sock: &UdpSocket,
     setup: &Setup,
     peer: IpAddr,
@@ -54,7 +57,7 @@ async fn dump(
 ) -> u64 {
     let mut sent = 0u64;
     let mut records = Vec::with_capacity(SLICE_ROWS);
-    for (w, mb) in view.mailboxes.iter().enumerate() {
+    for (w, mb) in view.sessions.mailboxes.iter().enumerate() {
         let mut cursor = 0;
         while cursor != u32::MAX {
             let slice = Inspect {
@@ -71,7 +74,7 @@ async fn dump(
                 break;
             };
             cursor = done.cursor;
-            let (live, now) = (view.live(), view.clock.now_ms() as u32);
+            let (live, now) = (view.running.live(), view.running.clock.now_ms() as u32);
             records.clear();
             for v in done.found.iter().filter(|v| v.state & flag::CONFIRMED != 0) {
                 let (Some(session), Some(vs)) = (v.session(), live.shared.service(v.vs)) else {

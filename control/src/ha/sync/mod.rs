@@ -13,7 +13,8 @@ pub mod codec;
 pub mod link;
 pub mod status;
 
-use crate::report::View;
+use crate::live::Running;
+use crate::sessions::Sessions;
 use codec::{Datagram, Message};
 use link::{ControlEnd, INSTALL_BATCH};
 use sluice_dataplane::sync::SyncRecord;
@@ -97,15 +98,19 @@ pub(crate) struct Setup {
     pub key: Option<Vec<u8>>,
 }
 
+/// What the sync task works with.
+pub struct SyncContext {
+    pub running: Arc<Running>,
+    pub link: Arc<Link>,
+    /// The session mailboxes, for bulk syncs to the peers.
+    pub sessions: Arc<Sessions>,
+}
+
 /// Runs session synchronisation until the control thread stops; returns
 /// only on an error that stops it.
-pub async fn run(view: Arc<View>) -> SyncError {
-    let Some(link) = view.sync.as_ref() else {
-        return SyncError::NoLocalAddress {
-            interface: String::new(),
-        };
-    };
-    let (setup, local) = match setup(&view) {
+pub async fn run(view: Arc<SyncContext>) -> SyncError {
+    let link = &view.link;
+    let (setup, local) = match setup(&view.running) {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -129,7 +134,7 @@ pub async fn run(view: Arc<View>) -> SyncError {
         setup: setup.clone(),
         seq: 0,
         out: Vec::with_capacity(codec::MAX_DATAGRAM),
-        backlog: vec![Vec::new(); view.stats.len()],
+        backlog: vec![Vec::new(); view.running.stats.len()],
         spare: Vec::new(),
     };
     task.ask_bulk(link, true).await;
@@ -152,7 +157,7 @@ pub async fn run(view: Arc<View>) -> SyncError {
 }
 
 /// This node's setup and the address to bind on the sync interface.
-fn setup(view: &View) -> Result<(Setup, SocketAddr), SyncError> {
+fn setup(view: &Running) -> Result<(Setup, SocketAddr), SyncError> {
     let live = view.live();
     let cfg = &live.config;
     let s = cfg
@@ -191,7 +196,7 @@ fn socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 struct Task {
-    view: Arc<View>,
+    view: Arc<SyncContext>,
     sock: Arc<UdpSocket>,
     setup: Arc<Setup>,
     seq: u32,
@@ -305,7 +310,7 @@ impl Task {
 
     /// Queues each record for the worker that owns its session.
     fn route(&mut self, records: Vec<SyncRecord>) {
-        let live = self.view.live();
+        let live = self.view.running.live();
         let workers = self.backlog.len();
         for r in records {
             let w = match (workers, r.session) {
@@ -318,8 +323,8 @@ impl Task {
             };
             if q.len() < BACKLOG {
                 q.push(r);
-            } else if let Some(s) = self.view.sync.as_ref() {
-                s.status().backlog_full += 1;
+            } else {
+                self.view.link.status().backlog_full += 1;
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::codec::CodecError;
 use super::{BULK_ASK_EVERY, BULK_WAIT};
-use serde_json::{json, Value};
+use sluice_control::api::{PeerReport, SyncReport};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -232,54 +232,30 @@ impl Status {
     }
 
     /// `sluicectl ha` lines about the peers.
-    pub fn text(&self) -> String {
-        let mut o = format!(
-            "session sync: sent {} sessions in {} datagrams; from non-peers {} datagrams dropped{}; backlog drops {}\n",
-            self.sent_sessions,
-            self.sent_datagrams,
-            self.not_peer,
-            self.not_peer_last.map_or(String::new(), |a| format!(" (last {a})")),
-            self.backlog_full,
-        );
-        for p in &self.peers {
-            o.push_str(&format!(
-                "peer {} node {}: received {} sessions in {} datagrams, last {}; refused {} unauthenticated, {} malformed; bulk from it: {}; bulk syncs to it: {} (last {} sessions)\n",
-                p.addr,
-                p.node.map_or("?".into(), |n| n.to_string()),
-                p.received_sessions,
-                p.received_datagrams,
-                p.last_heard.map_or("never".into(), |t| format!("{:.1}s ago", t.elapsed().as_secs_f64())),
-                p.unauthenticated,
-                p.malformed,
-                p.bulk,
-                p.bulks_served,
-                p.last_bulk_sent,
-            ));
+    /// What `sluicectl ha` shows (the workers' counters are the caller's).
+    pub fn report(&self) -> SyncReport {
+        let peers = self.peers.iter().map(|p| PeerReport {
+            address: p.addr.to_string(),
+            node_id: p.node,
+            received_sessions: p.received_sessions,
+            received_datagrams: p.received_datagrams,
+            last_heard_s: p.last_heard.map(|t| t.elapsed().as_secs_f64()),
+            unauthenticated: p.unauthenticated,
+            malformed: p.malformed,
+            bulk: p.bulk.to_string(),
+            bulk_done: matches!(p.bulk, Bulk::Done { .. } | Bulk::Silent),
+            bulks_served: p.bulks_served,
+            last_bulk_sent: p.last_bulk_sent,
+        });
+        SyncReport {
+            sent_sessions: self.sent_sessions,
+            sent_datagrams: self.sent_datagrams,
+            not_peer_dropped: self.not_peer,
+            not_peer_last: self.not_peer_last.map(|a| a.to_string()),
+            backlog_dropped: self.backlog_full,
+            peers: peers.collect(),
+            workers: Vec::new(),
         }
-        o
-    }
-
-    pub fn json(&self) -> Value {
-        json!({
-            "sent_sessions": self.sent_sessions,
-            "sent_datagrams": self.sent_datagrams,
-            "not_peer_dropped": self.not_peer,
-            "not_peer_last": self.not_peer_last.map(|a| a.to_string()),
-            "backlog_dropped": self.backlog_full,
-            "peers": self.peers.iter().map(|p| json!({
-                "address": p.addr.to_string(),
-                "node_id": p.node,
-                "received_sessions": p.received_sessions,
-                "received_datagrams": p.received_datagrams,
-                "last_heard_s": p.last_heard.map(|t| t.elapsed().as_secs_f64()),
-                "unauthenticated": p.unauthenticated,
-                "malformed": p.malformed,
-                "bulk": p.bulk.to_string(),
-                "bulk_done": matches!(p.bulk, Bulk::Done { .. } | Bulk::Silent),
-                "bulks_served": p.bulks_served,
-                "last_bulk_sent": p.last_bulk_sent,
-            })).collect::<Vec<_>>(),
-        })
     }
 }
 

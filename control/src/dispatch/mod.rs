@@ -1,0 +1,129 @@
+//! The one place a request becomes an effect: every [`Request`] but the
+//! streamed `sessions` is answered here, by a typed [`Reply`] or an
+//! [`ApiError`]. The transports (the control socket, HTTP) only read
+//! requests and write answers.
+
+pub mod history;
+pub mod model;
+
+use crate::view::View;
+use sluice_control::api::{Answer, ApiError, Reply, Request};
+use std::sync::Arc;
+
+/// Answers `request`.
+pub async fn dispatch(view: &Arc<View>, request: Request) -> Answer {
+    let running = &view.running;
+    Ok(match request {
+        Request::Status => Reply::Status(model::status(view)),
+        Request::Stats => Reply::Stats(model::stats(view)),
+        Request::VirtualServers => Reply::VirtualServers(model::servers(running)),
+        Request::Members => Reply::Members(model::members(running)),
+        Request::Neighbors => Reply::Neighbors(model::neighbors(running)),
+        Request::Routes => Reply::Routes(model::routes(running)),
+        Request::Metrics => Reply::Metrics(model::metrics(view)),
+        Request::Overview => Reply::Overview(Box::new(model::overview(view))),
+        Request::Member(cmd) => Reply::Done(crate::admin::apply(&running.live(), &cmd)?),
+        Request::Reload => {
+            let reloaded = crate::reload::run(running.clone(), view.reloader.clone()).await;
+            Reply::Reloaded(reloaded?)
+        }
+        Request::Ha => Reply::Ha(crate::ha::status::report(running, view.sync.as_deref())),
+        Request::HaReady => {
+            crate::ha::status::ready(running, view.sync.as_deref())
+                .map_err(|message| ApiError::NotReady { message })?;
+            Reply::Ready
+        }
+        Request::Announce => match crate::announce::report(running, &view.announce) {
+            Some(a) => Reply::Announce(a),
+            None => {
+                return Err(ApiError::NotConfigured {
+                    message: "no [announce] section".into(),
+                })
+            }
+        },
+        Request::Drain | Request::Resume => {
+            let draining = request == Request::Drain;
+            let done = crate::announce::set_draining(running, &view.announce, draining)?;
+            Reply::Done(vec![done])
+        }
+        Request::Sessions(_) => {
+            return Err(ApiError::BadRequest {
+                message: "sessions answers as a stream, on the control socket only".into(),
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80", weight = 3 }]
+[[virtual_server]]
+name = "web"
+address = "10.20.0.100:80"
+protocol = "tcp"
+pool = "web"
+"#;
+
+    #[tokio::test]
+    async fn text_json_and_metrics_are_renderings_of_one_answer() {
+        let view = Arc::new(crate::testing::view(CFG, 2));
+        let members = dispatch(&view, Request::Members).await.unwrap();
+        let text = members.text();
+        assert!(text.starts_with("virtual_server pool member role state"));
+        let row = text.lines().nth(2).unwrap();
+        assert!(
+            row.starts_with("web web 10.20.0.12:80 primary up "),
+            "{text}"
+        );
+        assert!(
+            row.ends_with(" 0 default - 3 3 - not checked yet"),
+            "{text}"
+        );
+        let json = members.json();
+        assert_eq!(json[1]["member"], "10.20.0.12:80");
+        assert_eq!(json[1]["weight"], 3);
+        let Reply::Metrics(m) = dispatch(&view, Request::Metrics).await.unwrap() else {
+            panic!("metrics")
+        };
+        let exposition = m.exposition();
+        assert!(exposition.contains(
+            "\nsluice_member_weight{virtual_server=\"web\",pool=\"web\",member=\"10.20.0.12:80\"} 3\n"
+        ), "{exposition}");
+        assert!(exposition.contains("\nsluice_drops_total{reason=\"no_session\",worker=\"1\"} 0\n"));
+        let disable = MemberCommandLine::parse("member disable 10.20.0.11:80");
+        let done = dispatch(&view, disable).await.unwrap();
+        assert_eq!(
+            done.text(),
+            "ok: member 10.20.0.11:80 (pool web) disabled\n"
+        );
+        let after = dispatch(&view, Request::Members).await.unwrap().json();
+        assert_eq!(after[0]["state"], "disabled");
+        let gone = dispatch(
+            &view,
+            MemberCommandLine::parse("member drain 10.20.0.99:80"),
+        )
+        .await;
+        assert_eq!(sluice_control::api::exit_code(&gone), 1);
+        assert_eq!(gone.unwrap_err().json()["kind"], "not_found");
+        let refused = dispatch(&view, Request::Announce).await.unwrap_err();
+        assert_eq!(refused.kind(), "not_configured");
+    }
+
+    /// A request as a person types it.
+    struct MemberCommandLine;
+    impl MemberCommandLine {
+        fn parse(line: &str) -> Request {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            sluice_control::api::parse(&words).unwrap()
+        }
+    }
+}
