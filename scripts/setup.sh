@@ -10,6 +10,7 @@ PACKAGES=(
     curl python3 tcpdump nftables hping3            # lab: clients, servers, captures, floods
     linux-perf valgrind                             # profiling (BENCHMARKS.md)
     prometheus                                      # promtool checks /metrics
+    chromium                                        # renders the status page (page.sh)
     dnsmasq-base bind9-dnsutils                     # DNS through the switch (fragments.sh)
 )
 missing=()

@@ -50,6 +50,7 @@ step e2e-modes bash tests/e2e/modes.sh
 step e2e-health bash tests/e2e/health.sh
 step e2e-balance bash tests/e2e/balance.sh
 step e2e-operate bash tests/e2e/operate.sh
+step e2e-page bash tests/e2e/page.sh
 step e2e-reload bash tests/e2e/reload.sh
 step e2e-capture bash tests/e2e/capture.sh
 step e2e-flood bash tests/e2e/flood.sh
