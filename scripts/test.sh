@@ -15,8 +15,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/setup.sh
 
+# Each step's output, and what tests keep for a person to look at (the
+# status page's screenshot), stay here after the run.
 LOG=$(mktemp -d /tmp/sluice-test.XXXXXX)
-trap 'rm -rf "$LOG"' EXIT
+export SLUICE_TEST_LOG=$LOG
 passed=0
 failed=0
 failed_steps=()
@@ -68,5 +70,6 @@ echo
 if [ ${#failed_steps[@]} -gt 0 ]; then
     echo "failed steps: ${failed_steps[*]}"
 fi
+echo "logs: $LOG"
 echo "total: $passed passed, $failed failed"
 [ ${#failed_steps[@]} -eq 0 ] && [ "$failed" -eq 0 ]

@@ -148,18 +148,16 @@ struct Buffers {
     now_ms: u64,
 }
 
-impl Lcore {
-    pub fn run(mut self) -> i32 {
-        let burst = self.burst.clamp(1, MAX_BURST);
-        let mut b = Buffers {
+impl Buffers {
+    /// Every buffer a worker needs, allocated once before the loop.
+    fn new(burst: usize, tx_queues: usize, rings: usize) -> Buffers {
+        Buffers {
             rx: Vec::with_capacity(burst),
             verdicts: Vec::with_capacity(burst),
-            tx: (0..self.queues.tx.len())
+            tx: (0..tx_queues)
                 .map(|_| Vec::with_capacity(burst * 4))
                 .collect(),
-            redirect: (0..self.rings.to.len())
-                .map(|_| Vec::with_capacity(burst * 4))
-                .collect(),
+            redirect: (0..rings).map(|_| Vec::with_capacity(burst * 4)).collect(),
             kernel: Vec::with_capacity(burst * 4),
             free: Vec::with_capacity(MAX_BURST),
             held: Vec::with_capacity(HOLD_MAX),
@@ -167,7 +165,14 @@ impl Lcore {
             fragments_seen: 0,
             oversize: Vec::new(),
             now_ms: 0,
-        };
+        }
+    }
+}
+
+impl Lcore {
+    pub fn run(mut self) -> i32 {
+        let burst = self.burst.clamp(1, MAX_BURST);
+        let mut b = Buffers::new(burst, self.queues.tx.len(), self.rings.to.len());
         let sweep_budget = (self.worker.sessions().capacity() / 1000).max(64);
         let mut last_ms = u64::MAX;
         let mut idle: u32 = 0;
@@ -176,24 +181,7 @@ impl Lcore {
             let now_ms = self.clock.now_ms();
             self.worker.set_time(now_ms);
             b.now_ms = now_ms;
-            let mut got = 0;
-            for p in 0..self.queues.rx.len() {
-                b.rx.clear();
-                let n = self.queues.rx[p].burst(&mut b.rx, burst);
-                if n > 0 {
-                    got += n;
-                    self.process(&mut b, Some(p as u16));
-                }
-            }
-            for r in 0..self.rings.from.len() {
-                b.rx.clear();
-                let n = self.rings.from[r].dequeue_burst(&mut b.rx, burst);
-                if n > 0 {
-                    got += n;
-                    self.process(&mut b, None);
-                }
-            }
-            got += self.take_kernel_frames(&mut b, burst);
+            let got = self.receive(&mut b, burst);
             if now_ms != last_ms {
                 last_ms = now_ms;
                 self.worker.maintain(sweep_budget);
@@ -229,6 +217,30 @@ impl Lcore {
             }
         }
         0
+    }
+
+    /// One burst from each port's queue, each other worker's ring and the
+    /// kernel, each run through the pipeline; how many packets came.
+    #[inline]
+    fn receive(&mut self, b: &mut Buffers, burst: usize) -> usize {
+        let mut got = 0;
+        for p in 0..self.queues.rx.len() {
+            b.rx.clear();
+            let n = self.queues.rx[p].burst(&mut b.rx, burst);
+            if n > 0 {
+                got += n;
+                self.process(b, Some(p as u16));
+            }
+        }
+        for r in 0..self.rings.from.len() {
+            b.rx.clear();
+            let n = self.rings.from[r].dequeue_burst(&mut b.rx, burst);
+            if n > 0 {
+                got += n;
+                self.process(b, None);
+            }
+        }
+        got + self.take_kernel_frames(b, burst)
     }
 
     /// Runs the burst in `b.rx` through the pipeline, then moves each packet

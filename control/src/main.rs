@@ -165,25 +165,8 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
             lcores.len()
         ));
     }
-    match eal_args::without_shared_files(&eal_argv) {
-        Some(arg) => log(format!(
-            "packet capture with dpdk-dumpcap unavailable: EAL runs {arg}, and a secondary process needs hugepages and EAL's shared files"
-        )),
-        None => match eal.enable_capture() {
-            Ok(()) => log(format!(
-                "packet capture: dpdk-dumpcap --file-prefix={} -i PORT",
-                cfg.dataplane.file_prefix
-            )),
-            Err(e) => log(format!("packet capture with dpdk-dumpcap unavailable: {e}")),
-        },
-    }
-    match sluice_ffi::transparent_hugepages().as_deref() {
-        Some("always" | "madvise") => {}
-        other => log(format!(
-            "warning: session tables on 4 KB pages: transparent huge pages are {} (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled)",
-            other.unwrap_or("not in this kernel")
-        )),
-    }
+    announce_capture(cfg, &eal, &eal_argv);
+    warn_on_small_pages();
     let socket = eal.socket_id();
     let pool = Arc::new(Mempool::new("sluice_pkts", pool_size(cfg), POOL_CACHE, sluice_ffi::DEFAULT_DATA_ROOM, socket)
         .map_err(|e| format!("cannot create the packet pool: {e} (raise -m in eal_args or lower dataplane.mbufs)"))?);
@@ -232,6 +215,33 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
     drop(rt);
     shutdown(&eal, &ports, &view);
     served
+}
+
+/// Logs how to capture packets with dpdk-dumpcap, or why it cannot.
+fn announce_capture(cfg: &Config, eal: &Eal, eal_argv: &[String]) {
+    match eal_args::without_shared_files(&eal_argv) {
+        Some(arg) => log(format!(
+            "packet capture with dpdk-dumpcap unavailable: EAL runs {arg}, and a secondary process needs hugepages and EAL's shared files"
+        )),
+        None => match eal.enable_capture() {
+            Ok(()) => log(format!(
+                "packet capture: dpdk-dumpcap --file-prefix={} -i PORT",
+                cfg.dataplane.file_prefix
+            )),
+            Err(e) => log(format!("packet capture with dpdk-dumpcap unavailable: {e}")),
+        },
+    }
+}
+
+/// Warns when the session tables will sit on 4 KB pages.
+fn warn_on_small_pages() {
+    match sluice_ffi::transparent_hugepages().as_deref() {
+        Some("always" | "madvise") => {}
+        other => log(format!(
+            "warning: session tables on 4 KB pages: transparent huge pages are {} (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled)",
+            other.unwrap_or("not in this kernel")
+        )),
+    }
 }
 
 /// Raises the open-file limit to the hard one: health checks hold a socket

@@ -6,7 +6,8 @@
 # test caused. The same listener's /api/overview and /metrics are checked
 # independently (JSON, promtool), the Grafana dashboard asks only for
 # metrics the switch exports, and the listener is read-only and loopback.
-# A screenshot is kept in $ARTIFACTS for a human to look at.
+# A screenshot is kept for a person to look at: in scripts/test.sh's log
+# directory ($SLUICE_TEST_LOG), else in /tmp/sluice-artifacts.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 command -v chromium >/dev/null || apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1
@@ -17,7 +18,7 @@ VIP=198.51.100.10
 HTTP=127.0.0.1:9178
 LABSH="$HERE/scripts/lab.sh"
 PY=/usr/bin/python3
-ARTIFACTS=${ARTIFACTS:-/tmp/sluice-artifacts}
+ARTIFACTS=${SLUICE_TEST_LOG:-/tmp/sluice-artifacts}
 mkdir -p "$ARTIFACTS"
 
 page_cleanup() { "$LABSH" start-member 2 >/dev/null 2>&1; }

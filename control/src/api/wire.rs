@@ -75,15 +75,15 @@ pub fn rendered(a: &Answer, json: bool) -> String {
 
 /// An answer line read back.
 pub fn read_answer(line: &str) -> Result<Answer, ApiError> {
-    serde_json::from_str(line).map_err(|e| ApiError::BadRequest {
-        message: format!(
-            "the switch's answer is not understood ({e}): is sluicectl the same version as sluice?"
-        ),
-    })
+    read_line(line)
 }
 
 /// A sessions frame read back.
 pub fn read_frame(line: &str) -> Result<SessionsFrame, ApiError> {
+    read_line(line)
+}
+
+fn read_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ApiError> {
     serde_json::from_str(line).map_err(|e| ApiError::BadRequest {
         message: format!(
             "the switch's answer is not understood ({e}): is sluicectl the same version as sluice?"

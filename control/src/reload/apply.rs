@@ -1,10 +1,8 @@
 //! Bringing the switch in line with a new snapshot: counters of new
-//! slots, member settings and health from the file, and the handover to
-//! every worker.
+//! slots, member settings from the file, and the handover to every worker.
 
 use super::{Refused, Reloader, WORKER_TIMEOUT};
-use crate::health;
-use crate::live::{Live, Running};
+use crate::live::Running;
 use crate::members;
 use sluice_config::Config;
 use sluice_dataplane::reload::Adopt;
@@ -62,22 +60,6 @@ pub(super) fn apply_member_settings(
             } else {
                 states.assign(id, m.weight, m.enabled);
             }
-        }
-    }
-}
-
-/// Member health words as the new targets' statuses say; unchecked
-/// members are up.
-pub(super) fn apply_health(live: &Live) {
-    let states = &live.shared.members;
-    for (p, pool) in live.config.pools.iter().enumerate() {
-        for j in 0..pool.members.len() {
-            let id = live.shared.member_id(p, j);
-            let target = live.plan.target_of.get(id as usize).copied().flatten();
-            let up = target
-                .and_then(|t| live.health.get(t))
-                .is_none_or(|s| health::lock(s).up);
-            states.set(id, up);
         }
     }
 }

@@ -12,17 +12,19 @@
 //! wait, and no worker ever takes a lock.
 
 mod apply;
+mod carry;
 mod diff;
 
 pub(crate) use apply::publish;
+pub(crate) use carry::run_checks;
 
 use crate::channels::ReloadMailbox;
-use crate::health::{self, SharedStatus, Statuses};
+use crate::health;
 use crate::live::{Live, Running};
 use crate::members;
 use sluice_config::ConfigError;
 use sluice_control::api::{ApiError, RefusalKind, Reloaded};
-use sluice_dataplane::shared::{ReloadError, Shared};
+use sluice_dataplane::shared::ReloadError;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -104,24 +106,6 @@ impl From<Refused> for ApiError {
     }
 }
 
-/// Runs the health checks of `plan` for snapshot `shared` (on the control
-/// thread's runtime): targets already checked go on as they were (their
-/// schedule, streaks and status: `health::Checks`), new ones start with
-/// status `fresh(i)`. Returns the statuses, in `plan.targets` order.
-pub fn run_checks(
-    running: &Running,
-    reloader: &Reloader,
-    shared: &Shared,
-    plan: &members::Plan,
-    fresh: &dyn Fn(usize) -> SharedStatus,
-) -> Statuses {
-    let on_change = members::on_change(shared.members.clone(), plan, reloader.ramps.clone());
-    let clock = running.clock;
-    let clock: health::Clock = Arc::new(move || clock.now_ms());
-    let mut checks = health::lock(&reloader.checks);
-    checks.apply(&plan.targets, fresh, &clock, &on_change)
-}
-
 /// Reloads, logging the outcome; what `sluicectl reload` and SIGHUP run.
 /// Runs as a task of its own, so a client that goes away cannot cancel a
 /// reload half done.
@@ -181,7 +165,7 @@ async fn reload(view: &Running, reloader: &Reloader) -> Result<Reloaded, Refused
         plan,
         health,
     };
-    apply::apply_health(&live);
+    carry::apply_health(&live);
     // Checks and member states follow the new file from here on, so the
     // view does too, even if a worker is late to take it.
     let published = publish(reloader, &running.shared, &next).await;
