@@ -219,7 +219,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
 
 /// Logs how to capture packets with dpdk-dumpcap, or why it cannot.
 fn announce_capture(cfg: &Config, eal: &Eal, eal_argv: &[String]) {
-    match eal_args::without_shared_files(&eal_argv) {
+    match eal_args::without_shared_files(eal_argv) {
         Some(arg) => log(format!(
             "packet capture with dpdk-dumpcap unavailable: EAL runs {arg}, and a secondary process needs hugepages and EAL's shared files"
         )),
