@@ -13,6 +13,7 @@ source "$(dirname "$0")/lib.sh"
 command -v chromium >/dev/null || apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1
 command -v promtool >/dev/null || apt-get install -y -qq prometheus >/dev/null 2>&1
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null 2>&1
+command -v socat >/dev/null || apt-get install -y -qq socat >/dev/null 2>&1
 
 VIP=198.51.100.10
 HTTP=127.0.0.1:9178
@@ -117,7 +118,25 @@ else
     bad "the dashboard asks for metrics the switch lacks:"; sed 's/^/         /' "$WORK/dashboard.out"
 fi
 
-section "4. the page says so when the switch goes away"
+section "4. the control socket, as a person or a script speaks it"
+sock() { echo "$1" | timeout 5 socat - "UNIX-CONNECT:$LAB_DIR/sluice.sock"; }
+check "a typed command line gets the text table (m2 down)" \
+    bash -c "$(declare -f sock); LAB_DIR=$LAB_DIR; sock members | awk '\$1 == \"web\" && \$3 == \"10.20.0.12:8080\" { print \$5 }' | grep -qx down"
+check "--json stats gets JSON with the drops it counted" \
+    bash -c "$(declare -f sock); LAB_DIR=$LAB_DIR; sock '--json stats' | '$PY' -c 'import json, sys; d = json.load(sys.stdin); sys.exit(0 if \"workers\" in d else 1)'"
+out=$(sock '{"command":"member","action":"enable","member":"10.20.0.13:8080"}')
+check "a JSON request line gets one typed answer line (${out:0:60})" grep -q '^{"Ok":' <<<"$out"
+check "  and m3 is enabled again" wait_state 10.20.0.13:8080 up 5 web
+out=$(sock '{"command":"member","action":"enable","member":"10.9.9.9:1"}')
+check "an unknown member is an Err of kind not_found (${out:0:80})" grep -q '^{"Err":.*"not_found"' <<<"$out"
+ctl member disable 10.9.9.9:1 >/dev/null 2>&1; rc=$?
+check "sluicectl exits 1 when the switch refuses" test "$rc" -eq 1
+"$SLUICECTL" --socket "$WORK/nothing.sock" status >/dev/null 2>&1; rc=$?
+check "sluicectl exits 3 when no switch answers" test "$rc" -eq 3
+ctl member frobnicate 10.20.0.11:8080 >/dev/null 2>&1; rc=$?
+check "sluicectl exits 2 on a bad command line" test "$rc" -eq 2
+
+section "5. the page says so when the switch goes away"
 "$PY" "$HERE/tests/lab/fake_overview.py" 9179 --die-after 2 >"$WORK/fake.out" 2>&1 &
 FAKE=$!
 sleep 1

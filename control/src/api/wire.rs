@@ -94,7 +94,7 @@ fn read_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Reloaded, Reply};
+    use crate::api::{MemberAction, MemberCommand, Reloaded, Reply};
 
     #[test]
     fn json_lines_are_typed_and_command_lines_are_text() {
@@ -117,6 +117,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_request_line_is_a_member_command() {
+        let line = r#"{"command":"member","action":"disable","member":"10.20.0.11:8080"}"#;
+        assert_eq!(
+            read_request(line),
+            Ok(Incoming::Typed(Request::Member(MemberCommand {
+                action: MemberAction::Disable,
+                member: "10.20.0.11:8080".into(),
+                pool: None,
+            })))
+        );
+    }
+
+    #[test]
     fn an_answer_comes_back_as_it_left() {
         let a: Answer = Ok(Reply::Reloaded(Reloaded {
             generation: 4,
@@ -131,6 +144,8 @@ mod tests {
             message: "no member 10.0.0.9:80".into(),
         });
         assert_eq!(read_answer(&answer_line(&e)), Ok(e.clone()));
+        assert!(answer_line(&a).starts_with("{\"Ok\":"));
+        assert!(answer_line(&e).starts_with("{\"Err\":"));
         assert_eq!(rendered(&e, false), "error: no member 10.0.0.9:80\n");
     }
 }

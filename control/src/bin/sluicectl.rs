@@ -80,10 +80,11 @@ fn parse_args() -> Result<Args, ExitCode> {
             return Err(ExitCode::from(2));
         }
         Err(e) => {
-            // A malformed argument of a known command: refused like the
-            // switch would refuse it.
+            // A malformed argument of a known command: the error as the
+            // switch would word it (JSON with --json), and the exit code of
+            // a bad command line, for nothing was asked.
             print!("{}", render_error(&e, json));
-            return Err(ExitCode::from(e.exit_code()));
+            return Err(ExitCode::from(2));
         }
     };
     Ok(Args {
