@@ -3,9 +3,9 @@
 # servers to it in network namespaces, balances requests through the VIP in
 # Dest-NAT and then Both-NAT, shows who answered and the switch's counters,
 # fails a server over and back (health checks), shows the kernel interface
-# of the exception path, reloads a changed file live (adding an IPv6
-# virtual server, and refusing a change that needs a restart), and tears
-# everything down. Needs root; installs what it needs first.
+# of the exception path and the status page (a screenshot while a server
+# is down), reloads a changed file live (adding an IPv6 virtual server, and
+# refusing a change that needs a restart), and tears everything down. Needs root; installs what it needs first.
 #
 # scripts/demo.sh --pair: a pair of switches instead (tests/e2e/ha.sh, which
 # narrates each step): keepalived on both, keep-alive connections through
@@ -38,6 +38,7 @@ export LAB_DIR=/tmp/${LAB}-lab
 SLUICE=target/release/sluice
 CTL="target/release/sluicectl --socket $LAB_DIR/sluice.sock"
 VIP=198.51.100.10
+PAGE=127.0.0.1:9180
 PID=""
 cleanup() {
     [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
@@ -53,7 +54,7 @@ demo_mode() {
     echo
     echo "################ $mode ################"
     scripts/lab.sh up --log-connections --ipv6
-    scripts/lab.sh config "$mode" 2 >"$LAB_DIR/sluice.toml"
+    scripts/lab.sh config "$mode" 2 | sed "/^socket = /a http = \"$PAGE\"" >"$LAB_DIR/sluice.toml"
     echo "configuration: $LAB_DIR/sluice.toml"
     $SLUICE --config "$LAB_DIR/sluice.toml" >"$LAB_DIR/sluice.log" 2>&1 &
     PID=$!
@@ -104,6 +105,7 @@ failover() {
     wait_member 10.20.0.12:8080 down
     grep 'health: 10.20.0.12:8080' "$LAB_DIR/sluice.log" | sed 's/^/  | /'
     run $CTL members
+    status_page
     echo
     echo "\$ for i in 1..6; do curl http://$VIP/; done     # m2 gets nothing"
     requests 6
@@ -113,6 +115,25 @@ failover() {
     wait_member 10.20.0.12:8080 up
     grep 'health: 10.20.0.12:8080' "$LAB_DIR/sluice.log" | tail -1 | sed 's/^/  | /'
     requests 6
+}
+
+# status_page: what [control] http serves, seen by a browser and a script.
+status_page() {
+    echo
+    echo "---- the status page: http://$PAGE/ ([control] http; ssh -L 9180:$PAGE to look from elsewhere) ----"
+    echo "\$ curl -s http://$PAGE/api/overview     # the JSON it refreshes from every 2 s"
+    curl -s "http://$PAGE/api/overview" | /usr/bin/python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+print("  generation %s, %d virtual servers" % (o["status"]["generation"], len(o["virtual_servers"])))
+for m in o["members"]:
+    print("  %-8s %-16s %-9s %s" % (m["virtual_server"], m["member"], m["state"], m["last"] or ""))'
+    if command -v chromium >/dev/null; then
+        echo "\$ chromium --headless=new --screenshot=/tmp/sluice-demo-page.png http://$PAGE/"
+        timeout -k 5 60 chromium --headless=new --no-sandbox --disable-gpu --user-data-dir="$LAB_DIR/chromium" \
+            --virtual-time-budget=6000 --window-size=1400,1000 --screenshot=/tmp/sluice-demo-page.png \
+            "http://$PAGE/" >/dev/null 2>&1 && echo "  the page as a browser shows it: /tmp/sluice-demo-page.png"
+    fi
 }
 
 live_reload() {
