@@ -57,27 +57,20 @@ pub fn apply(live: &Live, cmd: &MemberCommand) -> Result<Vec<String>, ApiError> 
 mod tests {
     use super::*;
 
-    const CFG: &str = r#"
-[[interface]]
-name = "int"
-device = "net_null0"
-addresses = ["10.20.0.1/24"]
-kernel = false
-[pool.web]
-members = [{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80" }]
-[pool.api]
+    /// Pools `web` (m11, m12) and `api` (m11), a virtual server each.
+    fn cfg() -> String {
+        crate::testing::web_config(
+            r#"{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80" }"#,
+            r#"[pool.api]
 members = [{ address = "10.20.0.11:80" }]
-[[virtual_server]]
-name = "web"
-address = "10.20.0.100:80"
-protocol = "tcp"
-pool = "web"
 [[virtual_server]]
 name = "api"
 address = "10.20.0.101:80"
 protocol = "tcp"
 pool = "api"
-"#;
+"#,
+        )
+    }
 
     fn cmd(action: MemberAction, member: &str, pool: Option<&str>) -> MemberCommand {
         MemberCommand {
@@ -89,7 +82,7 @@ pool = "api"
 
     #[test]
     fn a_member_is_changed_in_every_pool_that_has_it_or_in_the_one_named() {
-        let running = crate::testing::running(CFG, 1);
+        let running = crate::testing::running(&cfg(), 1);
         let live = running.live();
         let done = apply(&live, &cmd(MemberAction::Disable, "10.20.0.11:80", None)).unwrap();
         assert_eq!(

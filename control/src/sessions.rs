@@ -216,21 +216,6 @@ fn row(live: &Live, now: u32, s: &SessionView) -> SessionRow {
 mod tests {
     use super::*;
 
-    const CFG: &str = r#"
-[[interface]]
-name = "int"
-device = "net_null0"
-addresses = ["10.20.0.1/24"]
-kernel = false
-[pool.web]
-members = [{ address = "10.20.0.11:80" }]
-[[virtual_server]]
-name = "web"
-address = "10.20.0.100:80"
-protocol = "tcp"
-pool = "web"
-"#;
-
     /// Two workers: worker 0 answers every slice with one session and the
     /// end of its table; worker 1 never answers.
     fn two_workers() -> (Running, Sessions, crate::channels::SessionsWorkerEnd) {
@@ -261,7 +246,10 @@ pool = "web"
             }
         });
         (
-            crate::testing::running(CFG, 2),
+            crate::testing::running(
+                &crate::testing::web_config(r#"{ address = "10.20.0.11:80" }"#, ""),
+                2,
+            ),
             Sessions::new(vec![mb0, mb1]),
             silent,
         )

@@ -9,6 +9,28 @@ use sluice_dataplane::shared::Shared;
 use sluice_dataplane::stats::WorkerStats;
 use std::sync::Arc;
 
+/// A switch with one interface (`int`, 10.20.0.1/24, no kernel interface)
+/// and virtual server `web` (10.20.0.100:80 tcp) on pool `web` of
+/// `members` (the inside of a TOML array), followed by `more`.
+pub fn web_config(members: &str, more: &str) -> String {
+    format!(
+        r#"
+[[interface]]
+name = "int"
+device = "net_null0"
+addresses = ["10.20.0.1/24"]
+kernel = false
+[pool.web]
+members = [{members}]
+[[virtual_server]]
+name = "web"
+address = "10.20.0.100:80"
+protocol = "tcp"
+pool = "web"
+{more}"#
+    )
+}
+
 /// Configuration `cfg` run by `workers` workers (their counters fresh).
 pub fn running(cfg: &str, workers: u16) -> Running {
     let cfg = sluice_config::parse(cfg, "t.toml").expect("test config parses");

@@ -58,24 +58,16 @@ pub async fn dispatch(view: &Arc<View>, request: Request) -> Answer {
 mod tests {
     use super::*;
 
-    const CFG: &str = r#"
-[[interface]]
-name = "int"
-device = "net_null0"
-addresses = ["10.20.0.1/24"]
-kernel = false
-[pool.web]
-members = [{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80", weight = 3 }]
-[[virtual_server]]
-name = "web"
-address = "10.20.0.100:80"
-protocol = "tcp"
-pool = "web"
-"#;
+    fn cfg() -> String {
+        crate::testing::web_config(
+            r#"{ address = "10.20.0.11:80" }, { address = "10.20.0.12:80", weight = 3 }"#,
+            "",
+        )
+    }
 
     #[tokio::test]
     async fn text_json_and_metrics_are_renderings_of_one_answer() {
-        let view = Arc::new(crate::testing::view(CFG, 2));
+        let view = Arc::new(crate::testing::view(&cfg(), 2));
         let members = dispatch(&view, Request::Members).await.unwrap();
         let text = members.text();
         assert!(text.starts_with("virtual_server pool member role state"));

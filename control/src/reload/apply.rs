@@ -112,29 +112,18 @@ pub(crate) async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::web_config;
     use std::sync::atomic::Ordering::Relaxed;
 
-    const CFG: &str = r#"
-[[interface]]
-name = "int"
-device = "net_null0"
-addresses = ["10.20.0.1/24"]
-kernel = false
-[pool.web]
-members = [{ address = "10.20.0.11:80" }]
-[[virtual_server]]
-name = "web"
-address = "10.20.0.100:80"
-protocol = "tcp"
-pool = "web"
-"#;
+    const MEMBERS: &str = r#"{ address = "10.20.0.11:80" }"#;
 
     #[test]
     fn a_slot_a_new_server_takes_starts_its_counters_at_zero() {
-        let view = crate::testing::running(CFG, 2);
+        let view = crate::testing::running(&web_config(MEMBERS, ""), 2);
         let running = view.live().shared.clone();
-        let added = format!(
-            "{CFG}[[virtual_server]]\nname = \"new\"\naddress = \"10.20.0.101:80\"\nprotocol = \"tcp\"\npool = \"web\"\n"
+        let added = web_config(
+            MEMBERS,
+            "[[virtual_server]]\nname = \"new\"\naddress = \"10.20.0.101:80\"\nprotocol = \"tcp\"\npool = \"web\"\n",
         );
         let cfg = sluice_config::parse(&added, "t.toml").unwrap();
         let next = running.reload(&cfg, &|_| 0).unwrap();
