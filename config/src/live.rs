@@ -162,6 +162,38 @@ forwarding = "dest_nat"
     }
 
     #[test]
+    fn the_control_listeners_need_a_restart() {
+        let running = parse(BASE);
+        let with = |line: &str| {
+            parse(&BASE.replace("[dataplane]", &format!("[control]\n{line}\n[dataplane]")))
+        };
+        assert_eq!(
+            restart_keys(&running, &with("http = 9180")),
+            ["control.http"]
+        );
+        assert_eq!(
+            restart_keys(&running, &with("metrics = \"127.0.0.1:9911\"")),
+            ["control.metrics"]
+        );
+        // A bare port, as a number or a string, is 127.0.0.1's.
+        assert_eq!(
+            with("http = 9180").control.http,
+            with("http = \"127.0.0.1:9180\"").control.http
+        );
+        assert_eq!(
+            with("http = \"9180\"").control.http,
+            with("http = 9180").control.http
+        );
+        assert_eq!(
+            with("http = \"[::1]:9180\"")
+                .control
+                .http
+                .map(|a| a.to_string()),
+            Some("[::1]:9180".to_string())
+        );
+    }
+
+    #[test]
     fn workers_devices_and_addresses_need_a_restart() {
         let running = parse(BASE);
         let changed = BASE

@@ -186,8 +186,19 @@ fn control(t: &Tab) -> Res<Control> {
     Ok(Control {
         socket: socket.map(Into::into).unwrap_or(Control::default().socket),
         metrics: t.parsed("metrics", parse_socket_addr)?,
-        http: t.parsed("http", parse_listen_addr)?,
+        http: listen_addr(t, "http")?,
     })
+}
+
+/// A listener's address: a port (`9180` or `"9180"`, on 127.0.0.1) or
+/// `"ip:port"`.
+fn listen_addr(t: &Tab, k: &str) -> Res<Option<std::net::SocketAddr>> {
+    match t.raw(k).and_then(|i| i.as_integer()) {
+        Some(_) => Ok(t
+            .int::<u16>(k, 1, 65535)?
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))),
+        None => t.parsed(k, parse_listen_addr),
+    }
 }
 
 fn timeouts(t: &Tab) -> Res<Timeouts> {
@@ -445,7 +456,9 @@ fn member(t: &Tab) -> Res<Member> {
     }
     Ok(Member {
         address,
-        weight: t.int("weight", 0, 1000)?.unwrap_or(1),
+        weight: t
+            .int("weight", 0, i64::from(MAX_MEMBER_WEIGHT))?
+            .unwrap_or(1),
         backup: t.bool("backup")?.unwrap_or(false),
         max_connections: t.int("max_connections", 1, i64::from(u32::MAX))?,
         slow_start: t.duration("slow_start")?,

@@ -358,6 +358,9 @@ pub enum Method {
     Maglev,
 }
 
+/// The highest weight a member takes, in the file and at run time.
+pub const MAX_MEMBER_WEIGHT: u32 = 1000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub address: SocketAddr,

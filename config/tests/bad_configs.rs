@@ -116,6 +116,16 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:2: control.metrics: invalid address \"127.0.0.1\": expected \"ip:port\" or \"[ipv6]:port\", e.g. \"10.0.0.1:80\"",
         ),
         (
+            "bad status page address",
+            format!("[control]\nhttp = \"localhost:80\"\n{IFACES}"),
+            "t.toml:2: control.http: invalid address \"localhost:80\": expected a port (on 127.0.0.1), \"ip:port\" or \"[ipv6]:port\", e.g. \"9911\"",
+        ),
+        (
+            "status page port out of range",
+            format!("[control]\nhttp = 70000\n{IFACES}"),
+            "t.toml:2: control.http: must be between 1 and 65535, found 70000",
+        ),
+        (
             "bad prefix",
             ifaces("[[route]]\ndestination = \"0.0.0.0\"\ngateway = \"198.51.100.254\"\n"),
             "t.toml:11: route[0].destination: invalid prefix \"0.0.0.0\": expected \"address/length\", e.g. \"10.20.0.0/24\"",
