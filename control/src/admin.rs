@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 /// Applies `cmd` to every member it names; one line per member changed.
 pub fn apply(live: &Live, cmd: &MemberCommand) -> Result<Vec<String>, ApiError> {
+    // A JSON request is not parsed from a command line: check it here too.
+    let action = (cmd.action.checked()).map_err(|message| ApiError::BadRequest { message })?;
     let states = &live.shared.members;
     let (addr, pool) = (cmd.member.as_str(), cmd.pool.as_deref());
     // A pool's member appears once per virtual server using the pool.
@@ -31,9 +33,9 @@ pub fn apply(live: &Live, cmd: &MemberCommand) -> Result<Vec<String>, ApiError> 
     }
     let mut done = Vec::new();
     for (id, name) in matched {
-        let what = match cmd.action {
+        let what = match action {
             MemberAction::Enable | MemberAction::Disable => {
-                let on = cmd.action == MemberAction::Enable;
+                let on = action == MemberAction::Enable;
                 states.set_enabled(id, on);
                 if on { "enabled" } else { "disabled" }.to_string()
             }
@@ -119,5 +121,29 @@ pool = "api"
         .unwrap_err();
         assert_eq!(e.text(), "error: no member 10.20.0.12:80 in pool api\n");
         assert_eq!(e.kind(), "not_found");
+    }
+
+    #[test]
+    fn a_typed_weight_above_the_files_highest_changes_nothing() {
+        let running = crate::testing::running(&cfg(), 1);
+        let live = running.live();
+        let before: Vec<u32> = (0..3)
+            .map(|id| live.shared.members.configured_weight(id))
+            .collect();
+        let e = apply(
+            &live,
+            &cmd(MemberAction::Weight(4_000_000_000), "10.20.0.11:80", None),
+        )
+        .unwrap_err();
+        assert_eq!(e.text(), "error: weight 4000000000 is above 1000\n");
+        let after: Vec<u32> = (0..3)
+            .map(|id| live.shared.members.configured_weight(id))
+            .collect();
+        assert_eq!(before, after);
+        assert!(apply(
+            &live,
+            &cmd(MemberAction::Weight(1000), "10.20.0.11:80", None)
+        )
+        .is_ok());
     }
 }

@@ -317,7 +317,10 @@ fn shutdown(eal: &Eal, ports: &Ports, view: &View) {
     for port in ports.all() {
         port.stop().ok();
     }
-    println!("{}", dispatch::model::stats(view).text());
+    println!(
+        "{}",
+        dispatch::model::stats(view, &view.running.live()).text()
+    );
     for port in ports.all() {
         port.close();
     }

@@ -165,9 +165,7 @@ pub async fn withdraw_all(view: &Running) {
 /// `sluicectl drain` and `sluicectl resume`.
 pub fn set_draining(view: &Running, state: &State, draining: bool) -> Result<String, ApiError> {
     if view.live().config.announce.is_none() {
-        return Err(ApiError::NotConfigured {
-            message: "no [announce] section: nothing is announced".into(),
-        });
+        return Err(not_configured());
     }
     let was = state.draining.swap(draining, Ordering::Relaxed);
     let what = if draining {
@@ -181,16 +179,29 @@ pub fn set_draining(view: &Running, state: &State, draining: bool) -> Result<Str
     Ok(what.to_string())
 }
 
-/// `sluicectl announce`; `None` without `[announce]`.
-pub fn report(view: &Running, state: &State) -> Option<Announce> {
-    let table = view.live().config.announce.as_ref()?.table;
+/// What `announce`, `drain` and `resume` answer without `[announce]`.
+fn not_configured() -> ApiError {
+    ApiError::NotConfigured {
+        message: "no [announce] section: nothing is announced".into(),
+    }
+}
+
+/// `sluicectl announce`.
+pub fn report(view: &Running, state: &State) -> Result<Announce, ApiError> {
+    let live = view.live();
+    let table = live
+        .config
+        .announce
+        .as_ref()
+        .ok_or_else(not_configured)?
+        .table;
     let routes = state.report().into_iter().map(|w| RouteState {
         vip: w.vip,
         link: w.link,
         announced: w.announced,
         why: w.why.to_string(),
     });
-    Some(Announce {
+    Ok(Announce {
         table,
         draining: state.draining(),
         changes: state.changes.load(Ordering::Relaxed),
@@ -310,6 +321,6 @@ table = 100
         let refused = set_draining(&view, &state, true).unwrap_err();
         assert_eq!(refused.kind(), "not_configured");
         assert!(refused.text().starts_with("error: no [announce] section"));
-        assert_eq!(report(&view, &state), None);
+        assert_eq!(report(&view, &state).unwrap_err().kind(), "not_configured");
     }
 }

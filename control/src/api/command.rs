@@ -34,6 +34,10 @@ pub const USAGE: &[(&str, &str)] = &[
     ("routes", "the route table"),
     ("metrics", "counters in Prometheus text format"),
     (
+        "overview",
+        "what the status page shows: status, members, drops (with --json, the rates of the last minutes too)",
+    ),
+    (
         "sessions",
         "[flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]: list (or remove) sessions; the answer streams, and says so if it was cut short",
     ),
@@ -49,8 +53,6 @@ pub const USAGE: &[(&str, &str)] = &[
 
 const MEMBER_USAGE: &str = "usage: member disable|enable|drain ADDR:PORT [--pool NAME] | member weight ADDR:PORT N [--pool NAME]";
 const SESSIONS_USAGE: &str = "usage: sessions [flush] [--virtual-server NAME] [--member ADDR[:PORT]] [--client ADDR] [--limit N|all]";
-/// The highest weight a member takes.
-const MAX_WEIGHT: u32 = 1000;
 
 /// The request a command line asks for.
 pub fn parse(words: &[&str]) -> Result<Request, ApiError> {
@@ -113,10 +115,7 @@ fn member(args: &[&str]) -> Result<Request, String> {
             let n: u32 = rest[2]
                 .parse()
                 .map_err(|_| format!("weight {:?} is not a number", rest[2]))?;
-            if n > MAX_WEIGHT {
-                return Err(format!("weight {n} is above {MAX_WEIGHT}"));
-            }
-            MemberAction::Weight(n)
+            MemberAction::Weight(n).checked()?
         }
         _ => return Err("unknown member command".to_string()),
     };

@@ -35,7 +35,10 @@ pub enum ApiError {
     NotFound { message: String },
     /// The command needs a section the configuration does not have.
     NotConfigured { message: String },
-    /// The reload changed nothing: the running configuration stays.
+    /// The reload did not complete. For `invalid`, `needs_restart`,
+    /// `capacity` and `behind` nothing changed; for `worker_late` the new
+    /// configuration runs but a worker had not taken it in time; for
+    /// `aborted` see the log.
     ReloadRefused {
         reason: RefusalKind,
         message: String,
@@ -44,10 +47,15 @@ pub enum ApiError {
     NotReady { message: String },
     /// Another request holds what this one needs; try again.
     Busy { message: String },
-    /// A worker did not answer in time: the answer is incomplete.
-    CutShort { message: String },
-    /// The request could not be read (not a command, not JSON, too long).
+    /// The request could not be read (not a command, not JSON, too long),
+    /// or a typed request asks for what a command line could not (a
+    /// weight above the highest).
     BadRequest { message: String },
+    /// The switch took the request but its answer did not come, or came
+    /// cut (sluicectl's own): it may be busy; the request may have run.
+    NoAnswer { message: String },
+    /// The switch could not write its answer (a bug: see its log).
+    Internal { message: String },
     /// No switch answers on the control socket (sluicectl's own).
     Unreachable { socket: String, message: String },
 }
@@ -63,8 +71,9 @@ impl ApiError {
             ApiError::ReloadRefused { .. } => "reload_refused",
             ApiError::NotReady { .. } => "not_ready",
             ApiError::Busy { .. } => "busy",
-            ApiError::CutShort { .. } => "cut_short",
             ApiError::BadRequest { .. } => "bad_request",
+            ApiError::NoAnswer { .. } => "no_answer",
+            ApiError::Internal { .. } => "internal",
             ApiError::Unreachable { .. } => "unreachable",
         }
     }
@@ -118,8 +127,9 @@ impl fmt::Display for ApiError {
             | ApiError::NotFound { message }
             | ApiError::NotConfigured { message }
             | ApiError::Busy { message }
-            | ApiError::CutShort { message }
-            | ApiError::BadRequest { message } => f.write_str(message),
+            | ApiError::BadRequest { message }
+            | ApiError::NoAnswer { message }
+            | ApiError::Internal { message } => f.write_str(message),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! it, and the administrative commands that change it.
 
 use serde::{Deserialize, Serialize};
+use sluice_config::MAX_MEMBER_WEIGHT;
 use std::fmt::Write;
 
 /// One member of one virtual server.
@@ -52,6 +53,18 @@ pub enum MemberAction {
     /// Weight 0: no new sessions, the open ones go on.
     Drain,
     Weight(u32),
+}
+
+impl MemberAction {
+    /// The action, unless it is a weight above the file's highest.
+    pub fn checked(self) -> Result<MemberAction, String> {
+        match self {
+            MemberAction::Weight(n) if n > MAX_MEMBER_WEIGHT => {
+                Err(format!("weight {n} is above {MAX_MEMBER_WEIGHT}"))
+            }
+            a => Ok(a),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

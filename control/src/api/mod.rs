@@ -114,7 +114,7 @@ impl Reply {
             Reply::Neighbors(n) => net::neighbors_text(n),
             Reply::Routes(r) => net::routes_text(r),
             Reply::Metrics(m) => m.exposition(),
-            Reply::Overview(o) => o.status.text(),
+            Reply::Overview(o) => o.text(),
             Reply::Done(lines) => lines.iter().map(|l| format!("ok: {l}\n")).collect(),
             Reply::Reloaded(r) => r.text(),
             Reply::Ha(h) => h.text(),
@@ -141,7 +141,10 @@ impl Reply {
             Reply::Announce(a) => serde_json::to_value(a),
         };
         // Every field is a number, a string, a list or a map of those.
-        value.unwrap_or_else(|e| json!({ "error": e.to_string(), "kind": "internal" }))
+        value.unwrap_or_else(|e| {
+            let message = format!("the answer could not be written: {e}");
+            ApiError::Internal { message }.json()
+        })
     }
 }
 

@@ -52,6 +52,25 @@ pub struct WorkerRate {
     pub drops_per_s: f64,
 }
 
+impl Overview {
+    /// Status, members, and the drops that happened; the rates are in the
+    /// JSON (and on the page) only.
+    pub fn text(&self) -> String {
+        let mut o = self.status.text();
+        o.push('\n');
+        o.push_str(&super::members::text(&self.members));
+        let drops: Vec<&DropCount> = self.drops.iter().filter(|d| d.packets > 0).collect();
+        if !drops.is_empty() {
+            o.push_str("\ndrops");
+            for d in drops {
+                o.push_str(&format!(" {} {}", d.reason, d.packets));
+            }
+            o.push('\n');
+        }
+        o
+    }
+}
+
 impl Point {
     /// The rates between two readings of the counters `secs` apart. A
     /// server new since `before` (or a slot reused by a reload) starts

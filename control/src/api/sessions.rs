@@ -13,15 +13,17 @@ use std::net::IpAddr;
 /// Sessions listed unless `--limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 1000;
 
-/// Which sessions, and whether to remove them.
+/// Which sessions, and whether to remove them. A JSON request may leave
+/// out any field: it then lists, unfiltered, at most [`DEFAULT_LIMIT`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SessionsQuery {
     pub flush: bool,
     pub virtual_server: Option<String>,
     pub member: Option<IpAddr>,
     pub member_port: Option<u16>,
     pub client: Option<IpAddr>,
-    /// At most this many listed; `None`: all of them.
+    /// At most this many listed; `None` (`"limit": null`): all of them.
     pub limit: Option<usize>,
 }
 

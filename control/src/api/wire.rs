@@ -47,7 +47,7 @@ pub fn request_line(r: &Request) -> String {
 /// An answer as one JSON line.
 pub fn answer_line(a: &Answer) -> String {
     let mut s = serde_json::to_string(a).unwrap_or_else(|e| {
-        let e = ApiError::BadRequest {
+        let e = ApiError::Internal {
             message: format!("the answer could not be written: {e}"),
         };
         serde_json::to_string(&Err::<(), _>(e)).unwrap_or_default()
@@ -94,7 +94,7 @@ fn read_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{MemberAction, MemberCommand, Reloaded, Reply};
+    use crate::api::{MemberAction, MemberCommand, Reloaded, Reply, SessionsQuery};
 
     #[test]
     fn json_lines_are_typed_and_command_lines_are_text() {
@@ -114,6 +114,21 @@ mod tests {
         assert!(e.text().starts_with("error: unknown command"));
         let (e, _) = read_request("{\"command\":\"reboot\"}").unwrap_err();
         assert_eq!(e.kind(), "bad_request");
+    }
+
+    #[test]
+    fn a_sessions_request_may_leave_fields_out() {
+        let typed = |line: &str| match read_request(line) {
+            Ok(Incoming::Typed(Request::Sessions(q))) => q,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(typed(r#"{"command":"sessions"}"#), SessionsQuery::default());
+        assert_eq!(typed(r#"{"command":"sessions"}"#).limit, Some(1000));
+        let q = typed(r#"{"command":"sessions","client":"198.51.100.2","limit":null}"#);
+        assert_eq!(
+            (q.client, q.limit, q.flush),
+            (Some([198, 51, 100, 2].into()), None, false)
+        );
     }
 
     #[test]

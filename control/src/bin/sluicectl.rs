@@ -2,8 +2,8 @@
 //! line becomes a typed request (`api::parse`), sent as JSON; the typed
 //! answer comes back and is printed as text or, with `--json`, as JSON.
 //! Exit codes: 0 done; 1 the switch refused or failed the request (its
-//! `kind` in JSON); 2 sluicectl's own command line is wrong; 3 no switch
-//! answers on the socket.
+//! `kind` in JSON), or took it and did not answer in time; 2 sluicectl's
+//! own command line is wrong; 3 no switch listens on the socket.
 
 use sluice_control::api::{self, wire, ApiError, Request, SessionsFrame, SessionsRender};
 use std::io::{BufRead, BufReader, Write};
@@ -109,30 +109,59 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let e = ApiError::Unreachable {
-                socket: args.socket.clone(),
-                message: e.to_string(),
-            };
-            eprintln!("sluicectl: {e}");
-            ExitCode::from(e.exit_code())
+        Err(Failure::Output(e)) => {
+            eprintln!("sluicectl: cannot print the answer: {e}");
+            ExitCode::from(1)
         }
+        Err(Failure::Connect(e)) => report(&args, ApiError::Unreachable {
+            socket: args.socket.clone(),
+            message: e.to_string(),
+        }),
+        Err(Failure::Answer(e)) => report(&args, ApiError::NoAnswer {
+            message: format!(
+                "{}: the switch took the request but did not answer ({e}); it may be busy, and the request may have run",
+                args.socket
+            ),
+        }),
     }
 }
 
+/// An error of sluicectl's own: on stderr, and as JSON with --json.
+fn report(args: &Args, e: ApiError) -> ExitCode {
+    if args.json {
+        println!("{}", e.json());
+    }
+    eprintln!("sluicectl: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// Why no whole answer was printed.
+enum Failure {
+    /// No switch took the request.
+    Connect(std::io::Error),
+    /// The switch took it; its answer did not come (in time), or stopped.
+    Answer(std::io::Error),
+    /// The answer came but could not be written out (a closed pipe).
+    Output(std::io::Error),
+}
+
 /// Sends the request; the answer, line by line.
-fn connect(args: &Args, wait: Duration) -> std::io::Result<BufReader<UnixStream>> {
-    let mut s = UnixStream::connect(&args.socket)?;
-    s.set_read_timeout(Some(wait))?;
-    s.write_all(wire::request_line(&args.request).as_bytes())?;
-    s.shutdown(std::net::Shutdown::Write)?;
+fn connect(args: &Args, wait: Duration) -> Result<BufReader<UnixStream>, Failure> {
+    let mut s = UnixStream::connect(&args.socket).map_err(Failure::Connect)?;
+    let sent = (s.set_read_timeout(Some(wait)))
+        .and_then(|()| s.write_all(wire::request_line(&args.request).as_bytes()))
+        .and_then(|()| s.shutdown(std::net::Shutdown::Write));
+    sent.map_err(Failure::Answer)?;
     Ok(BufReader::new(s))
 }
 
 /// One request, one answer, printed.
-fn ask(args: &Args) -> std::io::Result<u8> {
+fn ask(args: &Args) -> Result<u8, Failure> {
     let mut line = String::new();
-    connect(args, ANSWER_WAIT)?.read_line(&mut line)?;
+    let got = connect(args, ANSWER_WAIT)?.read_line(&mut line);
+    if got.map_err(Failure::Answer)? == 0 {
+        return Err(Failure::Answer(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     let answer = wire::read_answer(&line).unwrap_or_else(Err);
     print!("{}", wire::rendered(&answer, args.json));
     Ok(api::exit_code(&answer))
@@ -140,15 +169,21 @@ fn ask(args: &Args) -> std::io::Result<u8> {
 
 /// A sessions answer, printed a slice at a time as it streams; whole only
 /// if its end came.
-fn sessions(args: &Args, mut render: SessionsRender) -> std::io::Result<u8> {
+fn sessions(args: &Args, mut render: SessionsRender) -> Result<u8, Failure> {
     let mut answer = connect(args, STREAM_WAIT)?;
+    let out = Failure::Output;
     let mut stdout = std::io::stdout().lock();
     let mut line = String::new();
     let mut started = false;
     loop {
         line.clear();
-        if answer.read_line(&mut line)? == 0 {
-            break;
+        match answer.read_line(&mut line) {
+            Ok(0) if !started => {
+                return Err(Failure::Answer(std::io::ErrorKind::UnexpectedEof.into()))
+            }
+            Err(e) if !started => return Err(Failure::Answer(e)),
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
         let frame = match wire::read_frame(&line) {
             Ok(f) => f,
@@ -156,18 +191,20 @@ fn sessions(args: &Args, mut render: SessionsRender) -> std::io::Result<u8> {
         };
         let refusal = matches!(frame, SessionsFrame::Error(_));
         if !started && !refusal {
-            stdout.write_all(render.begin().as_bytes())?;
+            stdout.write_all(render.begin().as_bytes()).map_err(out)?;
         }
         started = true;
-        stdout.write_all(render.frame(&frame).as_bytes())?;
+        stdout
+            .write_all(render.frame(&frame).as_bytes())
+            .map_err(out)?;
         match frame {
             SessionsFrame::Rows(_) => continue,
             SessionsFrame::End(end) => return Ok(if end.complete() { 0 } else { 1 }),
             SessionsFrame::Error(e) => return Ok(e.exit_code()),
         }
     }
-    stdout.write_all(render.abandon().as_bytes())?;
-    stdout.flush()?;
+    stdout.write_all(render.abandon().as_bytes()).map_err(out)?;
+    stdout.flush().map_err(out)?;
     eprintln!("sluicectl: the answer ended before its last line: it is incomplete");
     Ok(1)
 }

@@ -15,7 +15,7 @@ pub async fn run(view: Arc<View>) {
     let mut last = None;
     loop {
         tick.tick().await;
-        let (now, stats) = (Instant::now(), model::stats(&view));
+        let (now, stats) = (Instant::now(), model::stats(&view, &view.running.live()));
         if let Some((then, before)) = &last {
             let secs = now.duration_since(*then).as_secs_f64();
             let uptime = view.running.started.elapsed().as_secs();

@@ -13,16 +13,18 @@ use std::sync::Arc;
 /// Answers `request`.
 pub async fn dispatch(view: &Arc<View>, request: Request) -> Answer {
     let running = &view.running;
+    // One snapshot for the whole answer.
+    let live = running.live();
     Ok(match request {
-        Request::Status => Reply::Status(model::status(view)),
-        Request::Stats => Reply::Stats(model::stats(view)),
-        Request::VirtualServers => Reply::VirtualServers(model::servers(running)),
-        Request::Members => Reply::Members(model::members(running)),
-        Request::Neighbors => Reply::Neighbors(model::neighbors(running)),
-        Request::Routes => Reply::Routes(model::routes(running)),
-        Request::Metrics => Reply::Metrics(model::metrics(view)),
-        Request::Overview => Reply::Overview(Box::new(model::overview(view))),
-        Request::Member(cmd) => Reply::Done(crate::admin::apply(&running.live(), &cmd)?),
+        Request::Status => Reply::Status(model::status(view, &live)),
+        Request::Stats => Reply::Stats(model::stats(view, &live)),
+        Request::VirtualServers => Reply::VirtualServers(model::servers(running, &live)),
+        Request::Members => Reply::Members(model::members(running, &live)),
+        Request::Neighbors => Reply::Neighbors(model::neighbors(running, &live)),
+        Request::Routes => Reply::Routes(model::routes(&live)),
+        Request::Metrics => Reply::Metrics(model::metrics(view, &live)),
+        Request::Overview => Reply::Overview(Box::new(model::overview(view, &live))),
+        Request::Member(cmd) => Reply::Done(crate::admin::apply(&live, &cmd)?),
         Request::Reload => {
             let reloaded = crate::reload::run(running.clone(), view.reloader.clone()).await;
             Reply::Reloaded(reloaded?)
@@ -33,14 +35,7 @@ pub async fn dispatch(view: &Arc<View>, request: Request) -> Answer {
                 .map_err(|message| ApiError::NotReady { message })?;
             Reply::Ready
         }
-        Request::Announce => match crate::announce::report(running, &view.announce) {
-            Some(a) => Reply::Announce(a),
-            None => {
-                return Err(ApiError::NotConfigured {
-                    message: "no [announce] section".into(),
-                })
-            }
-        },
+        Request::Announce => Reply::Announce(crate::announce::report(running, &view.announce)?),
         Request::Drain | Request::Resume => {
             let draining = request == Request::Drain;
             let done = crate::announce::set_draining(running, &view.announce, draining)?;
@@ -91,7 +86,7 @@ mod tests {
             "\nsluice_member_weight{virtual_server=\"web\",pool=\"web\",member=\"10.20.0.12:80\"} 3\n"
         ), "{exposition}");
         assert!(exposition.contains("\nsluice_drops_total{reason=\"no_session\",worker=\"1\"} 0\n"));
-        let disable = MemberCommandLine::parse("member disable 10.20.0.11:80");
+        let disable = typed("member disable 10.20.0.11:80");
         let done = dispatch(&view, disable).await.unwrap();
         assert_eq!(
             done.text(),
@@ -99,11 +94,7 @@ mod tests {
         );
         let after = dispatch(&view, Request::Members).await.unwrap().json();
         assert_eq!(after[0]["state"], "disabled");
-        let gone = dispatch(
-            &view,
-            MemberCommandLine::parse("member drain 10.20.0.99:80"),
-        )
-        .await;
+        let gone = dispatch(&view, typed("member drain 10.20.0.99:80")).await;
         assert_eq!(sluice_control::api::exit_code(&gone), 1);
         assert_eq!(gone.unwrap_err().json()["kind"], "not_found");
         let refused = dispatch(&view, Request::Announce).await.unwrap_err();
@@ -111,11 +102,8 @@ mod tests {
     }
 
     /// A request as a person types it.
-    struct MemberCommandLine;
-    impl MemberCommandLine {
-        fn parse(line: &str) -> Request {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            sluice_control::api::parse(&words).unwrap()
-        }
+    fn typed(line: &str) -> Request {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        sluice_control::api::parse(&words).unwrap()
     }
 }

@@ -1,6 +1,9 @@
 //! The typed answers, read from the running switch: the one place that
 //! reads counters, member states and health for a report. Text, JSON,
 //! Prometheus and the status page are all rendered from these values.
+//! Each builder reads the one configuration snapshot it is given, so an
+//! answer built from several (metrics, the overview) is of one generation
+//! even while a reload replaces it.
 
 use crate::live::{Live, Running};
 use crate::view::View;
@@ -14,9 +17,8 @@ use sluice_dataplane::service::Member;
 use sluice_dataplane::stats::{DropReason, WorkerStats};
 use std::sync::atomic::Ordering::Relaxed;
 
-pub fn status(view: &View) -> Status {
+pub fn status(view: &View, live: &Live) -> Status {
     let running = &view.running;
-    let live = running.live();
     let ports = live
         .shared
         .ports
@@ -42,13 +44,12 @@ pub fn status(view: &View) -> Status {
             .sum(),
         ports: ports.collect(),
         generation: live.shared.generation,
-        announce: crate::announce::report(running, &view.announce).map(|a| a.summary()),
+        announce: (crate::announce::report(running, &view.announce).ok()).map(|a| a.summary()),
     }
 }
 
-pub fn stats(view: &View) -> Stats {
+pub fn stats(view: &View, live: &Live) -> Stats {
     let running = &view.running;
-    let live = running.live();
     let ports = live.shared.ports.iter().enumerate().map(|(i, p)| {
         let sum = |f: fn(&sluice_dataplane::stats::PortCounters) -> u64| -> u64 {
             running
@@ -92,7 +93,7 @@ pub fn stats(view: &View) -> Stats {
     Stats {
         ports: ports.collect(),
         workers: workers.collect(),
-        virtual_servers: server_counters(running, &live),
+        virtual_servers: server_counters(running, live),
         kernel: kernel.collect(),
         generation: live.shared.generation,
     }
@@ -152,14 +153,13 @@ fn member_state(live: &Live, m: &Member) -> &'static str {
     }
 }
 
-pub fn servers(running: &Running) -> Vec<VirtualServer> {
-    let live = running.live();
+pub fn servers(running: &Running, live: &Live) -> Vec<VirtualServer> {
     let servers = live.shared.servers().map(|(slot, v)| {
         let members = v.members.iter().map(|m| ServerMember {
             member: m.addr().to_string(),
             backup: m.backup,
             weight: live.shared.members.configured_weight(m.id),
-            state: member_state(&live, m).to_string(),
+            state: member_state(live, m).to_string(),
         });
         VirtualServer {
             name: v.name.clone(),
@@ -181,14 +181,13 @@ pub fn servers(running: &Running) -> Vec<VirtualServer> {
 }
 
 /// One row per (virtual server, member), removed ones included.
-pub fn members(running: &Running) -> Vec<MemberRow> {
-    let live = running.live();
+pub fn members(running: &Running, live: &Live) -> Vec<MemberRow> {
     let now = running.clock.now_ms();
     let mut rows = Vec::new();
     for (_, vs) in live.shared.servers() {
         let retired = vs.retired_members.iter().map(|m| (m, true));
         for (m, removed) in vs.members.iter().map(|m| (m, vs.retired)).chain(retired) {
-            let mut row = member_row(&live, now, m);
+            let mut row = member_row(live, now, m);
             row.virtual_server.clone_from(&vs.name);
             row.pool.clone_from(&vs.pool);
             row.server_removed = vs.retired;
@@ -233,8 +232,7 @@ fn member_row(live: &Live, now: u64, m: &Member) -> MemberRow {
     }
 }
 
-pub fn neighbors(running: &Running) -> Vec<Neighbor> {
-    let live = running.live();
+pub fn neighbors(running: &Running, live: &Live) -> Vec<Neighbor> {
     let now = running.clock.now_ms();
     let entries = live.shared.neighbors.entries().into_iter();
     let list = entries.map(|(ip, port, e)| {
@@ -242,7 +240,7 @@ pub fn neighbors(running: &Running) -> Vec<Neighbor> {
         Neighbor {
             address: ip,
             mac: api::mac(e.mac),
-            port: port_name(&live, port),
+            port: port_name(live, port),
             fixed: e.state == NeighborState::Static,
             usable,
             stale,
@@ -260,32 +258,31 @@ fn port_name(live: &Live, port: u16) -> Option<String> {
 }
 
 /// The routes of both families, IPv4 first, each longest prefix first.
-pub fn routes(running: &Running) -> Vec<Route> {
-    let live = running.live();
+pub fn routes(live: &Live) -> Vec<Route> {
     let shared = &live.shared;
     let v4 = shared.routes.routes().iter().map(|r| Route {
         destination: format!("{}/{}", r.prefix, r.len),
         gateway: r.gateway.map(Into::into),
-        port: port_name(&live, r.port),
+        port: port_name(live, r.port),
     });
     let v6 = shared.routes6.routes().iter().map(|r| Route {
         destination: format!("{}/{}", r.prefix, r.len),
         gateway: r.gateway.map(Into::into),
-        port: port_name(&live, r.port),
+        port: port_name(live, r.port),
     });
     v4.chain(v6).collect()
 }
 
-pub fn metrics(view: &View) -> Metrics {
-    Metrics::build(&stats(view), &members(&view.running))
+pub fn metrics(view: &View, live: &Live) -> Metrics {
+    Metrics::build(&stats(view, live), &members(&view.running, live))
 }
 
-pub fn overview(view: &View) -> Overview {
+pub fn overview(view: &View, live: &Live) -> Overview {
     Overview {
-        status: status(view),
-        virtual_servers: servers(&view.running),
-        members: members(&view.running),
-        drops: stats(view).drops(),
+        status: status(view, live),
+        virtual_servers: servers(&view.running, live),
+        members: members(&view.running, live),
+        drops: stats(view, live).drops(),
         history: view.rates.history(),
     }
 }

@@ -50,7 +50,9 @@ pub struct Reloader {
     pub ramps: members::Ramps,
 }
 
-/// Why a reload was refused; nothing changed.
+/// Why a reload did not complete. Nothing changed, except for `Worker`
+/// (the new configuration runs; a worker had not taken it yet) and
+/// `Aborted` (see the log).
 #[derive(Debug)]
 pub enum Refused {
     /// The file does not parse or validate (file, line, key).
