@@ -22,7 +22,11 @@ PY=/usr/bin/python3
 ARTIFACTS=${SLUICE_TEST_LOG:-/tmp/sluice-artifacts}
 mkdir -p "$ARTIFACTS"
 
-page_cleanup() { "$LABSH" start-member 2 >/dev/null 2>&1; }
+page_cleanup() {
+    [ -n "${LOOP:-}" ] && kill "$LOOP" 2>/dev/null
+    [ -n "${FAKE:-}" ] && kill "$FAKE" 2>/dev/null
+    "$LABSH" start-member 2 >/dev/null 2>&1
+}
 trap 'page_cleanup; cleanup' EXIT
 
 # render URL OUT: the DOM after the page's scripts ran (8 s of virtual time:
@@ -45,15 +49,26 @@ expect_members() { # expect_members M1 M2 M3: the JSON of all six rows
 }
 
 "$LABSH" up >/dev/null
-"$LABSH" config dest_nat 2 | sed "/^socket = /a http = \"$HTTP\"" >"$WORK/page.toml"
+# A bare port: the listener binds 127.0.0.1 by default.
+"$LABSH" config dest_nat 2 | sed "/^socket = /a http = ${HTTP##*:}" >"$WORK/page.toml"
 printf '\n[health_check.fast]\nkind = "tcp"\ninterval = "500ms"\ntimeout = "400ms"\nfall = 2\nrise = 2\n' >>"$WORK/page.toml"
 sed -i 's/^\[pool.web\]$/[pool.web]\nhealth_check = "fast"/' "$WORK/page.toml"
 if ! start_sluice "$WORK/page.toml"; then bad "sluice starts"; finish; exit; fi
 
 section "1. the listener"
-check "it listens on $HTTP only (loopback)" bash -c "ss -Hltn 'sport = :${HTTP##*:}' | awk '{ print \$4 }' | grep -qx '$HTTP'"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$HTTP/")
-check "POST / is refused with 405 ($code)" test "$code" = 405
+listening=$(ss -Hltn "sport = :${HTTP##*:}" | awk '{ print $4 }' | tr '\n' ' ')
+check "http = ${HTTP##*:} listens on $HTTP and nowhere else (${listening})" test "$listening" = "$HTTP "
+code=$(curl -s -D "$WORK/post.h" -o /dev/null -w '%{http_code}' -X POST "http://$HTTP/")
+check "POST / is refused with 405 ($code), naming what is allowed" \
+    bash -c "test '$code' = 405 && grep -qi '^Allow: GET, HEAD' '$WORK/post.h'"
+printf 'HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n' "$HTTP" | timeout 5 socat - "TCP:$HTTP" >"$WORK/head.out"
+len=$(grep -i '^Content-Length:' "$WORK/head.out" | tr -dc 0-9)
+check "HEAD / answers 200 with the page's length (${len:-none}) and no body" \
+    bash -c "head -1 '$WORK/head.out' | grep -q ' 200 ' && test '${len:-0}' -gt 1000 && ! grep -q '<html' '$WORK/head.out'"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: rebound.example:${HTTP##*:}" "http://$HTTP/api/overview")
+check "a request naming another host (DNS rebinding) is refused with 403 ($code)" test "$code" = 403
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:${HTTP##*:}" "http://$HTTP/api/overview")
+check "  and one naming localhost is answered ($code)" test "$code" = 200
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$HTTP/nothing-here")
 check "an unknown path is 404 ($code)" test "$code" = 404
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "http://$HTTP/")
@@ -74,14 +89,33 @@ check "reload answers ok ($(tr '\n' ' ' <<<"$out"))" test "$rc" -eq 0 -a -n "$(g
 "$LABSH" stop-member 2 >/dev/null
 ctl member disable 10.20.0.13:8080 >/dev/null
 if wait_state 10.20.0.12:8080 down 10 web; then ok "m2 is down for sluicectl (${WAITED}s)"; else bad "m2 went down"; fi
+# Requests (at most 80, 20 s) until the rate history has two points.
+client bash -c "for i in \$(seq 80); do curl -s -m 2 http://$VIP/ >/dev/null; sleep 0.25; done" &
+LOOP=$!
+points=0
+for _ in $(seq 100); do
+    points=$(curl -s "http://$HTTP/api/overview" | "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)["history"]["points"]))' 2>/dev/null)
+    [ "${points:-0}" -ge 2 ] && break
+    sleep 0.25
+done
+curl -s "http://$HTTP/api/overview" >"$WORK/rates.json"
+kill "$LOOP" 2>/dev/null; wait "$LOOP" 2>/dev/null
+check "the rate history has points (${points:-0}) and web's packets/s is above 0 in one" "$PY" -c "
+import json, sys
+pts = json.load(open('$WORK/rates.json'))['history']['points']
+rates = [s['packets_per_s'] for p in pts for s in p['servers'] if s['name'] == 'web']
+print(rates)
+sys.exit(0 if len(pts) >= 2 and max(rates, default=0) > 0 else 1)"
 
 render "http://$HTTP/" "$WORK/dom.html"
 check "chromium rendered the page ($(wc -c <"$WORK/dom.html") bytes)" test -s "$WORK/dom.html"
 expect="{\"members\": $(expect_members up down disabled), \"generation\": 1,
   \"ports\": {\"ext\": \"up\", \"int\": \"up\"}, \"virtual_servers\": [\"web\", \"web-udp\"],
-  \"drops\": {\"no_virtual_server\": 3}, \"error\": false}"
+  \"drops\": {\"no_virtual_server\": 3}, \"error\": false,
+  \"charts\": {\"servers.packets_per_s\": [\"web\", \"web-udp\"], \"servers.sessions\": [\"web\"],
+              \"workers.packets_per_s\": [\"worker 0\", \"worker 1\"]}}"
 if "$PY" "$HERE/tests/lab/page_check.py" "$WORK/dom.html" "$expect" >"$WORK/page_check.out" 2>&1; then
-    ok "the rendered page shows m1 up, m2 down, m3 disabled in both virtual servers, generation 1, both ports up, the 3 drops"
+    ok "the rendered page shows m1 up, m2 down, m3 disabled in both virtual servers, generation 1, both ports up, the 3 drops, rate lines per server and worker"
 else
     bad "the rendered page:"; sed 's/^/         /' "$WORK/page_check.out"
 fi
@@ -122,8 +156,13 @@ section "4. the control socket, as a person or a script speaks it"
 sock() { echo "$1" | timeout 5 socat - "UNIX-CONNECT:$LAB_DIR/sluice.sock"; }
 check "a typed command line gets the text table (m2 down)" \
     bash -c "$(declare -f sock); LAB_DIR=$LAB_DIR; sock members | awk '\$1 == \"web\" && \$3 == \"10.20.0.12:8080\" { print \$5 }' | grep -qx down"
-check "--json stats gets JSON with the drops it counted" \
-    bash -c "$(declare -f sock); LAB_DIR=$LAB_DIR; sock '--json stats' | '$PY' -c 'import json, sys; d = json.load(sys.stdin); sys.exit(0 if \"workers\" in d else 1)'"
+sock '--json stats' >"$WORK/stats.json"
+check "--json stats gets JSON with the 3 drops it counted" "$PY" -c "
+import json, sys
+d = json.load(open('$WORK/stats.json'))
+n = sum(w['drops_by_reason']['no_virtual_server'] for w in d['workers'])
+print(n)
+sys.exit(0 if n >= 3 else 1)"
 out=$(sock '{"command":"member","action":"enable","member":"10.20.0.13:8080"}')
 check "a JSON request line gets one typed answer line (${out:0:60})" grep -q '^{"Ok":' <<<"$out"
 check "  and m3 is enabled again" wait_state 10.20.0.13:8080 up 5 web
@@ -136,7 +175,28 @@ check "sluicectl exits 3 when no switch answers" test "$rc" -eq 3
 ctl member frobnicate 10.20.0.11:8080 >/dev/null 2>&1; rc=$?
 check "sluicectl exits 2 on a bad command line" test "$rc" -eq 2
 
-section "5. the page says so when the switch goes away"
+section "5. names are shown as text, never as markup"
+"$PY" - "$WORK/overview.json" "$WORK/evil.json" <<'PYEOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+evil = '<img src=x onerror="document.title=1">'
+for v in o["virtual_servers"]:
+    v["name"] = v["name"].replace("web", evil, 1) if v["name"] == "web" else v["name"]
+for m in o["members"]:
+    if m["virtual_server"] == "web":
+        m["virtual_server"] = evil
+        m["last"] = "<script>document.title=2</script>"
+json.dump(o, open(sys.argv[2], "w"))
+PYEOF
+"$PY" "$HERE/tests/lab/fake_overview.py" 9179 --json "$WORK/evil.json" >"$WORK/fake-evil.out" 2>&1 &
+FAKE=$!
+sleep 1
+render "http://127.0.0.1:9179/" "$WORK/dom-evil.html"
+kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
+check "a virtual server named like an <img> tag is text on the page, not an element" \
+    bash -c "grep -q '&lt;img src=x' '$WORK/dom-evil.html' && ! grep -q '<img' '$WORK/dom-evil.html' && ! grep -q '<script>document' '$WORK/dom-evil.html'"
+
+section "6. the page says so when the switch goes away"
 "$PY" "$HERE/tests/lab/fake_overview.py" 9179 --die-after 2 >"$WORK/fake.out" 2>&1 &
 FAKE=$!
 sleep 1

@@ -11,7 +11,10 @@ EXPECT_JSON, every key optional:
    "virtual_servers": ["web", ...],          a .vs[data-vs] block each
    "drops": {"no_session": 12, ...},         .drop[data-reason], its count
                                              (a number: at least that many)
-   "error": false}                           whether #error is shown
+   "error": false,                           whether #error is shown
+   "charts": {"servers.packets_per_s":       svg.chart[data-series]: each
+              ["web", ...], ...}}            named line (<g><title>) is drawn
+                                             (a <path> or a <circle>)
 
 The body must carry data-loaded="true" (the first fetch was rendered).
 Prints what it found; exits 0 only when everything matches, else 1 with a
@@ -35,6 +38,10 @@ class Page(HTMLParser):
         self.servers = []      # attrs
         self.drops = []        # (attrs, cells)
         self.charts = []       # attrs
+        self.lines = {}        # chart series -> {line name: drawn}
+        self.chart = None      # the svg.chart being read: its series
+        self.group = None      # the <g> being read in it: [title, drawn]
+        self.title = None      # the <title> being read, as a list of strings
         self.generation = None
         self.error = None      # (attrs, text)
         self.stack = []        # open elements: (tag, capture or None)
@@ -58,6 +65,15 @@ class Page(HTMLParser):
             self.servers.append(a)
         elif tag == "svg" and "chart" in classes:
             self.charts.append(a)
+            self.chart = a.get("data-series", "?")
+            self.lines.setdefault(self.chart, {})
+        if self.chart is not None:
+            if tag == "g":
+                self.group = [None, False]
+            elif tag == "title" and self.group is not None:
+                self.title = []
+            elif tag in ("path", "circle") and self.group is not None:
+                self.group[1] = True
         if a.get("id") == "generation":
             capture = ("generation", [])
         elif a.get("id") == "error":
@@ -77,6 +93,16 @@ class Page(HTMLParser):
         return None
 
     def handle_endtag(self, tag):
+        if self.chart is not None:
+            if tag == "title" and self.title is not None and self.group is not None:
+                self.group[0] = "".join(self.title).strip()
+                self.title = None
+            elif tag == "g" and self.group is not None:
+                if self.group[0] is not None:
+                    self.lines[self.chart][self.group[0]] = self.group[1]
+                self.group = None
+            elif tag == "svg":
+                self.chart = None
         if all(t != tag for t, _ in self.stack):
             return  # a stray end tag closes nothing
         while self.stack:
@@ -89,6 +115,8 @@ class Page(HTMLParser):
                 break
 
     def handle_data(self, data):
+        if self.title is not None:
+            self.title.append(data)
         if self.cell is not None:
             self.cell.append(data)
         for _, cap in self.stack:
@@ -132,6 +160,8 @@ def main():
     for a, c in page.drops:
         print(f"drop {a.get('data-reason')} {cells((a, c))}")
     print("charts: " + ", ".join(a.get("data-series", "?") for a in page.charts))
+    for series, lines in page.lines.items():
+        print(f"chart {series}: " + ", ".join(f"{n}={'drawn' if d else 'empty'}" for n, d in lines.items()))
     shown = page.error is not None and "hidden" not in page.error[0] \
         and "display:none" not in page.error[0].get("style", "").replace(" ", "")
     err_text = " ".join("".join(page.error[1]).split()) if page.error else ""
@@ -167,6 +197,16 @@ def main():
             bad.append(f"drop {reason}: no row")
         elif drops[reason] is None or drops[reason] < n:
             bad.append(f"drop {reason}: {drops[reason]}, expected at least {n}")
+    for series, names in expect.get("charts", {}).items():
+        lines = page.lines.get(series)
+        if lines is None:
+            bad.append(f"chart {series}: not shown")
+            continue
+        for name in names:
+            if name not in lines:
+                bad.append(f"chart {series}: no line {name!r}")
+            elif not lines[name]:
+                bad.append(f"chart {series}: line {name!r} is not drawn")
     if "error" in expect and shown != bool(expect["error"]):
         bad.append(f"error banner shown={shown}, expected {bool(expect['error'])}")
 
