@@ -385,7 +385,8 @@ section "keep-alive connections keep their member while node 1 drains and resume
 # ones until node 1 has one (ECMP decides; bounded tries).
 on1=()
 on2=()
-for i in $(seq 8); do
+# 16 tries: two nodes, so all on one node by chance once in 32,768 runs.
+for i in $(seq 16); do
     open_ka "dsr$i" "$VIP" "$STOP"
     if on_node 1 "dsr$i"; then on1+=("dsr$i"); KA_NODE[dsr$i]=1
     elif on_node 2 "dsr$i"; then on2+=("dsr$i"); KA_NODE[dsr$i]=2; fi
