@@ -172,8 +172,11 @@ ctl member disable 10.9.9.9:1 >/dev/null 2>&1; rc=$?
 check "sluicectl exits 1 when the switch refuses" test "$rc" -eq 1
 "$SLUICECTL" --socket "$WORK/nothing.sock" status >/dev/null 2>&1; rc=$?
 check "sluicectl exits 3 when no switch answers" test "$rc" -eq 3
-ctl member frobnicate 10.20.0.11:8080 >/dev/null 2>&1; rc=$?
-check "sluicectl exits 2 on a bad command line" test "$rc" -eq 2
+ctl frobnicate >/dev/null 2>&1; rc=$?
+check "sluicectl exits 2 on an unknown command" test "$rc" -eq 2
+out=$(ctl --json member weight 10.20.0.11:8080 5000); rc=$?
+check "a weight above 1000 is refused with exit 1 and kind usage ($out)" \
+    bash -c "test '$rc' -eq 1 && grep -q '\"kind\":\"usage\"' <<<'$out'"
 
 section "5. names are shown as text, never as markup"
 "$PY" - "$WORK/overview.json" "$WORK/evil.json" <<'PYEOF'

@@ -1,9 +1,10 @@
 //! `sluicectl`: asks a running sluice over its control socket. The command
 //! line becomes a typed request (`api::parse`), sent as JSON; the typed
 //! answer comes back and is printed as text or, with `--json`, as JSON.
-//! Exit codes: 0 done; 1 the switch refused or failed the request (its
-//! `kind` in JSON), or took it and did not answer in time; 2 sluicectl's
-//! own command line is wrong; 3 no switch listens on the socket.
+//! Exit codes: 0 done; 1 the request was refused (by the switch, or here
+//! for a bad argument; its `kind` in JSON) or the switch took it and did
+//! not answer in time; 2 no command, or an unknown command or option; 3 no
+//! switch listens on the socket.
 
 use sluice_control::api::{self, wire, ApiError, Request, SessionsFrame, SessionsRender};
 use std::io::{BufRead, BufReader, Write};
@@ -26,7 +27,7 @@ fn usage() -> String {
         s.push_str(&format!("  {c:<16} {h}\n"));
     }
     s.push_str(
-        "\nexit: 0 done, 1 refused or failed (JSON names its kind), 2 bad command line, 3 no switch\n",
+        "\nexit: 0 done, 1 refused or failed (JSON names its kind), 2 unknown command or option, 3 no switch\n",
     );
     s
 }
@@ -80,11 +81,10 @@ fn parse_args() -> Result<Args, ExitCode> {
             return Err(ExitCode::from(2));
         }
         Err(e) => {
-            // A malformed argument of a known command: the error as the
-            // switch would word it (JSON with --json), and the exit code of
-            // a bad command line, for nothing was asked.
+            // A malformed argument of a known command: refused as the
+            // switch would refuse it (exit 1), without asking it.
             print!("{}", render_error(&e, json));
-            return Err(ExitCode::from(2));
+            return Err(ExitCode::from(e.exit_code()));
         }
     };
     Ok(Args {
