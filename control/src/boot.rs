@@ -2,6 +2,7 @@
 //! exception path's taps, and the rings between lcores.
 
 use crate::eal_args;
+use crate::start_error::StartError;
 use sluice_config::Config;
 use sluice_ffi::{Mempool, Port, PortConfig, RingConsumer, RingProducer};
 use std::net::IpAddr;
@@ -31,7 +32,7 @@ impl Ports {
 
 /// Configures every interface's port (one RX and one TX queue per worker)
 /// and its tap.
-pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Ports, String> {
+pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Ports, StartError> {
     let workers = cfg.dataplane.workers;
     let mut ports = Ports {
         wire: Vec::new(),
@@ -40,8 +41,18 @@ pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Port
     };
     for (i, itf) in cfg.interfaces.iter().enumerate() {
         let name = eal_args::port_name(&itf.device);
-        let port = Port::by_name(name)
-            .map_err(|e| format!("interface {}: no DPDK port {name:?}: {e}", itf.name))?;
+        let port = Port::by_name(name).map_err(|error| StartError::NoPort {
+            interface: itf.name.clone(),
+            name: name.to_string(),
+            error,
+        })?;
+        let err = |step| {
+            move |error| StartError::Port {
+                interface: itf.name.clone(),
+                step,
+                error,
+            }
+        };
         let want = PortConfig {
             rx_queues: workers,
             tx_queues: workers,
@@ -52,15 +63,9 @@ pub fn configure_ports(cfg: &Config, pool: &Mempool, socket: i32) -> Result<Port
             tx_cksum_offload: false,
             socket,
         };
-        let setup = port
-            .configure(&want, pool)
-            .map_err(|e| format!("interface {}: cannot configure port: {e}", itf.name))?;
-        let mac = port
-            .mac()
-            .map_err(|e| format!("interface {}: {e}", itf.name))?;
-        let info = port
-            .info()
-            .map_err(|e| format!("interface {}: {e}", itf.name))?;
+        let setup = (port.configure(&want, pool)).map_err(err("cannot configure port"))?;
+        let mac = port.mac().map_err(err("no MAC address"))?;
+        let info = port.info().map_err(err("no device information"))?;
         crate::log(format!(
             "interface {} = port {} ({}), mac {}, {workers} queue(s), rss {}, ipv4 checksums checked by {}",
             itf.name,
@@ -90,9 +95,13 @@ fn configure_tap(
     mtu: u16,
     pool: &Mempool,
     socket: i32,
-) -> Result<Port, String> {
+) -> Result<Port, StartError> {
     let name = eal_args::tap_port_name(i);
-    let err = |e: sluice_ffi::Error| format!("kernel interface {kernel} ({name}): {e}");
+    let err = |error| StartError::KernelPort {
+        kernel: kernel.to_string(),
+        port: name.clone(),
+        error,
+    };
     let tap = Port::by_name(&name).map_err(err)?;
     let want = PortConfig {
         rx_queues: 1,
@@ -154,7 +163,8 @@ pub struct Rings {
     pub from_kernel: Option<RingConsumer>,
 }
 
-pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String> {
+pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, StartError> {
+    let err = |ring: String| move |error| StartError::Ring { ring, error };
     let n = usize::from(workers);
     let mut r = Rings {
         to: (0..n).map(|_| (0..n).map(|_| None).collect()).collect(),
@@ -166,20 +176,20 @@ pub fn rings(workers: u16, exception: bool, socket: i32) -> Result<Rings, String
     };
     if exception {
         let (p, c) = sluice_ffi::mbuf_ring("sl_kn_wire", KERNEL_RING_SIZE, socket)
-            .map_err(|e| format!("cannot create ring kernel->wire: {e}"))?;
+            .map_err(err("kernel->wire".into()))?;
         r.to_wire = Some(p);
         r.from_kernel = Some(c);
     }
     for a in 0..n {
         for b in (0..n).filter(|b| *b != a) {
             let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_rd_{a}_{b}"), RING_SIZE, socket)
-                .map_err(|e| format!("cannot create ring {a}->{b}: {e}"))?;
+                .map_err(err(format!("{a}->{b}")))?;
             r.to[a][b] = Some(p);
             r.from[b].push(c);
         }
         if exception {
             let (p, c) = sluice_ffi::mbuf_ring(&format!("sl_kn_{a}"), KERNEL_RING_SIZE, socket)
-                .map_err(|e| format!("cannot create ring {a}->kernel: {e}"))?;
+                .map_err(err(format!("{a}->kernel")))?;
             r.to_kernel[a] = Some(p);
             r.from_workers.push(c);
         }

@@ -10,6 +10,7 @@ use crate::lcore::{self, Lcore, Queues, WorkerChannels, WorkerRings};
 use crate::live::{Live, Running};
 use crate::reload::Reloader;
 use crate::sessions::Sessions;
+use crate::start_error::StartError;
 use crate::view::View;
 use crate::{exception, health, log, members};
 use sluice_config::Config;
@@ -48,7 +49,7 @@ type Job = Box<dyn FnOnce() -> i32 + Send>;
 impl Launch<'_> {
     /// Takes every lcore's queues and launches the workers and the
     /// exception path. On failure the lcores already running are stopped.
-    pub fn run(&self, mut rings: Rings) -> Result<Started, String> {
+    pub fn run(&self, mut rings: Rings) -> Result<Started, StartError> {
         let workers = self.cfg.dataplane.workers;
         let stats: Vec<Arc<WorkerStats>> = (0..workers)
             .map(|_| Arc::new(WorkerStats::new(self.shared.vs_capacity())))
@@ -89,7 +90,10 @@ impl Launch<'_> {
                 // Lcores already running must stop before the EAL can go.
                 self.stop.store(true, Ordering::Relaxed);
                 self.eal.wait_all();
-                return Err(format!("cannot launch lcore {lcore_id}: {e}"));
+                return Err(StartError::Launch {
+                    lcore: *lcore_id,
+                    error: e,
+                });
             }
         }
         Ok(Started {
@@ -109,11 +113,15 @@ impl Launch<'_> {
         stats: &[Arc<WorkerStats>],
         rings: &mut Rings,
         channels: WorkerChannels,
-    ) -> Result<Job, String> {
+    ) -> Result<Job, StartError> {
         let i = usize::from(w);
         let (mut rx, mut tx) = (Vec::new(), Vec::new());
         for port in &self.ports.wire {
-            let err = |e: sluice_ffi::Error| format!("worker {w}: port {}: {e}", port.id());
+            let err = |error| StartError::Queue {
+                lcore: format!("worker {w}"),
+                port: port.id(),
+                error,
+            };
             rx.push(port.rx_queue(w).map_err(err)?);
             tx.push(port.tx_queue(w).map_err(err)?);
         }
@@ -163,7 +171,7 @@ impl Launch<'_> {
         &self,
         from_workers: Vec<sluice_ffi::RingConsumer>,
         to_wire: sluice_ffi::RingProducer,
-    ) -> Result<(exception::ExceptionLcore, exception::Counters), String> {
+    ) -> Result<(exception::ExceptionLcore, exception::Counters), StartError> {
         let mut links = Vec::new();
         let mut counters = Vec::new();
         for (wire, tap) in self.ports.wire.iter().zip(&self.ports.taps) {
@@ -172,7 +180,11 @@ impl Launch<'_> {
                 counters.push(None);
                 continue;
             };
-            let err = |e: sluice_ffi::Error| format!("exception path: port {}: {e}", wire.id());
+            let err = |error| StartError::Queue {
+                lcore: "exception path".to_string(),
+                port: wire.id(),
+                error,
+            };
             let c = Arc::new(exception::LinkCounters::default());
             links.push(Some(exception::Link {
                 tap_rx: tap.rx_queue(0).map_err(err)?,

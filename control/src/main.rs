@@ -23,6 +23,7 @@ mod members;
 mod reload;
 mod server;
 mod sessions;
+mod start_error;
 #[cfg(test)]
 mod testing;
 mod view;
@@ -32,6 +33,7 @@ use clock::Clock;
 use sluice_config::Config;
 use sluice_dataplane::shared::Shared;
 use sluice_ffi::{Eal, Mempool};
+use start_error::StartError;
 use view::View;
 
 use std::path::PathBuf;
@@ -144,7 +146,7 @@ fn pool_size(cfg: &Config) -> u32 {
     (descs + rings + bursts + caches + 4096).next_power_of_two() - 1
 }
 
-fn run(cfg: &Config, args: &Args) -> Result<(), String> {
+fn run(cfg: &Config, args: &Args) -> Result<(), StartError> {
     // Before anything else: a second sluice or a stray file is refused
     // without touching a port.
     let socket_path = server::SocketPath::claim(&cfg.control.socket)?;
@@ -154,37 +156,47 @@ fn run(cfg: &Config, args: &Args) -> Result<(), String> {
         log(format!("warning: {w}"));
     }
     log(format!("EAL arguments: {}", eal_argv[1..].join(" ")));
-    let eal = Eal::init(&eal_argv).map_err(|e| format!("EAL initialisation failed: {e}"))?;
+    let eal = Eal::init(&eal_argv).map_err(StartError::Eal)?;
     let needed = usize::from(eal_args::service_lcores(cfg));
     let lcores = eal.worker_lcores();
     if lcores.len() < needed {
-        return Err(format!(
-            "{needed} lcores needed besides the main one ({} workers{}) but EAL has {} (check dataplane.lcores / eal_args)",
-            cfg.dataplane.workers,
-            if eal_args::exception_path(cfg) { " and the exception path" } else { "" },
-            lcores.len()
-        ));
+        return Err(StartError::TooFewLcores {
+            needed,
+            have: lcores.len(),
+            workers: cfg.dataplane.workers,
+            exception: eal_args::exception_path(cfg),
+        });
     }
     announce_capture(cfg, &eal, &eal_argv);
     warn_on_small_pages();
     let socket = eal.socket_id();
-    let pool = Arc::new(Mempool::new("sluice_pkts", pool_size(cfg), POOL_CACHE, sluice_ffi::DEFAULT_DATA_ROOM, socket)
-        .map_err(|e| format!("cannot create the packet pool: {e} (raise -m in eal_args or lower dataplane.mbufs)"))?);
+    let pool = Arc::new(
+        Mempool::new(
+            "sluice_pkts",
+            pool_size(cfg),
+            POOL_CACHE,
+            sluice_ffi::DEFAULT_DATA_ROOM,
+            socket,
+        )
+        .map_err(StartError::PacketPool)?,
+    );
     let ports = boot::configure_ports(cfg, &pool, socket)?;
     let shared = Arc::new(Shared::new(cfg, &ports.macs, cfg.dataplane.workers));
     let stop = server::stop_on_signals()?;
     let rings = boot::rings(cfg.dataplane.workers, eal_args::exception_path(cfg), socket)?;
     for port in ports.all() {
-        port.start()
-            .map_err(|e| format!("cannot start port {}: {e}", port.id()))?;
+        (port.start()).map_err(|error| StartError::PortStart {
+            port: port.id(),
+            error,
+        })?;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the control thread's runtime: {e}"))?;
+        .map_err(StartError::Runtime)?;
     if eal_args::exception_path(cfg) {
         rt.block_on(exception::netlink::configure(cfg, &ports.macs))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| StartError::KernelInterfaces(Box::new(e)))?;
     }
     let launch = launch::Launch {
         eal: &eal,
@@ -264,7 +276,7 @@ async fn control_thread(
     listeners: server::Listeners<'_>,
     view: Arc<View>,
     stop: &AtomicBool,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let (running, reloader) = (&view.running, &view.reloader);
     let live = running.live();
     reload::run_checks(running, reloader, &live.shared, &live.plan, &|i| {

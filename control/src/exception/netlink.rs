@@ -23,6 +23,8 @@ pub enum NetlinkError {
     },
 }
 
+impl std::error::Error for NetlinkError {}
+
 impl std::fmt::Display for NetlinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

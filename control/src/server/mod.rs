@@ -6,6 +6,7 @@
 mod ctl;
 mod http;
 
+use crate::start_error::StartError;
 use crate::view::View;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,23 +44,19 @@ pub struct SocketPath(PathBuf);
 impl SocketPath {
     /// Checks that no other sluice serves `path` and clears a stale socket
     /// (only a socket: any other file there is refused, never removed).
-    pub fn claim(path: &Path) -> Result<SocketPath, String> {
+    pub fn claim(path: &Path) -> Result<SocketPath, StartError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|error| StartError::SocketDirectory {
+                dir: dir.to_path_buf(),
+                error,
+            })?;
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
-                return Err(format!(
-                    "{} exists and is not a socket: refusing to replace it (remove it or set [control].socket)",
-                    path.display()
-                ));
+                return Err(StartError::NotASocket(path.to_path_buf()));
             }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "control socket {} is in use: is another sluice running?",
-                    path.display()
-                ));
+                return Err(StartError::SocketInUse(path.to_path_buf()));
             }
             let _ = std::fs::remove_file(path);
         }
@@ -69,10 +66,12 @@ impl SocketPath {
     /// Binds the socket so that it is mode 0600 before anyone can connect:
     /// bound inside a fresh directory only its owner can enter, restricted,
     /// then renamed into place.
-    fn bind(&self) -> Result<UnixListener, String> {
+    fn bind(&self) -> Result<UnixListener, StartError> {
         let path = &self.0;
-        let fail = |what: &str, e: std::io::Error| {
-            format!("cannot {what} for control socket {}: {e}", path.display())
+        let fail = |step, error| StartError::SocketBind {
+            path: path.clone(),
+            step,
+            error,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let private = dir.join(format!(".sluice-bind-{}", std::process::id()));
@@ -112,7 +111,11 @@ pub struct Listeners<'a> {
 }
 
 /// Serves requests until `stop` is set. Must run inside the runtime.
-pub async fn serve(at: Listeners<'_>, view: Arc<View>, stop: &AtomicBool) -> Result<(), String> {
+pub async fn serve(
+    at: Listeners<'_>,
+    view: Arc<View>,
+    stop: &AtomicBool,
+) -> Result<(), StartError> {
     let unix = at.socket.bind()?;
     let metrics = listen("metrics", at.metrics).await?;
     let page = listen("the status page", at.http).await?;
@@ -140,11 +143,14 @@ pub async fn serve(at: Listeners<'_>, view: Arc<View>, stop: &AtomicBool) -> Res
     Ok(())
 }
 
-async fn listen(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, String> {
+async fn listen(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<TcpListener>, StartError> {
     let Some(addr) = addr else { return Ok(None) };
     match TcpListener::bind(addr).await {
         Ok(l) => Ok(Some(l)),
-        Err(e) => Err(format!("cannot listen for {what} on {addr}: {e}")),
+        Err(error) => Err(StartError::Listen { what, addr, error }),
     }
 }
 
@@ -234,13 +240,13 @@ async fn write_all<W: AsyncWrite + Unpin>(
 
 /// Sets `stop` on SIGINT or SIGTERM; SIGHUP asks for a reload (the serve
 /// loop looks for it every `STOP_POLL`).
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>, StartError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(StartError::Signals)?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, HANGUP.clone())
-        .map_err(|e| e.to_string())?;
+        .map_err(StartError::Signals)?;
     Ok(stop)
 }
 
