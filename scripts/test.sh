@@ -19,6 +19,8 @@ scripts/setup.sh
 # status page's screenshot), stay here after the run.
 LOG=$(mktemp -d /tmp/sluice-test.XXXXXX)
 export SLUICE_TEST_LOG=$LOG
+# The five latest runs' logs are kept.
+ls -dt /tmp/sluice-test.* 2>/dev/null | tail -n +6 | xargs -r rm -rf
 passed=0
 failed=0
 failed_steps=()
