@@ -318,4 +318,14 @@ mod tests {
             json!({"name": "x_up", "labels": {"m": "a"}, "value": 1.0})
         );
     }
+
+    #[test]
+    fn help_text_escapes_backslash_and_newline_only() {
+        let mut e = Metrics::default();
+        e.sample("x", Kind::Gauge, "A \\ \"b\"\nc.", &[], 1.0);
+        assert_eq!(
+            e.exposition(),
+            "# HELP x A \\\\ \"b\"\\nc.\n# TYPE x gauge\nx 1\n"
+        );
+    }
 }
