@@ -172,6 +172,8 @@ ctl member disable 10.9.9.9:1 >/dev/null 2>&1; rc=$?
 check "sluicectl exits 1 when the switch refuses" test "$rc" -eq 1
 "$SLUICECTL" --socket "$WORK/nothing.sock" status >/dev/null 2>&1; rc=$?
 check "sluicectl exits 3 when no switch answers" test "$rc" -eq 3
+"$SLUICECTL" status --socket "$LAB_DIR/sluice.sock" >/dev/null 2>&1; rc=$?
+check "--socket may follow the command, as it could before the typed API ($rc)" test "$rc" -eq 0
 ctl frobnicate >/dev/null 2>&1; rc=$?
 check "sluicectl exits 2 on an unknown command" test "$rc" -eq 2
 out=$(ctl --json member weight 10.20.0.11:8080 5000); rc=$?

@@ -44,9 +44,16 @@ fn parse_args() -> Result<Args, ExitCode> {
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--socket" | "-s" if words.is_empty() => socket = it.next(),
+            // Options may come before or after the command.
+            "--socket" | "-s" => {
+                let Some(path) = it.next() else {
+                    eprint!("sluicectl: --socket needs a path\n\n{}", usage());
+                    return Err(ExitCode::from(2));
+                };
+                socket = Some(path);
+            }
             "--json" => json = true,
-            "--config" | "-c" if words.is_empty() => {
+            "--config" | "-c" => {
                 let Some(file) = it.next() else {
                     eprint!("{}", usage());
                     return Err(ExitCode::from(2));
