@@ -151,24 +151,7 @@ fn run(cfg: &Config, args: &Args) -> Result<(), StartError> {
     // without touching a port.
     let socket_path = server::SocketPath::claim(&cfg.control.socket)?;
     open_files();
-    let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
-    if let Some(w) = warning {
-        log(format!("warning: {w}"));
-    }
-    log(format!("EAL arguments: {}", eal_argv[1..].join(" ")));
-    let eal = Eal::init(&eal_argv).map_err(StartError::Eal)?;
-    let needed = usize::from(eal_args::service_lcores(cfg));
-    let lcores = eal.worker_lcores();
-    if lcores.len() < needed {
-        return Err(StartError::TooFewLcores {
-            needed,
-            have: lcores.len(),
-            workers: cfg.dataplane.workers,
-            exception: eal_args::exception_path(cfg),
-        });
-    }
-    announce_capture(cfg, &eal, &eal_argv);
-    warn_on_small_pages();
+    let (eal, lcores) = start_eal(cfg, args)?;
     let socket = eal.socket_id();
     let pool = Arc::new(
         Mempool::new(
@@ -227,6 +210,30 @@ fn run(cfg: &Config, args: &Args) -> Result<(), StartError> {
     drop(rt);
     shutdown(&eal, &ports, &view);
     served
+}
+
+/// EAL up with the arguments of `[dataplane]` and the command line, and
+/// the lcores it gives the workers and the exception path.
+fn start_eal(cfg: &Config, args: &Args) -> Result<(Eal, Vec<u32>), StartError> {
+    let (eal_argv, warning) = eal_args::build(cfg, &args.eal_extra, &eal_args::allowed_cpus());
+    if let Some(w) = warning {
+        log(format!("warning: {w}"));
+    }
+    log(format!("EAL arguments: {}", eal_argv[1..].join(" ")));
+    let eal = Eal::init(&eal_argv).map_err(StartError::Eal)?;
+    let needed = usize::from(eal_args::service_lcores(cfg));
+    let lcores = eal.worker_lcores();
+    if lcores.len() < needed {
+        return Err(StartError::TooFewLcores {
+            needed,
+            have: lcores.len(),
+            workers: cfg.dataplane.workers,
+            exception: eal_args::exception_path(cfg),
+        });
+    }
+    announce_capture(cfg, &eal, &eal_argv);
+    warn_on_small_pages();
+    Ok((eal, lcores))
 }
 
 /// Logs how to capture packets with dpdk-dumpcap, or why it cannot.
