@@ -8,7 +8,7 @@ use crate::error::ConfigError;
 use crate::reader::{Ctx, Res, Tab};
 use crate::types::*;
 use crate::values::{
-    parse_duration, parse_ifaddr, parse_ip, parse_listen_addr, parse_mac, parse_prefix,
+    loopback, parse_duration, parse_ifaddr, parse_ip, parse_listen_addr, parse_mac, parse_prefix,
     parse_socket_addr,
 };
 use crate::{announce, ha, net, vs};
@@ -194,9 +194,7 @@ fn control(t: &Tab) -> Res<Control> {
 /// `"ip:port"`.
 fn listen_addr(t: &Tab, k: &str) -> Res<Option<std::net::SocketAddr>> {
     match t.raw(k).and_then(|i| i.as_integer()) {
-        Some(_) => Ok(t
-            .int::<u16>(k, 1, 65535)?
-            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))),
+        Some(_) => Ok(t.int::<u16>(k, 1, 65535)?.map(loopback)),
         None => t.parsed(k, parse_listen_addr),
     }
 }

@@ -59,11 +59,17 @@ pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
-/// A listening address: "ip:port", or a port alone, which listens on
-/// 127.0.0.1 only (a page nobody else should read by default).
+/// Where a port given alone listens: 127.0.0.1 only (a page nobody else
+/// should read by default).
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A listening address: "ip:port", or a port alone (on [`loopback`]).
 pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     match s.parse::<u16>() {
-        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Ok(0) => Err("port 0 is no port to listen on: use 1..65535".to_string()),
+        Ok(port) => Ok(loopback(port)),
         Err(_) => parse_socket_addr(s).map_err(|_| {
             format!("invalid address {s:?}: expected a port (on 127.0.0.1), \"ip:port\" or \"[ipv6]:port\", e.g. \"9911\"")
         }),

@@ -121,6 +121,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "t.toml:2: control.http: invalid address \"localhost:80\": expected a port (on 127.0.0.1), \"ip:port\" or \"[ipv6]:port\", e.g. \"9911\"",
         ),
         (
+            "status page on port 0",
+            format!("[control]\nhttp = \"0\"\n{IFACES}"),
+            "t.toml:2: control.http: port 0 is no port to listen on: use 1..65535",
+        ),
+        (
             "status page port out of range",
             format!("[control]\nhttp = 70000\n{IFACES}"),
             "t.toml:2: control.http: must be between 1 and 65535, found 70000",
