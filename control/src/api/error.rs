@@ -61,21 +61,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The stable name scripts test (`"kind"` in JSON).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ApiError::Usage { .. } => "usage",
-            ApiError::UnknownCommand { .. } => "unknown_command",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::NotConfigured { .. } => "not_configured",
-            ApiError::ReloadRefused { .. } => "reload_refused",
-            ApiError::NotReady { .. } => "not_ready",
-            ApiError::Busy { .. } => "busy",
-            ApiError::BadRequest { .. } => "bad_request",
-            ApiError::NoAnswer { .. } => "no_answer",
-            ApiError::Internal { .. } => "internal",
-            ApiError::Unreachable { .. } => "unreachable",
-        }
+    /// The stable name scripts test: the serde tag, so the typed answer
+    /// and `--json` cannot name a kind differently.
+    pub fn kind(&self) -> String {
+        let tagged = serde_json::to_value(self).unwrap_or_default();
+        tagged["kind"].as_str().unwrap_or("internal").to_string()
     }
 
     /// `sluicectl`'s exit code: 1 when the switch refused or failed the

@@ -4,7 +4,7 @@
 
 use super::members::MemberRow;
 use super::servers::VirtualServer;
-use super::stats::{DropCount, Stats};
+use super::stats::{DropCount, ServerCounters, Stats};
 use super::status::Status;
 use serde::{Deserialize, Serialize};
 
@@ -81,20 +81,14 @@ impl Point {
             .filter(|v| !v.removed)
             .map(|v| {
                 let old = (before.virtual_servers.iter()).find(|o| o.name == v.name && !o.removed);
-                let (p, b, r) = old.map_or((0, 0, 0), |o| {
-                    let rejected = o.rejected_no_member + o.rejected_full + o.denied;
-                    (
-                        o.packets_in + o.packets_out,
-                        o.bytes_in + o.bytes_out,
-                        rejected,
-                    )
-                });
+                let (p0, b0, r0) = old.map_or((0, 0, 0), ServerCounters::totals);
+                let (p1, b1, r1) = v.totals();
                 ServerRate {
                     name: v.name.clone(),
-                    packets_per_s: rate(p, v.packets_in + v.packets_out),
-                    bytes_per_s: rate(b, v.bytes_in + v.bytes_out),
+                    packets_per_s: rate(p0, p1),
+                    bytes_per_s: rate(b0, b1),
                     sessions: v.sessions,
-                    rejected_per_s: rate(r, v.rejected_no_member + v.rejected_full + v.denied),
+                    rejected_per_s: rate(r0, r1),
                 }
             });
         let workers = after.workers.iter().map(|w| {

@@ -94,11 +94,13 @@ impl SessionsEnd {
 }
 
 /// Renders a sessions stream as text or JSON, a frame at a time, so that
-/// `sluicectl` prints each slice as it arrives.
+/// `sluicectl` prints each slice as it arrives. A listing's header comes
+/// with its first frame, unless that frame is a refusal (the whole answer).
 pub struct SessionsRender {
     json: bool,
     flush: bool,
     rows: u64,
+    started: bool,
 }
 
 impl SessionsRender {
@@ -107,11 +109,12 @@ impl SessionsRender {
             json,
             flush: query.flush,
             rows: 0,
+            started: false,
         }
     }
 
     /// What precedes the first frame: a listing's header.
-    pub fn begin(&self) -> &'static str {
+    fn begin(&self) -> &'static str {
         match (self.flush, self.json) {
             (true, _) => "",
             (false, true) => "{\"sessions\":[",
@@ -119,15 +122,29 @@ impl SessionsRender {
         }
     }
 
-    /// The text of one frame.
+    /// The text of one frame (after the header, if it is the first).
     pub fn frame(&mut self, frame: &SessionsFrame) -> String {
-        match frame {
+        let refusal = matches!(frame, SessionsFrame::Error(_));
+        let mut o = self.start(refusal);
+        o += &match frame {
             SessionsFrame::Error(e) if self.json => format!("{}\n", e.json()),
             SessionsFrame::Error(e) => e.text(),
             SessionsFrame::Rows(rows) => self.rows(rows),
             SessionsFrame::End(end) if self.json => format!("{}\n", end_json(end)),
             SessionsFrame::End(end) => end_text(end),
-        }
+        };
+        o
+    }
+
+    /// The header, the first time only (not before a refusal).
+    fn start(&mut self, refusal: bool) -> String {
+        let header = if self.started || refusal {
+            ""
+        } else {
+            self.begin()
+        };
+        self.started = true;
+        header.to_string()
     }
 
     fn rows(&mut self, rows: &[SessionRow]) -> String {
@@ -150,13 +167,14 @@ impl SessionsRender {
     }
 
     /// What closes a stream that stopped before its end (JSON stays parseable).
-    pub fn abandon(&self) -> &'static str {
-        match (self.flush, self.json) {
+    pub fn abandon(&mut self) -> String {
+        let close = match (self.flush, self.json) {
             (false, true) => {
                 "],\"complete\":false,\"error\":\"the answer stopped before its end\"}\n"
             }
             _ => "",
-        }
+        };
+        self.start(false) + close
     }
 }
 
@@ -207,7 +225,7 @@ mod tests {
 
     fn render(query: &SessionsQuery, json: bool, frames: &[SessionsFrame]) -> String {
         let mut r = SessionsRender::new(query, json);
-        let mut out = r.begin().to_string();
+        let mut out = String::new();
         for f in frames {
             out += &r.frame(f);
         }
@@ -266,13 +284,19 @@ mod tests {
         );
         // An abandoned JSON listing still parses, and says it is incomplete.
         let mut r = SessionsRender::new(&q, true);
-        let partial = format!(
-            "{}{}{}",
-            r.begin(),
-            r.frame(&SessionsFrame::Rows(vec![row()])),
-            r.abandon()
-        );
+        let partial = r.frame(&SessionsFrame::Rows(vec![row()])) + &r.abandon();
         let doc: serde_json::Value = serde_json::from_str(&partial).unwrap();
         assert_eq!(doc["complete"], json!(false));
+        let mut nothing = SessionsRender::new(&q, true);
+        let doc: serde_json::Value = serde_json::from_str(&nothing.abandon()).unwrap();
+        assert_eq!(doc["sessions"], json!([]));
+        // A refusal is the whole answer: no header before it.
+        let busy = SessionsFrame::Error(ApiError::Busy {
+            message: "another sessions request".into(),
+        });
+        assert_eq!(
+            render(&q, false, &[busy]),
+            "error: another sessions request\n"
+        );
     }
 }

@@ -68,6 +68,18 @@ pub struct ServerCounters {
     pub rejected_full: u64,
 }
 
+impl ServerCounters {
+    /// (packets both ways, bytes both ways, new sessions refused for any
+    /// reason): what the status page draws rates of.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        (
+            self.packets_in + self.packets_out,
+            self.bytes_in + self.bytes_out,
+            self.rejected_no_member + self.rejected_full + self.denied,
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelCounters {
     pub port: String,

@@ -5,60 +5,70 @@
 //! each), and a command line with the rendered text or JSON.
 
 use super::error::ApiError;
-use super::sessions::SessionsFrame;
 use super::{command, Answer, Request};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// How a request was written, and so how its answer goes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// A JSON request: one JSON [`Answer`] line (frames, for `sessions`).
+    Typed,
+    /// A command line: the answer rendered as text, or as JSON (`--json`).
+    Text { json: bool },
+}
 
 /// A request as read from the socket.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Incoming {
-    /// A JSON request: the answer goes back typed.
-    Typed(Request),
-    /// A command line: the answer goes back rendered, as JSON if asked.
-    Command { request: Request, json: bool },
+pub struct Incoming {
+    pub request: Request,
+    pub form: Form,
 }
 
-/// What one request line asks for.
-pub fn read_request(line: &str) -> Result<Incoming, (ApiError, bool)> {
+/// What one request line asks for; a refusal comes with the form its
+/// answer takes.
+pub fn read_request(line: &str) -> Result<Incoming, (ApiError, Form)> {
     let line = line.trim();
     if line.starts_with('{') {
-        return serde_json::from_str(line)
-            .map(Incoming::Typed)
-            .map_err(|e| {
+        return match serde_json::from_str(line) {
+            Ok(request) => Ok(Incoming {
+                request,
+                form: Form::Typed,
+            }),
+            Err(e) => {
                 let message = format!("not a request: {e}");
-                (ApiError::BadRequest { message }, true)
-            });
+                Err((ApiError::BadRequest { message }, Form::Typed))
+            }
+        };
     }
     let mut words: Vec<&str> = line.split_whitespace().collect();
-    let json = words.contains(&"--json");
+    let form = Form::Text {
+        json: words.contains(&"--json"),
+    };
     words.retain(|w| *w != "--json");
     match command::parse(&words) {
-        Ok(request) => Ok(Incoming::Command { request, json }),
-        Err(e) => Err((e, json)),
+        Ok(request) => Ok(Incoming { request, form }),
+        Err(e) => Err((e, form)),
     }
 }
 
-/// A JSON request line.
-pub fn request_line(r: &Request) -> String {
-    let mut s = serde_json::to_string(r).unwrap_or_default();
-    s.push('\n');
-    s
+/// `answer` in the form its request was written in.
+pub fn answer_in(form: Form, answer: &Answer) -> String {
+    match form {
+        Form::Typed => json_line(answer),
+        Form::Text { json } => rendered(answer, json),
+    }
 }
 
-/// An answer as one JSON line.
-pub fn answer_line(a: &Answer) -> String {
-    let mut s = serde_json::to_string(a).unwrap_or_else(|e| {
-        let e = ApiError::Internal {
-            message: format!("the answer could not be written: {e}"),
-        };
-        serde_json::to_string(&Err::<(), _>(e)).unwrap_or_default()
+/// A request, an answer or a frame as one JSON line. Every field is a
+/// number, a string, a list or a map of those, so writing cannot fail; if
+/// it did, the line would be an `internal` error.
+pub fn json_line<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string(value).unwrap_or_else(|e| {
+        let message = format!("the answer could not be written: {e}");
+        let e: Answer = Err(ApiError::Internal { message });
+        serde_json::to_string(&e).unwrap_or_default()
     });
-    s.push('\n');
-    s
-}
-
-/// A sessions frame as one JSON line.
-pub fn frame_line(f: &SessionsFrame) -> String {
-    let mut s = serde_json::to_string(f).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -73,18 +83,9 @@ pub fn rendered(a: &Answer, json: bool) -> String {
     }
 }
 
-/// An answer line read back.
-pub fn read_answer(line: &str) -> Result<Answer, ApiError> {
-    read_line(line)
-}
-
-/// A sessions frame read back.
-pub fn read_frame(line: &str) -> Result<SessionsFrame, ApiError> {
-    read_line(line)
-}
-
-fn read_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, ApiError> {
-    serde_json::from_str(line).map_err(|e| ApiError::BadRequest {
+/// An answer line or a frame line read back.
+pub fn read_line<T: DeserializeOwned>(line: &str) -> Result<T, ApiError> {
+    serde_json::from_str(line).map_err(|e| ApiError::NoAnswer {
         message: format!(
             "the switch's answer is not understood ({e}): is sluicectl the same version as sluice?"
         ),
@@ -100,26 +101,33 @@ mod tests {
     fn json_lines_are_typed_and_command_lines_are_text() {
         assert_eq!(
             read_request("{\"command\":\"members\"}\n"),
-            Ok(Incoming::Typed(Request::Members))
+            Ok(Incoming {
+                request: Request::Members,
+                form: Form::Typed
+            })
         );
         assert_eq!(
             read_request("stats --json\n"),
-            Ok(Incoming::Command {
+            Ok(Incoming {
                 request: Request::Stats,
-                json: true
+                form: Form::Text { json: true }
             })
         );
-        let (e, json) = read_request("\u{fffd}\u{fffd} garbage\n").unwrap_err();
-        assert!(!json);
-        assert!(e.text().starts_with("error: unknown command"));
-        let (e, _) = read_request("{\"command\":\"reboot\"}").unwrap_err();
-        assert_eq!(e.kind(), "bad_request");
+        let (e, form) = read_request("\u{fffd}\u{fffd} garbage\n").unwrap_err();
+        assert_eq!(form, Form::Text { json: false });
+        assert!(answer_in(form, &Err(e)).starts_with("error: unknown command"));
+        let (e, form) = read_request("{\"command\":\"reboot\"}").unwrap_err();
+        assert_eq!((e.kind(), form), ("bad_request".to_string(), Form::Typed));
+        assert!(answer_in(form, &Err(e)).starts_with("{\"Err\":{\"kind\":\"bad_request\""));
     }
 
     #[test]
     fn a_sessions_request_may_leave_fields_out() {
         let typed = |line: &str| match read_request(line) {
-            Ok(Incoming::Typed(Request::Sessions(q))) => q,
+            Ok(Incoming {
+                request: Request::Sessions(q),
+                form: Form::Typed,
+            }) => q,
             other => panic!("{line}: {other:?}"),
         };
         assert_eq!(typed(r#"{"command":"sessions"}"#), SessionsQuery::default());
@@ -135,12 +143,12 @@ mod tests {
     fn the_readmes_request_line_is_a_member_command() {
         let line = r#"{"command":"member","action":"disable","member":"10.20.0.11:8080"}"#;
         assert_eq!(
-            read_request(line),
-            Ok(Incoming::Typed(Request::Member(MemberCommand {
+            read_request(line).map(|i| i.request),
+            Ok(Request::Member(MemberCommand {
                 action: MemberAction::Disable,
                 member: "10.20.0.11:8080".into(),
                 pool: None,
-            })))
+            }))
         );
     }
 
@@ -150,7 +158,7 @@ mod tests {
             generation: 4,
             changes: vec!["pool web added".into()],
         }));
-        assert_eq!(read_answer(&answer_line(&a)), Ok(a.clone()));
+        assert_eq!(read_line::<Answer>(&json_line(&a)), Ok(a.clone()));
         assert_eq!(
             rendered(&a, false),
             "reloaded: generation 4\n  pool web added\n"
@@ -158,9 +166,9 @@ mod tests {
         let e: Answer = Err(ApiError::NotFound {
             message: "no member 10.0.0.9:80".into(),
         });
-        assert_eq!(read_answer(&answer_line(&e)), Ok(e.clone()));
-        assert!(answer_line(&a).starts_with("{\"Ok\":"));
-        assert!(answer_line(&e).starts_with("{\"Err\":"));
+        assert_eq!(read_line::<Answer>(&json_line(&e)), Ok(e.clone()));
+        assert!(json_line(&a).starts_with("{\"Ok\":"));
+        assert!(json_line(&e).starts_with("{\"Err\":"));
         assert_eq!(rendered(&e, false), "error: no member 10.0.0.9:80\n");
     }
 }

@@ -3,10 +3,10 @@
 //! answer comes back and is printed as text or, with `--json`, as JSON.
 //! Exit codes: 0 done; 1 the request was refused (by the switch, or here
 //! for a bad argument; its `kind` in JSON) or the switch took it and did
-//! not answer in time; 2 no command, or an unknown command or option; 3 no
-//! switch listens on the socket.
+//! not answer in time; 2 no command, or a first word that is no command or
+//! option; 3 no switch listens on the socket.
 
-use sluice_control::api::{self, wire, ApiError, Request, SessionsFrame, SessionsRender};
+use sluice_control::api::{self, wire, Answer, ApiError, Request, SessionsFrame, SessionsRender};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ fn usage() -> String {
         s.push_str(&format!("  {c:<16} {h}\n"));
     }
     s.push_str(
-        "\nexit: 0 done, 1 refused or failed (JSON names its kind), 2 unknown command or option, 3 no switch\n",
+        "\nexit: 0 done, 1 refused or failed (JSON names its kind), 2 no or unknown command, 3 no switch\n",
     );
     s
 }
@@ -156,7 +156,7 @@ enum Failure {
 fn connect(args: &Args, wait: Duration) -> Result<BufReader<UnixStream>, Failure> {
     let mut s = UnixStream::connect(&args.socket).map_err(Failure::Connect)?;
     let sent = (s.set_read_timeout(Some(wait)))
-        .and_then(|()| s.write_all(wire::request_line(&args.request).as_bytes()))
+        .and_then(|()| s.write_all(wire::json_line(&args.request).as_bytes()))
         .and_then(|()| s.shutdown(std::net::Shutdown::Write));
     sent.map_err(Failure::Answer)?;
     Ok(BufReader::new(s))
@@ -169,7 +169,7 @@ fn ask(args: &Args) -> Result<u8, Failure> {
     if got.map_err(Failure::Answer)? == 0 {
         return Err(Failure::Answer(std::io::ErrorKind::UnexpectedEof.into()));
     }
-    let answer = wire::read_answer(&line).unwrap_or_else(Err);
+    let answer: Answer = wire::read_line(&line).unwrap_or_else(Err);
     print!("{}", wire::rendered(&answer, args.json));
     Ok(api::exit_code(&answer))
 }
@@ -192,14 +192,10 @@ fn sessions(args: &Args, mut render: SessionsRender) -> Result<u8, Failure> {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let frame = match wire::read_frame(&line) {
+        let frame = match wire::read_line(&line) {
             Ok(f) => f,
             Err(e) => SessionsFrame::Error(e),
         };
-        let refusal = matches!(frame, SessionsFrame::Error(_));
-        if !started && !refusal {
-            stdout.write_all(render.begin().as_bytes()).map_err(out)?;
-        }
         started = true;
         stdout
             .write_all(render.frame(&frame).as_bytes())

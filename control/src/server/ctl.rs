@@ -8,7 +8,7 @@
 use super::{read_line, write_all, CLIENT_TIMEOUT};
 use crate::sessions::FrameSink;
 use crate::view::View;
-use sluice_control::api::wire::{self, Incoming};
+use sluice_control::api::wire::{self, Form, Incoming};
 use sluice_control::api::{Request, SessionsFrame, SessionsQuery, SessionsRender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,33 +22,25 @@ const STREAM_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) async fn serve(stream: UnixStream, view: Arc<View>) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let line = read_line(r, CLIENT_TIMEOUT).await?;
-    let typed = line.trim_start().starts_with('{');
-    let out = match wire::read_request(&line) {
-        Err((e, _)) if typed => wire::answer_line(&Err(e)),
-        Err((e, json)) => wire::rendered(&Err(e), json),
-        Ok(Incoming::Typed(Request::Sessions(q))) => {
-            return sessions(&view, &q, &mut Typed { w: &mut w }).await
-        }
-        Ok(Incoming::Command {
-            request: Request::Sessions(q),
-            json,
-        }) => {
-            let render = SessionsRender::new(&q, json);
-            let mut sink = Rendered {
-                w: &mut w,
-                render,
-                started: false,
-            };
-            return sessions(&view, &q, &mut sink).await;
-        }
-        Ok(Incoming::Typed(request)) => {
-            wire::answer_line(&crate::dispatch::dispatch(&view, request).await)
-        }
-        Ok(Incoming::Command { request, json }) => {
-            wire::rendered(&crate::dispatch::dispatch(&view, request).await, json)
+    let Incoming { request, form } = match wire::read_request(&line) {
+        Ok(incoming) => incoming,
+        Err((e, form)) => {
+            let out = wire::answer_in(form, &Err(e));
+            return write_all(&mut w, out.as_bytes(), CLIENT_TIMEOUT).await;
         }
     };
-    write_all(&mut w, out.as_bytes(), CLIENT_TIMEOUT).await
+    match (request, form) {
+        (Request::Sessions(q), Form::Typed) => sessions(&view, &q, &mut Typed { w: &mut w }).await,
+        (Request::Sessions(q), Form::Text { json }) => {
+            let render = SessionsRender::new(&q, json);
+            sessions(&view, &q, &mut Rendered { w: &mut w, render }).await
+        }
+        (request, form) => {
+            let answer = crate::dispatch::dispatch(&view, request).await;
+            let out = wire::answer_in(form, &answer);
+            write_all(&mut w, out.as_bytes(), CLIENT_TIMEOUT).await
+        }
+    }
 }
 
 async fn sessions(
@@ -66,7 +58,7 @@ struct Typed<'a, W> {
 
 impl<W: AsyncWrite + Unpin> FrameSink for Typed<'_, W> {
     async fn put(&mut self, frame: SessionsFrame) -> std::io::Result<()> {
-        let line = wire::frame_line(&frame);
+        let line = wire::json_line(&frame);
         write_all(self.w, line.as_bytes(), STREAM_WRITE_TIMEOUT).await
     }
 }
@@ -75,18 +67,11 @@ impl<W: AsyncWrite + Unpin> FrameSink for Typed<'_, W> {
 struct Rendered<'a, W> {
     w: &'a mut W,
     render: SessionsRender,
-    started: bool,
 }
 
 impl<W: AsyncWrite + Unpin> FrameSink for Rendered<'_, W> {
     async fn put(&mut self, frame: SessionsFrame) -> std::io::Result<()> {
-        let mut text = String::new();
-        // A refusal is the whole answer; anything else follows the header.
-        if !self.started && !matches!(frame, SessionsFrame::Error(_)) {
-            text.push_str(self.render.begin());
-        }
-        self.started = true;
-        text.push_str(&self.render.frame(&frame));
+        let text = self.render.frame(&frame);
         write_all(self.w, text.as_bytes(), STREAM_WRITE_TIMEOUT).await
     }
 }

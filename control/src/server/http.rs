@@ -6,7 +6,7 @@
 //! method is refused (405). One request per connection; the request head
 //! is parsed by `httparse`.
 
-use super::{bounded, write_all, CLIENT_TIMEOUT, MAX_REQUEST, SCRAPE_TIMEOUT};
+use super::{bounded, within, write_all, CLIENT_TIMEOUT, MAX_REQUEST, SCRAPE_TIMEOUT};
 use crate::dispatch::dispatch;
 use crate::view::View;
 use sluice_control::api::{Reply, Request};
@@ -202,9 +202,7 @@ async fn read_head<R: tokio::io::AsyncRead + Unpin>(r: R) -> std::io::Result<Vec
             }
         }
     };
-    tokio::time::timeout(SCRAPE_TIMEOUT, read)
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    within(SCRAPE_TIMEOUT, read).await?;
     Ok(head)
 }
 

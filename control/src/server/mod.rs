@@ -219,21 +219,27 @@ async fn bounded(f: impl Future<Output = std::io::Result<()>>) {
 
 /// Reads one request line of at most `MAX_REQUEST` bytes; bytes that are
 /// not UTF-8 are replaced, so a malformed request gets an error answer.
-async fn read_line<R: AsyncRead + Unpin>(r: R, within: Duration) -> std::io::Result<String> {
+async fn read_line<R: AsyncRead + Unpin>(r: R, limit: Duration) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut reader = BufReader::new(r.take(MAX_REQUEST));
-    tokio::time::timeout(within, reader.read_until(b'\n', &mut line))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    within(limit, reader.read_until(b'\n', &mut line)).await?;
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(
     w: &mut W,
     bytes: &[u8],
-    within: Duration,
+    limit: Duration,
 ) -> std::io::Result<()> {
-    tokio::time::timeout(within, w.write_all(bytes))
+    within(limit, w.write_all(bytes)).await
+}
+
+/// `f`'s outcome, or `TimedOut` once `limit` has passed.
+async fn within<T>(
+    limit: Duration,
+    f: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, f)
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
